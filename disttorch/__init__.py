@@ -1,0 +1,55 @@
+"""disttorch: a PyTorch-compatible deep learning framework in Python, built for distributed training.
+
+``import disttorch as torch`` gives the tensor engine and autograd; ``nn``, ``optim``, ``cuda``,
+``distributed`` and the other submodules load on first attribute access, so importing the
+package stays cheap and never imports cupy, mpi4py, zmq or ray.
+"""
+from __future__ import annotations
+
+import importlib as _importlib
+
+__version__ = "0.1.0"
+
+from ._dtype import (  # noqa: E402,F401
+    bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16, float32,
+    float64, get_default_dtype, half, iinfo, int, int8, int16, int32, int64, long, promote_types, result_type,
+    set_default_dtype, short, uint8, can_cast,
+)
+from ._device import device  # noqa: E402,F401
+from ._size import Size  # noqa: E402,F401
+from ._tensor import Tensor  # noqa: E402,F401
+from .ops import *  # noqa: E402,F401,F403
+from . import autograd  # noqa: E402,F401
+from .autograd.grad_mode import (  # noqa: E402,F401
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled,
+)
+from ._runtime import (  # noqa: E402,F401
+    compile, get_num_threads, get_num_interop_threads, is_floating_point, is_complex, is_nonzero, is_tensor,
+    is_storage, numel, set_num_threads, set_num_interop_threads, set_printoptions, use_deterministic_algorithms,
+    are_deterministic_algorithms_enabled, set_float32_matmul_precision, get_float32_matmul_precision,
+)
+
+# Submodules that load on first use (PyTorch makes them attributes of the package).
+_LAZY = {
+    "nn", "optim", "cuda", "backends", "utils", "distributed", "distributions", "onnx", "amp", "profiler",
+    "serialization", "linalg", "special", "fft", "testing", "jit", "hub", "multiprocessing", "random",
+    "launcher", "kernels", "ray", "overrides", "types", "library", "func", "export", "mps", "cpu",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        try:
+            mod = _importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                raise AttributeError(f"disttorch.{name} is not implemented yet (see docs/coverage.md)") from None
+            raise
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'disttorch' has no attribute '{name}': disttorch.{name} is not implemented yet "
+                         "(see docs/coverage.md for what is covered)")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

@@ -1,0 +1,157 @@
+"""Shared plumbing for ops: argument checks, dtype promotion for binary ops, unbroadcasting."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+
+_SCALARS = (bool, int, float, complex, numbers.Number)
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, T.Tensor)
+
+
+def tensor_arg(x, op: str, name: str = "input"):
+    """``x`` if it is a Tensor, else a TypeError naming the op and argument."""
+    if isinstance(x, T.Tensor):
+        return x
+    raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(x).__name__}")
+
+
+def scalar_array(xp, value, np_dtype):
+    """A 0-d array of ``np_dtype`` holding a Python number, wrapping out-of-range ints as PyTorch does."""
+    try:
+        return xp.asarray(value, dtype=np_dtype)
+    except (OverflowError, TypeError, ValueError):
+        return xp.asarray(value).astype(np_dtype)
+
+
+def binary(a, b, op: str, out_dtype=None):
+    """Promote two operands (Tensors or Python numbers) for a binary op.
+
+    Returns ``(xp, a_array, b_array)`` cast to the common dtype (``out_dtype`` overrides the
+    promoted one). Raises the PyTorch error types for mismatched devices or non-numbers.
+    """
+    a_t = a.__class__ is T.Tensor or isinstance(a, T.Tensor)
+    b_t = b.__class__ is T.Tensor or isinstance(b, T.Tensor)
+    if a_t and b_t:
+        ad, bd = a._data, b._data
+        if ad.__class__ is not bd.__class__:
+            raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two "
+                               f"devices, {a.device} and {b.device}!")
+        xp = a._xp
+        if out_dtype is None:
+            if ad.dtype is bd.dtype or ad.dtype == bd.dtype:
+                return xp, ad, bd
+            out_dtype = D.result_type(a, b)
+        nd = out_dtype.np
+        return xp, (ad if ad.dtype == nd else ad.astype(nd)), (bd if bd.dtype == nd else bd.astype(nd))
+    if a_t:
+        _check_scalar(b, op)
+        xp = a._xp
+        nd = (out_dtype or D.result_type(a, b)).np
+        ad = a._data
+        return xp, (ad if ad.dtype == nd else ad.astype(nd)), scalar_array(xp, b, nd)
+    if b_t:
+        _check_scalar(a, op)
+        xp = b._xp
+        nd = (out_dtype or D.result_type(a, b)).np
+        bd = b._data
+        return xp, scalar_array(xp, a, nd), (bd if bd.dtype == nd else bd.astype(nd))
+    raise TypeError(f"{op}(): expected at least one Tensor argument, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _check_scalar(x, op: str) -> None:
+    if not isinstance(x, _SCALARS):
+        raise TypeError(f"{op}(): unsupported operand type {type(x).__name__}; expected a Tensor or a number")
+
+
+def shape_of(x) -> tuple:
+    return tuple(x._data.shape) if isinstance(x, T.Tensor) else ()
+
+
+def broadcast_error(op: str, *shapes) -> RuntimeError:
+    """The PyTorch-style error for shapes that do not broadcast, naming the first bad dimension."""
+    nd = max(len(s) for s in shapes)
+    padded = [(1,) * (nd - len(s)) + tuple(s) for s in shapes]
+    for i in range(nd):
+        sizes = [p[i] for p in padded]
+        big = [s for s in sizes if s != 1]
+        if big and any(s != big[0] for s in big):
+            ia = next(k for k, s in enumerate(sizes) if s != 1)
+            ib = next(k for k, s in enumerate(sizes) if s != 1 and s != big[0])
+            return RuntimeError(
+                f"{op}: The size of tensor {chr(97 + ia)} ({sizes[ia]}) must match the size of tensor "
+                f"{chr(97 + ib)} ({sizes[ib]}) at non-singleton dimension {i} "
+                f"(shapes {', '.join(str(list(s)) for s in shapes)})")
+    return RuntimeError(f"{op}: shapes {', '.join(str(list(s)) for s in shapes)} are not broadcastable")
+
+
+def broadcast_shapes(*shapes, op: str = "broadcast_shapes") -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise broadcast_error(op, *shapes) from None
+
+
+def sum_to(g, shape: tuple):
+    """Reduce gradient ``g`` to ``shape`` by summing the broadcast dimensions (differentiable)."""
+    gshape = g._data.shape
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
+    if dims:
+        g = g.sum(dims, keepdim=True)
+    if lead:
+        g = g.reshape(shape)
+    elif g._data.shape != shape:
+        g = g.reshape(shape)
+    return g
+
+
+def float_dtype(x) -> "D.dtype":
+    """The dtype a float-only op (exp, sqrt, mean...) computes in: ints and bool go to the default float."""
+    d = x.dtype
+    return d if d.is_floating_point or d.is_complex else D.get_default_dtype()
+
+
+def as_float_array(x):
+    """``x``'s array, cast to the default float dtype when it is an integer or bool tensor."""
+    arr = x._data
+    if arr.dtype.kind in "fcV":  # V: ml_dtypes' bfloat16 is a void-kind dtype
+        return arr
+    return arr.astype(D.get_default_dtype().np)
+
+
+def dim_arg(dim, ndim: int, op: str) -> int:
+    return T._wrap_dim(dim, ndim, op)
+
+
+def dims_arg(dim, ndim: int, op: str) -> tuple:
+    """Normalise ``dim`` (int, sequence or None) to a sorted tuple of non-negative dims."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        out = tuple(sorted({T._wrap_dim(d, ndim, op) for d in dim}))
+        if len(out) != len(dim):
+            raise RuntimeError(f"{op}: dim {list(dim)} appears multiple times in the list of dims")
+        return out
+    return (T._wrap_dim(dim, ndim, op),)
+
+
+def quiet(xp):
+    """errstate that silences NumPy's floating warnings (PyTorch returns IEEE results silently)."""
+    return np.errstate(all="ignore") if xp is np else _NullCtx()
+
+
+class _NullCtx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

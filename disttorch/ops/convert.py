@@ -1,0 +1,180 @@
+"""dtype and device conversion (``to``, ``type``, ``float()`` ...) and ``clone``/``contiguous``."""
+from __future__ import annotations
+
+from .. import _dtype as D
+from .. import _tensor as T
+from .._device import CPU, array_module, device
+from ..autograd.function import Node
+from ._helpers import tensor_arg
+
+__all__ = ["clone"]
+
+
+class ToCopyBackward0(Node):
+    def backward(self, g):
+        return _convert(g, self.src_dtype, self.src_device, copy=False)
+
+
+def _convert(x, dtype: D.dtype | None, dev: device | None, copy: bool = False):
+    """``x`` cast to ``dtype`` and moved to ``dev``; returns ``x`` itself when nothing changes."""
+    arr = x._data
+    same_dtype = dtype is None or arr.dtype == dtype.np
+    src_dev = x.device
+    same_dev = dev is None or _same_device(src_dev, dev)
+    if same_dtype and same_dev and not copy:
+        return x
+    if not same_dev:
+        if dev.type == "cpu":
+            arr = arr.get()
+        else:
+            xp = array_module(dev)
+            with xp.cuda.Device(dev.index or 0):
+                arr = xp.asarray(arr)
+    if not same_dtype:
+        arr = arr.astype(dtype.np)
+    elif same_dev and copy:
+        arr = arr.copy()
+    r = T._wrap(arr)
+    if T.needs_grad(x) and (r.dtype.is_floating_point or r.dtype.is_complex):
+        node = ToCopyBackward0(x)
+        node.src_dtype, node.src_device = x.dtype, src_dev
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def _same_device(a: device, b: device) -> bool:
+    if a.type != b.type:
+        return False
+    return a.type == "cpu" or b.index is None or (a.index or 0) == b.index
+
+
+def _parse_to(args, kwargs):
+    dtype = kwargs.pop("dtype", None)
+    dev = kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, T.Tensor):
+            dtype, dev = a.dtype, a.device
+        elif isinstance(a, D.dtype):
+            dtype = a
+        elif isinstance(a, (str, device, int)):
+            dev = a
+        elif isinstance(a, bool):
+            pass
+        elif isinstance(a, type) or a is None:
+            dtype = None if a is None else D.to_dtype(a)
+        else:
+            raise TypeError(f"to() received an invalid combination of arguments: {type(a).__name__}")
+    if dev is not None:
+        dev = device(dev)
+    if dtype is not None:
+        dtype = D.to_dtype(dtype)
+    return dtype, dev, copy
+
+
+class CloneBackward0(Node):
+    def backward(self, g):
+        return g
+
+
+def clone(input, *, memory_format=None):
+    """A copy of ``input`` that stays in the graph (gradient flows back unchanged)."""
+    x = tensor_arg(input, "clone")
+    r = T._wrap(x._data.copy())
+    if T.needs_grad(x):
+        r._requires_grad = True
+        r.grad_fn = CloneBackward0(x)
+    return r
+
+
+class ConvertMethods:
+    __slots__ = ()
+
+    clone = clone
+
+    def to(self, *args, **kwargs):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)``; differentiable."""
+        dtype, dev, copy = _parse_to(args, kwargs)
+        return _convert(self, dtype, dev, copy)
+
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """Without arguments, the type name (``'disttorch.FloatTensor'``); else a cast."""
+        if dtype is None:
+            names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                     "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+                     "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor",
+                     "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
+            prefix = "disttorch.cuda." if self.is_cuda else "disttorch."
+            return prefix + names[self.dtype.name]
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            table = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
+                     "LongTensor": D.int64, "IntTensor": D.int32, "ByteTensor": D.uint8, "BoolTensor": D.bool,
+                     "ShortTensor": D.int16, "CharTensor": D.int8, "BFloat16Tensor": D.bfloat16}
+            dtype = table[dtype.rsplit(".", 1)[-1]]
+        return _convert(self, D.to_dtype(dtype), None)
+
+    def type_as(self, other):
+        return _convert(self, other.dtype, None)
+
+    def float(self, memory_format=None):
+        return _convert(self, D.float32, None)
+
+    def double(self, memory_format=None):
+        return _convert(self, D.float64, None)
+
+    def half(self, memory_format=None):
+        return _convert(self, D.float16, None)
+
+    def bfloat16(self, memory_format=None):
+        return _convert(self, D.bfloat16, None)
+
+    def long(self, memory_format=None):
+        return _convert(self, D.int64, None)
+
+    def int(self, memory_format=None):
+        return _convert(self, D.int32, None)
+
+    def short(self, memory_format=None):
+        return _convert(self, D.int16, None)
+
+    def char(self, memory_format=None):
+        return _convert(self, D.int8, None)
+
+    def byte(self, memory_format=None):
+        return _convert(self, D.uint8, None)
+
+    def bool(self, memory_format=None):
+        return _convert(self, D.bool, None)
+
+    def cpu(self, memory_format=None):
+        return _convert(self, None, CPU)
+
+    def cuda(self, device_=None, non_blocking: bool = False, memory_format=None, **kwargs):
+        idx = kwargs.pop("device", device_)
+        if isinstance(idx, device):
+            dev = idx
+        else:
+            dev = device("cuda", idx if idx is not None else 0)
+        return _convert(self, None, dev)
+
+    def contiguous(self, memory_format=None):
+        if self._data.flags.c_contiguous:
+            return self
+        return clone(self)
+
+    def pin_memory(self, device=None):
+        return self
+
+    def is_pinned(self, device=None) -> bool:
+        return False
+
+    def share_memory_(self):
+        return self
+
+    def is_shared(self) -> bool:
+        return False
