@@ -32,6 +32,9 @@ class _Saved:
     __slots__ = ("tensor", "data", "vc", "version", "is_output", "output_nr", "rg")
 
     def __init__(self, t, node) -> None:
+        if not hasattr(t, "_vc"):  # a Python number saved by an op with a scalar operand
+            self.tensor, self.vc, self.version, self.is_output = t, None, 0, False
+            return
         self.vc = t._vc
         self.version = t._vc[0]
         self.is_output = t.grad_fn is node and node is not None
@@ -45,7 +48,7 @@ class _Saved:
             self.tensor = t
 
     def unpack(self, node):
-        if self.vc[0] != self.version:
+        if self.vc is not None and self.vc[0] != self.version:
             t = self.tensor
             shape = tuple((t._data if t is not None else self.data).shape)
             dt = (t._data if t is not None else self.data).dtype

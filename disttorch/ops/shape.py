@@ -7,7 +7,8 @@ from .. import _tensor as T
 from ..autograd.function import Node
 from ._helpers import sum_to, tensor_arg
 
-__all__ = ["reshape", "unbind"]
+__all__ = ["reshape", "unbind", "transpose", "permute", "t", "squeeze", "unsqueeze", "flatten", "swapaxes",
+           "swapdims", "movedim", "moveaxis"]
 
 
 def _shape_arg(shape) -> tuple:
@@ -164,6 +165,119 @@ def sum_to_size(self, *size):
     return sum_to(self, size)
 
 
+class PermuteBackward0(Node):
+    def backward(self, g):
+        inv = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inv[d] = i
+        return permute(g, inv)
+
+
+def permute(input, *dims):
+    """A view with dimensions reordered: ``permute(x, (2, 0, 1))``."""
+    x = tensor_arg(input, "permute")
+    dims = _shape_arg(dims)
+    nd = x._data.ndim
+    if len(dims) != nd:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+                           f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal to "
+                           f"len(dims) = {len(dims)}")
+    dims = tuple(T._wrap_dim(d, nd, "permute") for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+    r = T._view_of(x, x._data.transpose(dims))
+    if T.needs_grad(x):
+        node = PermuteBackward0(x)
+        node.dims = dims
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+class TransposeBackward0(Node):
+    def backward(self, g):
+        return transpose(g, self.d0, self.d1)
+
+
+def transpose(input, dim0: int, dim1: int):
+    """A view with ``dim0`` and ``dim1`` swapped."""
+    x = tensor_arg(input, "transpose")
+    nd = x._data.ndim
+    d0, d1 = T._wrap_dim(dim0, nd, "transpose"), T._wrap_dim(dim1, nd, "transpose")
+    r = T._view_of(x, x._data.swapaxes(d0, d1) if nd else x._data.view())
+    if T.needs_grad(x):
+        node = TransposeBackward0(x)
+        node.d0, node.d1 = d0, d1
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    """Transpose of a tensor with at most 2 dims."""
+    x = tensor_arg(input, "t")
+    if x._data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
+    return transpose(x, 0, 1) if x._data.ndim == 2 else transpose(x, 0, 0)
+
+
+def movedim(input, source, destination):
+    x = tensor_arg(input, "movedim")
+    nd = x._data.ndim
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should contain the "
+                           f"same number of dims as destination ({dst} dims)")
+    src = [T._wrap_dim(d, nd, "movedim") for d in src]
+    dst = [T._wrap_dim(d, nd, "movedim") for d in dst]
+    order = [d for d in range(nd) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, order)
+
+
+moveaxis = movedim
+
+
+def unsqueeze(input, dim: int):
+    """A view with a size-1 dimension inserted at ``dim``."""
+    x = tensor_arg(input, "unsqueeze")
+    nd = x._data.ndim
+    d = T._wrap_dim(dim, nd + 1, "unsqueeze")
+    return reshape(x, x._data.shape[:d] + (1,) + x._data.shape[d:])
+
+
+def squeeze(input, dim=None):
+    """A view without size-1 dimensions (only those in ``dim`` when given)."""
+    x = tensor_arg(input, "squeeze")
+    shape = x._data.shape
+    nd = len(shape)
+    if dim is None:
+        dims = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        dl = dim if isinstance(dim, (list, tuple)) else (dim,)
+        dims = {T._wrap_dim(d, nd, "squeeze") for d in dl}
+        dims = {d for d in dims if nd and shape[d] == 1}
+    return reshape(x, tuple(s for i, s in enumerate(shape) if i not in dims))
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    """Merge dims ``start_dim..end_dim`` into one (a 0-d tensor becomes 1-d)."""
+    x = tensor_arg(input, "flatten")
+    shape = x._data.shape
+    if not shape:
+        return reshape(x, (1,))
+    s = T._wrap_dim(start_dim, len(shape), "flatten")
+    e = T._wrap_dim(end_dim, len(shape), "flatten")
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    return reshape(x, shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
+
+
 class ShapeMethods:
     __slots__ = ()
 
@@ -172,6 +286,30 @@ class ShapeMethods:
 
     view = view
     expand = expand
+    permute = permute
+    transpose = transpose
+    swapaxes = swapdims = transpose
+    t = t
+    movedim = moveaxis = movedim
+    unsqueeze = unsqueeze
+    squeeze = squeeze
+    flatten = flatten
+
+    @property
+    def T(self):
+        if self._data.ndim not in (0, 2):
+            import warnings
+
+            warnings.warn("The use of `x.T` on tensors of dimension other than 2 to reverse their shape is "
+                          "deprecated and it will throw an error in a future release.", UserWarning, stacklevel=2)
+        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        if self._data.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
+                               f"{self._data.ndim}-D tensor.")
+        return transpose(self, -2, -1)
     unbind = unbind
     sum_to_size = sum_to_size
 
