@@ -1,6 +1,6 @@
 import os
 import sys
 
-# Tests import the package from the checkout even when it is not installed.
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+# Shared helpers (tests/helpers.py) import as `helpers`; the package itself must be installed
+# (`make test` installs it editable), so launcher/ and kernels/ resolve as disttorch.launcher/.kernels.
 sys.path.insert(0, os.path.dirname(__file__))

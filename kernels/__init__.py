@@ -1,0 +1,31 @@
+"""``disttorch.kernels``: CUDA C sources (``*.cu``) and their loader.
+
+Kernels are an optional fast path beside the generic array code (DESIGN rule 1). They are
+compiled at run time by CuPy (``cupy.RawModule``), once per source and device.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+
+def sources() -> list[str]:
+    """Names of the ``.cu`` files shipped with the package."""
+    return sorted(p.name for p in resources.files(__name__).iterdir() if p.name.endswith(".cu"))
+
+
+def source(name: str) -> str:
+    """The CUDA source text of ``name`` (e.g. ``"softmax.cu"``)."""
+    path = resources.files(__name__) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"disttorch.kernels: no kernel source {name!r}; shipped: {sources()}")
+    return path.read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str, device_id: int = 0):
+    """Compile ``name`` with CuPy for GPU ``device_id`` (cached) and return the ``cupy.RawModule``."""
+    import cupy
+
+    with cupy.cuda.Device(device_id):
+        return cupy.RawModule(code=source(name), options=("-std=c++17",))
