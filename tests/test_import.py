@@ -17,7 +17,7 @@ def test_import_does_not_load_heavy_modules():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.parametrize("name", ["autograd", "cuda", "backends"])
+@pytest.mark.parametrize("name", ["autograd", "cuda", "backends", "nn", "optim", "utils", "distributed"])
 def test_submodules_are_attributes(name):
     assert getattr(torch, name) is not None
 
@@ -40,3 +40,10 @@ def test_top_level_basics():
 def test_unknown_attribute_says_not_implemented():
     with pytest.raises(AttributeError, match="not implemented yet"):
         torch.some_function_that_does_not_exist
+
+
+def test_submodule_gap_names_module_and_attribute():
+    import disttorch.nn as nn
+
+    with pytest.raises(AttributeError, match=r"disttorch\.nn\.NoSuchLayer is not implemented yet"):
+        nn.NoSuchLayer

@@ -14,4 +14,6 @@ def __getattr__(name: str):
         from .._tensor import Tensor
 
         return Tensor
-    raise AttributeError(f"disttorch.autograd.{name} is not implemented yet (see docs/coverage.md)")
+    from .._missing import not_implemented_getattr
+
+    return not_implemented_getattr("disttorch.autograd")(name)
