@@ -15,10 +15,16 @@ from .grad_mode import STATE as _GRAD
 __all__ = ["backward", "grad", "run_backward"]
 
 
-def _tensor_mod():
-    from .. import _tensor
+_T = None
 
-    return _tensor
+
+def _tensor_mod():
+    global _T
+    if _T is None:
+        from .. import _tensor
+
+        _T = _tensor
+    return _T
 
 
 def _make_root_grads(outputs, grad_outputs, op: str):
@@ -231,79 +237,48 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
     captured = {}
     seen_grads = {}
     check_nan = _anomaly.STATE.enabled and _anomaly.STATE.check_nan
+    acc_cls = AccumulateGrad
+    heappop, heappush = heapq.heappop, heapq.heappush
     prev = _GRAD.enabled
     _GRAD.enabled = create_graph
     try:
         while ready:
-            _, _, fn = heapq.heappop(ready)
-            buf = buffers.pop(fn, None)
-            grads_in = buf if buf is not None else []
-            tpre = fn.__dict__.get("_tpre") if fn.__class__ is not AccumulateGrad else None
-            if tpre:
-                for nr, hooks in tpre.items():
-                    if nr < len(grads_in) and grads_in[nr] is not None:
-                        for h in list(hooks):
-                            r = h(grads_in[nr])
-                            if r is not None:
-                                grads_in[nr] = r
-            retain = fn.__dict__.get("_retain") if fn.__class__ is not AccumulateGrad else None
-            if retain:
-                for nr, ref in retain.items():
-                    t = ref()
-                    if t is not None and nr < len(grads_in) and grads_in[nr] is not None:
-                        g = grads_in[nr]
-                        if t._grad is None:
-                            t._grad = g.detach().clone() if not create_graph else g.clone()
-                        else:
-                            t._grad = t._grad + g
+            fn = heappop(ready)[2]
+            grads_in = buffers.pop(fn, None) or []
+            is_acc = fn.__class__ is acc_cls
+            fd = fn.__dict__
+            if not is_acc and ("_tpre" in fd or "_retain" in fd):
+                _tensor_hooks(fn, grads_in, create_graph)
             if targets is not None:
-                for nr, g in enumerate(grads_in):
-                    key = (fn, nr)
-                    if g is not None and key in targets:
-                        if accumulate and fn.__class__ is not AccumulateGrad:
-                            t = targets[key]
-                            t._grad = (g if create_graph else g.detach().clone()) if t._grad is None else t._grad + g
-                        elif not accumulate:
-                            if fn.__class__ is AccumulateGrad:
-                                var = fn.variable
-                                hooks = var._aux.get("hooks") if var._aux else None
-                                if hooks:
-                                    for h in list(hooks.values()):
-                                        r = h(g)
-                                        if r is not None:
-                                            g = r
-                            captured[key] = g
-            if fn.__class__ is AccumulateGrad:
+                _capture(fn, grads_in, targets, captured, accumulate, is_acc, create_graph)
+            if is_acc:
                 if accumulate and grads_in and grads_in[0] is not None:
                     _accumulate(fn, grads_in[0], create_graph, seen_grads)
                 continue
             nexts = fn.next_functions
-            if useful is not None and not any(n in useful for n, _ in nexts if n is not None):
-                outs = (None,) * len(nexts)
-            elif not any(g is not None for g in grads_in):
+            if (useful is not None and not any(n in useful for n, _ in nexts if n is not None)) or \
+                    not any(g is not None for g in grads_in):
                 outs = (None,) * len(nexts)
             else:
-                pre = fn.__dict__.get("_node_pre_hooks")
+                pre = fd.get("_node_pre_hooks")
                 if pre:
                     for h in pre:
                         r = h(tuple(grads_in))
                         if r is not None:
                             grads_in = list(r)
-                if len(grads_in) == 0:
-                    grads_in = [None]
                 if fn._multi and len(grads_in) < len(fn._out_meta):
                     grads_in = grads_in + [None] * (len(fn._out_meta) - len(grads_in))
                 try:
                     outs = fn.apply(grads_in)
                 except Exception as e:
-                    trace = getattr(fn, "_trace", None)
+                    trace = fd.get("_trace")
                     if trace and hasattr(e, "add_note"):
                         e.add_note(f"Error detected in {fn.name()}. Traceback of forward call that caused "
                                    f"the error:\n{trace}")
                     raise
                 if check_nan:
                     _anomaly.check_outputs(fn, outs)
-                post = fn.__dict__.get("_post_hooks")
+                post = fd.get("_post_hooks")
                 if post:
                     for h in post:
                         r = h(outs, tuple(grads_in))
@@ -315,14 +290,63 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                 if nxt is None or (useful is not None and nxt not in useful):
                     continue
                 if g is not None:
-                    _add_to_buffer(buffers, nxt, nr, g)
+                    buf = buffers.get(nxt)
+                    if buf is None:
+                        buffers[nxt] = [g] if nr == 0 else [None] * nr + [g]
+                    else:
+                        _add_to_buffer(buffers, nxt, nr, g)
                 d = deps[nxt] - 1
                 deps[nxt] = d
                 if d == 0:
-                    heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+                    heappush(ready, (-nxt._seq, id(nxt), nxt))
     finally:
         _GRAD.enabled = prev
     return captured
+
+
+def _tensor_hooks(fn, grads_in: list, create_graph: bool) -> None:
+    """Hooks registered on non-leaf tensors (register_hook, retain_grad) see the gradient first."""
+    tpre = fn.__dict__.get("_tpre")
+    if tpre:
+        for nr, hooks in tpre.items():
+            if nr < len(grads_in) and grads_in[nr] is not None:
+                for h in list(hooks):
+                    r = h(grads_in[nr])
+                    if r is not None:
+                        grads_in[nr] = r
+    retain = fn.__dict__.get("_retain")
+    if retain:
+        for nr, ref in retain.items():
+            t = ref()
+            if t is not None and nr < len(grads_in) and grads_in[nr] is not None:
+                g = grads_in[nr]
+                if t._grad is None:
+                    t._grad = g.detach().clone() if not create_graph else g.clone()
+                else:
+                    t._grad = t._grad + g
+
+
+def _capture(fn, grads_in: list, targets: dict, captured: dict, accumulate: bool, is_acc: bool,
+             create_graph: bool) -> None:
+    """Record gradients flowing into requested inputs (autograd.grad, or backward(inputs=...))."""
+    for nr, g in enumerate(grads_in):
+        key = (fn, nr)
+        if g is None or key not in targets:
+            continue
+        if accumulate:
+            if not is_acc:  # non-leaf inputs of backward(inputs=...) accumulate into .grad
+                t = targets[key]
+                t._grad = (g if create_graph else g.detach().clone()) if t._grad is None else t._grad + g
+            continue
+        if is_acc:
+            var = fn.variable
+            hooks = var._aux.get("hooks") if var._aux else None
+            if hooks:
+                for h in list(hooks.values()):
+                    r = h(g)
+                    if r is not None:
+                        g = r
+        captured[key] = g
 
 
 def _add_to_buffer(buffers: dict, fn, nr: int, g) -> None:
