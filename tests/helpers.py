@@ -43,6 +43,9 @@ def assert_close(actual, expected, rtol: float = 1e-6, atol: float = 1e-8, check
         assert actual.dtype == check_dtype, f"dtype {actual.dtype} != {check_dtype}"
     if a.dtype.kind in "biu" and e.dtype.kind in "biu":
         np.testing.assert_array_equal(a, e)
+    elif a.dtype.kind == "c" or e.dtype.kind == "c":
+        np.testing.assert_allclose(a.astype(np.complex128), e.astype(np.complex128), rtol=rtol, atol=atol,
+                                   equal_nan=True)
     else:
         np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol,
                                    equal_nan=True)

@@ -1,15 +1,26 @@
-"""Differentiable primitives by family; ``disttorch`` re-exports their public functions."""
-from .compare import *  # noqa: F401,F403
-from .convert import *  # noqa: F401,F403
-from .creation import *  # noqa: F401,F403
-from .elementwise import *  # noqa: F401,F403
-from .index import *  # noqa: F401,F403
-from .join import *  # noqa: F401,F403
-from .linalg import *  # noqa: F401,F403
-from .pointwise import *  # noqa: F401,F403
-from .random import *  # noqa: F401,F403
-from .reduce import *  # noqa: F401,F403
-from .scan import *  # noqa: F401,F403
-from .shape import *  # noqa: F401,F403
-from .softmax import *  # noqa: F401,F403
-from .sort import *  # noqa: F401,F403
+"""Differentiable primitives by family; ``disttorch`` re-exports their public functions.
+
+Only the functions in each family's ``__all__`` are exported, never the family modules themselves
+(``disttorch.linalg`` and ``disttorch.random`` are separate public modules). ``__all__`` is computed
+before the star imports, which rebind names such as ``sort`` from module to function.
+"""
+from . import compare, convert, creation, elementwise, index, join, linalg, pointwise, random, reduce, scan, \
+    shape, softmax, sort
+
+__all__ = [name for mod in (compare, convert, creation, elementwise, index, join, linalg, pointwise, random, reduce,
+                            scan, shape, softmax, sort) for name in mod.__all__]
+
+from .compare import *  # noqa: E402,F401,F403
+from .convert import *  # noqa: E402,F401,F403
+from .creation import *  # noqa: E402,F401,F403
+from .elementwise import *  # noqa: E402,F401,F403
+from .index import *  # noqa: E402,F401,F403
+from .join import *  # noqa: E402,F401,F403
+from .linalg import *  # noqa: E402,F401,F403
+from .pointwise import *  # noqa: E402,F401,F403
+from .random import *  # noqa: E402,F401,F403
+from .reduce import *  # noqa: E402,F401,F403
+from .scan import *  # noqa: E402,F401,F403
+from .shape import *  # noqa: E402,F401,F403
+from .softmax import *  # noqa: E402,F401,F403
+from .sort import *  # noqa: E402,F401,F403

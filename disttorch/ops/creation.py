@@ -1,63 +1,145 @@
-"""Tensor creation: tensor, as_tensor, from_numpy, zeros/ones/full/empty (+ _like), arange, linspace, eye."""
+"""Tensor creation: tensor, as_tensor, from_numpy, zeros/ones/full/empty (+ _like), arange, linspace, eye.
+
+Factories take ``dtype``, ``device``, ``requires_grad`` and (where PyTorch has it) ``out=``; with ``out``
+and no ``dtype`` the result takes ``out``'s dtype. Sizes are varargs or one sequence (``zeros(2, 3)``,
+``zeros((2, 3))``, ``zeros(size=(2, 3))``).
+"""
 from __future__ import annotations
 
 import builtins
 import math
+import warnings
 
 import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import CPU, array_module, device as _device_cls
+from ._helpers import quiet
+from .elementwise import _out
 
 __all__ = ["tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like",
            "ones_like", "full_like", "empty_like", "arange", "range", "linspace", "logspace", "eye",
            "scalar_tensor", "empty_strided", "frombuffer"]
 
+_NUMBER = (builtins.bool, builtins.int, builtins.float, builtins.complex, np.number, np.bool_)
 
-def _resolve(dtype, device):
-    dt = None if dtype is None else D.to_dtype(dtype)
-    dev = CPU if device is None else _device_cls(device)
+
+def _resolve(dtype, device, out=None, default=None):
+    """(dtype, device, array module) for a factory; ``out`` supplies dtype and device when not given."""
+    if dtype is not None:
+        dt = D.to_dtype(dtype)
+        if out is not None and out.dtype is not dt:
+            raise RuntimeError(f"dtype {dt} does not match dtype of out parameter ({out.dtype})")
+    else:
+        dt = out.dtype if out is not None else default
+    if device is not None:
+        dev = device if device.__class__ is _device_cls else _device_cls(device)
+    else:
+        dev = out.device if out is not None else CPU
     return dt, dev, array_module(dev)
 
 
-def _finish(arr, requires_grad: bool, op: str):
+def _finish(arr, requires_grad: bool, out=None):
     t = T._wrap(arr)
     if requires_grad:
         t.requires_grad_(True)
-    return t
+    return t if out is None else _out(t, out)
 
 
-def _infer_dtype(data) -> D.dtype:
-    """PyTorch's inference for nested Python data: bool < int64 < default float < complex."""
-    cat = -1
+# ------------------------------------------------------------------------------------------
+# tensor() and friends: Python data -> array
+# ------------------------------------------------------------------------------------------
+def _leaf_dtype(x) -> D.dtype:
+    if isinstance(x, (builtins.bool, np.bool_)):
+        return D.bool
+    if isinstance(x, np.generic):
+        return D.from_numpy_dtype(x.dtype)
+    if isinstance(x, builtins.int):
+        return D.int64
+    if isinstance(x, builtins.float):
+        return D.get_default_dtype()
+    if isinstance(x, builtins.complex):
+        return D.get_default_dtype().to_complex()
+    raise TypeError(f"tensor(): could not infer dtype of {type(x).__name__} (expected numbers, sequences of "
+                    "numbers, arrays or tensors)")
+
+
+def _infer_dtype(data):
+    """PyTorch's inference: promote the dtypes of all leaves (bool, int -> int64, float -> the default dtype;
+    NumPy scalars/arrays and tensors keep theirs); an empty sequence gives the default dtype.
+
+    Returns ``(dtype, whether a Tensor is nested inside)``.
+    """
+    res = None
+    has_tensor = False
     stack = [data]
     while stack:
         x = stack.pop()
         if isinstance(x, (list, tuple)):
             stack.extend(x)
-        elif isinstance(x, T.Tensor):
+            continue
+        if isinstance(x, T.Tensor):
             d = x.dtype
-            cat = builtins.max(cat, d._cat) if d._cat != 2 else builtins.max(cat, 2)
-            if d._cat == 2 and d is not D.get_default_dtype() and cat <= 2:
-                pass
-        elif isinstance(x, (bool, np.bool_)):
-            cat = builtins.max(cat, 0)
-        elif isinstance(x, (builtins.int, np.integer)):
-            cat = builtins.max(cat, 1)
-        elif isinstance(x, (builtins.float, np.floating)):
-            cat = builtins.max(cat, 2)
-        elif isinstance(x, (builtins.complex, np.complexfloating)):
-            cat = builtins.max(cat, 3)
+            has_tensor = True
+        elif isinstance(x, np.ndarray):
+            d = D.from_numpy_dtype(x.dtype)
         else:
-            raise TypeError(f"tensor(): could not infer dtype of {type(x).__name__}")
-    if cat == 0:
-        return D.bool
-    if cat == 1:
-        return D.int64
-    if cat == 3:
-        return D.get_default_dtype().to_complex()
-    return D.get_default_dtype()
+            d = _leaf_dtype(x)
+        res = d if res is None else D.promote_types(res, d)
+    return (D.get_default_dtype() if res is None else res), has_tensor
+
+
+def _ragged_error(data) -> ValueError:
+    """The PyTorch-style message for a nested sequence that is not rectangular."""
+    shape = []
+    x = data
+    while isinstance(x, (list, tuple, np.ndarray, T.Tensor)) and len(x):
+        shape.append(len(x))
+        x = x[0]
+
+    def walk(x, d):
+        is_seq = isinstance(x, (list, tuple, np.ndarray, T.Tensor)) and not (hasattr(x, "ndim") and x.ndim == 0)
+        if d == len(shape):
+            if is_seq:
+                return f"found a sequence at dim {d} where a number was expected"
+            return None
+        if not is_seq:
+            return f"expected sequence of length {shape[d]} at dim {d} (got {type(x).__name__})"
+        if len(x) != shape[d]:
+            return f"expected sequence of length {shape[d]} at dim {d} (got {len(x)})"
+        for y in x:
+            msg = walk(y, d + 1)
+            if msg:
+                return msg
+        return None
+
+    msg = walk(data, 0) or "the nested sequence is not rectangular"
+    return ValueError(f"tensor(): {msg}")
+
+
+def _tensors_to_lists(seq):
+    out = []
+    for x in seq:
+        if isinstance(x, T.Tensor):
+            if x._data.ndim == 0:
+                x = x.item()
+            elif x._data.size != 1:
+                raise ValueError(f"only one element tensors can be converted to Python scalars (got a tensor of "
+                                 f"shape {list(x.shape)} inside a list; use disttorch.stack to join tensors)")
+            else:
+                x = x.tolist()
+        elif isinstance(x, (list, tuple)):
+            x = _tensors_to_lists(x)
+        out.append(x)
+    return out
+
+
+def _native(arr):
+    """A NumPy array in native byte order (big-endian data is converted)."""
+    if arr.dtype.byteorder not in "=|":
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
 
 
 def _to_array(data, dtype, xp, copy: bool):
@@ -72,38 +154,50 @@ def _to_array(data, dtype, xp, copy: bool):
             arr = arr.get() if xp is np else xp.asarray(arr)
         return arr
     if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
+        if isinstance(data, np.ndarray):
+            data = _native(data)
         if dtype is None:
             dtype = D.from_numpy_dtype(data.dtype)
-        arr = xp.array(data, dtype=dtype.np, copy=copy) if copy else xp.asarray(data, dtype=dtype.np)
-        return arr
-    if isinstance(data, np.generic):
-        dtype = dtype or D.from_numpy_dtype(data.dtype)
-        return xp.asarray(data, dtype=dtype.np)
-    if isinstance(data, (list, tuple)) and _has_tensor(data):
-        data = _tensors_to_lists(data)
+        with quiet(np):
+            return xp.array(data, dtype=dtype.np, copy=True) if copy else xp.asarray(data, dtype=dtype.np)
+    if isinstance(data, (str, bytes)) or not isinstance(data, (list, tuple) + _NUMBER):
+        if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (str, bytes, dict)):
+            data = list(data)  # range, deque, other sequences
+        else:
+            raise TypeError(f"tensor(): could not infer dtype of {type(data).__name__} (expected numbers, "
+                            "sequences of numbers, arrays or tensors)")
+    inferred, has_tensor = _infer_dtype(data)  # also rejects non-number leaves
     if dtype is None:
-        dtype = _infer_dtype(data)
+        dtype = inferred
+    if has_tensor and isinstance(data, (list, tuple)):
+        data = _tensors_to_lists(data)
+    npdt = np.dtype(np.float32) if dtype is D.bfloat16 else dtype.np
     try:
-        if dtype.name == "bfloat16":
-            return xp.asarray(np.asarray(data, dtype=np.float32).astype(dtype.np))
-        return xp.asarray(np.array(data, dtype=dtype.np))
-    except ValueError as e:
-        raise ValueError(f"tensor(): the nested sequence is not rectangular or holds non-numbers ({e})") from None
+        with quiet(np):
+            arr = np.array(data, dtype=npdt)
     except OverflowError:
-        return xp.asarray(np.array(data).astype(dtype.np))
-
-
-def _has_tensor(seq) -> bool:
-    return any(isinstance(x, T.Tensor) or (isinstance(x, (list, tuple)) and _has_tensor(x)) for x in seq)
-
-
-def _tensors_to_lists(seq):
-    return [x.tolist() if isinstance(x, T.Tensor) else (_tensors_to_lists(x) if isinstance(x, (list, tuple)) else x)
-            for x in seq]
+        # Out-of-range ints wrap into small integer dtypes as in PyTorch; beyond int64 is an error.
+        arr = np.array(data)
+        if arr.dtype.kind == "O":
+            raise RuntimeError(f"tensor(): Overflow when unpacking long: a value does not fit in {dtype}") from None
+        with quiet(np):
+            arr = arr.astype(npdt)
+    except ValueError:
+        raise _ragged_error(data) from None
+    if dtype is D.bfloat16:
+        arr = arr.astype(dtype.np)
+    return arr if xp is np else xp.asarray(arr)
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
-    """A new tensor that copies ``data`` (nested lists, numbers, arrays or tensors).
+    """A new tensor that copies ``data`` (nested lists, numbers, NumPy arrays or tensors).
+
+    Args:
+        data: the values; its dtype is inferred when ``dtype`` is None (bool -> bool, int -> int64,
+            float -> the default dtype, NumPy arrays and tensors keep theirs).
+        dtype: the result's dtype.
+        device: the result's device.
+        requires_grad: make the result a leaf that requires grad (floating/complex dtypes only).
 
     Example:
         >>> disttorch.tensor([[1, 2], [3, 4]]).dtype
@@ -111,13 +205,10 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
     """
     dt, dev, xp = _resolve(dtype, device)
     if isinstance(data, T.Tensor):
-        import warnings
-
         warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor.clone().detach() "
                       "or sourceTensor.clone().detach().requires_grad_(True), rather than "
                       "disttorch.tensor(sourceTensor).", UserWarning, stacklevel=2)
-    arr = _to_array(data, dt, xp, copy=True)
-    return _finish(arr, requires_grad, "tensor")
+    return _finish(_to_array(data, dt, xp, copy=True), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -132,187 +223,302 @@ def as_tensor(data, dtype=None, device=None):
 
 
 def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad: bool = False):
+    """``as_tensor`` with ``copy=True`` to force a copy (``copy=None``/False share memory when possible)."""
     t = as_tensor(obj, dtype=dtype, device=device)
     if copy:
-        t = t.clone()
+        t = T._wrap(t._data.copy())
+    elif t is obj:
+        t = obj.detach()  # an alias: never change the caller's tensor's flags
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
 def from_numpy(ndarray) -> "T.Tensor":
-    """A tensor sharing memory with a NumPy array (writes show through both ways)."""
+    """A tensor sharing memory with a NumPy array (writes show through both ways).
+
+    Example:
+        >>> a = np.zeros(3); disttorch.from_numpy(a)[0] = 1; a[0]
+        1.0
+    """
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    if ndarray.dtype.byteorder not in "=|":
+        raise ValueError("given numpy array has byte order different from the native byte order. Conversion "
+                         "between byte orders is currently not supported.")
     D.from_numpy_dtype(ndarray.dtype)
     return T._wrap(ndarray)
 
 
 def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad: bool = False):
-    arr = np.frombuffer(buffer, dtype=D.to_dtype(dtype).np, count=count, offset=offset)
-    return _finish(arr, requires_grad, "frombuffer")
+    """A 1-D tensor sharing memory with a Python buffer (``offset`` in bytes, ``count`` elements)."""
+    dt = D.to_dtype(dtype)
+    try:
+        arr = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
+    except ValueError as e:
+        raise ValueError(f"frombuffer: cannot read count={count} elements of {dt} at offset={offset} from a buffer "
+                         f"of {memoryview(buffer).nbytes} bytes ({e})") from None
+    return _finish(arr, requires_grad)
 
 
-def _size_args(size, op: str) -> tuple:
+# ------------------------------------------------------------------------------------------
+# filled tensors
+# ------------------------------------------------------------------------------------------
+def _size_args(size, op: str, kw=None) -> tuple:
+    """Normalise varargs sizes (``2, 3``), one sequence (``(2, 3)``) or the ``size=`` keyword."""
+    if kw is not None:
+        if size:
+            raise TypeError(f"{op}(): got multiple values for argument 'size'")
+        size = (kw,)
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = tuple(size[0])
+    elif not size:
+        raise TypeError(f"{op}() missing 1 required positional argument: 'size'")
     out = []
     for s in size:
         if isinstance(s, T.Tensor):
             s = s.__index__()
-        if not isinstance(s, (builtins.int, np.integer)):
+        if isinstance(s, builtins.bool) or not isinstance(s, (builtins.int, np.integer)):
             raise TypeError(f"{op}(): argument 'size' must be tuple of ints, but found element of type "
-                            f"{type(s).__name__}")
+                            f"{type(s).__name__} at pos {len(out)}")
         if s < 0:
             raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension {s}: {list(size)}")
         out.append(builtins.int(s))
     return tuple(out)
 
 
-def _filled(op: str, size, fill, dtype, device, requires_grad: bool, out=None):
-    shape = _size_args(size, op)
-    dt, dev, xp = _resolve(dtype, device)
-    dt = dt or D.get_default_dtype()
+def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
     if fill is None:
-        arr = xp.empty(shape, dtype=dt.np)
-    elif fill == 0:
-        arr = xp.zeros(shape, dtype=dt.np)
-    else:
-        arr = xp.full(shape, fill, dtype=dt.np)
-    t = _finish(arr, requires_grad, op)
-    if out is not None:
-        out._data = t._data
-        out._vc[0] += 1
-        return out
-    return t
+        return xp.empty(shape, dtype=dt.np)
+    if (fill.__class__ is builtins.int or fill.__class__ is builtins.bool) and fill == 0:
+        return xp.zeros(shape, dtype=dt.np)
+    if isinstance(fill, (builtins.float, np.floating)) and not math.isfinite(fill) and dt._cat < 2:
+        raise RuntimeError(f"{op}: value cannot be converted to type {dt} without overflow: {fill}")
+    try:
+        if dt is D.bfloat16:
+            return xp.full(shape, fill, dtype=np.float32).astype(dt.np)
+        return xp.full(shape, fill, dtype=dt.np)
+    except (OverflowError, TypeError, ValueError):
+        raise RuntimeError(f"{op}: value cannot be converted to type {dt} without overflow: {fill}") from None
 
 
-def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False):
-    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    return _filled("zeros", size, 0, dtype, device, requires_grad, out)
+def _filled(op: str, size, fill, dtype, device, requires_grad: bool, out=None, size_kw=None):
+    shape = _size_args(size, op, size_kw)
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    return _finish(_fill_array(xp, shape, fill, dt, op), requires_grad, out)
 
 
-def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False):
+def zeros(*sizes, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+          pin_memory: bool = False, size=None):
+    """A tensor of zeros: ``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros(size=(2, 3))``."""
+    return _filled("zeros", sizes, 0, dtype, device, requires_grad, out, size)
+
+
+def ones(*sizes, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+         pin_memory: bool = False, size=None):
     """A tensor of ones."""
-    return _filled("ones", size, 1, dtype, device, requires_grad, out)
+    return _filled("ones", sizes, 1, dtype, device, requires_grad, out, size)
 
 
-def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
-          pin_memory: bool = False, memory_format=None):
+def empty(*sizes, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+          pin_memory: bool = False, memory_format=None, size=None):
     """An uninitialised tensor (its values are whatever the allocator left)."""
-    return _filled("empty", size, None, dtype, device, requires_grad, out)
+    return _filled("empty", sizes, None, dtype, device, requires_grad, out, size)
 
 
 def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
                   pin_memory: bool = False):
-    return _filled("empty_strided", (tuple(size),), None, dtype, device, requires_grad)
+    """An uninitialised tensor with the given element strides."""
+    shape = _size_args((size,), "empty_strided")
+    stride = tuple(builtins.int(s) for s in stride)
+    if len(stride) != len(shape):
+        raise RuntimeError(f"empty_strided: mismatch in length of strides and shape ({list(stride)} and "
+                           f"{list(shape)})")
+    dt, dev, xp = _resolve(dtype, device, None, D.get_default_dtype())
+    if 0 in shape or not shape:
+        return _finish(xp.empty(shape, dtype=dt.np), requires_grad)
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"empty_strided: strides must be non-negative, got {list(stride)}")
+    n = 1 + builtins.sum((d - 1) * s for d, s in zip(shape, stride))
+    buf = xp.empty(n, dtype=dt.np)
+    arr = xp.lib.stride_tricks.as_strided(buf, shape, tuple(s * dt.itemsize for s in stride))
+    return _finish(arr, requires_grad)
 
 
-def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False):
-    """A tensor filled with ``fill_value``; its dtype is inferred from the value when not given."""
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+         pin_memory: bool = False):
+    """A tensor filled with ``fill_value``; without ``dtype`` it is inferred from the value.
+
+    Example:
+        >>> disttorch.full((2,), 1).dtype, disttorch.full((2,), 1.5).dtype, disttorch.full((2,), True).dtype
+        (disttorch.int64, disttorch.float32, disttorch.bool)
+    """
     if isinstance(fill_value, T.Tensor):
+        if fill_value.numel() != 1:
+            raise RuntimeError(f"full: fill_value must be a number or a one-element tensor, got shape "
+                               f"{list(fill_value.shape)}")
         fill_value = fill_value.item()
-    if dtype is None:
+    if dtype is None and out is None:
         dtype = D._scalar_dtype(fill_value)
-    return _filled("full", (tuple(size) if isinstance(size, (list, tuple)) else (size,)), fill_value, dtype,
-                   device, requires_grad, out)
+    return _filled("full", (size if isinstance(size, (list, tuple)) else (size,),), fill_value, dtype, device,
+                   requires_grad, out)
 
 
-def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False):
-    return full((), s, dtype=dtype or D.get_default_dtype(), device=device, requires_grad=requires_grad)
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+                  pin_memory: bool = False):
+    """A 0-d tensor holding ``s`` (default dtype unless ``dtype`` is given)."""
+    return full((), _num(s), dtype=dtype or D.get_default_dtype(), device=device, requires_grad=requires_grad)
 
 
 def _like(op: str, input, fill, dtype, device, requires_grad):
     if not isinstance(input, T.Tensor):
         raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    dtype = input.dtype if dtype is None else dtype
-    device = input.device if device is None else device
-    return _filled(op, (tuple(input._data.shape),), fill, dtype, device, requires_grad)
+    dt = input.dtype if dtype is None else D.to_dtype(dtype)
+    dev = input.device if device is None else _device_cls(device)
+    return _finish(_fill_array(array_module(dev), input._data.shape, fill, dt, op), requires_grad)
 
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None):
+    """Zeros with ``input``'s shape (and dtype/device unless given)."""
     return _like("zeros_like", input, 0, dtype, device, requires_grad)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None):
+    """Ones with ``input``'s shape."""
     return _like("ones_like", input, 1, dtype, device, requires_grad)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None):
+    """An uninitialised tensor with ``input``'s shape."""
     return _like("empty_like", input, None, dtype, device, requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
               memory_format=None):
-    if isinstance(fill_value, T.Tensor):
-        fill_value = fill_value.item()
-    return _like("full_like", input, fill_value, dtype, device, requires_grad)
+    """``fill_value`` in ``input``'s shape and dtype (the value is cast to it)."""
+    return _like("full_like", input, _num(fill_value), dtype, device, requires_grad)
 
 
+# ------------------------------------------------------------------------------------------
+# ranges
+# ------------------------------------------------------------------------------------------
 def _num(x):
     return x.item() if isinstance(x, T.Tensor) else x
 
 
+def _is_float(v) -> bool:
+    return isinstance(v, (builtins.float, np.floating))
+
+
 def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
-           requires_grad: bool = False):
-    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 unless an argument is a float."""
+           requires_grad: bool = False, pin_memory: bool = False):
+    """Values from ``start`` to ``end`` (exclusive) by ``step``: ``ceil((end - start) / step)`` of them.
+
+    The dtype is int64 when all arguments are integers, else the default float dtype.
+
+    Example:
+        >>> disttorch.arange(0, 1, 0.25)
+        tensor([0.0000, 0.2500, 0.5000, 0.7500])
+    """
     start, end, step = _num(start), _num(end), _num(step)
     if end is None:
         start, end = 0, start
+    for v in (start, end, step):
+        if not isinstance(v, (builtins.int, builtins.float, np.integer, np.floating)):
+            raise TypeError(f"arange(): arguments must be real numbers, got {type(v).__name__}")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise RuntimeError(f"arange: unsupported range: {start} -> {end}")
     if step == 0:
         raise RuntimeError("arange: step must be nonzero")
     if (end - start) * step < 0:
         raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
-    dt, dev, xp = _resolve(dtype, device)
-    if dt is None:
-        is_float = any(isinstance(v, (builtins.float, np.floating)) for v in (start, end, step))
-        dt = D.get_default_dtype() if is_float else D.int64
-    n = builtins.max(0, math.ceil((end - start) / step))
-    # Computed in float64/int64 then cast, so float32 ranges match PyTorch's element count.
-    arr = (xp.arange(n, dtype=np.float64) * step + start) if dt.is_floating_point else \
-        xp.arange(start, start + n * step, step, dtype=np.int64)[:n]
-    return _finish(arr.astype(dt.np), requires_grad, "arange")
+    any_float = _is_float(start) or _is_float(end) or _is_float(step)
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype() if any_float else D.int64)
+    if any_float:
+        n = builtins.max(0, math.ceil((end - start) / step))  # in double, as PyTorch sizes it
+        arr = xp.arange(n, dtype=np.float64) * step + start
+    else:
+        start, end, step = builtins.int(start), builtins.int(end), builtins.int(step)
+        n = builtins.max(0, -((start - end) // step))  # exact ceil for integers
+        arr = xp.arange(n, dtype=np.int64) * step + start
+    with quiet(xp):
+        arr = arr if arr.dtype == dt.np else arr.astype(dt.np)
+    return _finish(arr, requires_grad, out)
 
 
-def range(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False):  # noqa: A001
-    """Deprecated in PyTorch: like arange but includes ``end``; float by default."""
+def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,  # noqa: A001
+          requires_grad: bool = False):
+    """Deprecated in PyTorch: like arange but includes ``end``; the default float dtype."""
+    warnings.warn("disttorch.range is deprecated and will be removed in a future release because its behavior "
+                  "is inconsistent with Python's range builtin. Instead, use disttorch.arange, which produces "
+                  "values in [start, end).", UserWarning, stacklevel=2)
+    start, end, step = _num(start), _num(end), _num(step)
     if end is None:
         start, end = 0, start
-    dt, dev, xp = _resolve(dtype, device)
-    dt = dt or D.get_default_dtype()
-    n = builtins.int(math.floor((end - start) / step)) + 1
+    if step == 0:
+        raise RuntimeError("range: step must be nonzero")
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    n = builtins.max(0, builtins.int(math.floor((end - start) / step)) + 1)
     arr = xp.arange(n, dtype=np.float64) * step + start
-    return _finish(arr.astype(dt.np), requires_grad, "range")
+    return _finish(arr.astype(dt.np), requires_grad, out)
+
+
+def _steps_arg(steps, op: str) -> int:
+    steps = _num(steps)
+    if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)):
+        raise TypeError(f"{op}(): argument 'steps' must be int, not {type(steps).__name__}")
+    if steps < 0:
+        raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
+    return builtins.int(steps)
+
+
+def _linspace_f64(xp, start, end, steps: int):
+    # PyTorch's symmetric formula: the first half counts up from start, the second down from end.
+    if steps == 1:
+        return xp.full(1, start, dtype=np.float64)
+    step = (end - start) / (steps - 1)
+    i = xp.arange(steps, dtype=np.float64)
+    return xp.where(i < steps // 2, start + step * i, end - step * (steps - 1 - i))
 
 
 def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, device=None,
              requires_grad: bool = False):
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
-    if not isinstance(steps, (builtins.int, np.integer)) or steps < 0:
-        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
-    dt, dev, xp = _resolve(dtype, device)
-    dt = dt or D.get_default_dtype()
-    arr = xp.linspace(_num(start), _num(end), steps, dtype=np.float64)
-    return _finish(arr.astype(dt.np), requires_grad, "linspace")
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
+    steps = _steps_arg(steps, "linspace")
+    start, end = _num(start), _num(end)
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    if isinstance(start, complex) or isinstance(end, complex):
+        if dtype is None and out is None:
+            dt = D.get_default_dtype().to_complex()
+        arr = xp.linspace(start, end, steps)
+    else:
+        arr = _linspace_f64(xp, start, end, steps)
+    with quiet(xp):
+        return _finish(arr.astype(dt.np), requires_grad, out)
 
 
-def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, layout=None, device=None,
+def logspace(start, end, steps: int, base: float = 10.0, *, out=None, dtype=None, layout=None, device=None,
              requires_grad: bool = False):
-    dt, dev, xp = _resolve(dtype, device)
-    dt = dt or D.get_default_dtype()
-    arr = xp.logspace(_num(start), _num(end), steps, base=base, dtype=np.float64)
-    return _finish(arr.astype(dt.np), requires_grad, "logspace")
+    """``base ** linspace(start, end, steps)``."""
+    steps = _steps_arg(steps, "logspace")
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    with quiet(xp):
+        arr = xp.power(float(base), _linspace_f64(xp, _num(start), _num(end), steps))
+        return _finish(arr.astype(dt.np), requires_grad, out)
 
 
 def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, device=None,
-        requires_grad: bool = False):
-    """The identity matrix (``n`` x ``m``)."""
-    dt, dev, xp = _resolve(dtype, device)
-    dt = dt or D.get_default_dtype()
-    if n < 0 or (m is not None and m < 0):
-        raise RuntimeError(f"eye: n and m must be non-negative, got n={n}, m={m}")
-    return _finish(xp.eye(n, m, dtype=dt.np), requires_grad, "eye")
+        requires_grad: bool = False, pin_memory: bool = False):
+    """The ``n`` x ``m`` identity matrix (``m`` defaults to ``n``)."""
+    n, m = _num(n), _num(m)
+    for name, v in (("n", n), ("m", m)):
+        if v is not None and (isinstance(v, builtins.bool) or not isinstance(v, (builtins.int, np.integer))):
+            raise TypeError(f"eye(): argument '{name}' must be int, not {type(v).__name__}")
+        if v is not None and v < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
+    dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    return _finish(xp.eye(n, m, dtype=dt.np), requires_grad, out)
 
 
 def _legacy_new(*args, dtype=None, device=None):
@@ -320,26 +526,50 @@ def _legacy_new(*args, dtype=None, device=None):
     dt = D.to_dtype(dtype) if dtype is not None else D.get_default_dtype()
     if not args:
         return empty(0, dtype=dt, device=device)
-    if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
-        return T._wrap(_to_array(args[0], dt, array_module(_device_cls(device or "cpu")), copy=True))
+    if len(args) == 1:
+        a = args[0]
+        from .._size import Size
+
+        if not isinstance(a, (builtins.int, np.integer, Size)):
+            return T._wrap(_to_array(a, dt, array_module(_device_cls(device or "cpu")), copy=True))
     return empty(*args, dtype=dt, device=device)
 
 
 class CreationMethods:
     __slots__ = ()
 
-    def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False):
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                   pin_memory: bool = False):
+        """A new tensor copying ``data``, with this tensor's dtype and device unless given."""
+        if isinstance(data, T.Tensor):
+            warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor.clone().detach() "
+                          "or sourceTensor.clone().detach().requires_grad_(True), rather than "
+                          "tensor.new_tensor(sourceTensor).", UserWarning, stacklevel=2)
+        dt, dev, xp = _resolve(dtype or self.dtype, device or self.device)
+        return _finish(_to_array(data, dt, xp, copy=True), requires_grad)
 
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False):
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                  pin_memory: bool = False):
         return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False):
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                 pin_memory: bool = False):
         return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False):
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                  pin_memory: bool = False):
         return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
-    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False):
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                 pin_memory: bool = False):
         return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=requires_grad)
+
+    def new_empty_strided(self, size, stride, *, dtype=None, device=None, requires_grad: bool = False,
+                          layout=None, pin_memory: bool = False):
+        return empty_strided(size, stride, dtype=dtype or self.dtype, device=device or self.device,
+                             requires_grad=requires_grad)
+
+    def new(self, *args, **kwargs):
+        """Legacy constructor with this tensor's dtype and device: ``x.new(2, 3)`` or ``x.new([1, 2])``."""
+        return _legacy_new(*args, dtype=kwargs.pop("dtype", self.dtype), device=kwargs.pop("device", self.device))

@@ -1,113 +1,89 @@
-"""Elementwise arithmetic and math: add, mul, exp, ... and the Tensor operators.
+"""Elementwise arithmetic (add, sub, mul, div, remainder, pow, ...), the Tensor operators and their in-place forms.
 
-Pattern for every op here: compute on arrays with ``xp`` from the inputs, wrap, and record a
-Node only when ``needs_grad``. Backward formulas use Tensor ops (so create_graph works) and
-``sum_to`` undoes broadcasting.
+Pattern for every op here: promote with ``binary``, compute on arrays with ``xp`` from the inputs,
+wrap, and record a Node only when an input requires grad. Backward formulas use Tensor ops (so
+create_graph works); ``reduce_grad`` undoes broadcasting and casts back to the input's dtype.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np  # the ndarray type, to accept arrays as operator operands
+
+from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
-from ._helpers import binary, broadcast_error, shape_of, sum_to, tensor_arg
+from ..autograd.grad_mode import STATE as _GRAD
+from . import inplace as _I
+from ._helpers import binary, broadcast_error, quiet, shape_of, sum_to, tensor_arg
 
-__all__ = ["add", "sub", "mul", "div", "neg", "exp", "subtract", "multiply", "divide", "negative", "true_divide"]
+__all__ = ["add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
+           "remainder", "fmod", "pow", "float_power", "reciprocal", "square", "neg", "negative", "positive"]
 
 
-def _bin(a, b, op: str, fn):
-    """Run array function ``fn`` on promoted operands, turning broadcast failures into RuntimeError."""
-    xp, ad, bd = binary(a, b, op)
+# ---- shared plumbing (also used by pointwise.py and compare.py) ----------------------------------------
+def _ng(a, b) -> bool:
+    """True when grad mode is on and ``a`` or ``b`` (Tensors or numbers) requires grad."""
+    if not _GRAD.enabled:
+        return False
+    return (isinstance(a, T.Tensor) and a._requires_grad) or (isinstance(b, T.Tensor) and b._requires_grad)
+
+
+def _meta(x):
+    """(shape, NumPy dtype) of a Tensor operand, None for a number."""
+    return (x._data.shape, x._data.dtype) if isinstance(x, T.Tensor) else None
+
+
+def reduce_grad(g, meta):
+    """``g`` summed over the dims broadcasting added and cast to the input's dtype (``meta`` from ``_meta``)."""
+    g = sum_to(g, meta[0])
+    if g._data.dtype != meta[1]:
+        g = g.to(D._FROM_NP[meta[1]])
+    return g
+
+
+def zeros_grad(g, meta):
+    """A zero gradient for an input described by ``meta`` (ops that are piecewise constant)."""
+    return T._wrap(g._xp.zeros(meta[0], dtype=meta[1]))
+
+
+def record2(cls, r, a, b):
+    """Attach a new ``cls`` node over operands ``a``, ``b`` (Tensors or numbers) to result ``r``; returns it."""
+    node = cls(a if isinstance(a, T.Tensor) else None, b if isinstance(b, T.Tensor) else None)
+    node.a, node.b = _meta(a), _meta(b)
+    r._requires_grad = True
+    r.grad_fn = node
+    return node
+
+
+def _call(xp, fn, op: str, a, b, x, y):
+    """``fn(x, y)`` on promoted arrays with NumPy's floating-point warnings off (overflow gives inf
+    silently, as in PyTorch), turning NumPy's broadcast failure into PyTorch's RuntimeError."""
     try:
-        return fn(xp, ad, bd)
+        return _I.quiet_call(fn, x, y)
     except ValueError:
         raise broadcast_error(op, shape_of(a), shape_of(b)) from None
 
 
-class AddBackward0(Node):
-    def backward(self, g):
-        ga = sum_to(g, self.a_shape) if self.next_functions[0][0] is not None else None
-        gb = None
-        if self.next_functions[1][0] is not None:
-            gb = sum_to(g if self.alpha == 1 else g * self.alpha, self.b_shape)
-        return ga, gb
-
-
-def add(input, other, *, alpha=1, out=None):
-    """``input + alpha * other`` with broadcasting and type promotion."""
-    if alpha != 1:
-        other = mul(other, alpha) if isinstance(other, T.Tensor) else other * alpha
-    data = _bin(input, other, "add", lambda xp, a, b: xp.add(a, b))
-    r = T._wrap(data)
-    a_t, b_t = isinstance(input, T.Tensor), isinstance(other, T.Tensor)
-    if T.needs_grad(input if a_t else None, other if b_t else None):
-        node = AddBackward0(input if a_t else None, other if b_t else None)
-        node.a_shape, node.b_shape, node.alpha = shape_of(input), shape_of(other), 1
-        r._requires_grad = True
-        r.grad_fn = node
-    return _out(r, out)
-
-
-class SubBackward0(Node):
-    def backward(self, g):
-        ga = sum_to(g, self.a_shape) if self.next_functions[0][0] is not None else None
-        gb = sum_to(-g, self.b_shape) if self.next_functions[1][0] is not None else None
-        return ga, gb
-
-
-def sub(input, other, *, alpha=1, out=None):
-    """``input - alpha * other``."""
-    if alpha != 1:
-        other = mul(other, alpha) if isinstance(other, T.Tensor) else other * alpha
-    if _is_bool(input) and _is_bool(other):
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
-    data = _bin(input, other, "sub", lambda xp, a, b: xp.subtract(a, b))
-    r = T._wrap(data)
-    a_t, b_t = isinstance(input, T.Tensor), isinstance(other, T.Tensor)
-    if T.needs_grad(input if a_t else None, other if b_t else None):
-        node = SubBackward0(input if a_t else None, other if b_t else None)
-        node.a_shape, node.b_shape = shape_of(input), shape_of(other)
-        r._requires_grad = True
-        r.grad_fn = node
-    return _out(r, out)
-
-
-def _is_bool(x) -> bool:
-    return isinstance(x, T.Tensor) and x._data.dtype.kind == "b"
-
-
-class MulBackward0(Node):
-    def backward(self, g):
-        a, b = self.saved_tensors
-        ga = gb = None
-        if self.next_functions[0][0] is not None:
-            ga = sum_to(g * b, self.a_shape)
-        if self.next_functions[1][0] is not None:
-            gb = sum_to(g * a, self.b_shape)
-        return ga, gb
-
-
-def mul(input, other, *, out=None):
-    """Elementwise product with broadcasting."""
-    data = _bin(input, other, "mul", lambda xp, a, b: xp.multiply(a, b))
-    r = T._wrap(data)
-    a_t, b_t = isinstance(input, T.Tensor), isinstance(other, T.Tensor)
-    if T.needs_grad(input if a_t else None, other if b_t else None):
-        node = MulBackward0(input if a_t else None, other if b_t else None)
-        node.a_shape, node.b_shape = shape_of(input), shape_of(other)
-        node.save_for_backward(input if node.next_functions[1][0] is not None else None,
-                               other if node.next_functions[0][0] is not None else None)
-        r._requires_grad = True
-        r.grad_fn = node
-    return _out(r, out)
+def _to_float(x, y):
+    """Promote integer/bool operand arrays to the default float dtype (true division and friends)."""
+    if x.dtype.kind in "biu":
+        fd = D.get_default_dtype().np
+        return x.astype(fd), y.astype(fd)
+    return x, y
 
 
 def _out(r, out):
     """Honour an ``out=`` argument: copy the result into ``out`` (resizing like PyTorch) and return it."""
     if out is None:
         return r
-    if out._requires_grad and T.needs_grad(out):
+    if not isinstance(out, T.Tensor):
+        raise TypeError(f"argument 'out' must be Tensor, not {type(out).__name__}")
+    if r._requires_grad or (out._requires_grad and _GRAD.enabled):
         raise RuntimeError("functions with out=... arguments don't support automatic differentiation, but one "
                            "of the arguments requires grad.")
+    if r._data.dtype != out._data.dtype:
+        _I.check_cast(r.dtype, out.dtype, "out=")
     if out._data.shape != r._data.shape:
         out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
     out._xp.copyto(out._data, r._data, casting="unsafe")
@@ -115,131 +91,564 @@ def _out(r, out):
     return out
 
 
-class DivBackward0(Node):
+def _operand(x):
+    """An operator's other operand: NumPy arrays become tensors (``np_array + t`` gives a tensor, as in PyTorch)."""
+    if x.__class__ is np.ndarray:
+        D.from_numpy_dtype(x.dtype)  # TypeError for dtypes disttorch lacks
+        return T._wrap(x)
+    return x
+
+
+def _is_bool(x) -> bool:
+    return x.__class__ is bool or (isinstance(x, T.Tensor) and x._data.dtype.kind == "b")
+
+
+# ---- add / sub ---------------------------------------------------------------------------------------
+def _scaled(arr, alpha, op: str):
+    k = arr.dtype.kind
+    if k == "b" and alpha.__class__ is not bool:
+        raise RuntimeError(f"{op}: Boolean alpha only supported for Boolean results.")
+    if k in "iu" and not isinstance(alpha, int):
+        raise RuntimeError(f"{op}: For integral input tensors, argument alpha must not be a floating point number.")
+    return arr * alpha
+
+
+class AddBackward0(Node):
     def backward(self, g):
-        a, b = self.saved_tensors
-        ga = gb = None
-        if self.next_functions[0][0] is not None:
-            ga = sum_to(g / b, self.a_shape)
+        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
+        gb = None
         if self.next_functions[1][0] is not None:
-            gb = sum_to(-g * a / (b * b), self.b_shape)
+            gb = reduce_grad(g if self.alpha == 1 else g * self.alpha, self.b)
         return ga, gb
 
 
+def add(input, other, *, alpha=1, out=None):
+    """``input + alpha * other`` with broadcasting and type promotion.
+
+    Example:
+        >>> add(disttorch.tensor([1., 2.]), disttorch.tensor([3., 4.]), alpha=2)
+        tensor([ 7., 10.])
+    """
+    xp, x, y = binary(input, other, "add")
+    if alpha != 1:
+        y = _scaled(y, alpha, "add")
+    r = T._wrap(_call(xp, xp.add, "add", input, other, x, y))
+    if _ng(input, other):
+        record2(AddBackward0, r, input, other).alpha = alpha
+    return r if out is None else _out(r, out)
+
+
+class SubBackward0(Node):
+    def backward(self, g):
+        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
+        gb = reduce_grad(-g if self.alpha == 1 else g * -self.alpha, self.b) \
+            if self.next_functions[1][0] is not None else None
+        return ga, gb
+
+
+def _sub_check(a, b) -> None:
+    ab, bb = _is_bool(a), _is_bool(b)
+    if ab and bb:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    if ab or bb:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def sub(input, other, *, alpha=1, out=None):
+    """``input - alpha * other`` (bool operands raise, as in PyTorch)."""
+    _sub_check(input, other)
+    xp, x, y = binary(input, other, "sub")
+    if alpha != 1:
+        y = _scaled(y, alpha, "sub")
+    r = T._wrap(_call(xp, xp.subtract, "sub", input, other, x, y))
+    if _ng(input, other):
+        record2(SubBackward0, r, input, other).alpha = alpha
+    return r if out is None else _out(r, out)
+
+
+def rsub(input, other, *, alpha=1):
+    """``other - alpha * input``."""
+    return sub(other, input, alpha=alpha)
+
+
+# ---- mul / div -----------------------------------------------------------------------------------------
+class MulBackward0(Node):
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = reduce_grad(g * b, self.a) if self.next_functions[0][0] is not None else None
+        gb = reduce_grad(g * a, self.b) if self.next_functions[1][0] is not None else None
+        return ga, gb
+
+
+def mul(input, other, *, out=None):
+    """Elementwise product with broadcasting and type promotion."""
+    xp, x, y = binary(input, other, "mul")
+    r = T._wrap(_call(xp, xp.multiply, "mul", input, other, x, y))
+    if _ng(input, other):
+        node = record2(MulBackward0, r, input, other)
+        node.save_for_backward(input if node.next_functions[1][0] is not None else None,
+                               other if node.next_functions[0][0] is not None else None)
+    return r if out is None else _out(r, out)
+
+
+class DivBackward0(Node):
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = reduce_grad(g / b, self.a) if self.next_functions[0][0] is not None else None
+        # (a / b) / b rather than a / b**2: better behaved for large b (PyTorch's order).
+        gb = reduce_grad(-g * ((a / b) / b), self.b) if self.next_functions[1][0] is not None else None
+        return ga, gb
+
+
+class DivBackward1(Node):
+    """div with a rounding mode: piecewise constant, so the gradient is zero (as PyTorch)."""
+
+    def backward(self, g):
+        return (zeros_grad(g, self.a) if self.next_functions[0][0] is not None else None,
+                zeros_grad(g, self.b) if self.next_functions[1][0] is not None else None)
+
+
 def div(input, other, *, rounding_mode=None, out=None):
-    """True division (ints promote to the default float), or 'trunc'/'floor' rounding."""
-    from .. import _dtype as D
+    """``input / other``: true division (ints promote to the default float), or 'trunc'/'floor' rounding.
 
+    Example:
+        >>> div(disttorch.tensor([-7, 7]), 2, rounding_mode="floor")
+        tensor([-4,  3])
+    """
     if rounding_mode is not None:
-        from .elementwise_more import _rounding_div
+        r = _rounding_div(input, other, rounding_mode, "div")
+        if _ng(input, other):
+            record2(DivBackward1, r, input, other)
+        return r if out is None else _out(r, out)
+    xp, x, y = binary(input, other, "div")
+    x, y = _to_float(x, y)
+    r = T._wrap(_call(xp, xp.true_divide, "div", input, other, x, y))
+    if _ng(input, other):
+        node = record2(DivBackward0, r, input, other)
+        node.save_for_backward(input if node.next_functions[1][0] is not None else None, other)
+    return r if out is None else _out(r, out)
 
-        return _out(_rounding_div(input, other, rounding_mode), out)
-    xp, ad, bd = binary(input, other, "div")
-    if ad.dtype.kind in "biu":
-        fd = D.get_default_dtype().np
-        ad, bd = ad.astype(fd), bd.astype(fd)
+
+def true_divide(dividend, divisor, *, out=None):
+    """Alias of ``div`` without rounding."""
+    return div(dividend, divisor, out=out)
+
+
+def _check_int_divisor(xp, y, op: str) -> None:
+    if y.dtype.kind in "iub" and bool((y == 0).any()):
+        raise RuntimeError(f"{op}: ZeroDivisionError")
+
+
+def _rounding_div(input, other, mode, op: str):
+    """``input / other`` rounded toward zero ('trunc') or down ('floor'), as a new tensor (no node)."""
+    if mode not in ("trunc", "floor"):
+        raise RuntimeError(f"{op} expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
+    xp, x, y = binary(input, other, op)
+    if x.dtype.kind == "b":
+        raise RuntimeError(f'{op}: "div_{mode}_cpu" not implemented for \'Bool\'')
+    if x.dtype.kind in "iu":
+        _check_int_divisor(xp, y, op)
+        if mode == "floor":
+            data = _call(xp, xp.floor_divide, op, input, other, x, y)
+        else:
+            # a - fmod(a, b) is an exact multiple of b with a's sign: floor division then truncates.
+            data = _call(xp, lambda p, q: xp.floor_divide(p - xp.fmod(p, q), q), op, input, other, x, y)
+        return T._wrap(data)
+    if mode == "floor":
+        data = _call(xp, xp.floor_divide, op, input, other, x, y)
+    else:
+        data = xp.trunc(_call(xp, xp.true_divide, op, input, other, x, y))
+    return T._wrap(data)
+
+
+class FloorDivideBackward0(Node):
+    def backward(self, g):
+        raise NotImplementedError("the derivative for 'floor_divide' is not implemented.")
+
+
+def floor_divide(input, other, *, out=None):
+    """``input // other``: division rounded down (Python semantics); not differentiable, as in PyTorch."""
+    r = _rounding_div(input, other, "floor", "floor_divide")
+    if _ng(input, other):
+        record2(FloorDivideBackward0, r, input, other)
+    return r if out is None else _out(r, out)
+
+
+# ---- remainder / fmod ----------------------------------------------------------------------------------
+class RemainderBackward0(Node):
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
+        gb = None
+        if self.next_functions[1][0] is not None:
+            gb = reduce_grad(-g * div(a, b, rounding_mode=self.mode), self.b)
+        return ga, gb
+
+
+def _mod(input, other, op: str, ufunc_name: str, mode: str, out):
+    xp, x, y = binary(input, other, op)
+    if x.dtype.kind in "iub":
+        _check_int_divisor(xp, y, op)
+        if x.dtype.kind == "b":
+            raise RuntimeError(f'"{op}_cpu" not implemented for \'Bool\'')
+    r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
+    if _ng(input, other):
+        node = record2(RemainderBackward0, r, input, other)
+        node.mode = mode
+        need_b = node.next_functions[1][0] is not None
+        node.save_for_backward(input if need_b else None, other if need_b else None)
+    return r if out is None else _out(r, out)
+
+
+def remainder(input, other, *, out=None):
+    """Python's modulus (``%``): the result has the sign of ``other``.
+
+    Example:
+        >>> remainder(disttorch.tensor([-3, 3]), 2)
+        tensor([1, 1])
+    """
+    return _mod(input, other, "remainder", "remainder", "floor", out)
+
+
+def fmod(input, other, *, out=None):
+    """C's ``fmod``: the remainder has the sign of ``input``."""
+    return _mod(input, other, "fmod", "fmod", "trunc", out)
+
+
+# ---- pow -------------------------------------------------------------------------------------------------
+def _int_pow(xp, x, y):
+    """Integer power with PyTorch's answers for negative exponents (0 unless the base is 1 or -1)."""
+    neg = y < 0
+    if not bool(neg.any()):
+        return xp.power(x, y)
+    res = xp.power(x, xp.where(neg, 0, y).astype(y.dtype))
+    one = xp.ones((), dtype=res.dtype)
+    special = xp.where(x == 1, one, xp.where(x == -1, xp.where((y & 1) == 1, -one, one), 0 * one))
+    return xp.where(neg, special, res).astype(res.dtype)
+
+
+class PowBackward0(Node):
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        e = self.exponent
+        if e == 0:
+            return T._wrap(g._xp.zeros_like(g._data))
+        return g * (e * x.pow(e - 1))
+
+
+class PowBackward1(Node):
+    def backward(self, g):
+        x, e, r = self.saved_tensors
+        ga = gb = None
+        if self.next_functions[0][0] is not None:
+            ga = reduce_grad((g * (e * x.pow(e - 1))).where(e != 0, 0.0), self.a)
+        if self.next_functions[1][0] is not None:
+            # d/de x**e = x**e log x, taken as 0 where x == 0 and e >= 0 (PyTorch's convention).
+            if isinstance(x, T.Tensor):
+                gb = (g * (r * x.log())).where((x != 0) | (e < 0), 0.0)
+            else:
+                gb = g * (r * _log_scalar(x))
+                if x == 0:
+                    gb = gb.where(e < 0, 0.0)
+            gb = reduce_grad(gb, self.b)
+        return ga, gb
+
+
+def _log_scalar(v) -> float:
+    if v > 0:
+        return math.log(v)
+    return float("-inf") if v == 0 else float("nan")
+
+
+def pow(input, exponent, *, out=None):  # noqa: A001 - PyTorch's name
+    """``input ** exponent`` (either may be a number). Integer tensors reject negative integer exponents.
+
+    Example:
+        >>> pow(disttorch.tensor([1., 2., 3.]), 2)
+        tensor([1., 4., 9.])
+    """
+    if isinstance(input, T.Tensor) and not isinstance(exponent, T.Tensor):
+        xp, x, e = binary(input, exponent, "pow")
+        if x.dtype.kind in "iu" and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        r = T._wrap(_I.quiet_call(xp.power, x, e))
+        if _ng(input, None):
+            node = PowBackward0(input)
+            node.exponent = exponent
+            r._requires_grad = True
+            r.grad_fn = node
+            node.save_for_backward(input)
+        return r if out is None else _out(r, out)
+    xp, x, e = binary(input, exponent, "pow")
     try:
-        with _quiet(xp):
-            data = xp.true_divide(ad, bd)
+        with quiet(xp):
+            data = _int_pow(xp, x, e) if x.dtype.kind in "iu" else xp.power(x, e)
     except ValueError:
-        raise broadcast_error("div", shape_of(input), shape_of(other)) from None
+        raise broadcast_error("pow", shape_of(input), shape_of(exponent)) from None
     r = T._wrap(data)
-    a_t, b_t = isinstance(input, T.Tensor), isinstance(other, T.Tensor)
-    if T.needs_grad(input if a_t else None, other if b_t else None):
-        node = DivBackward0(input if a_t else None, other if b_t else None)
-        node.a_shape, node.b_shape = shape_of(input), shape_of(other)
-        node.save_for_backward(input if a_t else T._wrap(ad), other if b_t else T._wrap(bd))
+    if _ng(input, exponent):
+        node = record2(PowBackward1, r, input, exponent)
+        node.save_for_backward(input, exponent, r if node.next_functions[1][0] is not None else None)
+    return r if out is None else _out(r, out)
+
+
+def float_power(input, exponent, *, out=None):
+    """``input ** exponent`` computed in double precision (float64, or complex128 for complex inputs)."""
+    def wide(v):
+        if isinstance(v, T.Tensor):
+            return v.to(D.complex128 if v.dtype.is_complex else D.float64)
+        return v if isinstance(v, complex) else float(v)
+
+    return pow(wide(input), wide(exponent), out=out)
+
+
+class ReciprocalBackward0(Node):
+    def backward(self, g):
+        (r,) = self.saved_tensors
+        return -g * (r * r)
+
+
+def reciprocal(input, *, out=None):
+    """``1 / input`` (integer inputs compute in the default float dtype)."""
+    from ._helpers import as_float_array
+
+    x = tensor_arg(input, "reciprocal")
+    xp = x._xp
+    with quiet(xp):
+        r = T._wrap(xp.reciprocal(as_float_array(x)))
+    if _ng(x, None):
+        node = ReciprocalBackward0(x)
         r._requires_grad = True
         r.grad_fn = node
-    return _out(r, out)
+        node.save_for_backward(r)
+    return r if out is None else _out(r, out)
 
 
-def _quiet(xp):
-    from ._helpers import quiet
+def square(input, *, out=None):
+    """``input ** 2`` (bool promotes to int64, as in PyTorch)."""
+    return pow(tensor_arg(input, "square"), 2, out=out)
 
-    return quiet(xp)
 
-
+# ---- neg / positive ------------------------------------------------------------------------------------
 class NegBackward0(Node):
     def backward(self, g):
         return -g
 
 
 def neg(input, *, out=None):
+    """``-input`` (bool tensors raise, as in PyTorch)."""
     x = tensor_arg(input, "neg")
     if x._data.dtype.kind == "b":
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
                            "to invert a mask, use the `~` or `logical_not()` operator instead.")
     r = T._wrap(x._xp.negative(x._data))
-    if T.needs_grad(x):
+    if _ng(x, None):
         r._requires_grad = True
         r.grad_fn = NegBackward0(x)
-    return _out(r, out)
+    return r if out is None else _out(r, out)
 
 
-class ExpBackward0(Node):
-    def backward(self, g):
-        (result,) = self.saved_tensors
-        return g * result
+def positive(input):
+    """``input`` itself (``+x``); bool tensors raise, as in PyTorch."""
+    x = tensor_arg(input, "positive")
+    if x._data.dtype.kind == "b":
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return x
 
 
-def exp(input, *, out=None):
-    """e ** input (integer inputs compute in the default float dtype)."""
-    from ._helpers import as_float_array
-
-    x = tensor_arg(input, "exp")
-    with _quiet(x._xp):
-        r = T._wrap(x._xp.exp(as_float_array(x)))
-    if T.needs_grad(x):
-        node = ExpBackward0(x)
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(r)
-    return _out(r, out)
+subtract, multiply, divide, negative = sub, mul, div, neg
 
 
-subtract, multiply, divide, negative, true_divide = sub, mul, div, neg, div
+# ---- in-place forms ----------------------------------------------------------------------------------------
+def _binary_(self, other, op: str, ufunc, fn, alpha=1):
+    """Shared body of add_/sub_/mul_: compute into ``self`` when no graph is needed and dtypes allow."""
+    if not _I.needs_graph(self, op, other):
+        xp, x, y = binary(self, other, op)
+        if x.dtype == self._data.dtype:
+            if alpha != 1:
+                y = _scaled(y, alpha, op)
+            _I.ufunc_into(self, op, ufunc, x, y)
+            return self
+    if fn is mul:  # MulBackward0 reads the old self: snapshot it
+        return _I.inplace(self, op, mul, other)
+    return _I.inplace_light(self, op, fn, other, alpha=alpha)
+
+
+def add_(self, other, *, alpha=1):
+    """In-place ``self += alpha * other``."""
+    return _binary_(self, other, "add_", self._xp.add, add, alpha)
+
+
+def sub_(self, other, *, alpha=1):
+    """In-place ``self -= alpha * other``."""
+    _sub_check(self, other)
+    return _binary_(self, other, "sub_", self._xp.subtract, sub, alpha)
+
+
+def mul_(self, other):
+    """In-place ``self *= other``."""
+    return _binary_(self, other, "mul_", self._xp.multiply, mul)
+
+
+def div_(self, other, *, rounding_mode=None):
+    """In-place division (``rounding_mode`` as in ``div``)."""
+    if rounding_mode is None and not _I.needs_graph(self, "div_", other) and self._data.dtype.kind not in "biu":
+        xp, x, y = binary(self, other, "div_")
+        if x.dtype == self._data.dtype:
+            _I.ufunc_into(self, "div_", xp.true_divide, x, y)
+            return self
+    if rounding_mode is not None:
+        return _I.inplace_light(self, "div_", div, other, rounding_mode=rounding_mode)
+    return _I.inplace(self, "div_", div, other)
+
+
+def pow_(self, exponent):
+    return _I.inplace(self, "pow_", pow, exponent)
+
+
+def float_power_(self, exponent):
+    if self._data.dtype != D.float64.np and self._data.dtype != D.complex128.np:
+        raise RuntimeError(f"float_power_(): the base given to float_power_ has dtype {self.dtype.name.capitalize()} "
+                           "but the operation's result requires dtype Double")
+    return _I.inplace(self, "float_power_", float_power, exponent)
+
+
+def neg_(self):
+    if not _I.needs_graph(self, "neg_") and self._data.dtype.kind != "b":
+        _I.ufunc_into(self, "neg_", self._xp.negative, self._data)
+        return self
+    return _I.inplace_light(self, "neg_", neg)
+
+
+def reciprocal_(self):
+    return _I.inplace_light(self, "reciprocal_", reciprocal)
+
+
+def square_(self):
+    return _I.inplace(self, "square_", square)
+
+
+def remainder_(self, other):
+    return _I.inplace(self, "remainder_", remainder, other)
+
+
+def fmod_(self, other):
+    return _I.inplace(self, "fmod_", fmod, other)
+
+
+def floor_divide_(self, other):
+    return _I.inplace_light(self, "floor_divide_", floor_divide, other)
 
 
 class ElementwiseMethods:
-    """Tensor methods and operators of this family."""
+    """Tensor methods and operators of the arithmetic family."""
 
     __slots__ = ()
+    __array_priority__ = 1000  # ``np.float64(2) * t`` defers to Tensor.__rmul__ (as PyTorch), not t.__array__
 
     add = add
-    sub = sub
-    mul = mul
-    div = div
-    neg = neg
-    exp = exp
-    subtract, multiply, divide, negative, true_divide = sub, mul, div, neg, div
+    sub = subtract = sub
+    rsub = rsub
+    mul = multiply = mul
+    div = divide = div
+    true_divide = true_divide
+    floor_divide = floor_divide
+    remainder = remainder
+    fmod = fmod
+    pow = pow
+    float_power = float_power
+    reciprocal = reciprocal
+    square = square
+    neg = negative = neg
+    positive = positive
+
+    add_ = add_
+    sub_ = subtract_ = sub_
+    mul_ = multiply_ = mul_
+    div_ = divide_ = div_
+    true_divide_ = div_
+    floor_divide_ = floor_divide_
+    remainder_ = remainder_
+    fmod_ = fmod_
+    pow_ = pow_
+    float_power_ = float_power_
+    reciprocal_ = reciprocal_
+    square_ = square_
+    neg_ = negative_ = neg_
+    fill_ = _I.fill_
+    zero_ = _I.zero_
+    copy_ = _I.copy_
 
     def __add__(self, other):
-        return add(self, other)
+        return add(self, _operand(other))
 
     def __radd__(self, other):
-        return add(other, self)
+        return add(_operand(other), self)
+
+    def __iadd__(self, other):
+        return add_(self, _operand(other))
 
     def __sub__(self, other):
-        return sub(self, other)
+        return sub(self, _operand(other))
 
     def __rsub__(self, other):
-        return sub(other, self)
+        return sub(_operand(other), self)
+
+    def __isub__(self, other):
+        return sub_(self, _operand(other))
 
     def __mul__(self, other):
-        return mul(self, other)
+        return mul(self, _operand(other))
 
     def __rmul__(self, other):
-        return mul(other, self)
+        return mul(_operand(other), self)
+
+    def __imul__(self, other):
+        return mul_(self, _operand(other))
 
     def __truediv__(self, other):
-        return div(self, other)
+        return div(self, _operand(other))
 
     def __rtruediv__(self, other):
-        return div(other, self)
+        return div(_operand(other), self)
+
+    def __itruediv__(self, other):
+        return div_(self, _operand(other))
+
+    def __floordiv__(self, other):
+        return floor_divide(self, _operand(other))
+
+    def __rfloordiv__(self, other):
+        return floor_divide(_operand(other), self)
+
+    def __ifloordiv__(self, other):
+        return floor_divide_(self, _operand(other))
+
+    def __mod__(self, other):
+        return remainder(self, _operand(other))
+
+    def __rmod__(self, other):
+        return remainder(_operand(other), self)
+
+    def __imod__(self, other):
+        return remainder_(self, _operand(other))
+
+    def __pow__(self, other):
+        return pow(self, _operand(other))
+
+    def __rpow__(self, other):
+        return pow(_operand(other), self)
+
+    def __ipow__(self, other):
+        return pow_(self, _operand(other))
 
     def __neg__(self):
         return neg(self)
 
     def __pos__(self):
-        return self
+        return positive(self)
+
+    def __abs__(self):
+        return self.abs()

@@ -1,8 +1,602 @@
-"""Indexing: __getitem__/__setitem__, gather/scatter, index_select, masked ops, nonzero, ..."""
+"""Indexing: ``__getitem__``/``__setitem__``, masked_fill/scatter/select, nonzero/argwhere.
+
+Keys follow NumPy's rules, which PyTorch shares: basic keys (ints, slices, None, ...) give views,
+advanced keys (integer or bool tensors, lists) give copies. Two primitives carry the gradients:
+``_index`` (read ``x[key]``; backward scatters into zeros, accumulating repeated indices) and
+``_put`` (a copy of ``x`` with ``x[key] = value`` or ``+= value``; backward zeroes the written
+region for ``x`` and reads it for ``value``). scatter_ops.py builds gather/scatter/index_*/take on the
+same two; this module re-exports them.
+"""
 from __future__ import annotations
 
-__all__ = []
+import operator
+import re
+import warnings
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
+from ._helpers import broadcast_error, scalar_array, sum_to, tensor_arg
+from .inplace import inplace, needs_graph
+
+__all__ = ["masked_fill", "masked_scatter", "masked_select", "nonzero", "argwhere"]
+
+_BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices "
+              "(got {})")
+_BAD_DTYPE = "tensors used as indices must be long, int, byte or bool tensors"
+_OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation.")
 
 
-class IndexMethods:
+# ------------------------------------------------------------------------------------------
+# keys
+# ------------------------------------------------------------------------------------------
+def _seq_as_tuple(seq) -> bool:
+    # PyTorch keeps NumPy's legacy rule: a short list holding a sequence, tensor, slice, None or
+    # Ellipsis is a tuple of indices (x[[0, [1, 2]]] == x[0, [1, 2]]), otherwise one index list.
+    if len(seq) >= 32:
+        return False
+    for k in seq:
+        if k is None or k is Ellipsis or isinstance(k, (T.Tensor, list, tuple, slice, np.ndarray)):
+            return True
+    return False
+
+
+def _slice_part(v):
+    if v is None or v.__class__ is int:
+        return v
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError("slice indices must be integers or None or have an __index__ method") from None
+
+
+def _norm_slice(s: slice) -> slice:
+    start, stop, step = _slice_part(s.start), _slice_part(s.stop), _slice_part(s.step)
+    if step is not None and step <= 0:
+        raise ValueError("slice step cannot be zero" if step == 0 else "step must be greater than zero")
+    return slice(start, stop, step)
+
+
+def _index_array(xp, k):
+    """An integer or bool index array (on ``xp``) from a Tensor, ndarray or nested sequence."""
+    if isinstance(k, T.Tensor):
+        arr = k._data
+        if k._xp is not xp:
+            arr = xp.asarray(arr) if xp is not np else arr.get()
+    else:
+        try:
+            arr = np.asarray(k)
+        except ValueError:
+            raise IndexError(f"index lists must be rectangular (got {k!r})") from None
+        if arr.dtype.kind == "O":
+            raise IndexError(_BAD_INDEX.format(type(k).__name__))
+        if arr.size == 0 and arr.dtype.kind == "f":  # [] is an empty list of indices
+            arr = arr.astype(np.int64)
+        if xp is not np:
+            arr = xp.asarray(arr)
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr
+    if kind in "iu":
+        if arr.dtype == np.uint8:
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool "
+                          "instead.", UserWarning, stacklevel=4)
+            return arr.astype(bool)
+        return arr
+    raise IndexError(_BAD_DTYPE)
+
+
+def _norm_key(x, key) -> tuple:
+    """``key`` as a tuple NumPy indexes with PyTorch's meaning; returns ``(key, advanced)``."""
+    if key.__class__ is not tuple:
+        key = tuple(key) if isinstance(key, list) and _seq_as_tuple(key) else (key,)
+    xp = x._xp
+    out = []
+    adv = False
+    for k in key:
+        c = k.__class__
+        if c is int or k is None or k is Ellipsis:
+            out.append(k)
+        elif c is slice:
+            out.append(_norm_slice(k))
+        elif c is bool or c is np.bool_:
+            out.append(bool(k))
+            adv = True
+        elif isinstance(k, T.Tensor):
+            d = k._data
+            if d.ndim == 0 and d.dtype.kind in "iu":  # a 0-d integer tensor indexes like an int
+                out.append(int(d))
+            else:
+                out.append(_index_array(xp, k))
+                adv = True
+        elif isinstance(k, np.integer):
+            out.append(int(k))
+        elif isinstance(k, (list, tuple, np.ndarray, range)):
+            if isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu":
+                out.append(int(k))
+            else:
+                out.append(_index_array(xp, k))
+                adv = True
+        elif hasattr(k, "__cuda_array_interface__"):
+            out.append(_index_array(xp, k))
+            adv = True
+        else:
+            raise IndexError(_BAD_INDEX.format(type(k).__name__))
+    if adv and xp is not np:
+        _check_bounds_device(x._data.shape, out)
+    return tuple(out), adv
+
+
+def _check_bounds_device(shape, key) -> None:
+    # CuPy wraps out-of-range advanced indices instead of raising: check them as NumPy would.
+    dim = 0
+    n_ell = len(shape) - sum(1 if (k.__class__ is int or isinstance(k, slice)) else
+                             (k.ndim if hasattr(k, "dtype") and k.dtype.kind == "b" else
+                              1 if hasattr(k, "dtype") else 0) for k in key if k is not Ellipsis)
+    for k in key:
+        if k is Ellipsis:
+            dim += max(n_ell, 0)
+        elif k is None or k.__class__ is bool:
+            continue
+        elif hasattr(k, "dtype") and k.dtype.kind == "b":
+            dim += k.ndim
+        else:
+            if hasattr(k, "dtype") and k.size and dim < len(shape):
+                lo, hi = int(k.min()), int(k.max())
+                if lo < -shape[dim] or hi >= shape[dim]:
+                    bad = lo if lo < -shape[dim] else hi
+                    raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
+            dim += 1
+
+
+def _index_error(e: Exception, shape) -> IndexError:
+    """NumPy's indexing message in PyTorch's words."""
+    msg = str(e)
+    if "out of bounds for axis" in msg:
+        return IndexError(msg.replace("for axis", "for dimension"))
+    if msg.startswith("too many indices"):
+        return IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    m = re.match(r"boolean index did not match indexed array along (?:axis|dimension) (\d+); size of "
+                 r"(?:axis|dimension) is (\d+) but size of corresponding boolean (?:axis|dimension) is (\d+)", msg)
+    if m:
+        return IndexError(f"The shape of the mask [{m[3]}] at index {m[1]} does not match the shape of the indexed "
+                          f"tensor [{m[2]}] at index {m[1]}")
+    if msg.startswith("shape mismatch"):
+        shapes = re.findall(r"\(([\d, ]*)\)", msg)
+        lists = ", ".join("[" + ", ".join(p.strip() for p in s.split(",") if p.strip()) + "]" for s in shapes)
+        return IndexError(f"shape mismatch: indexing tensors could not be broadcast together with shapes {lists}")
+    return IndexError(msg)
+
+
+# ------------------------------------------------------------------------------------------
+# the two primitives
+# ------------------------------------------------------------------------------------------
+class _IndexBackwardBase(Node):
+    def backward(self, g):
+        z = T._wrap(g._xp.zeros(self.shape, dtype=g._data.dtype))
+        return _put(z, self.key, g, self.accumulate, fresh=True)
+
+
+class IndexBackward0(_IndexBackwardBase):
+    pass
+
+
+class SelectBackward0(_IndexBackwardBase):
+    pass
+
+
+class SliceBackward0(_IndexBackwardBase):
+    pass
+
+
+class IndexSelectBackward0(_IndexBackwardBase):
+    pass
+
+
+class GatherBackward0(_IndexBackwardBase):
+    pass
+
+
+class TakeBackward0(_IndexBackwardBase):
+    pass
+
+
+def _has_int_array(key) -> bool:
+    return any(hasattr(k, "dtype") and k.dtype.kind != "b" for k in key)
+
+
+def _index(x, key: tuple, adv: bool, node_cls=None):
+    """``x[key]`` for a normalised key: a view for basic keys, a copy for advanced ones."""
+    arr = x._data
+    if not adv and Ellipsis not in key:
+        key = key + (Ellipsis,)  # keeps a full integer key a 0-d view instead of a NumPy scalar
+    try:
+        res = arr[key]
+    except IndexError as e:
+        raise _index_error(e, arr.shape) from None
+    r = T._wrap(res) if adv else T._view_of(x, res)
+    if T.needs_grad(x):
+        if node_cls is None:
+            node_cls = IndexBackward0 if adv else (SelectBackward0 if any(k.__class__ is int for k in key)
+                                                   else SliceBackward0)
+        node = node_cls(x)
+        node.shape, node.key, node.accumulate = arr.shape, key, adv and _has_int_array(key)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def getitem(self, key):
+    """``self[key]`` with PyTorch's (NumPy's) indexing rules."""
+    c = key.__class__
+    if c is int or c is slice:
+        return _index(self, (key if c is int else _norm_slice(key), Ellipsis), False)
+    k, adv = _norm_key(self, key)
+    return _index(self, k, adv)
+
+
+class IndexPutBackward0(Node):
+    def backward(self, g):
+        gx = gv = None
+        if self.next_functions[0][0] is not None:
+            gx = g if self.accumulate else _put(g, self.key, 0)
+        if self.next_functions[1][0] is not None:
+            gv = _value_grad(_index(g, self.key, self.adv), self.vshape, self.vdtype)
+        return gx, gv
+
+
+class IndexAddBackward0(IndexPutBackward0):
+    pass
+
+
+class IndexCopyBackward0(IndexPutBackward0):
+    pass
+
+
+class IndexFillBackward0(IndexPutBackward0):
+    pass
+
+
+class ScatterBackward0(IndexPutBackward0):
+    pass
+
+
+class ScatterAddBackward0(IndexPutBackward0):
+    pass
+
+
+class MaskedScatterBackward0(IndexPutBackward0):
+    pass
+
+
+class CopySlices(IndexPutBackward0):
+    pass
+
+
+def _value_grad(gv, vshape: tuple, vdtype):
+    """The region's gradient reduced to the shape (and dtype) of the value broadcast into it."""
+    if gv._data.shape != vshape:
+        extra = len(vshape) - gv._data.ndim
+        if extra > 0:  # NumPy drops leading 1s of a value with more dims than the region
+            gv = gv.reshape((1,) * extra + gv._data.shape)
+        gv = sum_to(gv, vshape)
+    if gv.dtype is not vdtype:
+        gv = gv.to(vdtype)
+    return gv
+
+
+def _value_array(x, value, op: str):
+    """``value`` (Tensor, number or array-like) as an array of ``x``'s dtype on ``x``'s device."""
+    xp = x._xp
+    nd = x._data.dtype
+    if isinstance(value, T.Tensor):
+        arr = value._data
+        if value._xp is not xp:
+            arr = xp.asarray(arr) if xp is not np else arr.get()
+        return arr if arr.dtype == nd else arr.astype(nd)
+    if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+        return scalar_array(xp, value, nd)
+    try:
+        return xp.asarray(np.asarray(value).astype(nd))
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: can't assign a {type(value).__name__} to a {x.dtype} tensor") from None
+
+
+def _ufunc_at(xp, name: str, out, key, v) -> None:
+    if xp is np:
+        getattr(np, name).at(out, key, v)
+        return
+    try:
+        getattr(xp, name).at(out, key, v)
+    except (AttributeError, NotImplementedError, TypeError):
+        import cupyx
+
+        getattr(cupyx, {"add": "scatter_add", "maximum": "scatter_max", "minimum": "scatter_min"}[name])(out, key, v)
+
+
+def _write(out, key, varr, accumulate: bool, op: str, xp) -> None:
+    """``out[key] = varr`` (or ``+=``, accumulating repeated indices) with PyTorch's errors."""
+    try:
+        if accumulate:
+            _ufunc_at(xp, "add", out, key, varr)
+        else:
+            out[key] = varr
+    except IndexError as e:
+        raise _index_error(e, out.shape) from None
+    except ValueError as e:
+        if "read-only" in str(e):
+            raise RuntimeError(f"{op}: {_OVERLAP}") from None
+        raise RuntimeError(f"{op}: shape mismatch: value tensor of shape {list(varr.shape)} cannot be broadcast to "
+                           f"indexing result of shape {list(out[key].shape)}") from None
+
+
+def _put(x, key: tuple, value, accumulate: bool = False, *, fresh: bool = False, adv=None,
+         node_cls=IndexPutBackward0, op: str = "index_put"):
+    """A copy of ``x`` with ``value`` written (``accumulate``: added) at ``key``; into ``x`` itself if ``fresh``."""
+    vt = value if isinstance(value, T.Tensor) else None
+    varr = _value_array(x, value, op)
+    out = x._data if fresh else x._data.copy()
+    _write(out, key, varr, accumulate, op, x._xp)
+    r = x if fresh else T._wrap(out)
+    if T.needs_grad(x, vt):
+        node = node_cls(x, vt)
+        node.key, node.accumulate = key, accumulate
+        node.adv = adv if adv is not None else any(hasattr(k, "dtype") or k.__class__ is bool for k in key)
+        node.vshape, node.vdtype = (vt._data.shape, vt.dtype) if vt is not None else ((), None)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+# ------------------------------------------------------------------------------------------
+# __setitem__
+# ------------------------------------------------------------------------------------------
+def setitem(self, key, value) -> None:
+    """``self[key] = value`` in place; with autograd, ``self`` takes a node routing gradients to ``value``."""
+    nkey, adv = _norm_key(self, key)
+    vt = value if isinstance(value, T.Tensor) else None
+    record = _GRAD.enabled and (self._requires_grad or (vt is not None and vt._requires_grad))
+    if record and self._requires_grad and self.grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if record and (self.dtype.is_floating_point or self.dtype.is_complex):
+        if self._base is not None:
+            _setitem_view(self, nkey, value)
+            return
+        node = CopySlices(self, vt)
+        _write(self._data, nkey, _value_array(self, value, "__setitem__"), False, "__setitem__", self._xp)
+        self._vc[0] += 1
+        node.key, node.accumulate, node.adv = nkey, False, adv
+        node.vshape, node.vdtype = (vt._data.shape, vt.dtype) if vt is not None else ((), None)
+        self._requires_grad = True
+        self.grad_fn = node
+        self._output_nr = 0
+        return
+    _write(self._data, nkey, _value_array(self, value, "__setitem__"), False, "__setitem__", self._xp)
+    self._vc[0] += 1
+
+
+def _positions(view, base):
+    """Flat positions in ``base`` of each element of ``view`` (None when not expressible)."""
+    b, v = base._data, view._data
+    xp = view._xp
+    if not b.flags.c_contiguous or b.dtype.itemsize != v.dtype.itemsize:
+        return None
+    if v.size == 0:
+        return xp.zeros(v.shape, dtype=np.int64)
+    isz = b.dtype.itemsize
+    off = view.data_ptr() - base.data_ptr()
+    if off % isz or any(s % isz for s in v.strides) or not 0 <= off // isz < b.size:
+        return None
+    flat = xp.arange(b.size, dtype=np.int64)
+    return xp.lib.stride_tricks.as_strided(flat[off // isz:], v.shape, tuple(s // isz * 8 for s in v.strides))
+
+
+def _setitem_view(view, nkey: tuple, value) -> None:
+    # PyTorch rebases a written view onto its base (CopySlices): write the same elements through
+    # the base with an index into the base's memory, then let the view read the base's new history.
+    base = view._base
+    if base._requires_grad and base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if view._xp is np and not view._data.flags.writeable:
+        raise RuntimeError(f"__setitem__: {_OVERLAP}")
+    pos = _positions(view, base)
+    if pos is None:
+        raise RuntimeError("__setitem__: writing into this view of a tensor that is part of the autograd graph is not "
+                           "supported (its base is not contiguous); clone() the view first")
+    try:
+        region = pos[nkey]
+    except IndexError as e:
+        raise _index_error(e, pos.shape) from None
+    xp = view._xp
+    bshape = base._data.shape
+    setitem(base, tuple(xp.unravel_index(region, bshape)) if bshape else (), value)
+    if base._requires_grad:
+        v = _index(base, tuple(xp.unravel_index(pos, bshape)), True) if bshape else base.reshape(view._data.shape)
+        view._requires_grad = True
+        view.grad_fn = v.grad_fn
+        view._output_nr = 0
+
+
+def _inplace_op(self, op: str, fn, *args, **kwargs):
+    """Run out-of-place ``fn`` in place: straight into ``self``'s memory unless autograd must record it."""
+    if needs_graph(self, op, *args, *kwargs.values()):
+        return inplace(self, op, fn, *args, **kwargs)
+    fn(self, *args, _into=True, **kwargs)
+    self._vc[0] += 1
+    return self
+
+
+# ------------------------------------------------------------------------------------------
+# masks
+# ------------------------------------------------------------------------------------------
+def _mask_arg(mask, op: str, xp):
+    m = tensor_arg(mask, op, "mask")
+    if m._data.dtype != np.bool_:
+        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {m.dtype}")
+    arr = m._data
+    if m._xp is not xp:
+        arr = xp.asarray(arr) if xp is not np else arr.get()
+    return arr
+
+
+class MaskedFillBackward0(Node):
+    def backward(self, g):
+        gx = gv = None
+        m = T._wrap(self.mask)
+        if self.next_functions[0][0] is not None:
+            gx = sum_to(masked_fill(g, m, 0), self.shape)
+        if self.next_functions[1][0] is not None:
+            gv = masked_fill(g, T._wrap(~self.mask), 0).sum()
+            if gv.dtype is not self.vdtype:
+                gv = gv.to(self.vdtype)
+        return gx, gv
+
+
+def masked_fill(input, mask, value, *, _into: bool = False):
+    """``value`` (a number or 0-d tensor) where the bool ``mask`` (broadcast) is True, else ``input``."""
+    x = tensor_arg(input, "masked_fill")
+    xp = x._xp
+    m = _mask_arg(mask, "masked_fill_", xp)
+    vt = value if isinstance(value, T.Tensor) else None
+    if vt is not None and vt._data.ndim:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                           f"{vt._data.ndim} dimension(s).")
+    v = _value_array(x, value, "masked_fill")
+    try:
+        if _into:
+            xp.copyto(x._data, v, where=m)
+            return x
+        res = xp.where(m, v, x._data)
+    except ValueError:
+        raise broadcast_error("masked_fill", x._data.shape, m.shape) from None
+    r = T._wrap(res)
+    if T.needs_grad(x, vt):
+        node = MaskedFillBackward0(x, vt)
+        node.mask, node.shape, node.vdtype = m, x._data.shape, None if vt is None else vt.dtype
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def _broadcast_mask(x, m, op: str):
+    xs, ms = x._data.shape, m.shape
+    if xs == ms:
+        return x, m
+    try:
+        shape = tuple(np.broadcast_shapes(xs, ms))
+    except ValueError:
+        raise broadcast_error(op, xs, ms) from None
+    return (x if xs == shape else x.expand(shape)), (m if ms == shape else x._xp.broadcast_to(m, shape))
+
+
+def masked_scatter(input, mask, source, *, _into: bool = False):
+    """A copy of ``input`` with consecutive elements of ``source`` written where ``mask`` is True."""
+    x = tensor_arg(input, "masked_scatter")
+    s = tensor_arg(source, "masked_scatter", "source")
+    m = _mask_arg(mask, "masked_scatter_", x._xp)
+    if s.dtype is not x.dtype:
+        raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got {x.dtype} and "
+                           f"{s.dtype}")
+    if _into and m.shape != x._data.shape:
+        try:
+            m = x._xp.broadcast_to(m, x._data.shape)
+        except ValueError:
+            raise broadcast_error("masked_scatter_", x._data.shape, m.shape) from None
+    xb, mb = _broadcast_mask(x, m, "masked_scatter")
+    n = int(mb.sum())
+    if s._data.size < n:
+        raise RuntimeError(f"masked_scatter: expected source to have at least {n} elements (the number of True "
+                           f"values in mask), but got {s._data.size}")
+    part = s.reshape(-1)
+    if part._data.size != n:
+        part = _index(part, (slice(0, n),), False, SliceBackward0)
+    return _put(xb, (mb,), part, False, fresh=_into, adv=True, node_cls=MaskedScatterBackward0, op="masked_scatter")
+
+
+def masked_select(input, mask, *, out=None):
+    """A 1-d tensor of the elements of ``input`` where ``mask`` (broadcast together) is True."""
+    x = tensor_arg(input, "masked_select")
+    xb, mb = _broadcast_mask(x, _mask_arg(mask, "masked_select", x._xp), "masked_select")
+    if not xb._data.ndim:
+        xb, mb = xb.reshape(1), mb.reshape(1)
+    return _out(_index(xb, (mb,), True), out)
+
+
+def nonzero(input, *, out=None, as_tuple: bool = False):
+    """Indices of the non-zero elements: an ``(n, ndim)`` int64 tensor, or one 1-d tensor per dim."""
+    x = tensor_arg(input, "nonzero")
+    arr = x._data
+    xp = x._xp
+    if arr.dtype == D.bfloat16.np:
+        arr = arr.astype(np.float32)
+    if as_tuple:
+        return tuple(T._wrap(i.astype(np.int64, copy=False)) for i in xp.nonzero(arr.reshape(-1) if not arr.ndim
+                                                                                  else arr))
+    if not arr.ndim:
+        res = xp.zeros((int(bool(arr)), 0), dtype=np.int64)
+    else:
+        res = xp.stack(xp.nonzero(arr), axis=1).astype(np.int64, copy=False) if arr.size else \
+            xp.zeros((0, arr.ndim), dtype=np.int64)
+    return _out(T._wrap(res), out)
+
+
+def argwhere(input):
+    """The ``(n, ndim)`` int64 indices of the non-zero elements (``nonzero(input)``)."""
+    return nonzero(input)
+
+
+def _out(r, out):
+    if out is None:
+        return r
+    if out._requires_grad and T.needs_grad(out):
+        raise RuntimeError("functions with out=... arguments don't support automatic differentiation, but one "
+                           "of the arguments requires grad.")
+    if out._data.shape != r._data.shape:
+        out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
+    out._xp.copyto(out._data, r._data, casting="unsafe")
+    out._vc[0] += 1
+    return out
+
+
+# gather/scatter build on the primitives above; they are re-exported here so Tensor and disttorch see them.
+from .scatter_ops import *  # noqa: E402,F401,F403
+from .scatter_ops import __all__ as _scatter_all  # noqa: E402
+from .scatter_ops import ScatterMethods  # noqa: E402
+
+__all__ += _scatter_all
+
+
+class IndexMethods(ScatterMethods):
     __slots__ = ()
+
+    __getitem__ = getitem
+    __setitem__ = setitem
+    masked_select = masked_select
+    nonzero = nonzero
+    argwhere = argwhere
+
+    def __contains__(self, element) -> bool:
+        if isinstance(element, T.Tensor):
+            other = element._data
+        elif isinstance(element, (bool, int, float, complex)):
+            other = element
+        else:
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                               f"{type(element).__name__}.")
+        return bool((self._data == other).any())
+
+    def masked_fill(self, mask, value):
+        return masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        return _inplace_op(self, "masked_fill_", masked_fill, mask, value)
+
+    def masked_scatter(self, mask, source):
+        return masked_scatter(self, mask, source)
+
+    def masked_scatter_(self, mask, source):
+        return _inplace_op(self, "masked_scatter_", masked_scatter, mask, source)

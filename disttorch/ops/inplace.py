@@ -1,60 +1,183 @@
-"""In-place ops (``add_``, ``mul_``, ...) built from their out-of-place forms.
+"""The in-place mechanism behind ``add_``, ``mul_``, ``copy_``, ``fill_`` ... (the methods live in the family mixins).
 
-An in-place op writes the result into ``self``'s memory and bumps its version counter, so a
-backward that saved the old value raises instead of using corrupted data. With autograd on,
-``self`` takes the new node as its grad_fn; the node's input is a snapshot of the old ``self``
-so the op's own backward never sees the overwritten values.
+An in-place op writes into ``self``'s memory and bumps its version counter, so a backward that saved
+the old value raises instead of using corrupted data.
+
+- No graph to record (grad mode off, or nothing involved requires grad): the family's fast path
+  computes straight into ``self``'s array with the ufunc's ``out=`` (``ufunc_into``); optimizers live here.
+- A graph to record: the out-of-place op runs on the old ``self`` (a snapshot when its backward reads
+  the old values), the result is copied into ``self``, and ``self`` takes the new node as its grad_fn.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _dtype as D
 from .. import _tensor as T
+from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ._helpers import _check_scalar, broadcast_error, sum_to
+
+__all__ = []
+
+try:  # NumPy 2 keeps its floating-point error state in a context variable; setting it costs ~0.1 us
+    from numpy._core._ufunc_config import _extobj_contextvar as ERRSTATE
+    from numpy._core.umath import _make_extobj
+
+    IGNORE = _make_extobj(all="ignore")
+except ImportError:  # pragma: no cover - other NumPy layouts fall back to np.errstate (~0.8 us)
+    ERRSTATE = IGNORE = None
 
 
-def check_inplace(self, op: str) -> bool:
-    """Validate an in-place op on ``self``; returns True when it must be recorded for autograd."""
+def quiet_call(fn, *args):
+    """``fn(*args)`` with NumPy's floating-point warnings off (PyTorch returns IEEE results silently).
+
+    A cheap form of ``quiet(xp)`` for single calls on the hot path (add, mul, in-place updates).
+    """
+    if ERRSTATE is None:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    tok = ERRSTATE.set(IGNORE)
+    try:
+        return fn(*args)
+    finally:
+        ERRSTATE.reset(tok)
+
+
+def needs_graph(self, op: str, *others) -> bool:
+    """Validate an in-place op on ``self``; True when it must record a graph node.
+
+    Raises for a leaf that requires grad (allowed under no_grad, as optimizers do).
+    """
     if not _GRAD.enabled:
         return False
-    if self._requires_grad and self.grad_fn is None:
-        raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+    if self._requires_grad:
+        if self.grad_fn is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+        _check_view(self, op)
+        return True
+    for o in others:
+        if isinstance(o, T.Tensor) and o._requires_grad:
+            _check_view(self, op)
+            return True
+    return False
+
+
+def _check_view(self, op: str) -> None:
     base = self._base
-    if base is not None and base._requires_grad and base.grad_fn is None and self.grad_fn is None:
+    if base is None:
+        return
+    if base._requires_grad and base.grad_fn is None:
         raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    return True
+    # PyTorch rewrites the base's history here (CopySlices); until that exists, refuse rather than
+    # silently leave the base with a stale graph.
+    raise RuntimeError(f"{op}: in-place operations on a view (shape {list(self._data.shape)}) are not supported "
+                       "yet when autograd records them; apply the op to the base tensor or clone() the view first")
+
+
+def ufunc_into(self, op: str, ufunc, *arrays) -> None:
+    """``ufunc(*arrays, out=self's array)`` plus a version bump: the no-graph fast path."""
+    try:
+        quiet_call(_into, ufunc, arrays, self._data)
+    except ValueError as e:
+        raise write_error(self, op, [getattr(a, "shape", ()) for a in arrays], e) from None
+    self._vc[0] += 1
+
+
+def _into(ufunc, arrays, out) -> None:
+    ufunc(*arrays, out=out)
+
+
+def write_error(self, op: str, shapes, err: Exception) -> RuntimeError:
+    """The PyTorch error for a failed write into ``self`` (read-only memory or a shape mismatch)."""
+    if "read-only" in str(err):
+        return RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor refers "
+                            "to a single memory location. Please clone() the tensor before performing the "
+                            "operation.")
+    shapes = [tuple(s) for s in shapes]
+    try:
+        b = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return broadcast_error(op, *shapes)
+    return RuntimeError(f"{op}: output with shape {list(self._data.shape)} doesn't match the broadcast shape "
+                        f"{list(b)}")
+
+
+_LOW_FLOATS = (np.dtype(np.float16), D.bfloat16.np)  # kind "f" covers the others
+
+
+def unary_(self, op: str, ufunc_name, fn, light: bool, **kwargs):
+    """Shared body of exp_, sqrt_, floor_, ...: ``xp.<ufunc_name>`` straight into a floating ``self`` when no
+    graph is needed, else the general path with out-of-place ``fn``.
+
+    ``light`` says the op's backward never reads the old ``self`` (no snapshot when recording).
+    """
+    sd = self._data
+    if ufunc_name is not None and (sd.dtype.kind == "f" or sd.dtype in _LOW_FLOATS) and not needs_graph(self, op):
+        ufunc_into(self, op, getattr(self._xp, ufunc_name), sd)
+        return self
+    return (inplace_light if light else inplace)(self, op, fn, **kwargs)
+
+
+def unary_method(op: str, ufunc_name, fn, light: bool):
+    """The Tensor method ``op`` (e.g. ``exp_``): ``unary_`` with its arguments bound."""
+    def method(self):
+        return unary_(self, op, ufunc_name, fn, light)
+
+    method.__name__ = method.__qualname__ = op
+    method.__doc__ = f"In-place version of ``{fn.__name__}``."
+    return method
 
 
 def inplace(self, op: str, fn, *args, **kwargs):
-    """Run out-of-place ``fn(self, *args)`` and store its result into ``self``.
+    """``self`` overwritten with out-of-place ``fn(self, *args, **kwargs)`` (the general path).
 
-    Example: ``inplace(x, "add_", add, y, alpha=2)`` is ``x.add_(y, alpha=2)``.
+    When a graph is recorded, ``fn`` runs on a snapshot of the old ``self`` because its backward
+    reads the old values (``mul_``, ``pow_``, ``clamp_``...).
+
+    Example: ``inplace(x, "mul_", mul, y)`` is ``x.mul_(y)``.
     """
-    record = check_inplace(self, op)
-    others_need = record and any(isinstance(a, T.Tensor) and a._requires_grad for a in args)
-    if record and (self._requires_grad or others_need):
-        snap = T._wrap(self._data.copy())
-        snap._requires_grad = self._requires_grad
-        snap.grad_fn = self.grad_fn
-        snap._output_nr = self._output_nr
-        res = fn(snap, *args, **kwargs)
-    else:
-        prev = _GRAD.enabled
-        _GRAD.enabled = False
-        try:
-            res = fn(self, *args, **kwargs)
-        finally:
-            _GRAD.enabled = prev
-        record = False
+    if needs_graph(self, op, *args, *kwargs.values()):
+        old = T._wrap(self._data.copy())
+        old._requires_grad = self._requires_grad
+        old.grad_fn = self.grad_fn
+        old._output_nr = self._output_nr
+        res = fn(old, *args, **kwargs)
+        write_result(self, res, op)
+        rebase(self, res)
+        return self
+    write_result(self, fn(self, *args, **kwargs), op)
+    return self
+
+
+def inplace_light(self, op: str, fn, *args, **kwargs):
+    """Like ``inplace`` for ops whose backward never reads the old ``self`` (add_, exp_, ...): no snapshot."""
+    record = needs_graph(self, op, *args, *kwargs.values())
+    res = fn(self, *args, **kwargs)
     write_result(self, res, op)
-    if record and res._requires_grad:
-        if self._base is not None and self._base._requires_grad:
-            raise RuntimeError(f"{op}: in-place operations on a view of a tensor that is part of the autograd "
-                               "graph are not supported yet; apply the op to the base tensor or clone() the view")
+    if record:
+        rebase(self, res)
+    return self
+
+
+class ZeroGradBackward0(Node):
+    """Gradient of an in-place op whose result does not depend differentiably on the old value."""
+
+    def backward(self, g):
+        return T._wrap(g._xp.zeros_like(g._data))
+
+
+def rebase(self, res) -> None:
+    """Make ``self`` (just overwritten with ``res``'s values) take ``res``'s place in the graph."""
+    if res._requires_grad:
         self._requires_grad = True
         self.grad_fn = res.grad_fn
         self._output_nr = res._output_nr
-    return self
+    elif self._requires_grad:
+        # e.g. ``y.floor_()``-like ops returning a non-differentiable value: the old graph gets zeros.
+        self.grad_fn = ZeroGradBackward0(self)
+        self._output_nr = 0
 
 
 def write_result(self, res, op: str) -> None:
@@ -62,17 +185,111 @@ def write_result(self, res, op: str) -> None:
     sd, rd = self._data, res._data
     if rd.shape != sd.shape:
         try:
-            bshape = self._xp.broadcast_shapes(sd.shape, rd.shape) if hasattr(self._xp, "broadcast_shapes") \
-                else None
+            bshape = np.broadcast_shapes(sd.shape, rd.shape)
         except ValueError:
             bshape = None
         if bshape != sd.shape:
             raise RuntimeError(f"{op}: output with shape {list(sd.shape)} doesn't match the broadcast shape "
                                f"{list(rd.shape) if bshape is None else list(bshape)}")
     if rd.dtype != sd.dtype:
-        rdt, sdt = D._FROM_NP[rd.dtype], D._FROM_NP[sd.dtype]
-        if not D.can_cast(rdt, sdt):
-            raise RuntimeError(f"{op}: result type {rdt.name.capitalize()} can't be cast to the desired output "
-                               f"type {sdt.name.capitalize()}")
-    self._xp.copyto(sd, rd, casting="unsafe")
+        check_cast(D._FROM_NP[rd.dtype], D._FROM_NP[sd.dtype], op)
+    try:
+        self._xp.copyto(sd, rd, casting="unsafe")
+    except ValueError as e:
+        raise write_error(self, op, [rd.shape], e) from None
     self._vc[0] += 1
+
+
+def check_cast(result: D.dtype, target: D.dtype, op: str) -> None:
+    """Raise PyTorch's error when an op's ``result`` dtype may not be written into a ``target`` tensor."""
+    if not D.can_cast(result, target):
+        raise RuntimeError(f"{op}: result type {_type_name(result)} can't be cast to the desired output type "
+                           f"{_type_name(target)}")
+
+
+def _type_name(d: D.dtype) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+            "complex64": "ComplexFloat", "complex128": "ComplexDouble"}[d.name]
+
+
+# ---- fill_, zero_, copy_ ------------------------------------------------------------------------
+class FillBackward0(Node):
+    def backward(self, g):
+        gs = T._wrap(g._xp.zeros_like(g._data)) if self.next_functions[0][0] is not None else None
+        gv = None
+        if self.next_functions[1][0] is not None:
+            gv = g.sum()
+            if gv._data.dtype != self.value_dtype:
+                gv = gv.to(D._FROM_NP[self.value_dtype])
+        return gs, gv
+
+
+def fill_(self, value):
+    """Fill ``self`` with a number or a 0-d tensor (differentiable w.r.t. a tensor ``value``)."""
+    vt = value if isinstance(value, T.Tensor) else None
+    if vt is not None:
+        if vt._data.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {vt._data.ndim} "
+                               "dimensions.")
+        value = vt._data
+    else:
+        _check_scalar(value, "fill_")
+    record = needs_graph(self, "fill_", vt)
+    if record:
+        node = FillBackward0(self, vt)
+        node.value_dtype = None if vt is None else vt._data.dtype
+    try:
+        self._xp.copyto(self._data, value, casting="unsafe")
+    except OverflowError:
+        raise RuntimeError(f"fill_: value {value} cannot be converted to type {self.dtype.name} without "
+                           "overflow") from None
+    except ValueError as e:
+        raise write_error(self, "fill_", [()], e) from None
+    self._vc[0] += 1
+    if record:
+        self._requires_grad = True
+        self.grad_fn = node
+        self._output_nr = 0
+    return self
+
+
+def zero_(self):
+    """Fill ``self`` with zeros."""
+    return fill_(self, 0)
+
+
+class CopyBackwards(Node):
+    def backward(self, g):
+        gs = T._wrap(g._xp.zeros_like(g._data)) if self.next_functions[0][0] is not None else None
+        gsrc = None
+        if self.next_functions[1][0] is not None:
+            gsrc = sum_to(g, self.src_shape)
+            if gsrc._data.dtype != self.src_dtype:
+                gsrc = gsrc.to(D._FROM_NP[self.src_dtype])
+        return gs, gsrc
+
+
+def copy_(self, src, non_blocking: bool = False):
+    """Copy ``src`` (broadcast to ``self``'s shape, cast to its dtype, moved to its device) into ``self``."""
+    if not isinstance(src, T.Tensor):
+        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+    sd = self._data
+    if src._data.__class__ is not sd.__class__ or src.device != self.device:
+        from .convert import _convert
+
+        src = _convert(src, None, self.device)
+    record = needs_graph(self, "copy_", src)
+    if record:
+        node = CopyBackwards(self, src)
+        node.src_shape, node.src_dtype = src._data.shape, src._data.dtype
+    try:
+        self._xp.copyto(sd, src._data, casting="unsafe")
+    except ValueError as e:
+        raise write_error(self, "copy_", [sd.shape, src._data.shape], e) from None
+    self._vc[0] += 1
+    if record:
+        self._requires_grad = True
+        self.grad_fn = node
+        self._output_nr = 0
+    return self

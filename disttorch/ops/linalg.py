@@ -1,74 +1,500 @@
-"""Linear algebra: matmul and friends (mm, bmm, mv, dot, outer, einsum, addmm, baddbmm)."""
+"""Linear algebra: matmul and friends (mm, bmm, mv, dot, outer, addmm, ...), tensordot, kron, cross, trace.
+
+All matrix products share one forward (``_product``): same-dtype check, float16/bfloat16 computed in
+float32 and cast back, NumPy's shape errors turned into PyTorch-style RuntimeErrors. Their backward is
+``_mm_grads``, written with ``matmul`` itself so double backward works. ``einsum`` lives in _einsum.py
+and is re-exported from here.
+"""
 from __future__ import annotations
 
+import math
+import warnings
+
+import numpy as np
+
+from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
-from ._helpers import binary, sum_to, tensor_arg
+from ._helpers import binary, broadcast_shapes, sum_to, tensor_arg
+from ._einsum import einsum
+from .elementwise import _out
+from .inplace import inplace
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm", "addmv", "addbmm",
+           "baddbmm", "addr", "einsum", "tensordot", "kron", "cross", "trace"]
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_LOW = (np.dtype(np.float16), D.bfloat16.np)
+# PyTorch names dtypes by their C++ type in matmul errors ("float != double").
+_CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+          "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+          "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+          "complex128": "c10::complex<double>"}
 
 
-def _matmul_error(a, b):
-    sa, sb = tuple(a.shape), tuple(b.shape)
-    if a.ndim == 0 or b.ndim == 0:
-        return RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
-                            f"{a.ndim}D and {b.ndim}D")
+# ------------------------------------------------------------------------------------------
+# shared forward / backward of the matrix products
+# ------------------------------------------------------------------------------------------
+def _dtype_error(op: str, a, b, names=("m1", "m2")) -> RuntimeError:
+    return RuntimeError(f"{op}: expected {names[0]} and {names[1]} to have the same dtype, but got: "
+                        f"{_CNAME[a.dtype.name]} != {_CNAME[b.dtype.name]}")
+
+
+def _shape_error(op: str, a, b) -> RuntimeError:
+    sa, sb = tuple(a._data.shape), tuple(b._data.shape)
     ka = sa[-1]
     kb = sb[0] if len(sb) == 1 else sb[-2]
     if ka != kb:
-        return RuntimeError(f"matmul: shapes {sa} and {sb} cannot be multiplied ({ka} != {kb})")
-    return RuntimeError(f"matmul: batch dimensions of shapes {sa} and {sb} do not broadcast")
+        return RuntimeError(f"{op}: shapes {sa} and {sb} cannot be multiplied ({ka} != {kb})")
+    return RuntimeError(f"{op}: batch dimensions of shapes {sa} and {sb} do not broadcast")
+
+
+def _product(op: str, a, b, fn):
+    """``fn(xp, a_array, b_array)`` for two same-dtype tensors, low-precision floats via float32."""
+    ad, bd = a._data, b._data
+    dt = ad.dtype
+    if dt is not bd.dtype and dt != bd.dtype:
+        raise _dtype_error(op, a, b)
+    if ad.__class__ is not bd.__class__:
+        raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two "
+                           f"devices, {a.device} and {b.device}!")
+    xp = a._xp
+    try:
+        if dt is _F32 or dt is _F64:
+            return fn(xp, ad, bd)
+        if dt in _LOW:
+            return fn(xp, ad.astype(_F32), bd.astype(_F32)).astype(dt)
+        if dt.kind == "b":
+            raise RuntimeError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\'')
+        return fn(xp, ad, bd)
+    except ValueError:
+        raise _shape_error(op, a, b) from None
+
+
+def _matmul_arrays(xp, a, b):
+    return xp.matmul(a, b)
+
+
+def _mm_grads(a, b, g, need_a: bool, need_b: bool, a_shape: tuple, b_shape: tuple):
+    """Gradients of ``matmul(a, b)`` for any ranks (1-D operands are promoted as matmul does, then undone).
+
+    ``a`` is only needed (and may be None otherwise) for the gradient of ``b``, and vice versa.
+    """
+    na, nb = len(a_shape), len(b_shape)
+    if na == 2 and nb == 2:
+        return (matmul(g, b.t()) if need_a else None), (matmul(a.t(), g) if need_b else None)
+    if na == 1 and nb == 1:
+        return (g * b if need_a else None), (g * a if need_b else None)
+    g2 = g
+    if na == 1:
+        g2 = g2.unsqueeze(-2)
+    if nb == 1:
+        g2 = g2.unsqueeze(-1)
+    ga = gb = None
+    if need_a:
+        ga = matmul(g2, (b.unsqueeze(-1) if nb == 1 else b).transpose(-1, -2))
+        if na == 1:
+            ga = ga.squeeze(-2)
+        ga = sum_to(ga, a_shape)
+    if need_b:
+        if nb == 2 and na > 2:
+            # Batched input against one matrix (a Linear layer on 3-D input): fold the batch into one mm.
+            gb = matmul(a.reshape(-1, a_shape[-1]).t(), g2.reshape(-1, g2._data.shape[-1]))
+        else:
+            gb = matmul((a.unsqueeze(0) if na == 1 else a).transpose(-1, -2), g2)
+            if nb == 1:
+                gb = gb.squeeze(-1)
+            gb = sum_to(gb, b_shape)
+    return ga, gb
 
 
 class MmBackward0(Node):
-    """Backward of matmul for any ranks: 1-D operands are promoted as NumPy does, then undone."""
-
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = gb = None
-        a2 = a.unsqueeze(0) if a.ndim == 1 else a
-        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = g2.unsqueeze(-2)
-        if b.ndim == 1:
-            g2 = g2.unsqueeze(-1)
-        if self.next_functions[0][0] is not None:
-            ga = matmul(g2, b2.transpose(-1, -2))
-            if a.ndim == 1:
-                ga = ga.squeeze(-2)
-            ga = sum_to(ga, tuple(a.shape))
-        if self.next_functions[1][0] is not None:
-            gb = matmul(a2.transpose(-1, -2), g2)
-            if b.ndim == 1:
-                gb = gb.squeeze(-1)
-            gb = sum_to(gb, tuple(b.shape))
-        return ga, gb
+        return _mm_grads(a, b, g, self.next_functions[0][0] is not None, self.next_functions[1][0] is not None,
+                         self.a_shape, self.b_shape)
+
+
+class BmmBackward0(MmBackward0):
+    pass
+
+
+class MvBackward0(MmBackward0):
+    pass
+
+
+class DotBackward0(MmBackward0):
+    pass
+
+
+class MatmulBackward0(MmBackward0):
+    pass
+
+
+def _record(r, node_cls, a, b):
+    node = node_cls(a, b)
+    node.a_shape, node.b_shape = a._data.shape, b._data.shape
+    node.save_for_backward(a if node.next_functions[1][0] is not None else None,
+                           b if node.next_functions[0][0] is not None else None)
+    r._requires_grad = True
+    r.grad_fn = node
+    return r
+
+
+_NODE_BY_RANK = {(1, 1): DotBackward0, (2, 1): MvBackward0, (3, 3): BmmBackward0}
 
 
 def matmul(input, other, *, out=None):
-    """Matrix product with NumPy/PyTorch broadcasting rules for 1-D and batched operands."""
-    a = tensor_arg(input, "matmul")
-    b = tensor_arg(other, "matmul", "other")
-    if a.dtype is not b.dtype:
-        raise RuntimeError(f"matmul: expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}")
-    xp, ad, bd = binary(a, b, "matmul")
-    if ad.ndim == 0 or bd.ndim == 0:
-        raise _matmul_error(a, b)
-    try:
-        res = xp.matmul(ad, bd)
-    except ValueError:
-        raise _matmul_error(a, b) from None
-    r = T._wrap(res)
+    """Matrix product with PyTorch's rules for 1-D operands (1-D x 1-D is a 0-d dot) and batch broadcasting.
+
+    Example:
+        >>> disttorch.matmul(disttorch.ones(5, 2, 3), disttorch.ones(3, 4)).shape
+        disttorch.Size([5, 2, 4])
+    """
+    a = input if input.__class__ is T.Tensor else tensor_arg(input, "matmul")
+    b = other if other.__class__ is T.Tensor else tensor_arg(other, "matmul", "other")
+    na, nb = a._data.ndim, b._data.ndim
+    if na == 0 or nb == 0:
+        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
+                           f"{na}D and {nb}D")
+    r = T._wrap(_product("matmul", a, b, _matmul_arrays))
     if T.needs_grad(a, b):
-        node = MmBackward0(a, b)
+        _record(r, MmBackward0 if na == 2 and nb == 2 else _NODE_BY_RANK.get((na, nb), MatmulBackward0), a, b)
+    return r if out is None else _out(r, out)
+
+
+def _check_ndim(op: str, a, b, na: int, nb: int, what: str) -> None:
+    if a._data.ndim != na or b._data.ndim != nb:
+        raise RuntimeError(f"{op}: expected {what}, but got {a._data.ndim}-D and {b._data.ndim}-D tensors "
+                           f"(shapes {tuple(a._data.shape)} and {tuple(b._data.shape)})")
+
+
+def mm(input, mat2, *, out=None):
+    """Product of two matrices (no broadcasting: use ``matmul`` for that)."""
+    a, b = tensor_arg(input, "mm"), tensor_arg(mat2, "mm", "mat2")
+    _check_ndim("mm", a, b, 2, 2, "2-D matrices")
+    r = T._wrap(_product("mm", a, b, _matmul_arrays))
+    if T.needs_grad(a, b):
+        _record(r, MmBackward0, a, b)
+    return r if out is None else _out(r, out)
+
+
+def _check_bmm(op: str, a, b) -> None:
+    _check_ndim(op, a, b, 3, 3, "3-D batches of matrices")
+    sa, sb = a._data.shape, b._data.shape
+    if sa[0] != sb[0]:
+        raise RuntimeError(f"{op}: batch sizes of shapes {tuple(sa)} and {tuple(sb)} do not match "
+                           f"({sa[0]} != {sb[0]})")
+
+
+def bmm(input, mat2, *, out=None):
+    """Batched matrix product of two 3-D tensors with equal batch sizes."""
+    a, b = tensor_arg(input, "bmm"), tensor_arg(mat2, "bmm", "mat2")
+    _check_bmm("bmm", a, b)
+    r = T._wrap(_product("bmm", a, b, _matmul_arrays))
+    if T.needs_grad(a, b):
+        _record(r, BmmBackward0, a, b)
+    return r if out is None else _out(r, out)
+
+
+def mv(input, vec, *, out=None):
+    """Matrix-vector product."""
+    a, b = tensor_arg(input, "mv"), tensor_arg(vec, "mv", "vec")
+    _check_ndim("mv", a, b, 2, 1, "a 2-D matrix and a 1-D vector")
+    r = T._wrap(_product("mv", a, b, _matmul_arrays))
+    if T.needs_grad(a, b):
+        _record(r, MvBackward0, a, b)
+    return r if out is None else _out(r, out)
+
+
+def _check_dot(op: str, a, b) -> None:
+    if a._data.ndim != 1 or b._data.ndim != 1:
+        raise RuntimeError(f"{op}: 1D tensors expected, but got {a._data.ndim}D and {b._data.ndim}D tensors")
+    if a._data.shape[0] != b._data.shape[0]:
+        n, m = a._data.shape[0], b._data.shape[0]
+        raise RuntimeError(f"{op}: inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same "
+                           f"number of elements, but got {n} and {m} elements respectively")
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(f"{op}: expected both vectors to have same dtype, but found "
+                           f"{a.dtype.name.capitalize()} and {b.dtype.name.capitalize()}")
+
+
+def dot(input, tensor, *, out=None):
+    """Inner product of two 1-D tensors of the same size and dtype (a 0-d result)."""
+    a, b = tensor_arg(input, "dot"), tensor_arg(tensor, "dot", "tensor")
+    _check_dot("dot", a, b)
+    r = T._wrap(_product("dot", a, b, _matmul_arrays))
+    if T.needs_grad(a, b):
+        _record(r, DotBackward0, a, b)
+    return r if out is None else _out(r, out)
+
+
+def vdot(input, other, *, out=None):
+    """``dot(input.conj(), other)``; the same as ``dot`` for real tensors."""
+    a, b = tensor_arg(input, "vdot"), tensor_arg(other, "vdot", "other")
+    _check_dot("vdot", a, b)
+    if not a.dtype.is_complex:
+        return dot(a, b, out=out)
+    if T.needs_grad(a, b):
+        raise NotImplementedError("vdot: autograd for complex inputs is not implemented in disttorch")
+    r = T._wrap(_product("vdot", a, b, lambda xp, x, y: xp.asarray(xp.vdot(x, y))))
+    return r if out is None else _out(r, out)
+
+
+def inner(input, other, *, out=None):
+    """Sum of products over the last dimension of both tensors (a product when either is 0-d)."""
+    a, b = tensor_arg(input, "inner"), tensor_arg(other, "inner", "other")
+    if a._data.ndim == 0 or b._data.ndim == 0:
+        r = a * b
+    else:
+        if a._data.shape[-1] != b._data.shape[-1]:
+            raise RuntimeError(f"inner: the last dimension must match on both input tensors but got shapes "
+                               f"{list(a._data.shape)} and {list(b._data.shape)}")
+        r = tensordot(a, b, ([-1], [-1]))
+    return r if out is None else _out(r, out)
+
+
+def outer(input, vec2, *, out=None):
+    """Outer product of two 1-D tensors (types promote as for ``mul``)."""
+    a, b = tensor_arg(input, "outer"), tensor_arg(vec2, "outer", "vec2")
+    for name, x in (("self", a), ("vec2", b)):
+        if x._data.ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {x._data.ndim}-D")
+    r = a.reshape(-1, 1) * b
+    return r if out is None else _out(r, out)
+
+
+ger = outer
+
+
+# ------------------------------------------------------------------------------------------
+# beta * input + alpha * product
+# ------------------------------------------------------------------------------------------
+class AddmmBackward0(Node):
+    """Backward of ``beta * input + alpha * prod(a, b)``; ``kind`` says how ``prod`` maps to matmul."""
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        need = [fn is not None for fn, _ in self.next_functions]
+        gx = sum_to(g if self.beta == 1 else g * self.beta, self.x_shape) if need[0] else None
+        gp = g if self.alpha == 1 else g * self.alpha
+        if self.kind == "addbmm":
+            gp = gp.unsqueeze(0)
+        if self.kind == "addr":
+            ga = matmul(gp, b) if need[1] else None
+            gb = matmul(gp.t(), a) if need[2] else None
+        else:
+            ga, gb = _mm_grads(a, b, gp, need[1], need[2], self.a_shape, self.b_shape)
+        return gx, ga, gb
+
+
+class AddmvBackward0(AddmmBackward0):
+    pass
+
+
+class BaddbmmBackward0(AddmmBackward0):
+    pass
+
+
+class AddbmmBackward0(AddmmBackward0):
+    pass
+
+
+class AddrBackward0(AddmmBackward0):
+    pass
+
+
+_ADD_NODES = {"addmm": AddmmBackward0, "addmv": AddmvBackward0, "baddbmm": BaddbmmBackward0,
+              "addbmm": AddbmmBackward0, "addr": AddrBackward0}
+
+
+def _addbmm_arrays(xp, a, b):
+    return xp.matmul(a, b).sum(0)
+
+
+def _outer_arrays(xp, a, b):
+    return xp.multiply(a[:, None], b[None, :])
+
+
+def _addprod(op: str, input, a, b, beta, alpha, fn, out):
+    x = tensor_arg(input, op)
+    if x._data.dtype != a._data.dtype:
+        raise _dtype_error(op, x, a, ("self", "mat1"))
+    if a.dtype._cat < 2 and (isinstance(alpha, float) or isinstance(beta, float)):
+        raise RuntimeError(f"{op}: For integral input tensors, argument alpha and beta must not be a floating "
+                           "point number.")
+    res = _product(op, a, b, fn)
+    bshape = broadcast_shapes(x._data.shape, res.shape, op=op)
+    if bshape != res.shape:
+        raise RuntimeError(f"{op}: input of shape {tuple(x._data.shape)} does not broadcast to the product's "
+                           f"shape {tuple(res.shape)}")
+    if alpha != 1:
+        res *= alpha
+    if beta != 0:  # beta == 0 ignores input entirely, NaN and inf included, as PyTorch does
+        res += x._data if beta == 1 else x._data * beta
+    r = T._wrap(res)
+    if T.needs_grad(x, a, b):
+        node = _ADD_NODES[op](x, a, b)
+        node.kind, node.beta, node.alpha, node.x_shape = op, beta, alpha, tuple(x._data.shape)
+        node.a_shape, node.b_shape = a._data.shape, b._data.shape
+        node.save_for_backward(a if node.next_functions[2][0] is not None else None,
+                               b if node.next_functions[1][0] is not None else None)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r if out is None else _out(r, out)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * (mat1 @ mat2)``; with ``beta=0`` input is ignored (NaN included)."""
+    a, b = tensor_arg(mat1, "addmm", "mat1"), tensor_arg(mat2, "addmm", "mat2")
+    _check_ndim("addmm", a, b, 2, 2, "2-D matrices")
+    return _addprod("addmm", input, a, b, beta, alpha, _matmul_arrays, out)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * (mat @ vec)``."""
+    a, b = tensor_arg(mat, "addmv", "mat"), tensor_arg(vec, "addmv", "vec")
+    _check_ndim("addmv", a, b, 2, 1, "a 2-D matrix and a 1-D vector")
+    return _addprod("addmv", input, a, b, beta, alpha, _matmul_arrays, out)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * bmm(batch1, batch2)``."""
+    a, b = tensor_arg(batch1, "baddbmm", "batch1"), tensor_arg(batch2, "baddbmm", "batch2")
+    _check_bmm("baddbmm", a, b)
+    return _addprod("baddbmm", input, a, b, beta, alpha, _matmul_arrays, out)
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * sum_i(batch1[i] @ batch2[i])``."""
+    a, b = tensor_arg(batch1, "addbmm", "batch1"), tensor_arg(batch2, "addbmm", "batch2")
+    _check_bmm("addbmm", a, b)
+    return _addprod("addbmm", input, a, b, beta, alpha, _addbmm_arrays, out)
+
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * outer(vec1, vec2)``."""
+    a, b = tensor_arg(vec1, "addr", "vec1"), tensor_arg(vec2, "addr", "vec2")
+    _check_ndim("addr", a, b, 1, 1, "1-D vectors")
+    return _addprod("addr", input, a, b, beta, alpha, _outer_arrays, out)
+
+
+# ------------------------------------------------------------------------------------------
+# tensordot, kron, cross, trace
+# ------------------------------------------------------------------------------------------
+def tensordot(a, b, dims=2, out=None):
+    """Contract ``dims`` (an int: the last dims of ``a`` with the first of ``b``; or two lists of dims)."""
+    x, y = tensor_arg(a, "tensordot", "a"), tensor_arg(b, "tensordot", "b")
+    nx, ny = x._data.ndim, y._data.ndim
+    if isinstance(dims, T.Tensor):
+        dims = dims.item() if dims._data.ndim == 0 else dims.tolist()
+    if isinstance(dims, (int, np.integer)):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > min(nx, ny):
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
+        da, db = list(range(nx - dims, nx)), list(range(dims))
+    else:
+        da, db = dims
+        da = [da] if isinstance(da, (int, np.integer)) else list(da)
+        db = [db] if isinstance(db, (int, np.integer)) else list(db)
+        if len(da) != len(db):
+            raise RuntimeError(f"tensordot: both dimension lists should have same length, got {da} and {db}")
+        da = [T._wrap_dim(d, nx, "tensordot") for d in da]
+        db = [T._wrap_dim(d, ny, "tensordot") for d in db]
+    sx, sy = x._data.shape, y._data.shape
+    for i, j in zip(da, db):
+        if sx[i] != sy[j]:
+            raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sx[i]} in dim "
+                               f"{i} and second has size {sy[j]} in dim {j} (shapes {tuple(sx)} and {tuple(sy)})")
+    fa = [i for i in range(nx) if i not in da]
+    fb = [j for j in range(ny) if j not in db]
+    k = math.prod(sx[i] for i in da)
+    xm = x.permute(fa + da).reshape(math.prod(sx[i] for i in fa), k)
+    ym = y.permute(db + fb).reshape(k, math.prod(sy[j] for j in fb))
+    r = mm(xm, ym).reshape(tuple(sx[i] for i in fa) + tuple(sy[j] for j in fb))
+    return r if out is None else _out(r, out)
+
+
+def kron(input, other, *, out=None):
+    """Kronecker product: block ``(i, j)`` of the result is ``input[i, j] * other``."""
+    a, b = tensor_arg(input, "kron"), tensor_arg(other, "kron", "other")
+    nd = max(a._data.ndim, b._data.ndim)
+    sa = (1,) * (nd - a._data.ndim) + tuple(a._data.shape)
+    sb = (1,) * (nd - b._data.ndim) + tuple(b._data.shape)
+    ai = a.reshape(tuple(v for s in sa for v in (s, 1)))
+    bi = b.reshape(tuple(v for s in sb for v in (1, s)))
+    r = (ai * bi).reshape(tuple(p * q for p, q in zip(sa, sb)))
+    return r if out is None else _out(r, out)
+
+
+_warned = {"cross": False}
+
+
+class LinalgCrossBackward0(Node):
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = sum_to(cross(b, g, dim=self.dim), self.a_shape) if self.next_functions[0][0] is not None else None
+        gb = sum_to(cross(g, a, dim=self.dim), self.b_shape) if self.next_functions[1][0] is not None else None
+        return ga, gb
+
+
+def cross(input, other, dim=None, *, out=None):
+    """Cross product of 3-vectors along ``dim`` (default: the first dimension of size 3), broadcasting."""
+    a, b = tensor_arg(input, "cross"), tensor_arg(other, "cross", "other")
+    shape = broadcast_shapes(a._data.shape, b._data.shape, op="cross")
+    if dim is None:
+        if not _warned["cross"]:
+            _warned["cross"] = True
+            warnings.warn("Using disttorch.cross without specifying the dim arg is deprecated. Please either pass "
+                          "the dim explicitly or simply use disttorch.linalg.cross. The default value of dim will "
+                          "change to agree with that of linalg.cross in a future release.", UserWarning,
+                          stacklevel=2)
+        dim = next((i for i, s in enumerate(shape) if s == 3), None)
+        if dim is None:
+            raise RuntimeError(f"cross: no dimension of size 3 in input (shape {list(shape)})")
+    if a._data.ndim != b._data.ndim:
+        raise RuntimeError(f"cross: inputs must have the same number of dimensions, got {a._data.ndim} and "
+                           f"{b._data.ndim}")
+    d = T._wrap_dim(dim, len(shape), "cross")
+    if a._data.shape[d] != 3 or b._data.shape[d] != 3:
+        raise RuntimeError(f"cross: inputs dimension {dim} must have length 3. Got {a._data.shape[d]} and "
+                           f"{b._data.shape[d]}")
+    xp, ad, bd = binary(a, b, "cross")
+    r = T._wrap(xp.cross(ad, bd, axis=d))
+    if T.needs_grad(a, b):
+        node = LinalgCrossBackward0(a, b)
+        node.dim, node.a_shape, node.b_shape = d, tuple(a._data.shape), tuple(b._data.shape)
         node.save_for_backward(a, b)
         r._requires_grad = True
         r.grad_fn = node
-    if out is not None:
-        from .elementwise import _out
+    return r if out is None else _out(r, out)
 
-        return _out(r, out)
+
+class TraceBackward0(Node):
+    def backward(self, g):
+        n, m = self.shape
+        return g * T._wrap(g._xp.eye(n, m, dtype=g._data.dtype))
+
+
+def trace(input):
+    """Sum of the main diagonal of a 2-D tensor (integer inputs give int64)."""
+    x = tensor_arg(input, "trace")
+    arr = x._data
+    if arr.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {arr.ndim}")
+    if arr.dtype.kind in "biu":
+        res = arr.trace(dtype=np.int64)
+    elif arr.dtype in _LOW:
+        res = arr.astype(_F32).trace().astype(arr.dtype)
+    else:
+        res = arr.trace()
+    r = T._wrap(x._xp.asarray(res))
+    if T.needs_grad(x):
+        node = TraceBackward0(x)
+        node.shape = arr.shape
+        r._requires_grad = True
+        r.grad_fn = node
     return r
 
 
@@ -76,9 +502,39 @@ class LinalgMethods:
     __slots__ = ()
 
     matmul = matmul
+    mm = mm
+    bmm = bmm
+    mv = mv
+    dot = dot
+    vdot = vdot
+    inner = inner
+    outer = ger = outer
+    addmm = addmm
+    addmv = addmv
+    baddbmm = baddbmm
+    addbmm = addbmm
+    addr = addr
+    kron = kron
+    cross = cross
+    trace = trace
 
     def __matmul__(self, other):
         return matmul(self, other)
 
     def __rmatmul__(self, other):
         return matmul(other, self)
+
+    def addmm_(self, mat1, mat2, *, beta=1, alpha=1):
+        return inplace(self, "addmm_", addmm, mat1, mat2, beta=beta, alpha=alpha)
+
+    def addmv_(self, mat, vec, *, beta=1, alpha=1):
+        return inplace(self, "addmv_", addmv, mat, vec, beta=beta, alpha=alpha)
+
+    def baddbmm_(self, batch1, batch2, *, beta=1, alpha=1):
+        return inplace(self, "baddbmm_", baddbmm, batch1, batch2, beta=beta, alpha=alpha)
+
+    def addbmm_(self, batch1, batch2, *, beta=1, alpha=1):
+        return inplace(self, "addbmm_", addbmm, batch1, batch2, beta=beta, alpha=alpha)
+
+    def addr_(self, vec1, vec2, *, beta=1, alpha=1):
+        return inplace(self, "addr_", addr, vec1, vec2, beta=beta, alpha=alpha)

@@ -1,19 +1,74 @@
-"""Reductions: sum, mean, ... (each with dim, keepdim and dtype as in PyTorch)."""
+"""Reductions: sum, mean, prod, max/min, var/std, norm, all/any, median, ... as in PyTorch.
+
+Each takes ``dim`` as an int, a tuple/list or None (all dims; an empty list means all too) and
+``keepdim``; a 0-d input accepts dim 0 or -1. Gradients of max/min/amax/amin/median without a dim
+are split evenly among tied elements, as PyTorch does; with a dim they go to the returned index.
+"""
 from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .. import return_types as R
 from ..autograd.function import Node
-from ._helpers import dims_arg, tensor_arg
+from ._helpers import dims_arg, quiet, tensor_arg
+from .scan import _flip, _shift, cumprod
+from .sort import (MaxBackward0, MedianBackward1, MinBackward0, ModeBackward0, NanmedianBackward1, _as_1d,
+                   _values_indices, argsort_array, order_array)
 
-__all__ = ["sum", "mean"]
+__all__ = ["sum", "mean", "nansum", "nanmean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "aminmax",
+           "var", "std", "var_mean", "std_mean", "norm", "all", "any", "count_nonzero", "median", "nanmedian",
+           "mode"]
+
+_LOW = (D.float16.np, D.bfloat16.np)
+_F32 = np.dtype(np.float32)
+# PyTorch's names for dtypes in error messages ("Got: Long").
+_TORCH_NAME = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+               "float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+               "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def _rdims(dim, ndim: int, op: str) -> tuple:
+    """Reduction dims as NumPy axes: None and [] mean all; a 0-d input reduces over ``()``."""
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+        return tuple(range(ndim))
+    dims = dims_arg(dim, ndim, op)
+    return dims if ndim else ()
+
+
+def _keep_shape(shape: tuple, dims: tuple) -> tuple:
+    return tuple(1 if i in dims else s for i, s in enumerate(shape))
 
 
 def _expand_back(g, shape: tuple, dims: tuple, keepdim: bool):
     """Broadcast a reduced gradient back to the input's shape (differentiable)."""
+    if not T.needs_grad(g):  # plain backward: no graph to build, so skip the op machinery
+        arr = g._data
+        if not keepdim and dims:
+            arr = arr.reshape(_keep_shape(shape, dims))
+        return T._wrap(g._xp.broadcast_to(arr, shape))
     if not keepdim and dims:
-        g = g.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
+        g = g.reshape(_keep_shape(shape, dims))
     return g.expand(shape)
+
+
+def _const(like_dtype, arr):
+    """A constant tensor (no grad) with ``like_dtype``'s NumPy dtype."""
+    return T._wrap(arr.astype(like_dtype, copy=False))
+
+
+def _torch_name(x) -> str:
+    return _TORCH_NAME.get(x.dtype.name, x.dtype.name)
+
+
+def _sum_dtype(arr, dtype):
+    if dtype is not None:
+        return D.to_dtype(dtype).np
+    return D.int64.np if arr.dtype.kind in "biu" else arr.dtype
 
 
 class SumBackward0(Node):
@@ -21,28 +76,31 @@ class SumBackward0(Node):
         return _expand_back(g, self.shape, self.dims, self.keepdim)
 
 
+def _record(node_cls, x, r, shape, dims, keepdim):
+    node = node_cls(x)
+    node.shape, node.dims, node.keepdim = shape, dims, keepdim
+    r._requires_grad = True
+    r.grad_fn = node
+    return node
+
+
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
     """Sum over ``dim`` (all dims when None); bool and int inputs sum in int64 as PyTorch does."""
     x = tensor_arg(input, "sum")
     arr = x._data
-    nd = arr.ndim
-    dims = dims_arg(dim, nd, "sum") if not (isinstance(dim, (list, tuple)) and len(dim) == 0) else tuple(range(nd))
-    if dtype is not None:
-        out_np = D.to_dtype(dtype).np
-    elif arr.dtype.kind in "biu":
-        out_np = D.int64.np
-    else:
-        out_np = arr.dtype
-    if arr.dtype == D.bfloat16.np or arr.dtype == D.float16.np:
-        res = arr.sum(axis=dims, keepdims=keepdim, dtype=D.float32.np).astype(out_np)
-    else:
+    dims = _rdims(dim, arr.ndim, "sum")
+    out_np = _sum_dtype(arr, dtype)
+    if out_np.kind in "iu":
         res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
+    else:
+        with quiet(x._xp):  # inf + -inf and overflow give IEEE results silently
+            if arr.dtype in _LOW or out_np in _LOW:
+                res = arr.sum(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
+            else:
+                res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
     r = T._wrap(res)
-    if T.needs_grad(x):
-        node = SumBackward0(x)
-        node.shape, node.dims, node.keepdim = arr.shape, dims, keepdim
-        r._requires_grad = True
-        r.grad_fn = node
+    if T.needs_grad(x) and r.dtype.is_floating_point:
+        _record(SumBackward0, x, r, arr.shape, dims, keepdim)
     return r
 
 
@@ -51,39 +109,474 @@ class MeanBackward0(Node):
         return _expand_back(g / self.count, self.shape, self.dims, self.keepdim)
 
 
-def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
-    """Arithmetic mean over ``dim``; integer inputs need an explicit floating ``dtype``."""
-    x = tensor_arg(input, "mean")
-    arr = x._data
+def _float_only(x, dtype, op: str):
+    """``x`` cast to ``dtype`` (differentiably), or an error for integer input without one."""
     if dtype is not None:
-        arr = arr.astype(D.to_dtype(dtype).np)
-    elif arr.dtype.kind in "biu":
-        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
-                           f"complex dtype. Got: {x.dtype.name.capitalize()}")
-    nd = arr.ndim
-    dims = dims_arg(dim, nd, "mean") if not (isinstance(dim, (list, tuple)) and len(dim) == 0) else tuple(range(nd))
-    count = 1
-    for d in dims:
-        count *= arr.shape[d]
-    xp = x._xp
-    with _quiet(xp):
-        if arr.dtype == D.bfloat16.np or arr.dtype == D.float16.np:
-            res = arr.astype(D.float32.np).mean(axis=dims, keepdims=keepdim).astype(arr.dtype)
+        return x.to(D.to_dtype(dtype))
+    if x._data.dtype.kind in "biu":
+        raise RuntimeError(f"{op}(): could not infer output dtype. Input dtype must be either a floating point or "
+                           f"complex dtype. Got: {_torch_name(x)}")
+    return x
+
+
+def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Arithmetic mean over ``dim`` (nan for an empty reduction); integer inputs need a floating ``dtype``."""
+    x = _float_only(tensor_arg(input, "mean"), dtype, "mean")
+    arr = x._data
+    dims = _rdims(dim, arr.ndim, "mean")
+    count = math.prod(arr.shape[d] for d in dims)
+    with quiet(x._xp):
+        if arr.dtype in _LOW:
+            res = (arr.sum(axis=dims, keepdims=keepdim, dtype=_F32) / count).astype(arr.dtype)
         else:
-            res = arr.mean(axis=dims, keepdims=keepdim)
+            res = arr.sum(axis=dims, keepdims=keepdim) / arr.dtype.type(count)
     r = T._wrap(res)
     if T.needs_grad(x):
-        node = MeanBackward0(x)
-        node.shape, node.dims, node.keepdim, node.count = arr.shape, dims, keepdim, count
-        r._requires_grad = True
-        r.grad_fn = node
+        _record(MeanBackward0, x, r, arr.shape, dims, keepdim).count = count
     return r
 
 
-def _quiet(xp):
-    from ._helpers import quiet
+class NansumBackward0(Node):
+    def backward(self, g):
+        return _expand_back(g, self.shape, self.dims, self.keepdim) * self.weight
 
-    return quiet(xp)
+
+def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Sum treating NaN as zero."""
+    x = tensor_arg(input, "nansum")
+    arr = x._data
+    if arr.dtype.kind in "biu":
+        return sum(x, dim, keepdim, dtype=dtype)
+    xp = x._xp
+    dims = _rdims(dim, arr.ndim, "nansum")
+    keep = ~xp.isnan(arr)
+    clean = xp.where(keep, arr, 0).astype(arr.dtype, copy=False)
+    r = sum(T._wrap(clean), dims if arr.ndim else None, keepdim, dtype=dtype)
+    if T.needs_grad(x) and r.dtype.is_floating_point:
+        _record(NansumBackward0, x, r, arr.shape, dims, keepdim).weight = _const(r._data.dtype, keep)
+    return r
+
+
+def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Mean of the non-NaN elements."""
+    x = _float_only(tensor_arg(input, "nanmean"), dtype, "nanmean")
+    arr = x._data
+    dims = _rdims(dim, arr.ndim, "nanmean")
+    keep = ~x._xp.isnan(arr)
+    count = keep.sum(axis=dims, keepdims=keepdim)
+    return nansum(x, dim, keepdim) / T._wrap(count.astype(arr.dtype))
+
+
+class ProdBackward0(Node):
+    def backward(self, g):
+        x, r = self.saved_tensors
+        if x._data.ndim == 0:
+            return g
+        g = _expand_back(g, self.shape, self.dims, self.keepdim)
+        if not (x._data == 0).any():
+            return g * _expand_back(r, self.shape, self.dims, self.keepdim) / x
+        # With zeros, the product of all *other* elements: exclusive products from both sides.
+        flat = self.dims != (self.dim,)
+        xf = x.reshape(-1) if flat else x
+        d = 0 if flat else self.dim
+        excl = cumprod(_shift(xf, d, 1, 1), d) * _flip(cumprod(_flip(_shift(xf, d, -1, 1), d), d), d)
+        return g * (excl.reshape(self.shape) if flat else excl)
+
+
+def prod(input, dim: int | None = None, keepdim: bool = False, *, dtype=None):
+    """Product over ``dim`` (all elements when None); bool and int inputs multiply in int64."""
+    x = tensor_arg(input, "prod")
+    if isinstance(dim, (list, tuple)):
+        raise TypeError(f"prod(): argument 'dim' must be int, not {type(dim).__name__}")
+    out_np = _sum_dtype(x._data, dtype)
+    if x._data.dtype != out_np and out_np.kind in "fcV" and T.needs_grad(x):
+        x = x.to(D._FROM_NP[out_np])
+    arr = x._data
+    dims = _rdims(dim, arr.ndim, "prod")
+    with quiet(x._xp):
+        if arr.dtype in _LOW or out_np in _LOW:
+            res = arr.prod(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
+        else:
+            res = arr.prod(axis=dims, keepdims=keepdim, dtype=out_np)
+    r = T._wrap(res)
+    if T.needs_grad(x) and r.dtype.is_floating_point:
+        node = _record(ProdBackward0, x, r, arr.shape, dims, keepdim)
+        node.dim = dims[0] if dim is not None and dims else None
+        node.save_for_backward(x, r)
+    return r
+
+
+# ---- max / min family ---------------------------------------------------------------------------
+class _EvenlyBackward(Node):
+    """Gradient of a value-selecting reduction without indices: split evenly among the ties."""
+
+    def backward(self, g):
+        x, r = self.saved_tensors
+        xp, xa = x._xp, x._data
+        ra = r._data if self.keepdim else r._data.reshape(_keep_shape(xa.shape, self.dims))
+        mask = xa == ra
+        if xa.dtype.kind == "f" or xa.dtype == D.bfloat16.np:
+            mask |= xp.isnan(xa) & xp.isnan(ra)
+        w = mask / mask.sum(axis=self.dims, keepdims=True)
+        return _expand_back(g, xa.shape, self.dims, self.keepdim) * _const(x._data.dtype, w)
+
+
+class MaxBackward1(_EvenlyBackward):
+    pass
+
+
+class MinBackward1(_EvenlyBackward):
+    pass
+
+
+class AmaxBackward0(_EvenlyBackward):
+    pass
+
+
+class AminBackward0(_EvenlyBackward):
+    pass
+
+
+class MedianBackward0(_EvenlyBackward):
+    pass
+
+
+class NanmedianBackward0(_EvenlyBackward):
+    pass
+
+
+def _record_evenly(node_cls, x, r, dims, keepdim):
+    if T.needs_grad(x):
+        node = _record(node_cls, x, r, x._data.shape, dims, keepdim)
+        node.save_for_backward(x, r)
+    return r
+
+
+def _no_identity(op: str) -> RuntimeError:
+    return RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                        "reduction dim with the 'dim' argument.")
+
+
+def _check_dims_nonempty(arr, dims: tuple, op: str) -> None:
+    for d in dims:
+        if arr.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _extreme(input, dim, keepdim: bool, other, high: bool):
+    op = "max" if high else "min"
+    x = tensor_arg(input, op)
+    if other is not None or isinstance(dim, T.Tensor):
+        from . import pointwise  # written alongside; imported lazily to keep files independent
+
+        return (pointwise.maximum if high else pointwise.minimum)(x, dim if other is None else other)
+    xp, arr = x._xp, x._data
+    if dim is None:
+        if arr.size == 0:
+            raise _no_identity(op)
+        with quiet(xp):
+            res = arr.max() if high else arr.min()
+        r = T._wrap(xp.asarray(res, dtype=arr.dtype))
+        return _record_evenly(MaxBackward1 if high else MinBackward1, x, r, tuple(range(arr.ndim)), False)
+    if isinstance(dim, (list, tuple)):
+        raise TypeError(f"{op}(): argument 'dim' must be int, not {type(dim).__name__}")
+    was_0d = arr.ndim == 0
+    x1 = _as_1d(x)
+    d = T._wrap_dim(dim, arr.ndim, op)
+    _check_dims_nonempty(x1._data, (d,), op)
+    ordered = order_array(x1._data)
+    idx = (xp.argmax if high else xp.argmin)(ordered, axis=d, keepdims=True)
+    return _values_indices(R.max if high else R.min, x1, idx, d, keepdim or was_0d,
+                           MaxBackward0 if high else MinBackward0, was_0d)
+
+
+def max(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
+    """The maximum: of all elements (0-d), ``return_types.max(values, indices)`` along ``dim``, or
+    elementwise ``maximum(input, other)`` when the second argument is a tensor.
+
+    The gradient of the full reduction is split evenly among tied maxima.
+    """
+    return _extreme(input, dim, keepdim, other, True)
+
+
+def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
+    """The minimum (see ``max`` for the three call forms)."""
+    return _extreme(input, dim, keepdim, other, False)
+
+
+def _amax(input, dim, keepdim: bool, high: bool):
+    op = "amax" if high else "amin"
+    x = tensor_arg(input, op)
+    arr = x._data
+    dims = _rdims(dim, arr.ndim, op)
+    if arr.size == 0:
+        if dim is None or (isinstance(dim, (list, tuple)) and not dim):
+            raise _no_identity(op)
+        _check_dims_nonempty(arr, dims, op)
+    with quiet(x._xp):
+        res = arr.max(axis=dims, keepdims=keepdim) if high else arr.min(axis=dims, keepdims=keepdim)
+    r = T._wrap(x._xp.asarray(res, dtype=arr.dtype))
+    return _record_evenly(AmaxBackward0 if high else AminBackward0, x, r, dims, keepdim)
+
+
+def amax(input, dim=(), keepdim: bool = False):
+    """Maximum over ``dim`` (an int or tuple; all dims by default); ties share the gradient evenly."""
+    return _amax(input, dim, keepdim, True)
+
+
+def amin(input, dim=(), keepdim: bool = False):
+    """Minimum over ``dim`` (an int or tuple; all dims by default); ties share the gradient evenly."""
+    return _amax(input, dim, keepdim, False)
+
+
+def _arg_extreme(input, dim, keepdim: bool, high: bool):
+    op = "argmax" if high else "argmin"
+    x = tensor_arg(input, op)
+    xp, arr = x._xp, x._data
+    fn = xp.argmax if high else xp.argmin
+    ordered = order_array(arr)
+    if dim is None:
+        if arr.size == 0:
+            raise _no_identity(op)
+        res = fn(ordered.reshape(-1))
+        res = xp.asarray(res).reshape((1,) * arr.ndim if keepdim else ())
+    else:
+        d = T._wrap_dim(dim, arr.ndim, op)
+        if arr.ndim == 0:
+            return T._wrap(xp.zeros((), dtype=np.int64))
+        _check_dims_nonempty(arr, (d,), op)
+        res = fn(ordered, axis=d, keepdims=keepdim)
+    return T._wrap(res.astype(np.int64, copy=False))
+
+
+def argmax(input, dim: int | None = None, keepdim: bool = False):
+    """Index of the (first) maximum, over the flattened input when ``dim`` is None."""
+    return _arg_extreme(input, dim, keepdim, True)
+
+
+def argmin(input, dim: int | None = None, keepdim: bool = False):
+    """Index of the (first) minimum, over the flattened input when ``dim`` is None."""
+    return _arg_extreme(input, dim, keepdim, False)
+
+
+def aminmax(input, *, dim: int | None = None, keepdim: bool = False):
+    """``return_types.aminmax(min, max)`` over ``dim`` (all elements when None)."""
+    x = tensor_arg(input, "aminmax")
+    if x._data.size == 0 and (dim is None or x._data.shape[T._wrap_dim(dim, x._data.ndim, "aminmax")] == 0):
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
+                           "identity.")
+    dims = () if dim is None else dim
+    return R.aminmax((_amax(x, dims, keepdim, False), _amax(x, dims, keepdim, True)))
+
+
+# ---- var / std ---------------------------------------------------------------------------------
+def _var_args(dim, unbiased, correction):
+    if isinstance(dim, bool):  # var(input, unbiased) overload
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    elif unbiased is not None:
+        raise RuntimeError("var/std: cannot pass both 'unbiased' and 'correction'")
+    return dim, correction
+
+
+def _var_forward(x, dims: tuple, correction, keepdim: bool, op: str):
+    arr = x._data
+    if arr.dtype.kind in "biu":
+        raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes (got "
+                           f"{_torch_name(x)})")
+    xp = x._xp
+    work = arr.astype(_F32) if arr.dtype in _LOW else arr
+    n = math.prod(arr.shape[d] for d in dims)
+    with quiet(xp):
+        mu = work.sum(axis=dims, keepdims=True) / n
+        dev = work - mu
+        sq = (dev * dev.conj()).real if dev.dtype.kind == "c" else dev * dev
+        var = sq.sum(axis=dims, keepdims=keepdim) / builtins.max(n - correction, 0)
+    real = np.dtype(D.from_numpy_dtype(arr.dtype).to_real().np)
+    return var.astype(real, copy=False), n - correction
+
+
+class VarBackward0(Node):
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        scale = 2.0 / self.dof if self.dof else math.inf
+        g = _expand_back(g, self.shape, self.dims, self.keepdim)
+        return g * (x - x.mean(self.dims or None, keepdim=True)) * scale
+
+
+def var(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """Variance over ``dim`` with Bessel's ``correction`` (1 by default; ``unbiased=False`` means 0).
+
+    A correction at least the number of elements gives inf or nan, silently.
+    """
+    x = tensor_arg(input, "var")
+    dim, correction = _var_args(dim, unbiased, correction)
+    dims = _rdims(dim, x._data.ndim, "var")
+    res, dof = _var_forward(x, dims, correction, keepdim, "var")
+    r = T._wrap(res)
+    if T.needs_grad(x):
+        node = _record(VarBackward0, x, r, x._data.shape, dims, keepdim)
+        node.dof = dof
+        node.save_for_backward(x)
+    return r
+
+
+class StdBackward0(Node):
+    def backward(self, g):
+        x, r = self.saved_tensors
+        shape, dims, keepdim = self.shape, self.dims, self.keepdim
+        scale = 1.0 / self.dof if self.dof else math.inf
+        r = _expand_back(r, shape, dims, keepdim)
+        zero = r._data == 0
+        g = _expand_back(g, shape, dims, keepdim) * _const(x._data.dtype, ~zero)
+        return g * (x - x.mean(dims or None, keepdim=True)) / (r + _const(x._data.dtype, zero)) * scale
+
+
+def std(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """Standard deviation over ``dim`` (see ``var``); the gradient where it is 0 is 0."""
+    x = tensor_arg(input, "std")
+    dim, correction = _var_args(dim, unbiased, correction)
+    dims = _rdims(dim, x._data.ndim, "std")
+    res, dof = _var_forward(x, dims, correction, keepdim, "std")
+    with quiet(x._xp):
+        r = T._wrap(x._xp.sqrt(res))
+    if T.needs_grad(x):
+        node = _record(StdBackward0, x, r, x._data.shape, dims, keepdim)
+        node.dof = dof
+        node.save_for_backward(x, r)
+    return r
+
+
+def var_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """``(var, mean)`` over ``dim`` as a plain tuple."""
+    dim, correction = _var_args(dim, unbiased, correction)
+    return var(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """``(std, mean)`` over ``dim`` as a plain tuple."""
+    dim, correction = _var_args(dim, unbiased, correction)
+    return std(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+# ---- norms ---------------------------------------------------------------------------------------
+def norm(input, p="fro", dim=None, keepdim: bool = False, out=None, dtype=None):
+    """``torch.norm``: the Frobenius/2-norm by default, any vector ``p``-norm, or ``'nuc'`` over 2 dims."""
+    # The norms live in disttorch.linalg, which imports this module.
+    from ..linalg import _vector_norm, matrix_norm
+
+    x = tensor_arg(input, "norm")
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise RuntimeError(f"norm(): input dtype should be either floating point or complex. Got {_torch_name(x)} "
+                           "instead.")
+    if isinstance(p, str):
+        if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
+            return _vector_norm(x, 2, dim, keepdim, dtype, "norm")
+        if p == "nuc":
+            return matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+        raise RuntimeError(f"norm(): invalid norm type {p!r} for dim {dim}")
+    return _vector_norm(x, 2 if p is None else p, dim, keepdim, dtype, "norm")
+
+
+# ---- logical reductions --------------------------------------------------------------------------
+def _logical(input, dim, keepdim: bool, op: str):
+    x = tensor_arg(input, op)
+    xp, arr = x._xp, x._data
+    dims = _rdims(dim, arr.ndim, op)
+    truth = arr if arr.dtype.kind == "b" else arr != 0
+    res = truth.all(axis=dims, keepdims=keepdim) if op == "all" else truth.any(axis=dims, keepdims=keepdim)
+    res = xp.asarray(res)
+    return T._wrap(res.astype(np.uint8) if arr.dtype == np.uint8 else res)
+
+
+def all(input, dim=None, keepdim: bool = False):  # noqa: A001
+    """True where every element over ``dim`` is nonzero (uint8 input gives uint8, as PyTorch)."""
+    return _logical(input, dim, keepdim, "all")
+
+
+def any(input, dim=None, keepdim: bool = False):  # noqa: A001
+    """True where some element over ``dim`` is nonzero (uint8 input gives uint8, as PyTorch)."""
+    return _logical(input, dim, keepdim, "any")
+
+
+def count_nonzero(input, dim=None):
+    """Number of nonzero elements over ``dim`` (int64)."""
+    x = tensor_arg(input, "count_nonzero")
+    arr = x._data
+    dims = _rdims(dim, arr.ndim, "count_nonzero")
+    return T._wrap(x._xp.asarray((arr != 0).sum(axis=dims, dtype=np.int64)))
+
+
+# ---- median / mode -------------------------------------------------------------------------------
+def _median(input, dim, keepdim: bool, ignore_nan: bool):
+    op = "nanmedian" if ignore_nan else "median"
+    x = tensor_arg(input, op)
+    xp, arr = x._xp, x._data
+    is_float = arr.dtype.kind == "f" or arr.dtype == D.bfloat16.np
+    if dim is None:
+        flat = order_array(arr.reshape(-1))
+        n = flat.shape[0]
+        nan = int(xp.isnan(flat).sum()) if is_float else 0
+        m = n - nan if ignore_nan else n
+        if n == 0 or m == 0 or (nan and not ignore_nan):
+            val = xp.asarray(math.nan if is_float else np.iinfo(arr.dtype).min if arr.dtype.kind in "iu" else 0)
+        else:
+            k = (m - 1) // 2
+            val = xp.partition(flat, k)[k]
+        r = T._wrap(xp.asarray(val).astype(arr.dtype))
+        return _record_evenly(NanmedianBackward0 if ignore_nan else MedianBackward0, x, r,
+                              tuple(range(arr.ndim)), False)
+    was_0d = arr.ndim == 0
+    x1 = _as_1d(x)
+    a1 = x1._data
+    d = T._wrap_dim(dim, arr.ndim, op)
+    n = a1.shape[d]
+    _check_dims_nonempty(a1, (d,), op)
+    order = argsort_array(xp, a1, d)
+    keep = _keep_shape(a1.shape, (d,))
+    if is_float:
+        # NaNs sort last, in input order: median picks the first NaN; nanmedian skips them.
+        cnt = xp.isnan(order_array(a1)).sum(axis=d, keepdims=True)
+        k = xp.maximum((n - cnt - 1) // 2, 0) if ignore_nan else xp.where(cnt > 0, n - cnt, (n - 1) // 2)
+    else:
+        k = xp.full(keep, (n - 1) // 2)
+    idx = xp.take_along_axis(order, k.astype(np.int64), axis=d)
+    return _values_indices(R.nanmedian if ignore_nan else R.median, x1, idx, d, keepdim or was_0d,
+                           NanmedianBackward1 if ignore_nan else MedianBackward1, was_0d)
+
+
+def median(input, dim: int | None = None, keepdim: bool = False):
+    """The lower median: of all elements (NaN if any is NaN), or ``return_types.median`` along ``dim``."""
+    return _median(input, dim, keepdim, False)
+
+
+def nanmedian(input, dim: int | None = None, keepdim: bool = False):
+    """Like ``median`` but ignoring NaNs (NaN only where a whole slice is NaN)."""
+    return _median(input, dim, keepdim, True)
+
+
+def mode(input, dim: int = -1, keepdim: bool = False):
+    """The most frequent value along ``dim`` (the smallest on ties) and the index of its last occurrence."""
+    x = tensor_arg(input, "mode")
+    was_0d = x._data.ndim == 0
+    x1 = _as_1d(x)
+    xp, a1 = x._xp, x1._data
+    d = T._wrap_dim(dim, x._data.ndim, "mode")
+    n = a1.shape[d]
+    _check_dims_nonempty(a1, (d,), "mode")
+    order = xp.moveaxis(argsort_array(xp, a1, d), d, -1)
+    s = xp.take_along_axis(xp.moveaxis(order_array(a1), d, -1), order, axis=-1)
+    new = xp.ones(s.shape, dtype=bool)
+    new[..., 1:] = s[..., 1:] != s[..., :-1]
+    last = xp.ones(s.shape, dtype=bool)
+    last[..., :-1] = new[..., 1:]
+    pos = xp.arange(n)
+    start = xp.maximum.accumulate(xp.where(new, pos, 0), axis=-1)
+    run = xp.where(last, pos - start + 1, 0)
+    best = xp.argmax(run, axis=-1, keepdims=True)  # first longest run = smallest value
+    idx = xp.moveaxis(xp.take_along_axis(order, best, axis=-1), -1, d)
+    return _values_indices(R.mode, x1, idx, d, keepdim or was_0d, ModeBackward0, was_0d)
 
 
 class ReduceMethods:
@@ -91,3 +584,22 @@ class ReduceMethods:
 
     sum = sum
     mean = mean
+    nansum = nansum
+    nanmean = nanmean
+    prod = prod
+    max = max
+    min = min
+    amax = amax
+    amin = amin
+    argmax = argmax
+    argmin = argmin
+    aminmax = aminmax
+    var = var
+    std = std
+    norm = norm
+    all = all
+    any = any
+    count_nonzero = count_nonzero
+    median = median
+    nanmedian = nanmedian
+    mode = mode

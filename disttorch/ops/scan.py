@@ -1,8 +1,374 @@
-"""Cumulative ops: cumsum, cumprod, cummax, cummin, logcumsumexp."""
+"""Cumulative ops: cumsum, cumprod, cummax, cummin, logcumsumexp, diff.
+
+Backward formulas use Tensor ops (and the private differentiable ``_flip``/``_shift``/``_log``
+helpers below), so create_graph works through them.
+"""
 from __future__ import annotations
 
-__all__ = []
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+from .. import return_types as R
+from ..autograd.function import Node
+from ._helpers import as_float_array, quiet, tensor_arg
+from .elementwise import _out
+from .sort import CummaxBackward0, CumminBackward0, take_along
+
+__all__ = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "diff"]
+
+_LOW_PRECISION = (D.float16.np, D.bfloat16.np)
+
+
+# ---- private differentiable helpers ----------------------------------------------------------
+class _FlipBackward(Node):
+    def backward(self, g):
+        return _flip(g, self.dim)
+
+
+def _flip(x, dim: int):
+    """``x`` reversed along ``dim``."""
+    r = T._view_of(x, x._xp.flip(x._data, dim))
+    if T.needs_grad(x):
+        node = _FlipBackward(x)
+        node.dim = dim
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+class _ShiftBackward(Node):
+    def backward(self, g):
+        return _shift(g, self.dim, -self.step, 0)
+
+
+def _shift(x, dim: int, step: int, fill):
+    """``x`` moved one place along ``dim`` (``step`` +1: towards higher indices), ``fill`` entering."""
+    xp, arr = x._xp, x._data
+    out = xp.empty_like(arr)
+    n = arr.shape[dim]
+    src, dst, edge = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
+    if step > 0:
+        src[dim], dst[dim], edge[dim] = slice(0, n - 1), slice(1, n), slice(0, 1)
+    else:
+        src[dim], dst[dim], edge[dim] = slice(1, n), slice(0, n - 1), slice(n - 1, n)
+    out[tuple(dst)] = arr[tuple(src)]
+    out[tuple(edge)] = fill
+    r = T._wrap(out)
+    if T.needs_grad(x):
+        node = _ShiftBackward(x)
+        node.dim, node.step = dim, step
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+class _LogBackward(Node):
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g / x
+
+
+def _log(x):
+    with quiet(x._xp):
+        r = T._wrap(x._xp.log(x._data))
+    if T.needs_grad(x):
+        node = _LogBackward(x)
+        node.save_for_backward(x)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def _const(x, arr):
+    """A constant tensor (no grad) of ``x``'s dtype from a mask or number array."""
+    return T._wrap(arr.astype(x._data.dtype, copy=False))
+
+
+def _rev_cumsum(g, d: int):
+    return _flip(cumsum(_flip(g, d), d), d)
+
+
+# ---- public ops ------------------------------------------------------------------------------
+def _scan_setup(input, dim, dtype, op: str):
+    x = tensor_arg(input, op)
+    arr = x._data
+    d = T._wrap_dim(dim, arr.ndim, op)
+    if dtype is not None:
+        out_np = D.to_dtype(dtype).np
+    elif arr.dtype.kind in "biu":
+        out_np = D.int64.np
+    else:
+        out_np = arr.dtype
+    return x, arr, d, out_np
+
+
+class CumsumBackward0(Node):
+    def backward(self, g):
+        if self.ndim == 0:
+            return g.to(self.in_dtype)
+        return _rev_cumsum(g, self.dim).to(self.in_dtype)
+
+
+def cumsum(input, dim: int, *, dtype=None, out=None):
+    """Cumulative sum along ``dim`` (bool and int inputs accumulate in int64)."""
+    x, arr, d, out_np = _scan_setup(input, dim, dtype, "cumsum")
+    with quiet(x._xp):  # inf + -inf and overflow give IEEE results silently
+        if arr.ndim == 0:
+            res = arr.astype(out_np)
+        elif arr.dtype in _LOW_PRECISION or out_np in _LOW_PRECISION:
+            res = arr.astype(np.float32).cumsum(axis=d).astype(out_np)
+        else:
+            res = arr.cumsum(axis=d, dtype=out_np)
+    r = T._wrap(res)
+    if T.needs_grad(x) and r.dtype.is_floating_point:
+        node = CumsumBackward0(x)
+        node.dim, node.ndim, node.in_dtype = d, arr.ndim, x.dtype
+        r._requires_grad = True
+        r.grad_fn = node
+    return r if out is None else _out(r, out)
+
+
+class CumprodBackward0(Node):
+    def backward(self, g):
+        x, y = self.saved_tensors
+        if self.ndim == 0:
+            return g
+        d = self.dim
+        xa = x._data
+        iszero = xa == 0
+        if not iszero.any():
+            return _rev_cumsum(g * y, d) / x
+        # Slices with a zero: positions before the first zero use the division formula on a
+        # zero-free copy of x; the first zero gets the product of everything else; later ones get 0.
+        xp = x._xp
+        cz = xp.cumsum(iszero, axis=d)
+        before = cz == 0
+        first = iszero & (cz == 1)
+        x_safe = x * _const(x, before) + _const(x, ~before)
+        part_a = _rev_cumsum(g * y, d) / x_safe * _const(x, before)
+        x_rep = x * _const(x, ~first) + _const(x, first)
+        part_b = (g * _const(x, ~before) * cumprod(x_rep, d)).sum(d, keepdim=True) * _const(x, first)
+        return part_a + part_b
+
+
+def cumprod(input, dim: int, *, dtype=None, out=None):
+    """Cumulative product along ``dim`` (the gradient is exact where the input has zeros)."""
+    x, arr, d, out_np = _scan_setup(input, dim, dtype, "cumprod")
+    if arr.dtype != out_np:
+        x = x.to(D._FROM_NP[out_np]) if T.needs_grad(x) else T._wrap(arr.astype(out_np))
+        arr = x._data
+    with quiet(x._xp):
+        if arr.ndim == 0:
+            res = arr.copy()
+        elif arr.dtype in _LOW_PRECISION:
+            res = arr.astype(np.float32).cumprod(axis=d).astype(arr.dtype)
+        else:
+            res = arr.cumprod(axis=d)
+    r = T._wrap(res)
+    if T.needs_grad(x) and r.dtype.is_floating_point:
+        node = CumprodBackward0(x)
+        node.dim, node.ndim = d, arr.ndim
+        r._requires_grad = True
+        r.grad_fn = node
+        node.save_for_backward(x, r)
+    return r if out is None else _out(r, out)
+
+
+def _cum_extreme(input, dim: int, high: bool):
+    op = "cummax" if high else "cummin"
+    x = tensor_arg(input, op)
+    xp, arr = x._xp, x._data
+    d = T._wrap_dim(dim, arr.ndim, op)
+    cls, node_cls = (R.cummax, CummaxBackward0) if high else (R.cummin, CumminBackward0)
+    if arr.ndim == 0:
+        return cls((x.reshape(()), T._wrap(xp.zeros((), dtype=np.int64))))
+    work = arr.astype(np.float32) if arr.dtype == D.bfloat16.np else arr
+    with quiet(xp):
+        acc = (xp.maximum if high else xp.minimum).accumulate(work, axis=d)
+    # PyTorch moves the index on ties (>=), and a NaN, once seen, keeps its index.
+    mark = work == acc
+    if work.dtype.kind in "fc":
+        isnan = xp.isnan(work)
+        mark |= isnan & (xp.cumsum(isnan, axis=d) == 1)
+    pos = xp.arange(arr.shape[d]).reshape((-1,) + (1,) * (arr.ndim - 1 - d))
+    idx = xp.maximum.accumulate(xp.where(mark, pos, 0), axis=d).astype(np.int64)
+    values = take_along(x, idx, d, node_cls, unique=False)
+    return cls((values, T._wrap(idx)))
+
+
+def cummax(input, dim: int):
+    """Running maximum along ``dim``: ``return_types.cummax(values, indices)``."""
+    return _cum_extreme(input, dim, True)
+
+
+def cummin(input, dim: int):
+    """Running minimum along ``dim``: ``return_types.cummin(values, indices)``."""
+    return _cum_extreme(input, dim, False)
+
+
+class LogcumsumexpBackward0(Node):
+    def backward(self, g):
+        x, y = self.saved_tensors
+        if self.ndim == 0:
+            return g
+        d = self.dim
+        # Positive and negative parts of g travel in log space so nothing overflows
+        # (PyTorch's formula, after TensorFlow's).
+        xp, ga = g._xp, g._data
+        # A huge finite stand-in for log(0): -inf would give inf - inf = nan in double backward,
+        # and the dtype's lowest value would overflow when shifted.
+        low = (float(np.finfo(ga.dtype).min) if ga.dtype != D.bfloat16.np else -3.0e38) / 16
+        pos, neg = ga > 0, ga < 0
+        sign = _const(g, pos.astype(np.int8) - neg.astype(np.int8))
+        log_abs = _log(g * sign + _const(g, ga == 0))
+        log_pos = log_abs * _const(g, pos) + _const(g, xp.where(pos, 0, low))
+        log_neg = log_abs * _const(g, neg) + _const(g, xp.where(neg, 0, low))
+        out_pos = (_flip(logcumsumexp(_flip(log_pos - y, d), d), d) + x).exp()
+        out_neg = (_flip(logcumsumexp(_flip(log_neg - y, d), d), d) + x).exp()
+        return out_pos - out_neg
+
+
+def logcumsumexp(input, dim: int):
+    """``log(cumsum(exp(input)))`` along ``dim``, computed stably."""
+    x = tensor_arg(input, "logcumsumexp")
+    d = T._wrap_dim(dim, x._data.ndim, "logcumsumexp")
+    arr = as_float_array(x)
+    xp = x._xp
+    with quiet(xp):
+        if arr.ndim == 0:
+            res = arr.copy()
+        elif arr.dtype in _LOW_PRECISION:
+            res = xp.logaddexp.accumulate(arr.astype(np.float32), axis=d).astype(arr.dtype)
+        else:
+            res = xp.logaddexp.accumulate(arr, axis=d)
+    r = T._wrap(res)
+    if T.needs_grad(x):
+        node = LogcumsumexpBackward0(x)
+        node.dim, node.ndim = d, arr.ndim
+        r._requires_grad = True
+        r.grad_fn = node
+        node.save_for_backward(x, r)
+    return r
+
+
+class _Diff1Backward(Node):
+    def backward(self, g):
+        return _diff1_adjoint(g, self.dim)
+
+
+def _diff1(x, d: int):
+    """``x[1:] - x[:-1]`` along ``d``."""
+    arr = x._data
+    n = arr.shape[d]
+    hi, lo = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
+    hi[d], lo[d] = slice(1, n), slice(0, max(n - 1, 0))
+    r = T._wrap(arr[tuple(hi)] - arr[tuple(lo)])
+    if T.needs_grad(x):
+        node = _Diff1Backward(x)
+        node.dim = d
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+class _Diff1AdjointBackward(Node):
+    def backward(self, g):
+        return _diff1(g, self.dim)
+
+
+def _diff1_adjoint(g, d: int):
+    """The transpose of ``_diff1``: ``G[j] = g[j-1] - g[j]`` with zeros beyond both ends."""
+    xp, arr = g._xp, g._data
+    shape = list(arr.shape)
+    shape[d] += 1
+    out = xp.zeros(shape, dtype=arr.dtype)
+    n = arr.shape[d]
+    a, b = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
+    a[d], b[d] = slice(1, n + 1), slice(0, n)
+    out[tuple(a)] += arr
+    out[tuple(b)] -= arr
+    r = T._wrap(out)
+    if T.needs_grad(g):
+        node = _Diff1AdjointBackward(g)
+        node.dim = d
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+class _CatBackward(Node):
+    def backward(self, g):
+        xp = g._xp
+        outs, start = [], 0
+        for size, (fn, _) in zip(self.sizes, self.next_functions):
+            if fn is None:
+                outs.append(None)
+            else:
+                shape = [1] * g._data.ndim
+                shape[self.dim] = size
+                idx = xp.broadcast_to(xp.arange(start, start + size).reshape(shape),
+                                      tuple(size if i == self.dim else s for i, s in enumerate(g._data.shape)))
+                outs.append(take_along(g, idx, self.dim))
+            start += size
+        return tuple(outs)
+
+
+def _cat(parts, d: int):
+    xp = parts[0]._xp
+    r = T._wrap(xp.concatenate([p._data for p in parts], axis=d))
+    if T.needs_grad(*parts):
+        node = _CatBackward(*parts)
+        node.dim, node.sizes = d, [p._data.shape[d] for p in parts]
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` join ``input`` first)."""
+    x = tensor_arg(input, "diff")
+    if x._data.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    d = T._wrap_dim(dim, x._data.ndim, "diff")
+    parts = [p for p in (prepend, x, append) if p is not None]
+    if len(parts) > 1:
+        for p in parts:
+            tensor_arg(p, "diff", "prepend/append")
+            if p._data.ndim != x._data.ndim or any(a != b for i, (a, b) in enumerate(zip(p.shape, x.shape))
+                                                   if i != d):
+                raise RuntimeError(f"diff expects prepend or append to be the same dimension as input, with "
+                                   f"matching sizes except along dim {d} (got {list(p.shape)} and {list(x.shape)})")
+        x = _cat(parts, d)
+    if x._data.dtype.kind == "b":
+        arr = x._data
+        for _ in range(int(n)):
+            k = arr.shape[d]
+            hi, lo = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
+            hi[d], lo[d] = slice(1, k), slice(0, max(k - 1, 0))
+            arr = arr[tuple(hi)] ^ arr[tuple(lo)]
+        return T._wrap(arr)
+    for _ in range(min(int(n), x._data.shape[d])):
+        x = _diff1(x, d)
+    return x
 
 
 class ScanMethods:
     __slots__ = ()
+
+    cumsum = cumsum
+    cumprod = cumprod
+    cummax = cummax
+    cummin = cummin
+    logcumsumexp = logcumsumexp
+    diff = diff
+
+    def cumsum_(self, dim: int, *, dtype=None):
+        from .inplace import inplace
+
+        return inplace(self, "cumsum_", cumsum, dim, dtype=dtype)
+
+    def cumprod_(self, dim: int, *, dtype=None):
+        from .inplace import inplace
+
+        return inplace(self, "cumprod_", cumprod, dim, dtype=dtype)

@@ -1,14 +1,32 @@
-"""Shape ops: reshape/view, expand, transpose, cat/stack, split, ... (views share memory and version)."""
+"""Shape views: reshape/view, expand, permute/transpose, squeeze/unsqueeze, flatten, narrow/select, ...
+
+A view op returns ``T._view_of(x, arr)`` where ``arr`` is a NumPy/CuPy view of ``x``'s memory, so
+writes through the view show in the base and both share the version counter. Backward formulas
+are written with Tensor ops so that double backward works.
+"""
 from __future__ import annotations
 
 import math
 
-from .. import _tensor as T
-from ..autograd.function import Node
-from ._helpers import sum_to, tensor_arg
+import numpy as np
 
-__all__ = ["reshape", "unbind", "transpose", "permute", "t", "squeeze", "unsqueeze", "flatten", "swapaxes",
-           "swapdims", "movedim", "moveaxis"]
+from .. import _dtype as D
+from .. import _tensor as T
+from .._size import Size
+from ..autograd.function import Node
+from ._helpers import broadcast_error, sum_to, tensor_arg
+from .index import SelectBackward0, SliceBackward0, _index
+from ..autograd.grad_mode import STATE as _GRAD
+
+__all__ = ["reshape", "transpose", "permute", "t", "squeeze", "unsqueeze", "flatten", "unflatten", "swapaxes",
+           "swapdims", "movedim", "moveaxis", "broadcast_to", "broadcast_tensors", "broadcast_shapes", "narrow",
+           "select", "atleast_1d", "atleast_2d", "atleast_3d", "ravel", "adjoint"]
+
+
+def _record(r, node):
+    r._requires_grad = True
+    r.grad_fn = node
+    return r
 
 
 def _shape_arg(shape) -> tuple:
@@ -17,13 +35,25 @@ def _shape_arg(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
+def _kw_only(kw: dict, name: str, op: str):
+    """The one keyword ``name`` an op with a ``*sizes`` signature also accepts (``reshape(x, shape=...)``)."""
+    if set(kw) != {name}:
+        raise TypeError(f"{op}() got unexpected keyword arguments {sorted(set(kw) - {name})}")
+    return kw[name]
+
+
 def _infer_shape(shape: tuple, numel: int, op: str, src: tuple) -> tuple:
     neg = [i for i, s in enumerate(shape) if s == -1]
     if len(neg) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred (shape {list(shape)})")
+    if any(s < -1 for s in shape):
+        raise RuntimeError(f"{op}: invalid shape dimension {min(shape)} in {list(shape)}")
     known = math.prod(s for s in shape if s != -1)
     if neg:
-        if known == 0 or numel % known:
+        if known == 0:
+            raise RuntimeError(f"{op}: cannot reshape tensor of {numel} elements into shape {list(shape)} because the "
+                               "unspecified dimension size -1 can be any value and is ambiguous")
+        if numel % known:
             raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel} "
                                f"(input shape {list(src)})")
         shape = shape[:neg[0]] + (numel // known,) + shape[neg[0] + 1:]
@@ -38,18 +68,19 @@ class ViewBackward0(Node):
         return g.reshape(self.shape)
 
 
-def reshape(input, *shape):
+def reshape(input, *shape, **kw):
     """The same elements in a new shape; a view when the memory layout allows, else a copy."""
     x = tensor_arg(input, "reshape")
     arr = x._data
+    if kw:
+        shape = (_kw_only(kw, "shape", "reshape"),)
     new = _infer_shape(_shape_arg(shape), arr.size, "reshape", arr.shape)
     res = arr.reshape(new)
     r = T._view_of(x, res) if res.base is not None and _shares(res, arr) else T._wrap(res)
     if T.needs_grad(x):
         node = ViewBackward0(x)
         node.shape = arr.shape
-        r._requires_grad = True
-        r.grad_fn = node
+        _record(r, node)
     return r
 
 
@@ -57,25 +88,36 @@ def _shares(res, arr) -> bool:
     return res.base is arr or (arr.base is not None and res.base is arr.base)
 
 
-def view(self, *shape):
-    """Like reshape, but raises when the result cannot share memory with ``self``."""
-    if len(shape) == 1 and not isinstance(shape[0], (list, tuple, int)):
-        from .. import _dtype as D
+def _reshape_no_copy(arr, new):
+    """``arr`` reshaped to ``new`` without copying, or None when that is impossible."""
+    try:
+        return arr.reshape(new, copy=False)
+    except TypeError:  # CuPy's reshape has no copy=; a view keeps the same memory
+        res = arr.reshape(new)
+        return res if res.base is not None else None
+    except ValueError:
+        return None
 
+
+def view(self, *shape):
+    """Like reshape, but raises when the result cannot share memory with ``self``; ``view(dtype)`` reinterprets."""
+    if len(shape) == 1 and isinstance(shape[0], (D.dtype, str, type, np.dtype)):
         dt = D.to_dtype(shape[0])
-        if dt.itemsize != self._data.dtype.itemsize:
-            raise RuntimeError("view(dtype) with a different element size is not implemented yet")
-        return T._view_of(self, self._data.view(dt.np))
+        if dt.np == self._data.dtype:
+            return reshape(self, self._data.shape)
+        try:
+            res = self._data.view(dt.np)
+        except ValueError:
+            raise RuntimeError(f"view: cannot view a tensor of shape {list(self.shape)} and dtype {self.dtype} as "
+                               f"{dt}: the last dimension must be contiguous and its size in bytes divisible by "
+                               f"{dt.itemsize}") from None
+        return T._view_of(self, res)
     arr = self._data
     new = _infer_shape(_shape_arg(shape), arr.size, "view", arr.shape)
-    if not arr.flags.c_contiguous and arr.size > 1:
-        try:
-            res = arr.view()
-            res.shape = new  # raises when a copy would be needed
-        except AttributeError:
-            raise RuntimeError(f"view size is not compatible with input tensor's size and stride (input shape "
-                               f"{list(arr.shape)}, requested {list(new)}): at least one dimension spans across "
-                               "two contiguous subspaces. Use .reshape(...) instead.") from None
+    if not arr.flags.c_contiguous and arr.size > 1 and _reshape_no_copy(arr, new) is None:
+        raise RuntimeError(f"view size is not compatible with input tensor's size and stride (input shape "
+                           f"{list(arr.shape)}, requested {list(new)}): at least one dimension spans across "
+                           "two contiguous subspaces. Use .reshape(...) instead.")
     return reshape(self, new)
 
 
@@ -96,7 +138,7 @@ def expand(self, *sizes):
     for i, s in enumerate(sizes):
         if i < lead:
             if s < 0:
-                raise RuntimeError(f"expand: the expanded size of the tensor (-1) isn't allowed in a leading, "
+                raise RuntimeError(f"expand: the expanded size of the tensor ({s}) isn't allowed in a leading, "
                                    f"non-existing dimension {i}")
             target.append(s)
             continue
@@ -109,60 +151,72 @@ def expand(self, *sizes):
                                f"{list(arr.shape)}")
         target.append(s)
     target = tuple(target)
-    if target == arr.shape:
-        res = arr.view()
-    else:
-        res = self._xp.broadcast_to(arr, target)
+    res = arr.view() if target == arr.shape else self._xp.broadcast_to(arr, target)
     r = T._view_of(self, res)
     if T.needs_grad(self):
         node = ExpandBackward0(self)
         node.shape = arr.shape
-        r._requires_grad = True
-        r.grad_fn = node
+        _record(r, node)
     return r
 
 
-class UnbindBackward0(Node):
-    def backward(self, *grads):
-        from .. import ops
-
-        return ops.shape_more.stack(grads, self.dim) if hasattr(ops, "shape_more") else _stack(grads, self.dim)
+def broadcast_to(input, size):
+    """``input`` expanded to ``size`` (a view; same rules as ``expand``)."""
+    return expand(tensor_arg(input, "broadcast_to"), size)
 
 
-def _stack(grads, dim):
-    xp = grads[0]._xp
-    return T._wrap(xp.stack([g._data for g in grads], axis=dim))
-
-
-def unbind(input, dim: int = 0):
-    """A tuple of views, one per index along ``dim``."""
-    x = tensor_arg(input, "unbind")
-    arr = x._data
-    d = T._wrap_dim(dim, arr.ndim, "unbind")
-    outs = tuple(T._view_of(x, arr[(slice(None),) * d + (i,)]) for i in range(arr.shape[d]))
-    if T.needs_grad(x) and outs:
-        node = UnbindBackward0(x)
-        node.dim = d
-        node.set_outputs(*outs)
-    return outs
-
-
-class SumToSizeBackward(Node):
-    def backward(self, g):
-        return g.expand(self.shape)
-
-
-def sum_to_size(self, *size):
-    """Sum ``self`` down to ``size`` (which ``self`` must be expandable from)."""
-    size = _shape_arg(size)
+def broadcast_shapes(*shapes) -> Size:
+    """The shape that tensors of ``shapes`` broadcast to (ints count as 1-d shapes)."""
+    norm = [(s,) if isinstance(s, int) else tuple(int(v) for v in s) for s in shapes]
     try:
-        import numpy as np
-
-        if tuple(np.broadcast_shapes(size, self._data.shape)) != self._data.shape:
-            raise ValueError
+        return Size(np.broadcast_shapes(*norm))
     except ValueError:
-        raise RuntimeError(f"sum_to_size: size {list(size)} is not expandable to size {list(self.shape)}") from None
-    return sum_to(self, size)
+        raise broadcast_error("broadcast_shapes", *norm) from None
+
+
+def broadcast_tensors(*tensors) -> tuple:
+    """Views of ``tensors`` expanded to their common broadcast shape."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    ts = [tensor_arg(t, "broadcast_tensors", "tensors") for t in tensors]
+    shapes = [t._data.shape for t in ts]
+    try:
+        shape = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise broadcast_error("broadcast_tensors", *shapes) from None
+    return tuple(expand(t, shape) for t in ts)
+
+
+def narrow(input, dim: int, start, length: int):
+    """A view of ``length`` elements of ``dim`` from ``start`` (which may be a 0-d tensor)."""
+    x = tensor_arg(input, "narrow")
+    if x._data.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = T._wrap_dim(dim, x._data.ndim, "narrow")
+    n = x._data.shape[d]
+    start, length = int(start), int(length)
+    if length < 0:
+        raise RuntimeError(f"narrow(): length must be non-negative (got {length}).")
+    if not -n <= start <= n:
+        raise IndexError(f"narrow(): start out of range (expected to be in range of [{-n}, {n}], but got {start})")
+    if start < 0:
+        start += n
+    if start + length > n:
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    return _index(x, (slice(None),) * d + (slice(start, start + length), Ellipsis), False, SliceBackward0)
+
+
+def select(input, dim: int, index: int):
+    """The view ``input[..., index, ...]`` with ``dim`` removed."""
+    x = tensor_arg(input, "select")
+    if x._data.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = T._wrap_dim(dim, x._data.ndim, "select")
+    n = x._data.shape[d]
+    i = int(index)
+    if not -n <= i < n:
+        raise IndexError(f"select(): index {i} out of range for tensor of size {list(x.shape)} at dimension {d}")
+    return _index(x, (slice(None),) * d + (i, Ellipsis), False, SelectBackward0)
 
 
 class PermuteBackward0(Node):
@@ -173,10 +227,10 @@ class PermuteBackward0(Node):
         return permute(g, inv)
 
 
-def permute(input, *dims):
+def permute(input, *dims, **kw):
     """A view with dimensions reordered: ``permute(x, (2, 0, 1))``."""
     x = tensor_arg(input, "permute")
-    dims = _shape_arg(dims)
+    dims = _shape_arg((_kw_only(kw, "dims", "permute"),) if kw else dims)
     nd = x._data.ndim
     if len(dims) != nd:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
@@ -189,8 +243,7 @@ def permute(input, *dims):
     if T.needs_grad(x):
         node = PermuteBackward0(x)
         node.dims = dims
-        r._requires_grad = True
-        r.grad_fn = node
+        _record(r, node)
     return r
 
 
@@ -208,8 +261,7 @@ def transpose(input, dim0: int, dim1: int):
     if T.needs_grad(x):
         node = TransposeBackward0(x)
         node.d0, node.d1 = d0, d1
-        r._requires_grad = True
-        r.grad_fn = node
+        _record(r, node)
     return r
 
 
@@ -224,7 +276,31 @@ def t(input):
     return transpose(x, 0, 1) if x._data.ndim == 2 else transpose(x, 0, 0)
 
 
+class ConjBackward0(Node):
+    def backward(self, g):
+        return _conj(g)
+
+
+def _conj(x):
+    """Complex conjugate (a copy; only used for complex tensors by H/mH/adjoint)."""
+    r = T._wrap(x._xp.conj(x._data))
+    if T.needs_grad(x):
+        _record(r, ConjBackward0(x))
+    return r
+
+
+def adjoint(input):
+    """The conjugate transpose of the last two dims (a view for real tensors)."""
+    x = tensor_arg(input, "adjoint")
+    if x._data.ndim < 2:
+        raise RuntimeError(f"adjoint() is only supported on matrices or batches of matrices. Got {x._data.ndim}-D "
+                           "tensor.")
+    r = transpose(x, -2, -1)
+    return _conj(r) if x.dtype.is_complex else r
+
+
 def movedim(input, source, destination):
+    """A view with dims ``source`` moved to positions ``destination`` (the others keep their order)."""
     x = tensor_arg(input, "movedim")
     nd = x._data.ndim
     src = [source] if isinstance(source, int) else list(source)
@@ -234,6 +310,8 @@ def movedim(input, source, destination):
                            f"same number of dims as destination ({dst} dims)")
     src = [T._wrap_dim(d, nd, "movedim") for d in src]
     dst = [T._wrap_dim(d, nd, "movedim") for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in source {src} or destination {dst}")
     order = [d for d in range(nd) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -252,7 +330,7 @@ def unsqueeze(input, dim: int):
 
 
 def squeeze(input, dim=None):
-    """A view without size-1 dimensions (only those in ``dim`` when given)."""
+    """A view without size-1 dimensions (only those in ``dim``, an int or tuple, when given)."""
     x = tensor_arg(input, "squeeze")
     shape = x._data.shape
     nd = len(shape)
@@ -278,11 +356,97 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1):
     return reshape(x, shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
 
 
-class ShapeMethods:
+def unflatten(input, dim: int, sizes):
+    """Split dim ``dim`` into ``sizes`` (one entry may be -1)."""
+    x = tensor_arg(input, "unflatten")
+    shape = x._data.shape
+    d = T._wrap_dim(dim, len(shape), "unflatten")
+    sizes = tuple(int(s) for s in sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    n = shape[d] if shape else 1
+    try:
+        sizes = _infer_shape(sizes, n, "unflatten", shape)
+    except RuntimeError:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({n}) in the input tensor") from None
+    return reshape(x, shape[:d] + sizes + shape[d + 1:])
+
+
+def ravel(input):
+    """The elements as a 1-d tensor (a view when contiguous)."""
+    return reshape(tensor_arg(input, "ravel"), -1)
+
+
+def _atleast(tensors, nd: int, op: str):
+    single = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
+    ts = tensors[0] if len(tensors) == 1 and not single else tensors
+    outs = []
+    for t_ in ts:
+        x = tensor_arg(t_, op, "tensors")
+        s = x._data.shape
+        if len(s) >= nd:
+            outs.append(x)
+        elif nd == 1:
+            outs.append(reshape(x, 1))
+        elif nd == 2:
+            outs.append(reshape(x, (1,) + (s or (1,))))
+        else:
+            outs.append(reshape(x, (1, 1, 1) if not s else (1, s[0], 1) if len(s) == 1 else s + (1,)))
+    return outs[0] if single else tuple(outs)
+
+
+def atleast_1d(*tensors):
+    """Views with at least one dimension (a tuple when given several tensors or a sequence)."""
+    return _atleast(tensors, 1, "atleast_1d")
+
+
+def atleast_2d(*tensors):
+    """Views with at least two dimensions (1-d ``(n,)`` becomes ``(1, n)``)."""
+    return _atleast(tensors, 2, "atleast_2d")
+
+
+def atleast_3d(*tensors):
+    """Views with at least three dimensions (``(n,)`` -> ``(1, n, 1)``, ``(m, n)`` -> ``(m, n, 1)``)."""
+    return _atleast(tensors, 3, "atleast_3d")
+
+
+def sum_to_size(self, *size):
+    """Sum ``self`` down to ``size`` (which ``self`` must be expandable from)."""
+    size = _shape_arg(size)
+    try:
+        if tuple(np.broadcast_shapes(size, self._data.shape)) != self._data.shape:
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"sum_to_size: size {list(size)} is not expandable to size {list(self.shape)}") from None
+    return sum_to(self, size)
+
+
+def _meta_inplace(self, r, op: str):
+    """Make ``self`` take the shape of ``r`` (a view of it): the in-place view ops ``t_``, ``squeeze_``..."""
+    if self._requires_grad and self.grad_fn is None and _GRAD.enabled:
+        raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+    self._data = r._data
+    if r._requires_grad:
+        self.grad_fn = r.grad_fn
+        self._output_nr = 0
+    self._vc[0] += 1
+    return self
+
+
+# Copying shape ops (repeat, flip, roll, tril, diagonal...) live in rearrange.py; re-exported from here.
+from .rearrange import *  # noqa: E402,F401,F403
+from .rearrange import __all__ as _rearrange_all  # noqa: E402
+from .rearrange import RearrangeMethods  # noqa: E402
+
+__all__ += _rearrange_all
+
+
+class ShapeMethods(RearrangeMethods):
     __slots__ = ()
 
-    def reshape(self, *shape):
-        return reshape(self, *shape)
+    def reshape(self, *shape, **kw):
+        return reshape(self, *shape, **kw)
 
     view = view
     expand = expand
@@ -290,10 +454,40 @@ class ShapeMethods:
     transpose = transpose
     swapaxes = swapdims = transpose
     t = t
+    adjoint = adjoint
     movedim = moveaxis = movedim
     unsqueeze = unsqueeze
     squeeze = squeeze
     flatten = flatten
+    unflatten = unflatten
+    ravel = ravel
+    sum_to_size = sum_to_size
+    broadcast_to = broadcast_to
+    narrow = narrow
+    select = select
+
+    def view_as(self, other):
+        return view(self, other.shape)
+
+    def reshape_as(self, other):
+        return reshape(self, other.shape)
+
+    def expand_as(self, other):
+        return expand(self, other.shape)
+
+    def t_(self):
+        return _meta_inplace(self, t(self), "t_")
+
+    def transpose_(self, dim0: int, dim1: int):
+        return _meta_inplace(self, transpose(self, dim0, dim1), "transpose_")
+
+    swapaxes_ = swapdims_ = transpose_
+
+    def squeeze_(self, dim=None):
+        return _meta_inplace(self, squeeze(self, dim), "squeeze_")
+
+    def unsqueeze_(self, dim: int):
+        return _meta_inplace(self, unsqueeze(self, dim), "unsqueeze_")
 
     @property
     def T(self):
@@ -310,14 +504,15 @@ class ShapeMethods:
             raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
                                f"{self._data.ndim}-D tensor.")
         return transpose(self, -2, -1)
-    unbind = unbind
-    sum_to_size = sum_to_size
 
-    def view_as(self, other):
-        return view(self, other.shape)
+    @property
+    def H(self):
+        if self._data.ndim not in (0, 2):
+            raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {self._data.ndim}-D "
+                               "tensor.")
+        r = transpose(self, 0, 1) if self._data.ndim == 2 else transpose(self, 0, 0)
+        return _conj(r) if self.dtype.is_complex else r
 
-    def reshape_as(self, other):
-        return reshape(self, other.shape)
-
-    def expand_as(self, other):
-        return expand(self, other.shape)
+    @property
+    def mH(self):
+        return adjoint(self)

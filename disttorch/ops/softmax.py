@@ -1,8 +1,162 @@
-"""softmax, log_softmax and logsumexp."""
+"""softmax, log_softmax and logsumexp: max-shifted for stability, with fused backward formulas."""
 from __future__ import annotations
 
-__all__ = []
+import warnings
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+from ..autograd.function import Node
+from ._helpers import as_float_array, dims_arg, quiet, tensor_arg
+
+__all__ = ["softmax", "log_softmax", "logsumexp"]
+
+_LOW = (D.float16.np, D.bfloat16.np)
+_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _legacy_dim(ndim: int, op: str) -> int:
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to include dim=X as an "
+                  "argument.", UserWarning, stacklevel=4)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _prepare(input, dim, dtype, op: str):
+    """The input cast to ``dtype`` (differentiably), the wrapped dim and the axis NumPy uses."""
+    x = tensor_arg(input, op)
+    if dtype is not None:
+        x = x.to(D.to_dtype(dtype))
+    elif x._data.dtype.kind in "biu":
+        raise RuntimeError(f'{op}(): "{op}_lastdim_kernel_impl" not implemented for '
+                           f"'{_NAMES.get(x.dtype.name, x.dtype.name)}' (pass dtype= to compute in floating point)")
+    nd = x._data.ndim
+    if dim is None:
+        dim = _legacy_dim(nd, op)
+    d = T._wrap_dim(dim, nd, op)
+    return x, d, (d if nd else None)
+
+
+def _shifted(xp, arr, axis):
+    """``arr - max(arr)`` along ``axis`` (in float32 for half types) and the working dtype."""
+    work = arr.astype(np.float32) if arr.dtype in _LOW else arr
+    return work - work.max(axis=axis, keepdims=True)
+
+
+class SoftmaxBackward0(Node):
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return y * (g - (g * y).sum(self.dim, keepdim=True))
+
+
+def softmax(input, dim: int | None = None, dtype=None):
+    """``exp(x) / sum(exp(x))`` along ``dim``; ``dtype`` casts the input first.
+
+    Example:
+        >>> disttorch.softmax(disttorch.tensor([0., 0.]), 0)
+        tensor([0.5, 0.5])
+    """
+    x, d, axis = _prepare(input, dim, dtype, "softmax")
+    arr = x._data
+    xp = x._xp
+    if arr.size == 0:
+        res = arr.copy()
+    else:
+        with quiet(xp):
+            e = xp.exp(_shifted(xp, arr, axis))
+            e /= e.sum(axis=axis, keepdims=True)
+        res = e.astype(arr.dtype, copy=False)
+    r = T._wrap(res)
+    if T.needs_grad(x):
+        node = SoftmaxBackward0(x)
+        node.dim = d
+        r._requires_grad = True
+        r.grad_fn = node
+        node.save_for_backward(r)
+    return r
+
+
+class LogSoftmaxBackward0(Node):
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g - y.exp() * g.sum(self.dim, keepdim=True)
+
+
+def log_softmax(input, dim: int | None = None, dtype=None):
+    """``x - logsumexp(x)`` along ``dim``, computed stably; ``dtype`` casts the input first."""
+    x, d, axis = _prepare(input, dim, dtype, "log_softmax")
+    arr = x._data
+    xp = x._xp
+    if arr.size == 0:
+        res = arr.copy()
+    else:
+        with quiet(xp):
+            z = _shifted(xp, arr, axis)
+            z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+        res = z.astype(arr.dtype, copy=False)
+    r = T._wrap(res)
+    if T.needs_grad(x):
+        node = LogSoftmaxBackward0(x)
+        node.dim = d
+        r._requires_grad = True
+        r.grad_fn = node
+        node.save_for_backward(r)
+    return r
+
+
+class LogsumexpBackward0(Node):
+    def backward(self, g):
+        x, r = self.saved_tensors
+        shape, dims = x._data.shape, self.dims
+        if not self.keepdim and dims:
+            keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
+            g, r = g.reshape(keep), r.reshape(keep)
+        return g * (x - r).exp()
+
+
+def logsumexp(input, dim=None, keepdim: bool = False):
+    """``log(sum(exp(input)))`` over ``dim`` (an int or tuple; all dims when None), computed stably.
+
+    Rows of -inf give -inf; integer inputs compute in the default float dtype.
+    """
+    x = tensor_arg(input, "logsumexp")
+    if x._data.dtype.kind in "biu":
+        x = x.to(D.get_default_dtype())
+    arr = as_float_array(x)
+    xp = x._xp
+    nd = arr.ndim
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+        dims = tuple(range(nd))
+    else:
+        dims = dims_arg(dim, nd, "logsumexp") if nd else ()
+    work = arr.astype(np.float32) if arr.dtype in _LOW else arr
+    with quiet(xp):
+        if work.size and all(work.shape[i] for i in dims):
+            m = work.max(axis=dims, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+        else:
+            m = xp.zeros((1,) * nd, dtype=work.dtype)
+        s = xp.exp(work - m).sum(axis=dims, keepdims=True)
+        res = xp.log(s) + m
+    if not keepdim:
+        res = res.reshape(tuple(n for i, n in enumerate(res.shape) if i not in dims))
+    r = T._wrap(res.astype(arr.dtype, copy=False))
+    if T.needs_grad(x):
+        node = LogsumexpBackward0(x)
+        node.dims, node.keepdim = dims, keepdim
+        r._requires_grad = True
+        r.grad_fn = node
+        node.save_for_backward(x, r)
+    return r
 
 
 class SoftmaxMethods:
     __slots__ = ()
+
+    def softmax(self, dim: int | None = None, dtype=None):
+        return softmax(self, dim, dtype)
+
+    def log_softmax(self, dim: int | None = None, dtype=None):
+        return log_softmax(self, dim, dtype)
+
+    logsumexp = logsumexp
