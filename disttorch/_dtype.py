@@ -143,13 +143,14 @@ def promote_types(a: dtype, b: dtype) -> dtype:
 
 
 def _scalar_dtype(x) -> dtype:
-    if isinstance(x, builtins.bool):
+    """The dtype of a Python (or NumPy) scalar operand; NumPy scalars count as Python numbers, as in PyTorch."""
+    if isinstance(x, (builtins.bool, np.bool_)):
         return bool
-    if isinstance(x, builtins.int):
+    if isinstance(x, (builtins.int, np.integer)):
         return int64
-    if isinstance(x, builtins.float):
+    if isinstance(x, (builtins.float, np.floating)):
         return _default_float
-    if isinstance(x, builtins.complex):
+    if isinstance(x, (builtins.complex, np.complexfloating)):
         return _default_float.to_complex()
     raise TypeError(f"unsupported scalar type {type(x).__name__}")
 

@@ -153,6 +153,8 @@ def _own_grad(g, seen: dict):
 
 def _accumulate(node: AccumulateGrad, g, create_graph: bool, seen: dict) -> None:
     var = node.variable
+    if g._data.dtype != var._data.dtype:  # as PyTorch: a leaf's gradient has the leaf's dtype
+        g = g.to(var.dtype)
     hooks = var._aux.get("hooks") if var._aux else None
     if hooks:
         for h in list(hooks.values()):

@@ -16,17 +16,9 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ._helpers import _check_scalar, broadcast_error, sum_to
+from ._helpers import ERRSTATE, IGNORE, _check_scalar, broadcast_error, sum_to
 
 __all__ = []
-
-try:  # NumPy 2 keeps its floating-point error state in a context variable; setting it costs ~0.1 us
-    from numpy._core._ufunc_config import _extobj_contextvar as ERRSTATE
-    from numpy._core.umath import _make_extobj
-
-    IGNORE = _make_extobj(all="ignore")
-except ImportError:  # pragma: no cover - other NumPy layouts fall back to np.errstate (~0.8 us)
-    ERRSTATE = IGNORE = None
 
 
 def quiet_call(fn, *args):
@@ -70,10 +62,23 @@ def _check_view(self, op: str) -> None:
     if base._requires_grad and base.grad_fn is None:
         raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    # PyTorch rewrites the base's history here (CopySlices); until that exists, refuse rather than
-    # silently leave the base with a stale graph.
-    raise RuntimeError(f"{op}: in-place operations on a view (shape {list(self._data.shape)}) are not supported "
-                       "yet when autograd records them; apply the op to the base tensor or clone() the view first")
+
+
+def refuse_view(self, op: str) -> None:
+    """For in-place ops that cannot rewrite a view's base history: raise rather than leave it stale."""
+    if self._base is not None:
+        raise RuntimeError(f"{op}: in-place operations on a view (shape {list(self._data.shape)}) are not "
+                           "supported yet when autograd records them; apply the op to the base tensor or clone() "
+                           "the view first")
+
+
+def _through_base(self, res):
+    """Write ``res`` into the view ``self`` as ``self[...] = res``: that rewrites the base's history too
+    (PyTorch's CopySlices), so the base and the view both see the op in backward."""
+    from .index import setitem
+
+    setitem(self, (Ellipsis,), res)
+    return self
 
 
 def ufunc_into(self, op: str, ufunc, *arrays) -> None:
@@ -144,6 +149,8 @@ def inplace(self, op: str, fn, *args, **kwargs):
         old.grad_fn = self.grad_fn
         old._output_nr = self._output_nr
         res = fn(old, *args, **kwargs)
+        if self._base is not None:
+            return _through_base(self, _checked(self, res, op))
         write_result(self, res, op)
         rebase(self, res)
         return self
@@ -155,6 +162,8 @@ def inplace_light(self, op: str, fn, *args, **kwargs):
     """Like ``inplace`` for ops whose backward never reads the old ``self`` (add_, exp_, ...): no snapshot."""
     record = needs_graph(self, op, *args, *kwargs.values())
     res = fn(self, *args, **kwargs)
+    if record and self._base is not None:
+        return _through_base(self, _checked(self, res, op))
     write_result(self, res, op)
     if record:
         rebase(self, res)
@@ -178,6 +187,21 @@ def rebase(self, res) -> None:
         # e.g. ``y.floor_()``-like ops returning a non-differentiable value: the old graph gets zeros.
         self.grad_fn = ZeroGradBackward0(self)
         self._output_nr = 0
+
+
+def _checked(self, res, op: str):
+    """``res`` after the shape and dtype checks ``write_result`` makes, for writes routed through a base."""
+    if res._data.shape != self._data.shape:
+        try:
+            ok = np.broadcast_shapes(self._data.shape, res._data.shape) == self._data.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError(f"{op}: output with shape {list(self._data.shape)} doesn't match the broadcast shape "
+                               f"{list(res._data.shape)}")
+    if res._data.dtype != self._data.dtype:
+        check_cast(D._FROM_NP[res._data.dtype], D._FROM_NP[self._data.dtype], op)
+    return res
 
 
 def write_result(self, res, op: str) -> None:
@@ -236,6 +260,8 @@ def fill_(self, value):
     else:
         _check_scalar(value, "fill_")
     record = needs_graph(self, "fill_", vt)
+    if record and self._base is not None:
+        return _through_base(self, vt if vt is not None else value)
     if record:
         node = FillBackward0(self, vt)
         node.value_dtype = None if vt is None else vt._data.dtype
@@ -280,6 +306,8 @@ def copy_(self, src, non_blocking: bool = False):
 
         src = _convert(src, None, self.device)
     record = needs_graph(self, "copy_", src)
+    if record and self._base is not None:
+        return _through_base(self, src)
     if record:
         node = CopyBackwards(self, src)
         node.src_shape, node.src_dtype = src._data.shape, src._data.dtype

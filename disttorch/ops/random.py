@@ -24,7 +24,7 @@ from .._device import device as _device_cls
 from ..autograd.function import Node
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from .creation import _finish, _resolve, _size_args
-from .inplace import ZeroGradBackward0, needs_graph
+from .inplace import ZeroGradBackward0, needs_graph, refuse_view
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
            "set_rng_state", "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial",
@@ -488,6 +488,8 @@ def _fill(self, op: str, make):
     node whose gradient is zero (the new values do not depend on the old ones).
     """
     record = needs_graph(self, op)
+    if record:
+        refuse_view(self, op)
     arr = make(self._data.shape, self.dtype)
     xp = self._xp
     xp.copyto(self._data, _on(xp, arr), casting="unsafe")

@@ -281,8 +281,45 @@ def test_no_grad_fast_path_writes_into_same_memory():
     row = p[0]  # a view: the in-place update lands in the base's memory
     row.mul_(0)
     assert not p.numpy()[0].any()
-    with pytest.raises(RuntimeError, match="view"):
-        (T([1.0, 2.0], requires_grad=True) * 2)[0].add_(1)  # view + autograd: not supported yet
+
+
+@pytest.mark.parametrize("op", ["mul_", "add_", "copy_", "fill_"])
+def test_inplace_on_view_rewrites_base_history(op):
+    # PyTorch's CopySlices: an in-place op on a view changes the base's gradient too.
+    x = T([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=disttorch.float64, requires_grad=True)
+    w = T([7.0, 8.0, 9.0], dtype=disttorch.float64, requires_grad=True)
+    y = x * 2
+    row = y[0]
+    if op == "mul_":
+        row.mul_(w)
+        expected_x, expected_w = [[2 * 7, 2 * 8, 2 * 9], [2, 2, 2]], [2, 4, 6]
+    elif op == "add_":
+        row.add_(w)
+        expected_x, expected_w = [[2, 2, 2], [2, 2, 2]], [1, 1, 1]
+    elif op == "copy_":
+        row.copy_(w)
+        expected_x, expected_w = [[0, 0, 0], [2, 2, 2]], [1, 1, 1]
+    else:
+        row.fill_(w[1])
+        expected_x, expected_w = [[0, 0, 0], [2, 2, 2]], [0, 3, 0]
+    assert y.grad_fn.name() == "CopySlices"
+    (y * T([[1.0], [1.0]], dtype=disttorch.float64)).sum().backward()
+    assert_close(x.grad, expected_x)
+    assert_close(w.grad, expected_w)
+
+
+def test_inplace_on_view_matches_gradcheck():
+    def f(x, w):
+        y = x * 1.5
+        y[:, 1].mul_(w)
+        y[0].add_(w[0])
+        return y
+
+    import numpy as np
+
+    assert disttorch.autograd.gradcheck(f, (T(np.arange(6.0).reshape(2, 3) / 3, dtype=disttorch.float64,
+                                              requires_grad=True),
+                                            T([0.5, -1.5], dtype=disttorch.float64, requires_grad=True)))
 
 
 def test_float_power_inplace_requires_double():
