@@ -114,12 +114,17 @@ def init_arrays(seed: int = 0):
 
 
 class HandAdam:
-    """Adam (PyTorch's formula) from in-place tensor ops, for a ``lib`` without ``optim.Adam``."""
+    """Adam (PyTorch's formula) from in-place tensor ops, for a ``lib`` without ``optim.Adam``.
+
+    Like the NumPy step, it writes into preallocated buffers (``out=``) instead of making
+    temporaries, which is how a PyTorch user writes a fast hand-rolled update.
+    """
 
     def __init__(self, lib, params, lr=LR, betas=BETAS, eps=EPS) -> None:
         self.lib, self.params, self.lr, self.betas, self.eps = lib, list(params), lr, betas, eps
         self.m = [lib.zeros_like(p) for p in self.params]
         self.v = [lib.zeros_like(p) for p in self.params]
+        self.buf = [lib.empty_like(p) for p in self.params]
         self.t = 0
 
     def zero_grad(self) -> None:
@@ -131,13 +136,14 @@ class HandAdam:
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         step_size, bc2_sqrt = self.lr / bc1, math.sqrt(bc2)
-        with self.lib.no_grad():
-            for p, m, v in zip(self.params, self.m, self.v):
+        lib = self.lib
+        with lib.no_grad():
+            for p, m, v, buf in zip(self.params, self.m, self.v, self.buf):
                 g = p.grad
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
-                p.addcdiv_(m, denom, value=-step_size)
+                lib.sqrt(v, out=buf).div_(bc2_sqrt).add_(self.eps)
+                p.addcdiv_(m, buf, value=-step_size)
 
 
 def make_framework_step(lib, arrays, use_optim: bool):

@@ -43,6 +43,10 @@ def _float_op(input, op: str, kernel, node_cls, save, out):
     x = tensor_arg(input, op)
     xp = x._xp
     arr = as_float_array(x)
+    if (out is not None and kernel.__class__ is str and out.__class__ is T.Tensor and out._data.dtype == arr.dtype
+            and out._data.shape == arr.shape and not (_GRAD.enabled and (x._requires_grad or out._requires_grad))):
+        _I.ufunc_into(out, op, getattr(xp, kernel), arr)  # straight into out's memory: no temporary
+        return out
     if kernel.__class__ is str:
         r = T._wrap(_I.quiet_call(getattr(xp, kernel), arr))
     else:

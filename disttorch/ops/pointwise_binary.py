@@ -43,6 +43,24 @@ class WhereBackward0(Node):
         return ga, gb
 
 
+def _select(xp, cd, x, y):
+    """``xp.where(cd, x, y)``, via a multiply by the mask when one side is a scalar zero.
+
+    A data-dependent select is ~10x slower than a multiply on random masks (branch misses); relu's and
+    where's own backward hit this case on every step. The multiply is exact when the kept side is finite,
+    except that dropped negative values give -0.0: adding +0.0 turns those into 0.0 as where would.
+    """
+    # A finite sum proves every element finite (NaN and inf propagate; an overflow only falls back).
+    if y.ndim == 0 and x.dtype.kind == "f" and not y and bool(xp.isfinite(x.sum())):
+        r = xp.multiply(x, cd)
+    elif x.ndim == 0 and y.dtype.kind == "f" and not x and bool(xp.isfinite(y.sum())):
+        r = xp.multiply(y, ~cd)
+    else:
+        return xp.where(cd, x, y)
+    r += 0.0
+    return r
+
+
 def where(condition, input=None, other=None, *, out=None):
     """``input`` where ``condition`` holds, else ``other`` (either may be a number); broadcasts all three.
 
@@ -68,7 +86,7 @@ def where(condition, input=None, other=None, *, out=None):
         xp, nd = cond._xp, D.result_type(input, other).np
         x, y = scalar_array(xp, input, nd), scalar_array(xp, other, nd)
     try:
-        r = T._wrap(xp.where(cd, x, y))
+        r = T._wrap(_select(xp, cd, x, y))
     except ValueError:
         raise broadcast_error("where", cd.shape, shape_of(input), shape_of(other)) from None
     if _ng(input, other):
