@@ -348,3 +348,21 @@ def test_clamp_tensor_bound_gradients():
     assert_close(x.grad, np.array([0.0, 1.0, 0.0]))
     assert_close(lo.grad, np.array([1.0, 0.0, 0.0]))
     assert_close(hi.grad, np.array([0.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("special", [None, np.nan, np.inf, -np.inf])
+def test_where_with_scalar_zero_matches_numpy_bit_for_bit(special):
+    # where(c, x, 0) takes a multiply fast path; it must equal np.where exactly, signs of zero included.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    x[0, 0] = -0.0
+    if special is not None:
+        x[2, 3] = special
+    c = rng.random((6, 5)) > 0.5
+    c[0, 0] = True
+    for got, want in [(disttorch.where(disttorch.tensor(c), disttorch.tensor(x), 0.0), np.where(c, x, 0.0)),
+                      (disttorch.where(disttorch.tensor(c), 0.0, disttorch.tensor(x)), np.where(c, 0.0, x))]:
+        got = got.numpy()
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
