@@ -76,6 +76,10 @@ class SumBackward0(Node):
         return _expand_back(g, self.shape, self.dims, self.keepdim)
 
 
+class SumBackward1(SumBackward0):
+    """PyTorch's name for the node of ``sum(dim=...)``."""
+
+
 def _record(node_cls, x, r, shape, dims, keepdim):
     node = node_cls(x)
     node.shape, node.dims, node.keepdim = shape, dims, keepdim
@@ -100,13 +104,17 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
                 res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
     r = T._wrap(res)
     if T.needs_grad(x) and r.dtype.is_floating_point:
-        _record(SumBackward0, x, r, arr.shape, dims, keepdim)
+        _record(SumBackward0 if dim is None else SumBackward1, x, r, arr.shape, dims, keepdim)
     return r
 
 
 class MeanBackward0(Node):
     def backward(self, g):
         return _expand_back(g / self.count, self.shape, self.dims, self.keepdim)
+
+
+class MeanBackward1(MeanBackward0):
+    """PyTorch's name for the node of ``mean(dim=...)``."""
 
 
 def _float_only(x, dtype, op: str):
@@ -132,7 +140,7 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
             res = arr.sum(axis=dims, keepdims=keepdim) / arr.dtype.type(count)
     r = T._wrap(res)
     if T.needs_grad(x):
-        _record(MeanBackward0, x, r, arr.shape, dims, keepdim).count = count
+        _record(MeanBackward0 if dim is None else MeanBackward1, x, r, arr.shape, dims, keepdim).count = count
     return r
 
 

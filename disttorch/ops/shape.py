@@ -68,17 +68,33 @@ class ViewBackward0(Node):
         return g.reshape(self.shape)
 
 
+class UnsqueezeBackward0(ViewBackward0):
+    pass
+
+
+class SqueezeBackward0(ViewBackward0):
+    pass
+
+
+class SqueezeBackward1(ViewBackward0):
+    pass
+
+
 def reshape(input, *shape, **kw):
     """The same elements in a new shape; a view when the memory layout allows, else a copy."""
     x = tensor_arg(input, "reshape")
-    arr = x._data
     if kw:
         shape = (_kw_only(kw, "shape", "reshape"),)
-    new = _infer_shape(_shape_arg(shape), arr.size, "reshape", arr.shape)
+    return _reshape(x, _infer_shape(_shape_arg(shape), x._data.size, "reshape", x._data.shape), ViewBackward0)
+
+
+def _reshape(x, new: tuple, node_cls):
+    """``x`` reshaped to the already-validated ``new`` shape; ``node_cls`` names the node (PyTorch's names)."""
+    arr = x._data
     res = arr.reshape(new)
     r = T._view_of(x, res) if res.base is not None and _shares(res, arr) else T._wrap(res)
     if T.needs_grad(x):
-        node = ViewBackward0(x)
+        node = node_cls(x)
         node.shape = arr.shape
         _record(r, node)
     return r
@@ -252,14 +268,18 @@ class TransposeBackward0(Node):
         return transpose(g, self.d0, self.d1)
 
 
-def transpose(input, dim0: int, dim1: int):
+class TBackward0(TransposeBackward0):
+    pass
+
+
+def transpose(input, dim0: int, dim1: int, *, _node=TransposeBackward0):
     """A view with ``dim0`` and ``dim1`` swapped."""
     x = tensor_arg(input, "transpose")
     nd = x._data.ndim
     d0, d1 = T._wrap_dim(dim0, nd, "transpose"), T._wrap_dim(dim1, nd, "transpose")
     r = T._view_of(x, x._data.swapaxes(d0, d1) if nd else x._data.view())
     if T.needs_grad(x):
-        node = TransposeBackward0(x)
+        node = _node(x)
         node.d0, node.d1 = d0, d1
         _record(r, node)
     return r
@@ -273,7 +293,7 @@ def t(input):
     x = tensor_arg(input, "t")
     if x._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
-    return transpose(x, 0, 1) if x._data.ndim == 2 else transpose(x, 0, 0)
+    return transpose(x, 0, 1, _node=TBackward0) if x._data.ndim == 2 else transpose(x, 0, 0, _node=TBackward0)
 
 
 class ConjBackward0(Node):
@@ -326,7 +346,7 @@ def unsqueeze(input, dim: int):
     x = tensor_arg(input, "unsqueeze")
     nd = x._data.ndim
     d = T._wrap_dim(dim, nd + 1, "unsqueeze")
-    return reshape(x, x._data.shape[:d] + (1,) + x._data.shape[d:])
+    return _reshape(x, x._data.shape[:d] + (1,) + x._data.shape[d:], UnsqueezeBackward0)
 
 
 def squeeze(input, dim=None):
@@ -340,7 +360,8 @@ def squeeze(input, dim=None):
         dl = dim if isinstance(dim, (list, tuple)) else (dim,)
         dims = {T._wrap_dim(d, nd, "squeeze") for d in dl}
         dims = {d for d in dims if nd and shape[d] == 1}
-    return reshape(x, tuple(s for i, s in enumerate(shape) if i not in dims))
+    return _reshape(x, tuple(s for i, s in enumerate(shape) if i not in dims),
+                    SqueezeBackward0 if dim is None else SqueezeBackward1)
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
