@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test test-gpu bench lint coverage clean
+.PHONY: demo test test-gpu bench parity lint coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test-gpu: $(VENV)/.test
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/engine.py
+
+parity: $(VENV)/.bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/parity
 
 lint: $(VENV)/.test
 	$(PIP) ruff

@@ -14,7 +14,7 @@ import numpy as np
 from . import _dtype as D
 from ._device import CPU, array_module, device, device_of
 from ._size import Size
-from .autograd.function import AccumulateGrad, _RemovableHandle
+from .autograd.function import AccumulateGrad
 from .autograd.grad_mode import STATE as _GRAD
 
 _new = object.__new__
@@ -491,6 +491,3 @@ def _wrap_dim(dim: int, ndim: int, op: str) -> int:
     if not -n <= dim < n:
         raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
     return dim + n if dim < 0 else dim
-
-
-_RemovableHandle = _RemovableHandle  # re-exported for hooks.RemovableHandle users
