@@ -344,8 +344,8 @@ def _arg_extreme(input, dim, keepdim: bool, high: bool):
     fn = xp.argmax if high else xp.argmin
     ordered = order_array(arr)
     if dim is None:
-        if arr.size == 0:
-            raise _no_identity(op)
+        if arr.size == 0:  # PyTorch raises IndexError here (RuntimeError for max/min)
+            raise IndexError(str(_no_identity(op)))
         res = fn(ordered.reshape(-1))
         res = xp.asarray(res).reshape((1,) * arr.ndim if keepdim else ())
     else:

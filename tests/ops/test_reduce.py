@@ -78,7 +78,7 @@ def test_empty_reductions():
     (lambda e: disttorch.max(e), RuntimeError, r"max\(\): Expected reduction dim to be specified"),
     (lambda e: disttorch.min(e), RuntimeError, r"min\(\): Expected reduction dim to be specified"),
     (lambda e: disttorch.amax(e), RuntimeError, r"amax\(\): Expected reduction dim"),
-    (lambda e: disttorch.argmax(e), RuntimeError, r"argmax\(\)"),
+    (lambda e: disttorch.argmax(e), IndexError, r"argmax\(\): Expected reduction dim to be specified"),
     (lambda e: disttorch.max(e, 0), IndexError, r"max\(\): Expected reduction dim 0 to have non-zero size"),
     (lambda e: disttorch.amin(e, 0), IndexError, r"amin\(\): Expected reduction dim 0"),
     (lambda e: disttorch.argmin(e, 0), IndexError, r"argmin\(\)"),
