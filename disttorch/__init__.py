@@ -7,8 +7,11 @@ package stays cheap and never imports cupy, mpi4py, zmq or ray.
 from __future__ import annotations
 
 import importlib as _importlib
+import math as _math
 
 __version__ = "0.1.0"
+
+inf, nan, pi, e = _math.inf, _math.nan, _math.pi, _math.e
 
 from ._dtype import (  # noqa: E402,F401
     bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16, float32,

@@ -20,7 +20,7 @@ from ._einsum import einsum
 from .elementwise import _out
 from .inplace import inplace
 
-__all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm", "addmv", "addbmm",
+__all__ = ["cdist", "matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm", "addmv", "addbmm",
            "baddbmm", "addr", "einsum", "tensordot", "kron", "cross", "trace"]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -538,3 +538,15 @@ class LinalgMethods:
 
     def addr_(self, vec1, vec2, *, beta=1, alpha=1):
         return inplace(self, "addr_", addr, vec1, vec2, beta=beta, alpha=alpha)
+
+
+def cdist(x1, x2, p: float = 2.0, compute_mode: str = "use_mm_for_euclid_dist_if_necessary"):
+    """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M) -> (..., P, R)."""
+    a = tensor_arg(x1, "cdist", "x1")
+    b = tensor_arg(x2, "cdist", "x2")
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
+        raise RuntimeError(f"cdist: X1 and X2 must be at least 2-D with the same number of columns, got shapes "
+                           f"{list(a.shape)} and {list(b.shape)}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    return (a.unsqueeze(-2) - b.unsqueeze(-3)).norm(p=p, dim=-1)

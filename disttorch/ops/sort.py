@@ -15,7 +15,7 @@ from ..autograd.function import Node
 from ._helpers import tensor_arg
 from .elementwise import _out
 
-__all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive", "searchsorted",
+__all__ = ["bincount", "sort", "argsort", "msort", "topk", "kthvalue", "unique", "unique_consecutive", "searchsorted",
            "bucketize"]
 
 _BF16 = D.bfloat16.np
@@ -402,6 +402,9 @@ def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False
 class SortMethods:
     __slots__ = ()
 
+    def bincount(self, weights=None, minlength: int = 0):
+        return bincount(self, weights, minlength)
+
     sort = sort
     argsort = argsort
     msort = msort
@@ -409,3 +412,34 @@ class SortMethods:
     kthvalue = kthvalue
     unique = unique
     unique_consecutive = unique_consecutive
+
+
+def bincount(input, weights=None, minlength: int = 0):
+    """Counts of each value in a 1-D non-negative integer tensor (weighted sums with ``weights``).
+
+    Example:
+        >>> disttorch.bincount(disttorch.tensor([0, 2, 2]))
+        tensor([1, 0, 2])
+    """
+    x = tensor_arg(input, "bincount")
+    arr = x._data
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs, got a {arr.ndim}-d "
+                           f"{x.dtype} tensor")
+    if arr.size and int(arr.min()) < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs (found a negative value)")
+    if minlength < 0:
+        raise RuntimeError(f"bincount: minlength should be >= 0, got {minlength}")
+    w = None
+    if weights is not None:
+        wt = tensor_arg(weights, "bincount", "weights")
+        if wt._data.shape != arr.shape:
+            raise RuntimeError(f"bincount: weights should be 1-d and have the same length as input "
+                               f"({list(wt.shape)} vs {list(x.shape)})")
+        w = wt._data
+    res = x._xp.bincount(arr, weights=w, minlength=minlength)
+    if w is None:
+        res = res.astype(np.int64)
+    elif w.dtype == np.float32:
+        res = res.astype(np.float32)
+    return T._wrap(res)

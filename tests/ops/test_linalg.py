@@ -303,3 +303,22 @@ def test_bfloat16_types_are_ml_dtypes():
     # The low-precision path casts back: the array dtype is ml_dtypes' bfloat16.
     t = disttorch.ones(2, 2, dtype=disttorch.bfloat16)
     assert (t @ t).numpy().dtype == ml_dtypes.bfloat16
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+def test_cdist_forward_and_grad(p):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    got = disttorch.cdist(disttorch.tensor(a), disttorch.tensor(b), p=p)
+    expected = (np.abs(a[:, None] - b[None]) ** p).sum(-1) ** (1 / p)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
+    check_grad(lambda x, y: disttorch.cdist(x, y, p=p), a, b)
+    with pytest.raises(RuntimeError, match="same number of columns"):
+        disttorch.cdist(disttorch.ones(2, 3), disttorch.ones(2, 4))
+
+
+def test_math_constants():
+    import math
+
+    assert disttorch.pi == math.pi and disttorch.e == math.e and disttorch.inf == math.inf
+    assert math.isnan(disttorch.nan)

@@ -230,3 +230,17 @@ def test_return_types_behave_like_pytorch_structseqs():
     assert mm.min == 1 and mm.max == 2
     with pytest.raises(TypeError, match="2-sequence"):
         R.max((1, 2, 3))
+
+
+def test_bincount_matches_numpy():
+    x = np.array([0, 3, 3, 1, 7])
+    w = np.array([0.5, 1.0, 2.0, -1.0, 3.0])
+    assert disttorch.bincount(disttorch.tensor(x)).tolist() == np.bincount(x).tolist()
+    assert disttorch.tensor(x).bincount(minlength=10).tolist() == np.bincount(x, minlength=10).tolist()
+    got = disttorch.bincount(disttorch.tensor(x), weights=disttorch.tensor(w))
+    assert got.dtype is disttorch.float64
+    np.testing.assert_allclose(got.numpy(), np.bincount(x, weights=w))
+    with pytest.raises(RuntimeError, match="non-negative"):
+        disttorch.bincount(disttorch.tensor([1, -1]))
+    with pytest.raises(RuntimeError, match="1-d"):
+        disttorch.bincount(disttorch.tensor([[1]]))
