@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 from . import anomaly as _anomaly
+from . import graph as _graph
 from .grad_mode import STATE as _GRAD
 
 __all__ = ["Node", "Function", "FunctionCtx", "once_differentiable", "AccumulateGrad", "edge"]
@@ -29,11 +30,18 @@ def edge(t):
 class _Saved:
     """One saved tensor plus the version it had when saved (PyTorch's SavedVariable)."""
 
-    __slots__ = ("tensor", "data", "vc", "version", "is_output", "output_nr", "rg")
+    __slots__ = ("tensor", "data", "vc", "version", "is_output", "output_nr", "rg", "hooks")
 
     def __init__(self, t, node) -> None:
+        self.hooks = None
         if not hasattr(t, "_vc"):  # a Python number saved by an op with a scalar operand
             self.tensor, self.vc, self.version, self.is_output = t, None, 0, False
+            return
+        if _graph.HOOKS.stack:
+            # saved_tensors_hooks: keep what pack() returns; unpack() rebuilds the tensor in backward.
+            pack, unpack = _graph.HOOKS.stack[-1]
+            self.hooks = unpack
+            self.tensor, self.vc, self.version, self.is_output = pack(t.detach()), None, 0, False
             return
         self.vc = t._vc
         self.version = t._vc[0]
@@ -48,6 +56,8 @@ class _Saved:
             self.tensor = t
 
     def unpack(self, node):
+        if self.hooks is not None:
+            return self.hooks(self.tensor)
         if self.vc is not None and self.vc[0] != self.version:
             t = self.tensor
             shape = tuple((t._data if t is not None else self.data).shape)
