@@ -468,6 +468,10 @@ def _binary_(self, other, op: str, ufunc, fn, alpha=1):
         xp, x, y = binary(self, other, op)
         if x.dtype == self._data.dtype:
             if alpha != 1:
+                if ufunc is xp.add and _I.can_fuse(self, y):
+                    _scaled(y[:0], alpha, op)  # the dtype checks on alpha, without the work
+                    _I.fused_into(self, (None, y, None), alpha)
+                    return self
                 y = _scaled(y, alpha, op)
             _I.ufunc_into(self, op, ufunc, x, y)
             return self

@@ -10,6 +10,8 @@ the old value raises instead of using corrupted data.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import _dtype as D
@@ -79,6 +81,67 @@ def _through_base(self, res):
 
     setitem(self, (Ellipsis,), res)
     return self
+
+
+# ---- fused updates without temporaries ---------------------------------------------------------------
+_CHUNK = 1 << 14  # 16K elements (64 KB of float32): the two passes over a chunk stay in cache
+
+
+class _Scratch(threading.local):
+    def __init__(self) -> None:
+        self.bufs = {}
+
+
+_SCRATCH = _Scratch()
+
+
+def _scratch(dtype) -> np.ndarray:
+    buf = _SCRATCH.bufs.get(dtype)
+    if buf is None:
+        buf = _SCRATCH.bufs[dtype] = np.empty(_CHUNK, dtype=dtype)
+    return buf
+
+
+def can_fuse(self, *arrays) -> bool:
+    """True when ``self`` and ``arrays`` are same-shape, same-dtype, C-contiguous NumPy float arrays."""
+    sd = self._data
+    if sd.__class__ is not np.ndarray or sd.dtype.kind != "f" or not sd.flags.c_contiguous:
+        return False
+    for a in arrays:
+        if a.__class__ is not np.ndarray or a.shape != sd.shape or a.dtype != sd.dtype or not a.flags.c_contiguous:
+            return False
+    return True
+
+
+def fused_into(self, first, value) -> None:
+    """``self += value * first(a, b)`` chunk by chunk through a small scratch buffer, for ``can_fuse`` operands.
+
+    ``first`` is ``(ufunc, a, b)`` (e.g. multiply for addcmul_, divide for addcdiv_) or ``(None, a, None)``
+    for ``self += value * a`` (add_ with alpha). A whole-array temporary would cost a fresh allocation and
+    a trip through memory for each pass; chunking keeps both passes in cache (used by optimizer updates).
+    """
+    ufunc, a, b = first
+    s = self._data.reshape(-1)
+    a = a.reshape(-1)
+    b = None if b is None else b.reshape(-1)
+    tmp = _scratch(s.dtype)
+    n = s.size
+    tok = ERRSTATE.set(IGNORE) if ERRSTATE is not None else None
+    try:
+        for i in range(0, n, _CHUNK):
+            j = min(i + _CHUNK, n)
+            t = tmp[:j - i]
+            if ufunc is None:
+                np.multiply(a[i:j], value, out=t)
+            else:
+                ufunc(a[i:j], b[i:j], out=t)
+                if value != 1:
+                    np.multiply(t, value, out=t)
+            np.add(s[i:j], t, out=s[i:j])
+    finally:
+        if tok is not None:
+            ERRSTATE.reset(tok)
+    self._vc[0] += 1
 
 
 def ufunc_into(self, op: str, ufunc, *arrays) -> None:

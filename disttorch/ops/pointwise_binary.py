@@ -504,6 +504,9 @@ def addcmul_(self, tensor1, tensor2, *, value=1):
     t1, t2 = tensor_arg(tensor1, "addcmul_", "tensor1"), tensor_arg(tensor2, "addcmul_", "tensor2")
     if _same_dtype(self, t1, t2) and self._data.dtype.kind == "f" and not _I.needs_graph(self, "addcmul_", t1, t2):
         xp = self._xp
+        if _I.can_fuse(self, t1._data, t2._data):
+            _I.fused_into(self, (xp.multiply, t1._data, t2._data), value)
+            return self
         tmp = _call(xp, xp.multiply, "addcmul_", t1, t2, t1._data, t2._data)
         if value != 1:
             tmp *= value
@@ -517,6 +520,9 @@ def addcdiv_(self, tensor1, tensor2, *, value=1):
     t1, t2 = tensor_arg(tensor1, "addcdiv_", "tensor1"), tensor_arg(tensor2, "addcdiv_", "tensor2")
     if _same_dtype(self, t1, t2) and self._data.dtype.kind == "f" and not _I.needs_graph(self, "addcdiv_", t1, t2):
         xp = self._xp
+        if _I.can_fuse(self, t1._data, t2._data):
+            _I.fused_into(self, (xp.true_divide, t1._data, t2._data), value)
+            return self
         with quiet(xp):
             tmp = _call(xp, xp.true_divide, "addcdiv_", t1, t2, t1._data, t2._data)
             if value != 1:

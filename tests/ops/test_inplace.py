@@ -328,3 +328,27 @@ def test_float_power_inplace_requires_double():
     x = T([2.0], dtype=disttorch.float64)
     x.float_power_(3)
     assert x.tolist() == [8.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_updates_across_chunk_boundaries_match_numpy(dtype):
+    # add_(alpha), addcmul_ and addcdiv_ run chunk by chunk through a scratch buffer on large arrays.
+    from disttorch.ops import inplace
+
+    n = 3 * inplace._CHUNK + 5
+    rng = np.random.default_rng(11)
+    base, a, b = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    b = np.abs(b) + 0.5
+    for op, expected in [
+        (lambda s, x, y: s.add_(x, alpha=-0.3), base + (-0.3) * a),
+        (lambda s, x, y: s.sub_(x, alpha=2), base - 2 * a),
+        (lambda s, x, y: s.addcmul_(x, y, value=0.25), base + 0.25 * (a * b)),
+        (lambda s, x, y: s.addcdiv_(x, y, value=-1.5), base + (-1.5) * (a / b)),
+        (lambda s, x, y: s.addcmul_(x, y), base + a * b),
+    ]:
+        s = disttorch.tensor(base.reshape(3, -1) if n % 3 == 0 else base)
+        v0 = s._version
+        with disttorch.no_grad():
+            op(s, disttorch.tensor(a), disttorch.tensor(b))
+        assert s._version == v0 + 1
+        np.testing.assert_allclose(s.numpy().ravel(), expected, rtol=1e-6 if dtype == np.float32 else 1e-12)
