@@ -102,7 +102,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """
     if is_grads_batched:
         raise NotImplementedError("autograd.grad(is_grads_batched=True) is not implemented yet")
-    single_input = not isinstance(inputs, (tuple, list))
     outputs = _normalize(outputs)
     inputs = _normalize(inputs)
     if allow_unused is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks", "Node"]
+__all__ = ["saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks"]
 
 
 class _Hooks(threading.local):

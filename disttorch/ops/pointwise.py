@@ -11,18 +11,15 @@ import math
 import numpy as np  # dtype constants only
 
 from .. import _dtype as D
-from .. import _tensor as T
 from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
 from . import _special
 from . import inplace as _I
-from ._helpers import as_float_array, tensor_arg
 from .elementwise import _out
 from .pointwise_binary import *  # noqa: F401,F403 - public binary math, re-exported
 from .pointwise_binary import BinaryMathMethods
 from .pointwise_binary import __all__ as _binary_all
 from .pointwise_sign import *  # noqa: F401,F403 - abs, sign, rounding, relu, re-exported
-from .pointwise_sign import SignRoundMethods
+from .pointwise_sign import SignRoundMethods, unary_op
 from .pointwise_sign import __all__ as _sign_all
 
 __all__ = ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "asin",
@@ -35,31 +32,8 @@ _LOW = (np.dtype(np.float16), D.bfloat16.np)
 
 
 def _float_op(input, op: str, kernel, node_cls, save, out):
-    """Apply a float-valued function to ``input`` and record ``node_cls`` when grad is needed.
-
-    ``kernel`` is a ufunc name of ``xp`` or a function ``(xp, array) -> array``; ``save`` is "in"
-    (the node saves the input), "out" (the result) or None.
-    """
-    x = tensor_arg(input, op)
-    xp = x._xp
-    arr = as_float_array(x)
-    if (out is not None and kernel.__class__ is str and out.__class__ is T.Tensor and out._data.dtype == arr.dtype
-            and out._data.shape == arr.shape and not (_GRAD.enabled and (x._requires_grad or out._requires_grad))):
-        _I.ufunc_into(out, op, getattr(xp, kernel), arr)  # straight into out's memory: no temporary
-        return out
-    if kernel.__class__ is str:
-        r = T._wrap(_I.quiet_call(getattr(xp, kernel), arr))
-    else:
-        r = T._wrap(_I.quiet_call(kernel, xp, arr))
-    if _GRAD.enabled and x._requires_grad:
-        node = node_cls(x)
-        r._requires_grad = True
-        r.grad_fn = node
-        if save == "in":
-            node.save_for_backward(x)
-        elif save == "out":
-            node.save_for_backward(r)
-    return r if out is None else _out(r, out)
+    """``unary_op`` computing integer inputs in the default float dtype."""
+    return unary_op(input, op, kernel, node_cls, save, out, to_float=True)
 
 
 def _wide(fn):

@@ -11,7 +11,7 @@ from .. import _tensor as T
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from . import inplace as _I
-from ._helpers import tensor_arg
+from ._helpers import as_float_array, tensor_arg
 from .elementwise import _out
 
 __all__ = ["abs", "absolute", "sign", "sgn", "signbit", "floor", "ceil", "round", "trunc", "fix", "frac", "relu",
@@ -25,11 +25,25 @@ class _ZeroGrad(Node):
         return T._wrap(g._xp.zeros_like(g._data))
 
 
-def _keep_op(input, op: str, kernel, node_cls, save, out):
-    """Apply ``kernel(xp, array)`` to the raw array (dtypes kept) and record ``node_cls`` when grad is needed."""
+def unary_op(input, op: str, kernel, node_cls, save, out, to_float: bool = False):
+    """Apply an elementwise ``kernel`` and record ``node_cls`` when grad is needed (shared by the unary families).
+
+    ``kernel`` is a ufunc name of ``xp`` or a function ``(xp, array) -> array``; ``save`` is "in" (the node
+    saves the input), "out" (the result) or None; ``to_float`` computes integer inputs in the default float
+    dtype (exp, sqrt...), otherwise the dtype is kept (abs, floor...).
+    """
     x = tensor_arg(input, op)
     xp = x._xp
-    r = T._wrap(_I.quiet_call(kernel, xp, x._data))
+    arr = as_float_array(x) if to_float else x._data
+    if kernel.__class__ is str:
+        fn = getattr(xp, kernel)
+        if (out is not None and out.__class__ is T.Tensor and out._data.dtype == arr.dtype
+                and out._data.shape == arr.shape and not (_GRAD.enabled and (x._requires_grad or out._requires_grad))):
+            _I.ufunc_into(out, op, fn, arr)  # straight into out's memory: no temporary
+            return out
+        r = T._wrap(_I.quiet_call(fn, arr))
+    else:
+        r = T._wrap(_I.quiet_call(kernel, xp, arr))
     if _GRAD.enabled and x._requires_grad:
         node = node_cls(x)
         r._requires_grad = True
@@ -39,6 +53,11 @@ def _keep_op(input, op: str, kernel, node_cls, save, out):
         elif save == "out":
             node.save_for_backward(r)
     return r if out is None else _out(r, out)
+
+
+def _keep_op(input, op: str, kernel, node_cls, save, out):
+    """``unary_op`` keeping the input's dtype."""
+    return unary_op(input, op, kernel, node_cls, save, out)
 
 
 class AbsBackward0(Node):
