@@ -182,14 +182,22 @@ def _accumulate(node: AccumulateGrad, g, create_graph: bool, seen: dict) -> None
 
 def _collect(roots, targets):
     """Dependency counts of every node reachable from the roots (pruned to those that reach targets)."""
-    deps = {}
-    seen = set()
-    stack = [fn for fn, _ in roots if fn is not None]
+    if targets is None:
+        # Plain backward: every reachable node runs; count each edge once.
+        deps = {}
+        stack = [fn for fn, _ in roots if fn is not None]
+        seen = set(stack)
+        while stack:
+            for nxt, _ in stack.pop().next_functions:
+                if nxt is not None:
+                    deps[nxt] = deps.get(nxt, 0) + 1
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+        return deps, None
+    # autograd.grad / backward(inputs=...): a post-order walk decides which nodes reach a target.
     order = []
-    for fn in stack:
-        seen.add(fn)
-    # Iterative DFS producing a post-order (children before parents).
-    work = [(fn, False) for fn in stack]
+    work = [(fn, False) for fn, _ in roots if fn is not None]
     visited = set()
     while work:
         fn, expanded = work.pop()
@@ -203,18 +211,17 @@ def _collect(roots, targets):
         for nxt, _ in fn.next_functions:
             if nxt is not None and nxt not in visited:
                 work.append((nxt, False))
-    useful = None
-    if targets is not None:
-        target_nodes = {fn for fn, _ in targets}
-        useful = set()
-        for fn in order:  # post-order: children are decided first
-            if fn in target_nodes or any(n in useful for n, _ in fn.next_functions if n is not None):
-                useful.add(fn)
+    target_nodes = {fn for fn, _ in targets}
+    useful = set()
+    for fn in order:  # children come first in post-order
+        if fn in target_nodes or any(n in useful for n, _ in fn.next_functions if n is not None):
+            useful.add(fn)
+    deps = {}
     for fn in order:
-        if useful is not None and fn not in useful:
+        if fn not in useful:
             continue
         for nxt, _ in fn.next_functions:
-            if nxt is not None and (useful is None or nxt in useful):
+            if nxt is not None and nxt in useful:
                 deps[nxt] = deps.get(nxt, 0) + 1
     return deps, useful
 
@@ -257,8 +264,8 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                     _accumulate(fn, grads_in[0], create_graph, seen_grads)
                 continue
             nexts = fn.next_functions
-            if (useful is not None and not any(n in useful for n, _ in nexts if n is not None)) or \
-                    not any(g is not None for g in grads_in):
+            if grads_in.count(None) == len(grads_in) or \
+                    (useful is not None and not any(n in useful for n, _ in nexts if n is not None)):
                 outs = (None,) * len(nexts)
             else:
                 pre = fd.get("_node_pre_hooks")
@@ -285,8 +292,9 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                         r = h(outs, tuple(grads_in))
                         if r is not None:
                             outs = tuple(r)
-                if not retain_graph:
-                    fn.release()
+                if not retain_graph and fn._saved:
+                    fn._saved = ()
+                    fn._released = True
             for (nxt, nr), g in zip(nexts, outs):
                 if nxt is None or (useful is not None and nxt not in useful):
                     continue

@@ -132,13 +132,9 @@ class Node:
         return tuple(None if s is None else s.unpack(self) for s in self._saved)
 
     def release(self) -> None:
-        """Free saved tensors (the engine calls this unless retain_graph)."""
+        """Free saved tensors (the engine does this unless retain_graph)."""
         self._saved = ()
         self._released = True
-        self._release_extra()
-
-    def _release_extra(self) -> None:
-        pass
 
     # -- outputs -------------------------------------------------------------------------
     def set_outputs(self, *outs) -> None:
