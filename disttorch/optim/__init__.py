@@ -1,4 +1,16 @@
-"""Optimizers and learning-rate schedulers (`disttorch.optim`), as `torch.optim`. They arrive with the nn issue."""
+"""Optimizers (`disttorch.optim`), as `torch.optim`.
+
+Each optimizer is a small stateful class (param groups, per-parameter state, ``state_dict``) around
+a pure in-place update rule in ``disttorch.optim._functional`` that the GPU backend and the
+parameter-server shards reuse. Names PyTorch has and disttorch does not yet raise an
+AttributeError that says so.
+"""
 from .._missing import not_implemented_getattr
+from .adam import Adam
+from .adamw import AdamW
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 __getattr__ = not_implemented_getattr("disttorch.optim")

@@ -1,0 +1,288 @@
+"""Pure per-parameter update rules of the optimizers, over raw arrays of any array module.
+
+Each rule updates ``param`` and its state arrays in place and allocates nothing per step on the
+NumPy fast path, so the stateful classes in this package, the GPU backend and the parameter-server
+shards all share one implementation of PyTorch's formulas (DESIGN rule 4).
+
+How the work is done:
+
+- NumPy float arrays that are C-contiguous and of one dtype are processed in chunks of about
+  128 KB: every pass of the rule (Adam has 13) runs on one chunk while it sits in cache, through
+  a per-thread scratch buffer, before the next chunk. Whole-array passes would stream every
+  operand through memory once per pass.
+- float16 and bfloat16 chunks are copied into float32 scratch, updated there and written back, so
+  the intermediate values are not rounded to 16 bits.
+- Anything else (CuPy arrays, non-contiguous or mixed-dtype arrays) runs the same rule once over
+  the whole arrays with ``out=`` into two temporaries.
+
+The operation order follows PyTorch's single-tensor CPU implementations (``lerp`` for the first
+moment, ``addcmul``/``addcdiv`` as ``self + (value * a) * b`` and ``self + (value * a) / b``).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import _dtype as D
+from ..ops._helpers import ERRSTATE, IGNORE
+
+__all__ = ["adam_update", "adamw_update", "sgd_update"]
+
+# Bytes of one chunk of one operand: five operands plus two scratch buffers stay well inside L2.
+_CHUNK_BYTES = 1 << 17
+_F32 = np.dtype(np.float32)
+_LOW = (np.dtype(np.float16), D.bfloat16.np)
+
+
+class _Scratch(threading.local):
+    def __init__(self) -> None:
+        self.bufs = {}
+
+
+_SCRATCH = _Scratch()
+
+
+def _scratch(dtype, k: int, n: int) -> list:
+    """``k`` per-thread scratch arrays of ``dtype`` with at least ``n`` elements each (reused across calls)."""
+    bufs = _SCRATCH.bufs.get(dtype)
+    if bufs is None or len(bufs) < k or bufs[0].size < n:
+        size = max(n, bufs[0].size if bufs else 0)
+        bufs = _SCRATCH.bufs[dtype] = [np.empty(size, dtype) for _ in range(max(k, len(bufs or ())))]
+    return bufs
+
+
+def _fusable(arrays) -> bool:
+    """True when the chunked path applies: same-shape, same-dtype, C-contiguous NumPy float arrays."""
+    p = arrays[0]
+    dt = p.dtype
+    if p.__class__ is not np.ndarray or not p.flags.c_contiguous or (dt.kind != "f" and dt not in _LOW):
+        return False
+    shape = p.shape
+    for a in arrays[1:]:
+        if a is not None and (a.__class__ is not np.ndarray or a.dtype != dt or a.shape != shape
+                              or not a.flags.c_contiguous):
+            return False
+    return True
+
+
+def _apply(xp, kernel, arrays: tuple, consts: tuple) -> None:
+    """Run ``kernel(xp, *arrays, t, u, *consts)`` over ``arrays`` = (param, grad, *state), in place.
+
+    ``arrays[1]`` (the gradient) is only read; the others are written. ``None`` entries are passed
+    through (state the rule does not use).
+    """
+    if ERRSTATE is None:  # pragma: no cover - NumPy layouts without the error-state context variable
+        with np.errstate(all="ignore"):
+            if xp is np and _fusable(arrays):
+                _chunked(kernel, arrays, consts)
+            else:
+                _whole(xp, kernel, arrays, consts)
+        return
+    tok = ERRSTATE.set(IGNORE)  # PyTorch returns inf/nan silently (e.g. eps=0 with a zero gradient)
+    try:
+        if xp is np and _fusable(arrays):
+            _chunked(kernel, arrays, consts)
+        else:
+            _whole(xp, kernel, arrays, consts)
+    finally:
+        ERRSTATE.reset(tok)
+
+
+def _chunked(kernel, arrays, consts) -> None:
+    p = arrays[0]
+    n = p.size
+    dt = p.dtype
+    if dt in _LOW:
+        if n:
+            _chunked_low(kernel, [None if a is None else a.reshape(-1) for a in arrays], n, consts)
+        return
+    c = max(_CHUNK_BYTES // dt.itemsize, 1)
+    bufs = _SCRATCH.bufs.get(dt)
+    if bufs is None or bufs[0].size < c:
+        bufs = _scratch(dt, 2, c)
+    t, u = bufs[0], bufs[1]
+    if n <= c:  # one chunk: the operands keep their shape, the scratch takes it (the common small case)
+        t, u = t[:n], u[:n]
+        if p.ndim != 1:
+            t, u = t.reshape(p.shape), u.reshape(p.shape)
+        kernel(np, *arrays, t, u, *consts)
+        return
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    for i in range(0, n, c):
+        m = min(c, n - i)
+        j = i + m
+        kernel(np, *[None if a is None else a[i:j] for a in flat], t[:m], u[:m], *consts)
+
+
+def _chunked_low(kernel, flat, n: int, consts) -> None:
+    """float16/bfloat16: each chunk is widened into float32 scratch, updated, and written back."""
+    c = max(_CHUNK_BYTES // 4, 1)
+    k = len(flat)
+    bufs = _scratch(_F32, k + 2, c)
+    copyto = np.copyto
+    for i in range(0, n, c):
+        m = min(c, n - i)
+        j = i + m
+        work = []
+        for a, b in zip(flat, bufs):
+            if a is None:
+                work.append(None)
+            else:
+                w = b[:m]
+                copyto(w, a[i:j], casting="unsafe")
+                work.append(w)
+        kernel(np, *work, bufs[k][:m], bufs[k + 1][:m], *consts)
+        for idx in range(k):
+            if idx != 1 and flat[idx] is not None:
+                copyto(flat[idx][i:j], work[idx], casting="unsafe")
+
+
+def _whole(xp, kernel, arrays, consts) -> None:
+    p = arrays[0]
+    low = p.dtype in _LOW
+    work = [None if a is None else a.astype(np.float32) for a in arrays] if low else list(arrays)
+    t = xp.empty_like(work[0])
+    u = xp.empty_like(work[0])
+    kernel(xp, *work, t, u, *consts)
+    if low:
+        for idx, (a, w) in enumerate(zip(arrays, work)):
+            if idx != 1 and a is not None:
+                xp.copyto(a, w, casting="unsafe")
+
+
+def _as_real(a):
+    """A real view of a complex array (PyTorch's ``view_as_real``: Adam treats re/im as separate values)."""
+    if a is None or a.dtype.kind != "c":
+        return a
+    real = np.float32 if a.dtype.itemsize == 8 else np.float64
+    try:
+        return (a if a.ndim else a.reshape(1)).view(real)
+    except ValueError:
+        raise RuntimeError(f"Adam: complex parameters must have a contiguous last dimension (got strides "
+                           f"{a.strides} for shape {a.shape})") from None
+
+
+# ---- Adam / AdamW --------------------------------------------------------------------------------
+def _adam_kernel(xp, p, g, m, v, vmax, t, u, beta1, beta2, eps, l2, decay, neg_step_size, bc2_sqrt, maximize):
+    mul, add = xp.multiply, xp.add
+    if decay is not None:  # AdamW: param.mul_(1 - lr * weight_decay)
+        mul(p, decay, out=p)
+    if maximize:
+        xp.negative(g, out=u)
+        g = u
+    if l2:  # grad = grad.add(param, alpha=weight_decay)
+        mul(p, l2, out=t)
+        add(g, t, out=u)
+        g = u
+    # exp_avg.lerp_(grad, 1 - beta1), with PyTorch's two branches of lerp
+    w = 1 - beta1
+    xp.subtract(g, m, out=t)
+    if w < 0.5:
+        mul(t, w, out=t)
+        add(m, t, out=m)
+    else:
+        mul(t, 1 - w, out=t)
+        xp.subtract(g, t, out=m)
+    # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    mul(v, beta2, out=v)
+    mul(g, 1 - beta2, out=t)
+    mul(t, g, out=t)
+    add(v, t, out=v)
+    if vmax is not None:
+        xp.maximum(vmax, v, out=vmax)
+        v = vmax
+    # denom = sqrt(v) / bias_correction2_sqrt + eps; param.addcdiv_(exp_avg, denom, value=-step_size)
+    xp.sqrt(v, out=t)
+    xp.divide(t, bc2_sqrt, out=t)
+    add(t, eps, out=t)
+    mul(m, neg_step_size, out=u)
+    xp.divide(u, t, out=u)
+    add(p, u, out=p)
+
+
+def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: float, lr: float, beta1: float,
+                beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+                decoupled_weight_decay: bool = False) -> None:
+    """One Adam step for one parameter, in place (PyTorch's ``torch.optim.Adam`` formulas).
+
+    Args:
+        xp: the array module of the arrays (numpy or cupy).
+        param, grad, exp_avg, exp_avg_sq: arrays of one shape; ``grad`` is only read.
+        max_exp_avg_sq: the AMSGrad running maximum (used only when ``amsgrad``), else ``None``.
+        step: the step count *after* this step's increment (1 on the first step).
+        lr, beta1, beta2, eps, weight_decay, amsgrad, maximize: the group's options.
+        decoupled_weight_decay: AdamW's ``param *= 1 - lr * weight_decay`` instead of L2 on the gradient.
+    """
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bc2_sqrt = bias_correction2 ** 0.5
+    decay = l2 = None
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            decay = 1 - lr * weight_decay
+        else:
+            l2 = weight_decay
+    vmax = max_exp_avg_sq if amsgrad else None
+    arrays = (param, grad, exp_avg, exp_avg_sq, vmax)
+    if param.dtype.kind == "c":
+        arrays = tuple(_as_real(a) for a in arrays)
+    _apply(xp, _adam_kernel, arrays, (beta1, beta2, eps, l2, decay, -step_size, bc2_sqrt, maximize))
+
+
+def adamw_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: float, lr: float, beta1: float,
+                 beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool) -> None:
+    """One AdamW step (decoupled weight decay) for one parameter, in place; see ``adam_update``."""
+    adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+                amsgrad, maximize, decoupled_weight_decay=True)
+
+
+# ---- SGD ---------------------------------------------------------------------------------------
+def _sgd_kernel(xp, p, g, buf, t, u, neg_lr, momentum, damp_w, l2, nesterov, maximize, fresh):
+    mul, add = xp.multiply, xp.add
+    if maximize:
+        xp.negative(g, out=u)
+        g = u
+    if l2:  # grad = grad.add(param, alpha=weight_decay)
+        mul(p, l2, out=t)
+        add(g, t, out=u)
+        g = u
+    if buf is not None:
+        if fresh:  # buf = torch.clone(grad)
+            xp.copyto(buf, g)
+        else:  # buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+            mul(buf, momentum, out=buf)
+            if damp_w != 1:
+                mul(g, damp_w, out=t)
+                add(buf, t, out=buf)
+            else:
+                add(buf, g, out=buf)
+        if nesterov:  # grad = grad.add(buf, alpha=momentum)
+            mul(buf, momentum, out=t)
+            add(g, t, out=u)
+            g = u
+        else:
+            g = buf
+    # param.add_(grad, alpha=-lr)
+    mul(g, neg_lr, out=t)
+    add(p, t, out=p)
+
+
+def sgd_update(xp, param, grad, momentum_buffer, lr: float, momentum: float, dampening: float, weight_decay: float,
+               nesterov: bool, maximize: bool):
+    """One SGD step for one parameter, in place (PyTorch's ``torch.optim.SGD`` formulas).
+
+    ``momentum_buffer`` is the state array, or ``None`` before the first step: with ``momentum != 0``
+    a new buffer is made from the first gradient (as PyTorch clones it). Returns the buffer (``None``
+    without momentum).
+    """
+    fresh = False
+    if momentum == 0:
+        momentum_buffer = None
+    elif momentum_buffer is None:
+        momentum_buffer = xp.empty_like(param)
+        fresh = True
+    _apply(xp, _sgd_kernel, (param, grad, momentum_buffer),
+           (-lr, momentum, 1 - dampening, weight_decay if weight_decay != 0 else None, nesterov, maximize, fresh))
+    return momentum_buffer

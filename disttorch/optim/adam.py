@@ -1,0 +1,128 @@
+"""Adam (and, with decoupled weight decay, AdamW's rule), as ``torch.optim.Adam``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _tensor as T
+from ._functional import adam_update
+from .optimizer import Optimizer
+
+__all__ = ["Adam"]
+
+
+def _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, fused, name: str) -> None:
+    if isinstance(lr, T.Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if differentiable:
+        raise NotImplementedError(f"{name}(differentiable=True) is not supported by disttorch: the update runs in "
+                                  "place on raw arrays, outside autograd")
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam``.
+
+    Per parameter with gradient ``g`` at step ``t``: ``g = -g`` if ``maximize``; weight decay
+    (``g += wd * p``, or ``p *= 1 - lr * wd`` when ``decoupled_weight_decay``);
+    ``m = lerp(m, g, 1 - beta1)``; ``v = beta2 * v + (1 - beta2) * g * g`` (AMSGrad keeps the
+    running max of ``v``); ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+    The state of each parameter is ``step`` (a 0-d float32 tensor), ``exp_avg``, ``exp_avg_sq`` and,
+    with AMSGrad, ``max_exp_avg_sq``.
+
+    Args:
+        params: tensors or param-group dicts to optimize.
+        lr: learning rate (default 1e-3).
+        betas: coefficients of the running averages of the gradient and its square.
+        eps: added to the denominator for numerical stability.
+        weight_decay: L2 penalty (default 0).
+        amsgrad: use the AMSGrad variant.
+        maximize: maximize the objective instead of minimizing it.
+        decoupled_weight_decay: apply weight decay to the parameter directly (AdamW).
+        foreach, fused, capturable: accepted for compatibility; the update is always a fused, chunked one.
+        differentiable: not supported (the update runs on raw arrays, outside autograd).
+
+    Example:
+        >>> opt = disttorch.optim.Adam(model.parameters(), lr=1e-3)
+        >>> opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused=None,
+                 decoupled_weight_decay: bool = False) -> None:
+        _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, fused, type(self).__name__)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("decoupled_weight_decay", False)
+            group.setdefault("fused", None)
+            for p in group["params"]:
+                st = self.state.get(p)
+                if st and "step" in st and not isinstance(st["step"], T.Tensor):
+                    st["step"] = T._wrap(np.array(float(st["step"]), np.float32))
+
+    def step(self, closure=None):
+        """One Adam step over every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._closure_loss(closure)
+        state = self.state
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            beta1, beta2 = group["betas"]
+            beta1, beta2 = float(beta1), float(beta2)
+            eps = float(group["eps"])
+            weight_decay = float(group["weight_decay"])
+            amsgrad, maximize = group["amsgrad"], group["maximize"]
+            decoupled = group["decoupled_weight_decay"]
+            for p in group["params"]:
+                g = p._grad
+                if g is None:
+                    continue
+                st = state[p]
+                if not st:
+                    _init_state(st, p, amsgrad)
+                count = st["step"]._data
+                # step_t += 1 on the 0-d float32 counter (fill() rounds to float32 as the add would, ~5x faster)
+                count.fill(float(count) + 1.0)
+                vmax = None
+                if amsgrad:
+                    vmax = st.get("max_exp_avg_sq")
+                    if vmax is None:  # amsgrad switched on after the state was made
+                        vmax = st["max_exp_avg_sq"] = T._wrap(p._xp.zeros_like(p._data))
+                    vmax = vmax._data
+                adam_update(p._xp, p._data, g._data, st["exp_avg"]._data, st["exp_avg_sq"]._data, vmax,
+                            float(count), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled)
+                p._vc[0] += 1
+        return loss
+
+
+def _init_state(st: dict, p, amsgrad: bool) -> None:
+    zeros_like = p._xp.zeros_like
+    st["step"] = T._wrap(np.zeros((), np.float32))
+    st["exp_avg"] = T._wrap(zeros_like(p._data))
+    st["exp_avg_sq"] = T._wrap(zeros_like(p._data))
+    if amsgrad:
+        st["max_exp_avg_sq"] = T._wrap(zeros_like(p._data))
