@@ -127,6 +127,9 @@ def fused_into(self, first, value) -> None:
     tmp = _scratch(s.dtype)
     n = s.size
     tok = ERRSTATE.set(IGNORE) if ERRSTATE is not None else None
+    ctx = np.errstate(all="ignore") if tok is None else None
+    if ctx is not None:
+        ctx.__enter__()
     try:
         for i in range(0, n, _CHUNK):
             j = min(i + _CHUNK, n)
@@ -141,6 +144,8 @@ def fused_into(self, first, value) -> None:
     finally:
         if tok is not None:
             ERRSTATE.reset(tok)
+        else:
+            ctx.__exit__(None, None, None)
     self._vc[0] += 1
 
 
