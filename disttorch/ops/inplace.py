@@ -18,7 +18,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ._helpers import ERRSTATE, IGNORE, _check_scalar, broadcast_error, sum_to
+from ._helpers import ERRSTATE, IGNORE, _check_scalar, broadcast_error, quiet, sum_to
 
 __all__ = []
 
@@ -126,11 +126,7 @@ def fused_into(self, first, value) -> None:
     b = None if b is None else b.reshape(-1)
     tmp = _scratch(s.dtype)
     n = s.size
-    tok = ERRSTATE.set(IGNORE) if ERRSTATE is not None else None
-    ctx = np.errstate(all="ignore") if tok is None else None
-    if ctx is not None:
-        ctx.__enter__()
-    try:
+    with quiet(np):
         for i in range(0, n, _CHUNK):
             j = min(i + _CHUNK, n)
             t = tmp[:j - i]
@@ -141,11 +137,6 @@ def fused_into(self, first, value) -> None:
                 if value != 1:
                     np.multiply(t, value, out=t)
             np.add(s[i:j], t, out=s[i:j])
-    finally:
-        if tok is not None:
-            ERRSTATE.reset(tok)
-        else:
-            ctx.__exit__(None, None, None)
     self._vc[0] += 1
 
 
