@@ -32,6 +32,21 @@ from ._runtime import (  # noqa: E402,F401
     are_deterministic_algorithms_enabled, set_float32_matmul_precision, get_float32_matmul_precision,
 )
 
+def save(obj, f, pickle_module=None, pickle_protocol: int = 2, _use_new_zipfile_serialization: bool = True,
+         _disable_byteorder_record: bool = False) -> None:
+    """Save ``obj`` to a path or file (see :func:`disttorch.serialization.save`)."""
+    from .serialization import save as _save
+
+    _save(obj, f, pickle_module, pickle_protocol, _use_new_zipfile_serialization, _disable_byteorder_record)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
+    """Load a checkpoint without unpickling (see :func:`disttorch.serialization.load`)."""
+    from .serialization import load as _load
+
+    return _load(f, map_location, pickle_module, weights_only=weights_only, mmap=mmap, **pickle_load_args)
+
+
 # Submodules that load on first use (PyTorch makes them attributes of the package).
 _LAZY = {
     "nn", "optim", "cuda", "backends", "utils", "distributed", "distributions", "onnx", "amp", "profiler",

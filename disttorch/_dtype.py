@@ -93,14 +93,14 @@ def to_dtype(d) -> dtype:
     """Normalise a dtype-like (disttorch dtype, Python type, NumPy dtype or name) to a disttorch dtype."""
     if d.__class__ is dtype:
         return d
-    if d is builtins.float:
-        return _default_float
+    if d is builtins.float:  # PyTorch maps the Python type to double, not to the default dtype
+        return float64
     if d is builtins.int:
         return int64
     if d is builtins.bool:
         return bool
     if d is builtins.complex:
-        return _default_float.to_complex()
+        return complex128
     if isinstance(d, str):
         name = d[len("torch."):] if d.startswith("torch.") else d
         name = name[len("disttorch."):] if name.startswith("disttorch.") else name

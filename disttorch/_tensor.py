@@ -55,6 +55,7 @@ def needs_grad(*tensors) -> bool:
 
 
 # Method mixins: one per op family (imported here so each family file stays self-contained).
+from .ops.activation import ActivationMethods  # noqa: E402
 from .ops.compare import CompareMethods  # noqa: E402
 from .ops.convert import ConvertMethods  # noqa: E402
 from .ops.creation import CreationMethods  # noqa: E402
@@ -73,7 +74,7 @@ from .ops.sort import SortMethods  # noqa: E402
 
 class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods, SoftmaxMethods, SortMethods,
              ScanMethods, ShapeMethods, JoinMethods, IndexMethods, LinalgMethods, ConvertMethods, CreationMethods,
-             RandomMethods):
+             RandomMethods, ActivationMethods):
     """A multi-dimensional array with autograd, as ``torch.Tensor``.
 
     ``Tensor(data)`` copies a sequence into a default-dtype tensor; ``Tensor(2, 3)`` makes an

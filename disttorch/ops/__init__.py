@@ -6,9 +6,13 @@ before the star imports, which rebind names such as ``sort`` from module to func
 """
 from . import compare, convert, creation, elementwise, index, join, linalg, pointwise, random, reduce, scan, \
     shape, softmax, sort
+# nn families: only the names PyTorch also has at top level (torch.conv2d, torch.layer_norm, ...) are in their
+# __all__; everything else reaches users through disttorch.nn.functional.
+from . import activation, attention, conv, distance, dropout, embedding, linear, loss, norm, pad, pool, upsample
 
 __all__ = [name for mod in (compare, convert, creation, elementwise, index, join, linalg, pointwise, random, reduce,
-                            scan, shape, softmax, sort) for name in mod.__all__]
+                            scan, shape, softmax, sort, activation, attention, conv, distance, dropout, embedding,
+                            linear, loss, norm, pad, pool, upsample) for name in mod.__all__]
 
 from .compare import *  # noqa: E402,F401,F403
 from .convert import *  # noqa: E402,F401,F403
@@ -24,3 +28,15 @@ from .scan import *  # noqa: E402,F401,F403
 from .shape import *  # noqa: E402,F401,F403
 from .softmax import *  # noqa: E402,F401,F403
 from .sort import *  # noqa: E402,F401,F403
+from .activation import *  # noqa: E402,F401,F403
+from .attention import *  # noqa: E402,F401,F403
+from .conv import *  # noqa: E402,F401,F403
+from .distance import *  # noqa: E402,F401,F403
+from .dropout import *  # noqa: E402,F401,F403
+from .embedding import *  # noqa: E402,F401,F403
+from .linear import *  # noqa: E402,F401,F403
+from .loss import *  # noqa: E402,F401,F403
+from .norm import *  # noqa: E402,F401,F403
+from .pad import *  # noqa: E402,F401,F403
+from .pool import *  # noqa: E402,F401,F403
+from .upsample import *  # noqa: E402,F401,F403

@@ -6,11 +6,20 @@ parameter-server shards reuse. Names PyTorch has and disttorch does not yet rais
 AttributeError that says so.
 """
 from .._missing import not_implemented_getattr
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .lbfgs import LBFGS
+from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "RMSprop", "LBFGS",
+           "lr_scheduler"]
 
 __getattr__ = not_implemented_getattr("disttorch.optim")

@@ -271,4 +271,4 @@ def test_deepcopy_keeps_working():
 
 def test_missing_optimizer_names_say_not_implemented():
     with pytest.raises(AttributeError, match="not implemented yet"):
-        disttorch.optim.LBFGS  # noqa: B018
+        disttorch.optim.Rprop  # noqa: B018

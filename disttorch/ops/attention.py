@@ -1,0 +1,354 @@
+"""Attention functionals: scaled_dot_product_attention and multi_head_attention_forward.
+
+Both are compositions of differentiable Tensor ops (one batched matmul for the scores, softmax, one
+batched matmul with the values), so autograd and double backward come from those ops. Semantics follow
+PyTorch's math backend: boolean masks mark the positions that take part, float masks are added to the
+scores, and a query row whose scores are all masked gives zeros (PyTorch's ``_safe_softmax``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np  # mask bookkeeping for the causal-mask cache
+
+from .. import _tensor as T
+from . import random as _R
+from ._helpers import tensor_arg
+from .join import cat
+from .pointwise_binary import where
+from .softmax import softmax
+
+__all__: list = []
+FUNCTIONAL = ("scaled_dot_product_attention", "multi_head_attention_forward")
+
+_NEG_INF = float("-inf")
+_CAUSAL: dict = {}  # (L, S) -> bool array, True above the diagonal (the positions a causal query may not see)
+
+
+def _dropout(x, p: float):
+    """Inverted dropout with the global generator (``F.dropout(x, p, training=True)``), as a differentiable mul."""
+    if p <= 0.0:
+        return x
+    arr = x._data
+    if p >= 1.0:
+        return x * 0.0
+    keep = _R._bernoulli_array(_R._rng(None), arr.shape, 1.0 - p, arr.dtype)
+    keep *= keep.dtype.type(1.0 / (1.0 - p))
+    return x * T._wrap(keep if x._xp is np else x._xp.asarray(keep))
+
+
+def _causal_block(xp, L: int, S: int):
+    """Bool (L, S) array, True where ``tril(ones(L, S))`` is 0."""
+    if xp is np:
+        m = _CAUSAL.get((L, S))
+        if m is None:
+            if len(_CAUSAL) > 64:
+                _CAUSAL.clear()
+            m = _CAUSAL[(L, S)] = ~np.tri(L, S, dtype=bool)
+        return m
+    return ~xp.tri(L, S, dtype=bool)
+
+
+def _qkT(q, k):
+    """``q @ k^T`` over the last two dims. NumPy's stacked matmul has no BLAS path for a transposed operand
+    (about 3x slower), so a batched key is transposed into a contiguous copy first."""
+    kt = k.transpose(-2, -1)
+    if k._data.ndim > 2 and k._xp is np:
+        kt = kt.contiguous()
+    return q.matmul(kt)
+
+
+def _check_sdpa(q, k, v, attn_mask, is_causal: bool, op: str) -> None:
+    if not (q._data.dtype == k._data.dtype == v._data.dtype):
+        raise RuntimeError(f"{op}: Expected query, key, and value to have the same dtype, but got query.dtype: "
+                           f"{q.dtype} key.dtype: {k.dtype} and value.dtype: {v.dtype} instead.")
+    if not q.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: expected floating point query, key and value, got {q.dtype}")
+    if min(q._data.ndim, k._data.ndim, v._data.ndim) < 2:
+        raise RuntimeError(f"{op}: expected query, key and value to have at least 2 dimensions, got shapes "
+                           f"{list(q.shape)}, {list(k.shape)} and {list(v.shape)}")
+    if q._data.shape[-1] != k._data.shape[-1] or k._data.shape[-2] != v._data.shape[-2]:
+        raise RuntimeError(f"{op}: query {list(q.shape)} and key {list(k.shape)} must share the last dimension and "
+                           f"key and value {list(v.shape)} the sequence dimension (-2)")
+    if attn_mask is not None:
+        if is_causal:
+            raise RuntimeError(f"{op}: Explicit attn_mask should not be set when is_causal=True")
+        if attn_mask._data.dtype.kind != "b" and attn_mask._data.dtype != q._data.dtype:
+            raise RuntimeError(f"{op}: Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+                               f"attn_mask.dtype: {attn_mask.dtype} and query.dtype: {q.dtype} instead.")
+
+
+def _repeat_heads(q, k, v, op: str):
+    if q._data.ndim < 3 or k._data.ndim < 3:
+        return k, v
+    hq, hk, hv = q._data.shape[-3], k._data.shape[-3], v._data.shape[-3]
+    if hk == hq and hv == hq:
+        return k, v
+    if hk == 0 or hv == 0 or hq % hk or hq % hv:
+        raise RuntimeError(f"{op}: number of heads in key ({hk}) and value ({hv}) must divide the number of heads in "
+                           f"query ({hq}) when enable_gqa=True")
+    return (k if hk == hq else k.repeat_interleave(hq // hk, -3)), (v if hv == hq else v.repeat_interleave(hq // hv, -3))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, enable_gqa: bool = False):
+    """``softmax(query @ key^T * scale + bias) @ value`` over the last two dims (PyTorch's math backend).
+
+    ``attn_mask`` is a bool mask (True = take part) or a float bias, broadcastable to ``(..., L, S)``;
+    ``is_causal`` masks with ``tril(ones(L, S))``; ``scale`` defaults to ``1 / sqrt(E)``; ``enable_gqa``
+    repeats key/value heads (dim -3) to the number of query heads. Fully masked query rows give zeros.
+    """
+    op = "scaled_dot_product_attention"
+    q, k, v = tensor_arg(query, op, "query"), tensor_arg(key, op, "key"), tensor_arg(value, op, "value")
+    if attn_mask is not None:
+        attn_mask = tensor_arg(attn_mask, op, "attn_mask")
+    _check_sdpa(q, k, v, attn_mask, is_causal, op)
+    if enable_gqa:
+        k, v = _repeat_heads(q, k, v, op)
+    L, E = q._data.shape[-2:]
+    S = k._data.shape[-2]
+    sf = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    # Scale whichever of query and the scores is smaller (PyTorch's math backend scales before the matmul too).
+    if E <= S:
+        s = _qkT(q * sf, k)
+    else:
+        s = _qkT(q, k) * sf
+    dead = None
+    if is_causal:
+        s = s.masked_fill(T._wrap(_causal_block(q._xp, L, S)), _NEG_INF)
+    elif attn_mask is not None:
+        m = attn_mask._data
+        xp = attn_mask._xp
+        if m.dtype.kind == "b":
+            s = where(attn_mask, s, _NEG_INF)
+            dead = ~m.any(axis=-1, keepdims=True) if m.shape[-1] else xp.ones(m.shape, dtype=bool)
+        else:
+            s = s + attn_mask
+            dead = xp.isneginf(m).all(axis=-1, keepdims=True)
+        dead = T._wrap(dead) if bool(dead.any()) else None
+    if dead is not None:
+        # A fully masked row: softmax of zeros keeps it finite (no NaN gradients), then the row is zeroed.
+        p = softmax(s.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
+    else:
+        p = softmax(s, -1)
+    if dropout_p > 0.0:
+        p = _dropout(p, dropout_p)
+    return p.matmul(v)
+
+
+# ---- multi-head attention ------------------------------------------------------------------------------
+def _expect(cond: bool, msg: str) -> None:
+    # PyTorch states these checks as asserts; raise AssertionError explicitly so they survive ``python -O``.
+    if not cond:
+        raise AssertionError(msg)
+
+
+def _linear(x, w, b):
+    y = x.matmul(w.t())
+    return y if b is None else y + b
+
+
+def _canonical_mask(mask, name: str, target):
+    """A bool mask (True = masked out) becomes a float mask with -inf there; float masks pass through."""
+    if mask is None:
+        return None
+    mask = tensor_arg(mask, "multi_head_attention_forward", name)
+    arr = mask._data
+    if arr.dtype.kind == "b":
+        res = mask._xp.zeros(arr.shape, dtype=target)
+        res[arr] = _NEG_INF
+        return T._wrap(res)
+    _expect(arr.dtype.kind in "fV", f"only bool and floating types of {name} are supported")
+    return mask
+
+
+def _pad_last(t):
+    """``F.pad(t, (0, 1))``: one zero column appended on the last dim."""
+    shape = tuple(t._data.shape)
+    return cat([t, T._wrap(t._xp.zeros(shape[:-1] + (1,), dtype=t._data.dtype))], -1)
+
+
+def _shape_check(query, key, value, key_padding_mask, attn_mask, num_heads: int) -> bool:
+    qd = query.dim()
+    if qd == 3:
+        _expect(key.dim() == 3 and value.dim() == 3, "For batched (3-D) `query`, expected `key` and `value` to be 3-D "
+                f"but found {key.dim()}-D and {value.dim()}-D tensors respectively")
+        if key_padding_mask is not None:
+            _expect(key_padding_mask.dim() == 2, "For batched (3-D) `query`, expected `key_padding_mask` to be `None` "
+                    f"or 2-D but found {key_padding_mask.dim()}-D tensor instead")
+        if attn_mask is not None:
+            _expect(attn_mask.dim() in (2, 3), "For batched (3-D) `query`, expected `attn_mask` to be `None`, 2-D or "
+                    f"3-D but found {attn_mask.dim()}-D tensor instead")
+        return True
+    if qd == 2:
+        _expect(key.dim() == 2 and value.dim() == 2, "For unbatched (2-D) `query`, expected `key` and `value` to be "
+                f"2-D but found {key.dim()}-D and {value.dim()}-D tensors respectively")
+        if key_padding_mask is not None:
+            _expect(key_padding_mask.dim() == 1, "For unbatched (2-D) `query`, expected `key_padding_mask` to be "
+                    f"`None` or 1-D but found {key_padding_mask.dim()}-D tensor instead")
+        if attn_mask is not None:
+            _expect(attn_mask.dim() in (2, 3), "For unbatched (2-D) `query`, expected `attn_mask` to be `None`, 2-D "
+                    f"or 3-D but found {attn_mask.dim()}-D tensor instead")
+            if attn_mask.dim() == 3:
+                expected = (num_heads, query.shape[0], key.shape[0])
+                _expect(tuple(attn_mask.shape) == expected,
+                        f"Expected `attn_mask` shape to be {expected} but got {tuple(attn_mask.shape)}")
+        return False
+    raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received {qd}-D query tensor")
+
+
+def _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate, q_w, k_w, v_w):
+    if not use_separate:
+        _expect(in_proj_weight is not None, "use_separate_proj_weight is False but in_proj_weight is None")
+        if query is key and key is value:  # self-attention: one matmul for q, k and v
+            qkv = _linear(query, in_proj_weight, in_proj_bias)
+            return qkv.chunk(3, -1)
+        w_q, w_k, w_v = in_proj_weight.chunk(3)
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+    else:
+        _expect(q_w is not None, "use_separate_proj_weight is True but q_proj_weight is None")
+        _expect(k_w is not None, "use_separate_proj_weight is True but k_proj_weight is None")
+        _expect(v_w is not None, "use_separate_proj_weight is True but v_proj_weight is None")
+        w_q, w_k, w_v = q_w, k_w, v_w
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+    return _linear(query, w_q, b_q), _linear(key, w_k, b_k), _linear(value, w_v, b_v)
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
+                                 in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float, out_proj_weight,
+                                 out_proj_bias, training: bool = True, key_padding_mask=None, need_weights: bool = True,
+                                 attn_mask=None, use_separate_proj_weight: bool = False, q_proj_weight=None,
+                                 k_proj_weight=None, v_proj_weight=None, static_k=None, static_v=None,
+                                 average_attn_weights: bool = True, is_causal: bool = False):
+    """Multi-head attention on sequence-first ``(L, N, E)`` (or unbatched ``(L, E)``) inputs.
+
+    Returns ``(attn_output, attn_weights)``: the weights are averaged over heads (``average_attn_weights``),
+    per head, or None when ``need_weights`` is False. Bool masks mark positions to *ignore* (True = masked).
+    """
+    op = "multi_head_attention_forward"
+    query, key, value = (tensor_arg(t, op, n) for t, n in ((query, "query"), (key, "key"), (value, "value")))
+    is_batched = _shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not is_batched:
+        same_kv = key is value
+        same_qk = query is key
+        query = query.unsqueeze(1)
+        key = query if same_qk else key.unsqueeze(1)
+        value = key if same_kv else value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    tgt_len, bsz, embed_dim = query.shape
+    src_len = key.shape[0]
+    target = query._data.dtype
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", target)
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module method "
+                           "`generate_square_subsequent_mask` to create this mask.")
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # the hint alone drives SDPA's causal path
+    else:
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", target)
+        if key_padding_mask is not None:
+            is_causal = False
+    _expect(embed_dim == embed_dim_to_check,
+            f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}")
+    head_dim = embed_dim // num_heads
+    _expect(head_dim * num_heads == embed_dim, f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        _expect(tuple(key.shape[:2]) == tuple(value.shape[:2]),
+                f"key's sequence and batch dims {tuple(key.shape[:2])} do not match value's {tuple(value.shape[:2])}")
+    else:
+        _expect(tuple(key.shape) == tuple(value.shape),
+                f"key shape {tuple(key.shape)} does not match value shape {tuple(value.shape)}")
+    q, k, v = _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate_proj_weight,
+                             q_proj_weight, k_proj_weight, v_proj_weight)
+    if attn_mask is not None:
+        if attn_mask.dim() == 2:
+            if tuple(attn_mask.shape) != (tgt_len, src_len):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(attn_mask.shape)}, but should be "
+                                   f"{(tgt_len, src_len)}.")
+            attn_mask = attn_mask.unsqueeze(0)
+        elif attn_mask.dim() == 3:
+            if tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(attn_mask.shape)}, but should be "
+                                   f"{(bsz * num_heads, tgt_len, src_len)}.")
+        else:
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.dim()} is not supported")
+    if bias_k is not None and bias_v is not None:
+        _expect(static_k is None, "bias cannot be added to static key.")
+        _expect(static_v is None, "bias cannot be added to static value.")
+        k = cat([k, bias_k.repeat(1, bsz, 1)])
+        v = cat([v, bias_v.repeat(1, bsz, 1)])
+        if attn_mask is not None:
+            attn_mask = _pad_last(attn_mask)
+        if key_padding_mask is not None:
+            key_padding_mask = _pad_last(key_padding_mask)
+    else:
+        _expect(bias_k is None and bias_v is None, "bias_k and bias_v must be given together")
+    bh = bsz * num_heads
+    q = q.reshape(tgt_len, bh, head_dim).transpose(0, 1)
+    if static_k is None:
+        k = k.reshape(k.shape[0], bh, head_dim).transpose(0, 1)
+    else:
+        _expect(static_k.size(0) == bh, f"expecting static_k.size(0) of {bh}, but got {static_k.size(0)}")
+        _expect(static_k.size(2) == head_dim, f"expecting static_k.size(2) of {head_dim}, but got {static_k.size(2)}")
+        k = static_k
+    if static_v is None:
+        v = v.reshape(v.shape[0], bh, head_dim).transpose(0, 1)
+    else:
+        _expect(static_v.size(0) == bh, f"expecting static_v.size(0) of {bh}, but got {static_v.size(0)}")
+        _expect(static_v.size(2) == head_dim, f"expecting static_v.size(2) of {head_dim}, but got {static_v.size(2)}")
+        v = static_v
+    if add_zero_attn:
+        zeros = q._xp.zeros
+        k = cat([k, T._wrap(zeros((bh, 1, head_dim), dtype=k._data.dtype))], 1)
+        v = cat([v, T._wrap(zeros((bh, 1, head_dim), dtype=v._data.dtype))], 1)
+        if attn_mask is not None:
+            attn_mask = _pad_last(attn_mask)
+        if key_padding_mask is not None:
+            key_padding_mask = _pad_last(key_padding_mask)
+    src_len = k.shape[1]
+    if key_padding_mask is not None:
+        _expect(tuple(key_padding_mask.shape) == (bsz, src_len),
+                f"expecting key_padding_mask shape of {(bsz, src_len)}, but got {tuple(key_padding_mask.shape)}")
+        kpm = key_padding_mask.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bh, 1, src_len)
+        attn_mask = kpm if attn_mask is None else attn_mask + kpm
+    if not training:
+        dropout_p = 0.0
+
+    if need_weights:
+        scaled = q * math.sqrt(1.0 / float(head_dim))
+        w = _qkT(scaled, k)
+        if attn_mask is not None:
+            w = w + attn_mask
+        w = softmax(w, -1)
+        if dropout_p > 0.0:
+            w = _dropout(w, dropout_p)
+        out = w.matmul(v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+        out = _linear(out, out_proj_weight, out_proj_bias)
+        out = out.reshape(tgt_len, bsz, out.shape[1])
+        w = w.reshape(bsz, num_heads, tgt_len, src_len)
+        if average_attn_weights:
+            w = w.mean(1)
+        if not is_batched:
+            out, w = out.squeeze(1), w.squeeze(0)
+        return out, w
+
+    if attn_mask is not None:
+        if attn_mask.shape[0] == 1 and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(0)
+        else:
+            attn_mask = attn_mask.reshape(bsz, num_heads, -1, src_len)
+    q = q.reshape(bsz, num_heads, tgt_len, head_dim)
+    k = k.reshape(bsz, num_heads, src_len, head_dim)
+    v = v.reshape(bsz, num_heads, src_len, head_dim)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
+    out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
+    out = _linear(out, out_proj_weight, out_proj_bias)
+    out = out.reshape(tgt_len, bsz, out.shape[1])
+    if not is_batched:
+        out = out.squeeze(1)
+    return out, None
+
+
+class AttentionMethods:
+    __slots__ = ()

@@ -1,0 +1,163 @@
+"""Dropout with ``torch.nn.functional`` semantics: dropout, alpha_dropout, dropout1d/2d/3d (channel-wise masks)
+and feature_alpha_dropout.
+
+Masks are Bernoulli(1 - p) draws from disttorch's default generator (``disttorch.manual_seed`` makes them
+reproducible), made on the host and moved to the input's device. The kept values are scaled by ``1 / (1 - p)``,
+so the expectation is preserved; the scaled mask is saved once and backward is ``g * mask``. As in PyTorch,
+``training=False``, ``p=0`` or an empty input return ``input`` itself.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np  # dtype constants and host-side mask sampling
+
+from .. import _tensor as T
+from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
+from . import inplace as _I
+from . import random as _R
+from ._helpers import tensor_arg
+
+__all__ = []
+
+FUNCTIONAL = ("dropout", "alpha_dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout")
+
+_ALPHA = 1.7580993408473766  # SELU's scale * alpha: the value alpha dropout drops to (before the affine fix)
+_F64 = np.dtype(np.float64)
+
+
+def _check_p(p) -> None:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+class NativeDropoutBackward0(Node):
+    def backward(self, g):
+        (m,) = self.saved_tensors
+        return g * m
+
+
+def _masked(x, m, b):
+    """``x * m (+ b)``, recording a node that saves the (scaled) mask ``m`` once."""
+    arr = x._data * m._data
+    if b is not None:
+        arr += b
+    r = T._wrap(arr)
+    if _GRAD.enabled and x._requires_grad:
+        node = NativeDropoutBackward0(x)
+        node.save_for_backward(m)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def _dropout(input, p: float, training: bool, inplace: bool, op: str, alpha: bool, feature):
+    """Shared body: ``feature`` maps the input's shape to the mask's shape (None: one draw per element)."""
+    x = tensor_arg(input, op)
+    a = x._data
+    if not training or p == 0 or a.size == 0:
+        return x
+    if a.dtype.kind not in "fV":
+        raise RuntimeError(f"{op}: expected a floating point input, got {x.dtype}")
+    shape = a.shape if feature is None else feature(a.shape)
+    xp = x._xp
+    b = None
+    if p == 1:
+        m = xp.zeros((), dtype=a.dtype)
+    else:
+        rng = _R._rng(None)
+        q = 1.0 - p
+        keep = (rng.random(shape) if a.dtype == _F64 else rng.random(shape, dtype=np.float32)) < q
+        if alpha:
+            s = 1.0 / math.sqrt((_ALPHA * _ALPHA * p + 1.0) * q)
+            b = _R._on(xp, ((keep - 1.0) * (_ALPHA * s) + _ALPHA * s * p).astype(a.dtype))
+            m = keep * s
+        else:
+            m = keep * (1.0 / q)
+        m = _R._on(xp, m.astype(a.dtype))
+    mt = T._wrap(m)
+    if inplace:
+        return _I.inplace_light(x, op + "_", _masked, mt, b)
+    return _masked(x, mt, b)
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)`` (training only).
+
+    Example:
+        >>> y = dropout(disttorch.ones(1000), 0.25)   # about 250 zeros, the rest 4/3
+    """
+    _check_p(p)
+    return _dropout(input, p, training, inplace, "dropout", False, None)
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    """Dropout for SELU networks: keeps zero mean and unit variance by an affine fix of dropped values."""
+    _check_p(p)
+    return _dropout(input, p, training, inplace, "alpha_dropout", True, None)
+
+
+def _channels(op: str, batched: bool):
+    """Mask shape for channel-wise dropout: (N, C, 1, ...) batched, (C, 1, ...) unbatched."""
+    def shape(s):
+        full = s if batched else (1,) + tuple(s)
+        if len(full) < 2:
+            raise RuntimeError(f"{op}: Feature dropout requires at least 2 dimensions in the input")
+        ms = (full[0], full[1]) + (1,) * (len(full) - 2)
+        return ms if batched else ms[1:]
+    return shape
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of a (N, C, L) or (C, L) input with probability ``p``."""
+    _check_p(p)
+    x = tensor_arg(input, "dropout1d")
+    nd = x.ndim
+    if nd not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {nd}D input. Note that dropout1d "
+                           "exists to provide channel-wise dropout on inputs with 1 spatial dimension, a channel "
+                           "dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    return _dropout(x, p, training, inplace, "dropout1d", False, _channels("dropout1d", nd == 3))
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of a (N, C, H, W) input with probability ``p`` (3-D inputs: (N, C, L), with a warning)."""
+    _check_p(p)
+    x = tensor_arg(input, "dropout2d")
+    nd = x.ndim
+    if nd not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use "
+                      "dropout instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 "
+                      "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D "
+                      "inputs).", stacklevel=2)
+    if nd == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please "
+                      "switch to using dropout1d instead.", stacklevel=2)
+    return _dropout(x, p, training, inplace, "dropout2d", False, _channels("dropout2d", True))
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of a (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
+    _check_p(p)
+    x = tensor_arg(input, "dropout3d")
+    nd = x.ndim
+    if nd not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {nd}-D input to dropout3d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use "
+                      "dropout instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 "
+                      "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D "
+                      "inputs).", stacklevel=2)
+    return _dropout(x, p, training, inplace, "dropout3d", False, _channels("dropout3d", nd == 5))
+
+
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    """``alpha_dropout`` that drops whole channels (dim 1) of an input with at least 2 dims."""
+    _check_p(p)
+    return _dropout(input, p, training, inplace, "feature_alpha_dropout", True,
+                    _channels("feature_alpha_dropout", True))

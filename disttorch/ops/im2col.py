@@ -1,0 +1,179 @@
+"""Array kernels behind ops/conv.py: im2col as a strided view, col2im as a few shifted adds.
+
+Everything here works on raw arrays of any number of spatial dims (1-d, 2-d, 3-d), with ``xp`` the array
+module. Padding is given per spatial dim as a ``(lo, hi)`` pair; a negative ``hi`` crops the input
+(convolution) or extends the output with zeros (transposed convolution), which lets each op be written
+as the exact adjoint of the other without output_padding bookkeeping.
+
+Layouts (chosen so every matmul is a plain batched BLAS call and no big array is ever transposed):
+
+- im2col ``cols``: ``(N, G, Cg*K, P)`` with ``K`` the kernel volume and ``P`` the output volume; the
+  forward is ``w.reshape(G, Og, Cg*K) @ cols`` -> ``(N, G, Og, P)``, already the output's layout.
+- col2im input: ``(N, K, *mid, *out)``, kernel position outermost, so each of the ``K`` shifted adds
+  reads one contiguous slab.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+
+import numpy as np
+
+# Copies and shifted adds are memory-bound and single-threaded in NumPy; on big CPU arrays they run
+# split over the batch in a few threads (NumPy releases the GIL), as PyTorch's intra-op threads do.
+_PAR_MIN = 1 << 19  # elements; below this a thread hand-off costs more than it saves
+_POOL = {"pid": None, "ex": None, "n": 0}
+
+
+def _threads() -> int:
+    from .. import _runtime
+
+    n = _runtime._threads["intra"]
+    return min(n if n is not None else (os.cpu_count() or 1), 8)
+
+
+def parallel(xp, n: int, size: int, fn) -> None:
+    """Run ``fn(lo, hi)`` over batch ranges covering ``range(n)``: in threads for big NumPy arrays."""
+    nt = min(_threads(), n) if xp is np and size >= _PAR_MIN else 1
+    if nt <= 1:
+        fn(0, n)
+        return
+    if _POOL["pid"] != os.getpid() or _POOL["n"] < nt:  # a forked child (DataLoader worker) has no threads
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.update(pid=os.getpid(), ex=ThreadPoolExecutor(nt, thread_name_prefix="disttorch-conv"), n=nt)
+    bounds = [n * i // nt for i in range(nt + 1)]
+    futs = [_POOL["ex"].submit(fn, bounds[i], bounds[i + 1]) for i in range(1, nt)]
+    fn(bounds[0], bounds[1])
+    for f in futs:
+        f.result()
+
+
+def out_size(size: int, lo: int, hi: int, k: int, stride: int, dil: int) -> int:
+    return (size + lo + hi - dil * (k - 1) - 1) // stride + 1
+
+
+def pad(xp, x, pads):
+    """``x`` (N, C, *S) zero-padded by ``pads`` ((lo, hi) per spatial dim; a negative hi crops)."""
+    nsp = len(pads)
+    if any(hi < 0 for _, hi in pads):
+        x = x[(Ellipsis,) + tuple(slice(0, s + hi if hi < 0 else s) for s, (_, hi) in zip(x.shape[-nsp:], pads))]
+        pads = tuple((lo, max(hi, 0)) for lo, hi in pads)
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    sp = x.shape[-nsp:]
+    out = xp.zeros(x.shape[:-nsp] + tuple(s + lo + hi for s, (lo, hi) in zip(sp, pads)), dtype=x.dtype)
+    out[(Ellipsis,) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(sp, pads))] = x
+    return out
+
+
+def windows(xp, xpad, ksize, stride, dil, osize):
+    """The sliding blocks of padded ``xpad`` (N, C, *Sp) as a strided view (N, C, *ksize, *osize)."""
+    nsp = len(ksize)
+    st = xpad.strides
+    sp_st = st[-nsp:]
+    return xp.lib.stride_tricks.as_strided(
+        xpad, xpad.shape[:-nsp] + tuple(ksize) + tuple(osize),
+        st[:-nsp] + tuple(s * d for s, d in zip(sp_st, dil)) + tuple(s * t for s, t in zip(sp_st, stride)))
+
+
+def im2col(xp, x, ksize, pads, stride, dil, groups: int = 1):
+    """Contiguous columns ``(N, G, Cg*K, P)`` of ``x`` (N, C, *S), and the output size."""
+    nsp = len(ksize)
+    sp = x.shape[-nsp:]
+    osize = tuple(out_size(s, lo, hi, k, st, d) for s, (lo, hi), k, st, d in zip(sp, pads, ksize, stride, dil))
+    v = windows(xp, pad(xp, x, pads), ksize, stride, dil, osize)
+    n, c = x.shape[0], x.shape[1]
+    shape = (n, groups, (c // groups) * math.prod(ksize), math.prod(osize))
+    if xp is not np or math.prod(shape) < _PAR_MIN:
+        return v.reshape(shape), osize
+    out = xp.empty(v.shape, dtype=x.dtype)
+
+    def copy(lo, hi):
+        out[lo:hi] = v[lo:hi]
+    parallel(xp, n, out.size, copy)
+    return out.reshape(shape), osize
+
+
+def col2im(xp, cols, ksize, dest_shape, pads, stride, dil):
+    """Sum the blocks ``cols`` (N, prod(ksize), *mid, *osize) into a zero array of ``dest_shape`` (N, *mid, *S).
+
+    The adjoint of ``windows``: one shifted add per kernel position, clipped to the unpadded region
+    (so no padded buffer and no final crop are needed).
+    """
+    nsp = len(pads)
+    osize = cols.shape[-nsp:]
+    dest = xp.zeros(dest_shape, dtype=cols.dtype)
+    per_dim = []
+    for k, d, s, (lo, _), o, h in zip(ksize, dil, stride, pads, osize, dest_shape[-nsp:]):
+        opts = []
+        for i in range(k):
+            off = i * d - lo
+            j0 = max(0, (s - 1 - off) // s) if off < 0 else 0
+            j1 = min(o - 1, (h - 1 - off) // s)
+            if j1 < j0:
+                opts.append(None)
+            else:
+                start = off + j0 * s
+                opts.append((slice(start, start + (j1 - j0) * s + 1, s), slice(j0, j1 + 1)))
+        per_dim.append(opts)
+    mid = (slice(None),) * (len(dest_shape) - nsp - 1)
+    shifts = [(kidx, mid + tuple(c[0] for c in combo), mid + tuple(c[1] for c in combo))
+              for kidx, combo in enumerate(itertools.product(*per_dim)) if None not in combo]
+
+    def add(lo, hi):
+        d, c = dest[lo:hi], cols[lo:hi]
+        for kidx, dst, src in shifts:
+            view = d[(slice(None),) + dst]
+            view += c[(slice(None), kidx) + src]
+    parallel(xp, dest_shape[0], cols.size, add)
+    return dest
+
+
+# ---- convolution on arrays --------------------------------------------------------------------------
+def conv(xp, x, w, pads, stride, dil, groups: int):
+    """Cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/G, *k): ``(y, cols)``, cols for the weight grad."""
+    ksize = w.shape[2:]
+    cols, osize = im2col(xp, x, ksize, pads, stride, dil, groups)
+    o = w.shape[0]
+    n = x.shape[0]
+    if groups == 1:
+        y = xp.matmul(w.reshape(o, -1), cols[:, 0])
+    else:
+        y = xp.matmul(w.reshape(groups, o // groups, -1), cols)
+    return y.reshape((n, o) + osize), cols
+
+
+def weight_grad(xp, cols, g, wshape, groups: int):
+    """d(loss)/d(weight) from the input's columns ``cols`` (N, G, Cg*K, P) and the output grad ``g``."""
+    n = g.shape[0]
+    o = wshape[0]
+    if groups == 1:
+        g2 = g.reshape(n, o, -1)
+        if n == 1:
+            return xp.matmul(g2[0], cols[0, 0].T).reshape(wshape)
+        # One gemm per sample then a sum: both operands keep their layout (BLAS reads cols transposed).
+        return xp.matmul(g2, cols[:, 0].transpose(0, 2, 1)).sum(0).reshape(wshape)
+    g2 = g.reshape(n, groups, o // groups, -1)
+    return xp.matmul(g2, cols.transpose(0, 1, 3, 2)).sum(0).reshape(wshape)
+
+
+def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
+    """Transposed convolution (the adjoint of ``conv`` in its input) of ``x`` (N, Cin, *I) with
+    ``w`` (Cin, Cout/G, *k), producing spatial size ``osize``."""
+    n = x.shape[0]
+    cin, cg = w.shape[0], w.shape[1]
+    ksize = w.shape[2:]
+    kvol = math.prod(ksize)
+    isize = x.shape[2:]
+    og = cin // groups
+    # Kernel position outermost in the rows, so col2im reads one contiguous slab per position.
+    wk = w.reshape(groups, og, cg, kvol).transpose(0, 3, 2, 1).reshape(groups, kvol * cg, og)
+    if groups == 1:
+        cols = xp.matmul(wk[0], x.reshape(n, og, -1)).reshape((n, kvol, 1, cg) + isize)
+    else:
+        cols = xp.matmul(wk, x.reshape(n, groups, og, -1)).reshape((n, groups, kvol, cg) + isize)
+        cols = cols.transpose((0, 2, 1) + tuple(range(3, cols.ndim)))
+    y = col2im(xp, cols, ksize, (n, groups, cg) + tuple(osize), pads, stride, dil)
+    return y.reshape((n, groups * cg) + tuple(osize))

@@ -1,0 +1,118 @@
+"""``linear`` and ``bilinear`` (``disttorch.nn.functional``), with one fused node for ``x @ W^T + b``.
+
+The forward is one BLAS call on a 2-D view of the input plus an in-place bias add; the backward is two
+matrix products and a sum, written with Tensor ops so double backward works.
+"""
+from __future__ import annotations
+
+from .. import _tensor as T
+from ..autograd.function import Node
+from ._helpers import tensor_arg
+from .linalg import matmul
+
+__all__ = ["bilinear"]
+FUNCTIONAL = ("linear", "bilinear")
+
+_LOW = ("float16", "bfloat16")
+
+
+class LinearBackward0(Node):
+    def backward(self, g):
+        x, w = self.saved_tensors
+        need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
+        out_f, in_f = self.w_shape
+        g2 = g.reshape(-1, out_f)
+        gx = matmul(g, w) if need_x else None
+        gw = matmul(g2.t(), x.reshape(-1, in_f)) if need_w else None
+        gb = g2.sum(0) if need_b else None
+        if self.w_ndim == 1:  # weight (in,) : output (...,)
+            gw = gw.reshape(self.w_shape[1:]) if gw is not None else None
+            gb = gb.reshape(()) if gb is not None else None
+        return gx, gw, gb
+
+
+def _shape_error(x, w) -> RuntimeError:
+    xs = "x".join(str(s) for s in x._data.shape) if x._data.ndim else "0-d"
+    ws = tuple(w._data.shape)
+    return RuntimeError(f"linear: mat1 and mat2 shapes cannot be multiplied ({_rows(x)}x{x._data.shape[-1]} and "
+                        f"{ws[-1] if len(ws) > 1 else ws[0]}x{ws[0] if len(ws) > 1 else 1}) [input {xs}, weight "
+                        f"{'x'.join(map(str, ws))}]")
+
+
+def _rows(x) -> int:
+    n = 1
+    for s in x._data.shape[:-1]:
+        n *= s
+    return n
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``, as ``torch.nn.functional.linear``.
+
+    Args:
+        input: (*, in_features).
+        weight: (out_features, in_features) or (in_features,).
+        bias: (out_features,) or () or None.
+
+    Example:
+        >>> F.linear(disttorch.ones(4, 3), disttorch.ones(2, 3), disttorch.zeros(2)).shape
+        disttorch.Size([4, 2])
+    """
+    x = input if input.__class__ is T.Tensor else tensor_arg(input, "linear")
+    w = weight if weight.__class__ is T.Tensor else tensor_arg(weight, "linear", "weight")
+    xd, wd = x._data, w._data
+    if xd.ndim == 0:
+        raise RuntimeError("linear: input must have at least one dimension, got a 0-d tensor")
+    if xd.dtype != wd.dtype:
+        raise RuntimeError(f"linear: expected input and weight to have the same dtype, but got input {x.dtype} and "
+                           f"weight {w.dtype}")
+    w2 = wd if wd.ndim == 2 else wd.reshape(1, -1)
+    if wd.ndim not in (1, 2) or xd.shape[-1] != w2.shape[1]:
+        raise _shape_error(x, w)
+    xp = x._xp
+    x2 = xd.reshape(-1, xd.shape[-1])
+    if xd.dtype.name in _LOW:
+        out = xp.matmul(x2.astype("float32"), w2.T.astype("float32"))
+    else:
+        out = xp.matmul(x2, w2.T)
+    b = None
+    if bias is not None:
+        b = bias if bias.__class__ is T.Tensor else tensor_arg(bias, "linear", "bias")
+        out += b._data
+    if out.dtype != xd.dtype:
+        out = out.astype(xd.dtype)
+    shape = xd.shape[:-1] + ((w2.shape[0],) if wd.ndim == 2 else ())
+    r = T._wrap(out.reshape(shape))
+    if T.needs_grad(x, w, b):
+        node = LinearBackward0(x, w, b)
+        node.w_shape = w2.shape
+        node.w_ndim = wd.ndim
+        # x is needed only for the weight's gradient, the weight only for the input's
+        node.save_for_backward(x if node.next_functions[1][0] is not None else None,
+                               (w if wd.ndim == 2 else w.reshape(1, -1)) if node.next_functions[0][0] is not None
+                               else None)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """``y_k = x1^T W_k x2 + b_k``, as ``torch.nn.functional.bilinear`` (weight (out, in1, in2))."""
+    x1, x2 = tensor_arg(input1, "bilinear", "input1"), tensor_arg(input2, "bilinear", "input2")
+    w = tensor_arg(weight, "bilinear", "weight")
+    if w._data.ndim != 3:
+        raise RuntimeError(f"bilinear(): weight must be 3-dimensional, got {w._data.ndim}-d")
+    if x1.shape[:-1] != x2.shape[:-1]:
+        raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {tuple(x1.shape[:-1])} and "
+                           f"{tuple(x2.shape[:-1])}")
+    if x1.shape[-1] != w.shape[1] or x2.shape[-1] != w.shape[2]:
+        raise RuntimeError(f"bilinear(): input sizes ({x1.shape[-1]}, {x2.shape[-1]}) do not match the weight's "
+                           f"{tuple(w.shape[1:])}")
+    from ._einsum import einsum
+
+    y = einsum("...i,kij,...j->...k", x1, w, x2)
+    return y + bias if bias is not None else y
+
+
+class LinearMethods:
+    __slots__ = ()

@@ -1,0 +1,485 @@
+"""Loss functions of ``torch.nn.functional``: regression losses, nll/cross-entropy and binary cross-entropy.
+
+``cross_entropy`` with class-index targets is one fused node (log-softmax + nll; its backward is
+``scale * (softmax * A - a)`` with ``a`` the weighted, smoothed, ignore-masked one-hot target): it is on the
+training hot path. ``nll_loss`` and ``binary_cross_entropy`` have their own nodes; the rest compose
+differentiable Tensor ops. Every function takes ``reduction='mean'|'sum'|'none'`` (PyTorch's integer enum
+0/1/2 too) and the deprecated ``size_average``/``reduce`` pair, mapped as ``torch.nn._reduction`` does.
+The reduction plumbing and the less common losses live in ``loss_extra.py``; this module re-exports them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
+from ._helpers import broadcast_shapes, quiet, tensor_arg
+from .loss_extra import (apply_reduction, check_reduction, cosine_embedding_loss, gaussian_nll_loss,  # noqa: F401
+                         hinge_embedding_loss, kl_div, legacy_get_string, log_sigmoid, margin_ranking_loss,
+                         multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss, reduction_arg,
+                         soft_margin_loss, torch_name, triplet_margin_loss)
+from .pointwise_binary import where
+from .softmax import log_softmax
+
+# Only the losses PyTorch also exposes as ``torch.<name>``; FUNCTIONAL lists every nn.functional name here.
+__all__ = ["binary_cross_entropy_with_logits", "kl_div", "cosine_embedding_loss", "margin_ranking_loss",
+           "triplet_margin_loss", "hinge_embedding_loss", "poisson_nll_loss"]
+
+FUNCTIONAL = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy",
+              "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "cosine_embedding_loss",
+              "margin_ranking_loss", "triplet_margin_loss", "hinge_embedding_loss", "soft_margin_loss",
+              "multilabel_soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "multi_margin_loss")
+
+_LOW = (D.float16.np, D.bfloat16.np)
+_F32 = np.dtype(np.float32)
+
+
+# ---- regression losses --------------------------------------------------------------------------------
+def _pair(input, target, op: str):
+    """Check the operands of an elementwise loss; warns (as PyTorch) when their sizes differ."""
+    x = tensor_arg(input, op)
+    t = tensor_arg(target, op, "target")
+    if x._data.shape != t._data.shape:
+        warnings.warn(f"Using a target size ({t.size()}) that is different to the input size ({x.size()}). "
+                      "This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", UserWarning, stacklevel=3)
+        broadcast_shapes(x._data.shape, t._data.shape, op=op)
+    return x, t
+
+
+def _weighted(loss, weight, x, reduction: str, mean_by_weight: bool = True):
+    """PyTorch's weighted mse/l1/huber: 'mean' divides by the summed weights (huber: by the element count)."""
+    weight = tensor_arg(weight, "loss", "weight")
+    if weight._data.shape != x._data.shape:
+        raise ValueError("Weights and input must have the same size.")
+    loss = loss * weight
+    if reduction == "mean" and mean_by_weight:
+        return loss.sum() / weight.sum()
+    return apply_reduction(loss, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    """Mean squared error ``(input - target)**2``, optionally weighted per element.
+
+    Example:
+        >>> mse_loss(disttorch.tensor([1., 2.]), disttorch.tensor([1., 4.]))
+        tensor(2.)
+    """
+    x, t = _pair(input, target, "mse_loss")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    loss = (x - t).square()
+    if weight is not None:
+        return _weighted(loss, weight, x, reduction)
+    return apply_reduction(loss, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    """Mean absolute error ``|input - target|``, optionally weighted per element."""
+    x, t = _pair(input, target, "l1_loss")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    loss = (x - t).abs()
+    if weight is not None:
+        return _weighted(loss, weight, x, reduction)
+    return apply_reduction(loss, reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = input - target``)."""
+    x, t = _pair(input, target, "smooth_l1_loss")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    d = x - t
+    ad = d.abs()
+    if beta == 0.0:
+        return apply_reduction(ad, reduction)
+    loss = where(ad < beta, d.square() * (0.5 / beta), ad - 0.5 * beta)
+    return apply_reduction(loss, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (``d = input - target``)."""
+    x, t = _pair(input, target, "huber_loss")
+    reduction = check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    d = x - t
+    ad = d.abs()
+    loss = where(ad < delta, d.square() * 0.5, (ad - 0.5 * delta) * delta)
+    if weight is not None:
+        return _weighted(loss, weight, x, reduction, mean_by_weight=False)
+    return apply_reduction(loss, reduction)
+
+
+# ---- class-index targets: shared checks and layout ------------------------------------------------------
+class _Classes:
+    """Validated class-index problem viewed as (N, C) or (N, C, S) arrays with a (N,) or (N, S) target."""
+
+    __slots__ = ("x", "xshape", "C", "N", "S", "lay", "tshape", "valid", "tsafe", "w", "wv", "idx")
+
+    def __init__(self, x, target, weight, ignore_index: int, op: str) -> None:
+        t = tensor_arg(target, op, "target")
+        xs, ts = x._data.shape, t._data.shape
+        nd = len(xs)
+        if nd < 1:
+            raise ValueError(f"Expected 1 or more dimensions (got {nd})")
+        if x._data.dtype.kind not in "fV":
+            raise RuntimeError(f'"{op}" not implemented for \'{torch_name(x.dtype)}\'')
+        if nd == 1:
+            if len(ts) > 1:
+                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+            if len(ts) == 1:
+                raise RuntimeError(f"size mismatch (got input: {list(xs)}, target: {list(ts)})")
+        else:
+            if not ts:
+                raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+            if xs[0] != ts[0]:
+                raise ValueError(f"Expected input batch_size ({xs[0]}) to match target batch_size ({ts[0]}).")
+            if nd == 2 and len(ts) != 1:
+                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+            if nd > 2 and ts[1:] != xs[2:]:
+                raise RuntimeError(f"Expected target size {[xs[0], *xs[2:]]}, got {list(ts)}")
+        if t._data.dtype.kind not in "iu":
+            raise RuntimeError(f"expected scalar type Long but found {torch_name(t.dtype)}")
+        C = xs[0] if nd == 1 else xs[1]
+        if weight is not None:
+            weight = tensor_arg(weight, op, "weight")
+            if weight._data.ndim != 1 or weight._data.size != C:
+                raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but "
+                                   f"got weight tensor of shape: {list(weight._data.shape)}")
+        xp = x._xp
+        N = 1 if nd == 1 else xs[0]
+        S = 1
+        for s in xs[2:]:
+            S *= s
+        self.x, self.xshape, self.C, self.N, self.S, self.tshape = x, xs, C, N, S, ts
+        self.lay = (N, C) if S == 1 else (N, C, S)
+        tt = t._data.reshape((N,) if S == 1 else (N, S))
+        valid = tt != ignore_index
+        if tt.size and (tt.min() < 0 or tt.max() >= C):  # cheap test first; the masked one only on failure
+            bad = valid & ((tt < 0) | (tt >= C))
+            if bad.any():
+                raise IndexError(f"Target {int(tt[bad].ravel()[0])} is out of bounds.")
+        self.valid = valid
+        self.tsafe = xp.where(valid, tt, 0)
+        # Index tuple that picks element [n, t[n, s], s] of an (N, C[, S]) array.
+        self.idx = (xp.arange(N), self.tsafe) if S == 1 else \
+            (xp.arange(N)[:, None], self.tsafe, xp.arange(S)[None, :])
+        wd = _F32 if x._data.dtype in _LOW else x._data.dtype
+        if weight is None:
+            self.w = None
+            self.wv = valid.astype(wd)
+        else:
+            self.w = weight._data.astype(wd, copy=False)
+            self.wv = xp.where(valid, self.w[self.tsafe], 0).astype(wd, copy=False)
+
+    def bcast(self, arr):
+        """A target-layout array with a unit class axis, to broadcast over (N, C[, S])."""
+        return arr[:, None] if arr.ndim else arr
+
+    def unit_shape(self) -> tuple:
+        """The input's shape with a unit class dimension."""
+        xs = self.xshape
+        return (1,) if len(xs) == 1 else (xs[0], 1, *xs[2:])
+
+    def wb(self):
+        """The class weights shaped to broadcast over (N, C[, S])."""
+        return self.w[None, :] if self.S == 1 else self.w[None, :, None]
+
+    def onehot(self, xp, vals, dtype):
+        """A zero (N, C[, S]) array with ``vals`` at each target's class."""
+        out = xp.zeros(self.lay, dtype=dtype)
+        out[self.idx] = vals
+        return out
+
+
+def _reduce_elem(xp, c, loss_el, reduction: str, out_dtype):
+    """Reduce per-target losses; 'mean' divides by the summed weights of non-ignored targets."""
+    if reduction == "none":
+        return loss_el.reshape(c.tshape).astype(out_dtype, copy=False), None
+    total = loss_el.sum()
+    if reduction == "sum":
+        return total.astype(out_dtype), None
+    denom = c.wv.sum()
+    with quiet(xp):
+        return (total / denom).astype(out_dtype), denom
+
+
+def _grad_scale(g, c, reduction: str, denom, wd):
+    """The incoming gradient as an array to broadcast over per-target losses (target layout or 0-d)."""
+    ga = g._data.astype(wd, copy=False)
+    if reduction == "none":
+        return ga.reshape(c.valid.shape)
+    if reduction == "mean":
+        with quiet(g._xp):
+            return ga / denom
+    return ga
+
+
+def _grad_scale_tensor(g, c, reduction: str, denom):
+    """As ``_grad_scale`` but a Tensor shaped to broadcast over the input (differentiable in ``g``)."""
+    if reduction == "none":
+        return g.unsqueeze(0 if len(c.xshape) == 1 else 1)
+    if reduction == "mean":
+        return g / T._wrap(g._xp.asarray(denom, dtype=g._data.dtype))
+    return g
+
+
+def _to_input_shape(c, arr):
+    """An (N, C[, S]) array back in the input's layout."""
+    return arr.reshape(c.xshape)
+
+
+# ---- nll_loss ----------------------------------------------------------------------------------------
+class NllLossBackward0(Node):
+    def backward(self, g):
+        if self._released:
+            self.saved_tensors  # noqa: B018 - raises PyTorch's "backward through the graph a second time"
+        c, denom = self._saved[0].tensor
+        x = c.x
+        xp = g._xp
+        dt = x._data.dtype
+        if _GRAD.enabled:  # create_graph: the gradient must be a differentiable function of g
+            a = _to_input_shape(c, c.onehot(xp, -c.wv, dt))
+            return _grad_scale_tensor(g, c, self.reduction, denom) * T._wrap(a)
+        s = _grad_scale(g, c, self.reduction, denom, c.wv.dtype)
+        gx = c.onehot(xp, -(s * c.wv), dt)
+        return T._wrap(_to_input_shape(c, gx))
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    """Negative log-likelihood of class-index ``target`` under log-probabilities ``input``.
+
+    ``input`` is (N, C), (N, C, d1, ...) or unbatched (C,); ``target`` holds class indices of shape (N),
+    (N, d1, ...) or (). ``weight`` rescales each class; targets equal to ``ignore_index`` contribute
+    nothing, and 'mean' divides by the summed weights of the other targets (nan when all are ignored).
+    """
+    x = tensor_arg(input, "nll_loss")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    c = _Classes(x, target, weight, ignore_index, "nll_loss")
+    xp = x._xp
+    xa = x._data.reshape(c.lay)
+    wd = c.wv.dtype
+    with quiet(xp):
+        picked = xa[c.idx].astype(wd, copy=False)
+        loss_el = xp.where(c.valid, -picked * c.wv if c.w is not None else -picked, 0)
+    res, denom = _reduce_elem(xp, c, loss_el, reduction, x._data.dtype)
+    r = T._wrap(res)
+    if T.needs_grad(x):
+        node = NllLossBackward0(x)
+        node.reduction = reduction
+        node.save_for_backward((c, denom))
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+# ---- cross_entropy -----------------------------------------------------------------------------------
+class CrossEntropyLossBackward0(Node):
+    """Fused log_softmax + nll (+ label smoothing): d loss / d x = scale * (A * softmax(x) - a)."""
+
+    def backward(self, g):
+        if self._released:
+            self.saved_tensors  # noqa: B018 - raises PyTorch's "backward through the graph a second time"
+        c, p, denom = self._saved[0].tensor
+        xp = g._xp
+        eps, C = self.label_smoothing, c.C
+        wd = c.wv.dtype
+        dt = c.x._data.dtype
+        # A: total target mass per row (what multiplies softmax); a: the mass on each class.
+        A = (1.0 - eps) * c.wv
+        if eps:
+            W = C if c.w is None else c.w.sum()
+            A = A + (eps / C * W) * c.valid
+        if _GRAD.enabled:  # create_graph: rebuild with Tensor ops so the gradient is differentiable
+            a = c.onehot(xp, (1.0 - eps) * c.wv, wd)
+            if eps:
+                a += c.bcast((eps / C) * c.valid.astype(wd)) * (1.0 if c.w is None else c.wb())
+            probs = c.x.softmax(0 if len(c.xshape) == 1 else 1)
+            A_t = T._wrap(c.bcast(A).reshape(c.unit_shape()).astype(dt))
+            a_t = T._wrap(_to_input_shape(c, a.astype(dt)))
+            return _grad_scale_tensor(g, c, self.reduction, denom) * (probs * A_t - a_t)
+        s = _grad_scale(g, c, self.reduction, denom, wd)
+        with quiet(xp):
+            gx = p * c.bcast(s * A)  # a new array: p must survive for retain_graph=True
+            gx[c.idx] -= s * ((1.0 - eps) * c.wv)
+            if eps:
+                sm = c.bcast(s * (eps / C) * c.valid)
+                gx -= sm if c.w is None else sm * c.wb()
+        return T._wrap(_to_input_shape(c, gx).astype(dt, copy=False))
+
+
+def _ce_index(x, target, weight, ignore_index: int, reduction: str, label_smoothing: float):
+    c = _Classes(x, target, weight, ignore_index, "cross_entropy")
+    xp = x._xp
+    xa = x._data.reshape(c.lay)
+    if xa.dtype in _LOW:
+        xa = xa.astype(_F32)
+    C, eps = c.C, label_smoothing
+    need = T.needs_grad(x)
+    with quiet(xp):
+        if C:
+            z = xa - xa.max(axis=1, keepdims=True)
+        else:
+            z = xa.copy()
+        e = xp.exp(z)
+        se = e.sum(axis=1)
+        lse = xp.log(se)
+        nll = lse - z[c.idx]
+        loss_el = xp.where(c.valid, nll if c.w is None else nll * c.wv, 0)
+        if eps:
+            if c.w is None:
+                smooth = C * lse - z.sum(axis=1)
+            else:
+                smooth = c.w.sum() * lse - (z * c.wb()).sum(axis=1)
+            loss_el = (1.0 - eps) * loss_el + (eps / C) * xp.where(c.valid, smooth, 0)
+        if need:
+            e /= c.bcast(se)  # e becomes softmax(x), kept for backward
+    res, denom = _reduce_elem(xp, c, loss_el, reduction, x._data.dtype)
+    r = T._wrap(res)
+    if need:
+        node = CrossEntropyLossBackward0(x)
+        node.reduction, node.label_smoothing = reduction, eps
+        node.save_for_backward((c, e, denom))
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
+
+
+def _ce_probs(x, t, weight, reduction: str, label_smoothing: float):
+    """Cross entropy against class probabilities (composed: every operand is differentiable)."""
+    if t._data.dtype.kind not in "fV":
+        raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                           f"{torch_name(t.dtype)}")
+    nd = x._data.ndim
+    ca = 0 if nd == 1 else 1
+    C = x._data.shape[ca]
+    if weight is not None:
+        weight = tensor_arg(weight, "cross_entropy", "weight")
+        if weight._data.ndim != 1 or weight._data.size != C:
+            raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {C} classes or no "
+                               f"classes but got weight tensor of shape: {list(weight._data.shape)}")
+    logp = log_softmax(x, ca)
+    if label_smoothing > 0.0:
+        t = t * (1.0 - label_smoothing) + label_smoothing / C
+    prod = logp * t
+    if weight is not None:
+        prod = prod * (weight.reshape([C] + [1] * (nd - 2)) if nd > 1 else weight)
+    if reduction == "none":
+        return -prod.sum(ca)
+    total = -prod.sum()
+    if reduction == "sum":
+        return total
+    n = x._data.size // C if C else 0
+    if n == 0:
+        return total * float("nan")
+    return total / n
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross entropy between logits ``input`` and ``target`` (class indices or class probabilities).
+
+    ``input`` is (N, C), (N, C, d1, ...) or unbatched (C,). A target of the same shape as ``input`` holds
+    class probabilities; otherwise class indices as for ``nll_loss`` (with ``weight`` and
+    ``ignore_index``). ``label_smoothing`` mixes the target with the uniform distribution:
+    ``(1 - eps) * nll + eps / C * sum_c(-w_c log p_c)``, 'mean' dividing both by the summed target weights.
+
+    Example:
+        >>> cross_entropy(disttorch.zeros(2, 4), disttorch.tensor([0, 3]))
+        tensor(1.3863)
+    """
+    x = tensor_arg(input, "cross_entropy")
+    t = tensor_arg(target, "cross_entropy", "target")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if x._data.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {x._data.ndim})")
+    if x._data.shape == t._data.shape:
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
+        return _ce_probs(x, t, weight, reduction, label_smoothing)
+    return _ce_index(x, t, weight, ignore_index, reduction, float(label_smoothing))
+
+
+# ---- binary cross entropy ----------------------------------------------------------------------------
+class BinaryCrossEntropyBackward0(Node):
+    def backward(self, g):
+        x, t, w = self.saved_tensors
+        gx = gt = None
+        if self.next_functions[0][0] is not None:
+            gx = g * (x - t) / (x * (1 - x)).clamp_min(1e-12)
+            gx = gx if w is None else gx * w
+        if self.next_functions[1][0] is not None:
+            gt = g * ((-x).log1p().clamp_min(-100) - x.log().clamp_min(-100))
+            gt = gt if w is None else gt * w
+        return gx, gt
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """``-w (t log x + (1 - t) log(1 - x))`` for probabilities ``input``, each log clamped at -100."""
+    x = tensor_arg(input, "binary_cross_entropy")
+    t = tensor_arg(target, "binary_cross_entropy", "target")
+    if x._data.shape != t._data.shape:
+        raise ValueError(f"Using a target size ({t.size()}) that is different to the input size ({x.size()}) is "
+                         "deprecated. Please ensure they have the same size.")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    if x._data.dtype.kind not in "fV":
+        raise RuntimeError(f'"binary_cross_entropy" not implemented for \'{torch_name(x.dtype)}\'')
+    if t._data.dtype != x._data.dtype:
+        t = t.to(x.dtype)
+    if weight is not None:
+        weight = tensor_arg(weight, "binary_cross_entropy", "weight").detach()
+        shape = broadcast_shapes(t._data.shape, weight._data.shape, op="binary_cross_entropy")
+        if shape != t._data.shape:
+            raise RuntimeError(f"binary_cross_entropy: weight of shape {list(weight._data.shape)} cannot be "
+                               f"expanded to the target size {list(t._data.shape)}")
+        if weight._data.dtype != x._data.dtype:
+            weight = weight.to(x.dtype)
+    xp = x._xp
+    xa, ta = x._data, t._data
+    if xa.dtype in _LOW:
+        xa, ta = xa.astype(_F32), ta.astype(_F32)
+    if not bool(((xa >= 0) & (xa <= 1)).all()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with quiet(xp):
+        loss = -(ta * xp.maximum(xp.log(xa), -100) + (1 - ta) * xp.maximum(xp.log1p(-xa), -100))
+    if weight is not None:
+        loss = loss * weight._data
+    r = T._wrap(loss.astype(x._data.dtype, copy=False))
+    if T.needs_grad(x, t):
+        node = BinaryCrossEntropyBackward0(x, t)
+        node.save_for_backward(x, t, weight)
+        r._requires_grad = True
+        r.grad_fn = node
+    return apply_reduction(r, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """Binary cross entropy on logits: ``-w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))``.
+
+    Computed stably as ``(1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x)``; ``pos_weight``
+    broadcasts against the last (class) dimension.
+    """
+    x = tensor_arg(input, "binary_cross_entropy_with_logits")
+    t = tensor_arg(target, "binary_cross_entropy_with_logits", "target")
+    reduction = reduction_arg(size_average, reduce, reduction)
+    if x._data.shape != t._data.shape:
+        raise ValueError(f"Target size ({t.size()}) must be the same as input size ({x.size()})")
+    if x._data.dtype.kind not in "fV":
+        raise RuntimeError(f'"binary_cross_entropy_with_logits" not implemented for \'{torch_name(x.dtype)}\'')
+    ls = log_sigmoid(x)
+    if pos_weight is not None:
+        ls = ls * ((tensor_arg(pos_weight, "binary_cross_entropy_with_logits", "pos_weight") - 1) * t + 1)
+    loss = (1 - t) * x - ls
+    if weight is not None:
+        loss = loss * tensor_arg(weight, "binary_cross_entropy_with_logits", "weight")
+    return apply_reduction(loss, reduction)
+

@@ -1,0 +1,417 @@
+"""Normalisation functionals: batch_norm, layer_norm, group_norm, instance_norm, rms_norm.
+
+All of them are one computation on two reshaped views of the input: statistics over the last axis of a
+2-d view (layer/group/instance/RMS norm) or over all axes but the channel axis of an ``(N, C, S)`` view
+(batch norm), then a per-feature affine transform. One fused node family implements the closed-form
+backward. Its fast path works on the arrays saved by the forward; under ``create_graph`` it recomputes the
+statistics with Tensor ops, so double backward is exact. Half types compute in float32.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _tensor as T
+from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
+from ._helpers import quiet, tensor_arg
+from .join import cat
+
+__all__ = ["layer_norm", "group_norm", "rms_norm"]
+FUNCTIONAL = ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm")
+
+_F32 = np.dtype(np.float32)
+_LOW = (D.float16.np, D.bfloat16.np)
+_EPS = {np.dtype(np.float64): 2.0 ** -52, _F32: 2.0 ** -23, D.float16.np: 2.0 ** -10, D.bfloat16.np: 2.0 ** -7}
+
+
+# ---- array kernels ---------------------------------------------------------------------------------------
+def _esum(xp, a, b, keep: tuple):
+    """Sum of ``a`` (or ``a * b``) over every axis not in ``keep``, without a product temporary."""
+    if b is not None and keep == (0,) and a.ndim == 2 and xp is np:
+        return np.vecdot(a, b)  # a BLAS-backed row dot: about twice einsum's speed
+    idx = "abcdefgh"[:a.ndim]
+    out = "".join(idx[i] for i in keep)
+    return xp.einsum(f"{idx}->{out}", a) if b is None else xp.einsum(f"{idx},{idx}->{out}", a, b)
+
+
+def _work(arr, op: str):
+    """``arr`` in the dtype the statistics are computed in (float32 for half types)."""
+    if arr.dtype in _LOW:
+        return arr.astype(_F32)
+    if arr.dtype.kind != "f":
+        raise RuntimeError(f'{op}: "{op}" not implemented for \'{D.from_numpy_dtype(arr.dtype)}\' '
+                           "(expected a floating point input)")
+    return arr
+
+
+def _param(p, wdtype, shape):
+    """A weight/bias array in the compute dtype, viewed with ``shape`` for broadcasting."""
+    a = p._data
+    if a.dtype != wdtype:
+        a = a.astype(wdtype)
+    return a.reshape(shape)
+
+
+class _Spec:
+    """Where the statistics and the affine transform live for one call (plain data, shared with the node)."""
+
+    __slots__ = ("xshape", "sshape", "keep", "red", "kshape", "ashape", "wview", "waxes", "center", "eps", "n")
+
+    def __init__(self, xshape, sshape, keep, ashape, wview, waxes, center, eps) -> None:
+        self.xshape, self.sshape, self.keep, self.ashape = xshape, sshape, keep, ashape
+        self.wview, self.waxes, self.center, self.eps = wview, waxes, center, eps
+        self.red = tuple(i for i in range(len(sshape)) if i not in keep)
+        self.kshape = tuple(s if i in keep else 1 for i, s in enumerate(sshape))
+        self.n = math.prod(sshape[i] for i in self.red)
+
+
+def _rows(xshape, rows: int, cols: int, ashape, wview, waxes, eps, center=True) -> _Spec:
+    """Statistics per row of a ``(rows, cols)`` view; affine on the ``ashape`` view."""
+    return _Spec(xshape, (rows, cols), (0,), ashape, wview, waxes, center, eps)
+
+
+def _normalize(x, weight, bias, spec: _Spec, node_cls, op: str, fixed=None):
+    """Normalise ``x`` per ``spec``; returns ``(y, mean, biased var)`` (arrays in the compute dtype).
+
+    ``fixed = (mean, var)`` uses given statistics (batch norm in eval mode) instead of the input's.
+    """
+    xp = x._xp
+    a = _work(x._data, op).reshape(spec.sshape)
+    wd = a.dtype
+    keep, kshape = spec.keep, spec.kshape
+    with quiet(xp):
+        if fixed is None:
+            n = spec.n
+            if spec.center:
+                mu = (_esum(xp, a, None, keep) * (1.0 / n if n else math.nan)).reshape(kshape)
+                xc = a - mu
+            else:
+                mu, xc = None, a
+            var = (_esum(xp, xc, xc, keep) * (1.0 / n if n else math.nan)).reshape(kshape).astype(wd, copy=False)
+        else:
+            mu, var = fixed
+            xc = a - mu
+        rstd = 1.0 / xp.sqrt(var + spec.eps)
+        if xc is a:
+            xhat = a * rstd
+        else:
+            xc *= rstd
+            xhat = xc
+    grad = T.needs_grad(x, weight, bias)
+    y = xhat.reshape(spec.ashape)
+    if weight is not None:
+        y = y * _param(weight, wd, spec.wview) if grad else _imul(y, _param(weight, wd, spec.wview))
+    if bias is not None:
+        b = _param(bias, wd, spec.wview)
+        y = y + b if (grad and weight is None) else _iadd(y, b)
+    r = T._wrap(y.reshape(spec.xshape).astype(x._data.dtype, copy=False))
+    if grad:
+        node = node_cls(x, weight, bias)
+        node.spec, node.xhat, node.rstd, node.mu = spec, xhat, rstd, mu
+        node.batch_stats = fixed is None
+        node.bias_meta = None if bias is None else (bias._data.shape, bias._data.dtype)
+        node.save_for_backward(x, weight)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r, mu, var
+
+
+def _imul(a, b):
+    a *= b
+    return a
+
+
+def _iadd(a, b):
+    a += b
+    return a
+
+
+class _NormBackward(Node):
+    """Closed-form gradient of ``y = xhat * w + b`` with ``xhat = (x - mean) * rstd``."""
+
+    def backward(self, g):
+        need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
+        x, w = self.saved_tensors
+        if _GRAD.enabled:
+            return self._graph_backward(g, x, w, need_x, need_w, need_b)
+        spec, xhat, rstd = self.spec, self.xhat, self.rstd
+        xp = g._xp
+        ga = g._data
+        ga = (ga.astype(_F32) if ga.dtype in _LOW else ga).reshape(spec.ashape)
+        wd = xhat.dtype
+        keep_w = tuple(i for i in range(len(spec.ashape)) if i not in spec.waxes)
+        gw = gb = gx = None
+        with quiet(xp):
+            if need_w:
+                gw = T._wrap(_esum(xp, ga, xhat.reshape(spec.ashape), keep_w).reshape(w._data.shape)
+                             .astype(w._data.dtype, copy=False))
+            if need_b:
+                bshape, bdtype = self.bias_meta
+                gb = T._wrap(_esum(xp, ga, None, keep_w).reshape(bshape).astype(bdtype, copy=False))
+            if need_x:
+                gxh = ga * _param(w, wd, spec.wview) if w is not None else ga.astype(wd)
+                gxh = gxh.reshape(spec.sshape)
+                if self.batch_stats:
+                    inv_n = 1.0 / spec.n if spec.n else math.nan
+                    keep, kshape = spec.keep, spec.kshape
+                    m2 = (_esum(xp, gxh, xhat, keep) * inv_n).reshape(kshape)
+                    if spec.center:
+                        gxh -= (_esum(xp, gxh, None, keep) * inv_n).reshape(kshape)
+                    gxh -= xhat * m2
+                gxh *= rstd
+                gx = T._wrap(gxh.reshape(spec.xshape).astype(x._data.dtype, copy=False))
+        return gx, gw, gb
+
+    def _graph_backward(self, g, x, w, need_x, need_w, need_b):
+        """The same formulas with Tensor ops, statistics recomputed from ``x`` (double backward)."""
+        spec = self.spec
+        low = x._data.dtype in _LOW
+        xt = (x.float() if low else x).reshape(spec.sshape)
+        ga = (g.float() if low else g).reshape(spec.ashape)
+        red = spec.red
+        if self.batch_stats:
+            xc = xt - xt.mean(red, keepdim=True) if spec.center else xt
+            rstd = ((xc * xc).mean(red, keepdim=True) + spec.eps).rsqrt()
+        else:
+            xc = xt - T._wrap(self.mu)
+            rstd = T._wrap(self.rstd)
+        xhat = xc * rstd
+        gw = gb = gx = None
+        if need_w:
+            gw = (ga * xhat.reshape(spec.ashape)).sum(spec.waxes).reshape(w._data.shape).to(w.dtype)
+        if need_b:
+            bshape, bdtype = self.bias_meta
+            gb = ga.sum(spec.waxes).reshape(bshape).to(D.from_numpy_dtype(bdtype))
+        if need_x:
+            gxh = (ga * (w.float() if w._data.dtype in _LOW else w).reshape(spec.wview) if w is not None else ga)
+            gxh = gxh.reshape(spec.sshape)
+            if self.batch_stats:
+                inner = gxh - xhat * (gxh * xhat).mean(red, keepdim=True)
+                if spec.center:
+                    inner = inner - gxh.mean(red, keepdim=True)
+                gxh = inner
+            gx = (gxh * rstd).reshape(spec.xshape).to(x.dtype)
+        return gx, gw, gb
+
+
+class NativeBatchNormBackward0(_NormBackward):
+    pass
+
+
+class NativeLayerNormBackward0(_NormBackward):
+    pass
+
+
+class NativeGroupNormBackward0(_NormBackward):
+    pass
+
+
+class FusedRmsNormBackward0(_NormBackward):
+    pass
+
+
+def _opt_tensor(t, op: str, name: str):
+    if t is None:
+        return None
+    return tensor_arg(t, op, name)
+
+
+def _check_numel(t, n: int, what: str, op: str) -> None:
+    if t is not None and t._data.size != n:
+        raise RuntimeError(f"{op}: {what} should contain {n} elements not {t._data.size}")
+
+
+# ---- batch / instance norm -------------------------------------------------------------------------------
+def _channels_view(x, op: str):
+    shape = tuple(x._data.shape)
+    if len(shape) < 2:
+        raise RuntimeError(f"{op}: expected an input with at least 2 dimensions (N, C, *), got shape {list(shape)}")
+    return shape, shape[0], shape[1], math.prod(shape[2:])
+
+
+def _momentum(momentum, op: str) -> float:
+    if momentum is None or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"{op}(): argument 'momentum' must be float, not {type(momentum).__name__}")
+    return float(momentum)
+
+
+def _update_running(buf, new, momentum: float) -> None:
+    """``buf = (1 - momentum) * buf + momentum * new`` in place (a buffer update, outside autograd)."""
+    arr = buf._data
+    upd = arr.astype(new.dtype) * (1.0 - momentum) + new.reshape(arr.shape) * momentum
+    arr[...] = upd.astype(arr.dtype, copy=False)
+    buf._vc[0] += 1
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-05):
+    """Batch normalisation over all dims but 1 (``torch.nn.functional.batch_norm``).
+
+    In training mode the batch statistics normalise the input and update ``running_mean`` and
+    ``running_var`` in place (the running variance uses the unbiased estimate); in eval mode the running
+    statistics are used.
+    """
+    op = "batch_norm"
+    x = tensor_arg(input, op)
+    running_mean = _opt_tensor(running_mean, op, "running_mean")
+    running_var = _opt_tensor(running_var, op, "running_var")
+    weight, bias = _opt_tensor(weight, op, "weight"), _opt_tensor(bias, op, "bias")
+    shape, n, c, s = _channels_view(x, op)
+    for t, what in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"),
+                    (bias, "bias")):
+        _check_numel(t, c, what, op)
+    m = _momentum(momentum, op)
+    if training and n * s == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(shape)}")
+    spec = _Spec(shape, (n, c, s), (1,), (n, c, s), (1, c, 1), (0, 2), True, eps)
+    if training:
+        r, mu, var = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op)
+        cnt = n * s
+        if running_mean is not None:
+            _update_running(running_mean, mu, m)
+        if running_var is not None:
+            with quiet(x._xp):
+                _update_running(running_var, var * (cnt / (cnt - 1) if cnt > 1 else math.inf), m)
+        return r
+    if running_mean is None or running_var is None:
+        raise RuntimeError(f"{op}: running_mean and running_var must be defined in evaluation mode")
+    wd = _F32 if x._data.dtype in _LOW else x._data.dtype
+    fixed = (_param(running_mean, wd, (1, c, 1)), _param(running_var, wd, (1, c, 1)))
+    return _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op, fixed)[0]
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-05):
+    """Instance normalisation: statistics per sample and channel (``torch.nn.functional.instance_norm``).
+
+    With ``use_input_stats`` and running buffers, the buffers move towards the batch average of the
+    per-instance statistics; without ``use_input_stats`` the running statistics normalise the input.
+    """
+    op = "instance_norm"
+    x = tensor_arg(input, op)
+    running_mean = _opt_tensor(running_mean, op, "running_mean")
+    running_var = _opt_tensor(running_var, op, "running_var")
+    weight, bias = _opt_tensor(weight, op, "weight"), _opt_tensor(bias, op, "bias")
+    shape, n, c, s = _channels_view(x, op)
+    for t, what in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"),
+                    (bias, "bias")):
+        _check_numel(t, c, what, op)
+    m = _momentum(momentum, op)
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, False, m, eps)
+    if s == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(shape)}")
+    spec = _rows(shape, n * c, s, (n, c, s), (1, c, 1), (0, 2), eps)
+    r, mu, var = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op)
+    if running_mean is not None:
+        _update_running(running_mean, mu.reshape(n, c).mean(0), m)
+    if running_var is not None:
+        with quiet(x._xp):
+            _update_running(running_var, (var.reshape(n, c) * (s / (s - 1))).mean(0), m)
+    return r
+
+
+# ---- layer / group / RMS norm ----------------------------------------------------------------------------
+def _normalized_shape(x, normalized_shape, op: str) -> tuple:
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    ns = tuple(int(d) for d in ns)
+    shape = tuple(x._data.shape)
+    if not ns or len(ns) > len(shape) or shape[len(shape) - len(ns):] != ns:
+        raise RuntimeError(f"{op}: Given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(str(d) for d in ns)}], but got input of size{list(shape)}")
+    return ns
+
+
+def _check_affine(t, ns: tuple, what: str, op: str) -> None:
+    if t is not None and tuple(t._data.shape) != ns:
+        raise RuntimeError(f"{op}: Expected {what} to be of same shape as normalized_shape, but got {what} of shape "
+                           f"{list(t._data.shape)} and normalized_shape = {list(ns)}")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-05, cudnn_enable: bool = True):
+    """Layer normalisation over the trailing ``normalized_shape`` dims (biased variance).
+
+    Example:
+        >>> disttorch.layer_norm(disttorch.tensor([[1., 3.]]), (2,))
+        tensor([[-1.0000,  1.0000]])
+    """
+    op = "layer_norm"
+    x = tensor_arg(input, op)
+    weight, bias = _opt_tensor(weight, op, "weight"), _opt_tensor(bias, op, "bias")
+    ns = _normalized_shape(x, normalized_shape, op)
+    _check_affine(weight, ns, "weight", op)
+    _check_affine(bias, ns, "bias", op)
+    shape = tuple(x._data.shape)
+    d = math.prod(ns)
+    rows = math.prod(shape[:len(shape) - len(ns)])
+    spec = _rows(shape, rows, d, (rows, d), (1, d), (0,), eps)
+    return _normalize(x, weight, bias, spec, NativeLayerNormBackward0, op)[0]
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-05, cudnn_enabled: bool = True):
+    """Group normalisation: channels split into ``num_groups`` groups, statistics per sample and group."""
+    op = "group_norm"
+    x = tensor_arg(input, op)
+    weight, bias = _opt_tensor(weight, op, "weight"), _opt_tensor(bias, op, "bias")
+    shape = tuple(x._data.shape)
+    if len(shape) < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {len(shape)}")
+    n, c, s = shape[0], shape[1], math.prod(shape[2:])
+    if num_groups <= 0 or c % num_groups:
+        raise RuntimeError(f"{op}: Expected number of channels in input to be divisible by num_groups, but got input "
+                           f"of shape {list(shape)} and num_groups={num_groups}")
+    for t, what in ((weight, "weight"), (bias, "bias")):
+        if t is not None and (t._data.ndim != 1 or t._data.size != c):
+            raise RuntimeError(f"{op}: Expected {what} to be a vector of size equal to the number of channels in "
+                               f"input, but got {what} of shape {list(t._data.shape)} and input of shape {list(shape)}")
+    spec = _rows(shape, n * num_groups, c // num_groups * s, (n, c, s), (1, c, 1), (0, 2), eps)
+    return _normalize(x, weight, bias, spec, NativeGroupNormBackward0, op)[0]
+
+
+def rms_norm(input, normalized_shape, weight=None, eps: float | None = None):
+    """Root-mean-square normalisation over the trailing dims: ``x / sqrt(mean(x^2) + eps) * weight``.
+
+    ``eps`` defaults to the machine epsilon of the input's dtype.
+    """
+    op = "rms_norm"
+    x = tensor_arg(input, op)
+    weight = _opt_tensor(weight, op, "weight")
+    ns = _normalized_shape(x, normalized_shape, op)
+    _check_affine(weight, ns, "weight", op)
+    if eps is None:
+        eps = _EPS.get(x._data.dtype, _EPS[_F32])
+    shape = tuple(x._data.shape)
+    d = math.prod(ns)
+    rows = math.prod(shape[:len(shape) - len(ns)])
+    spec = _rows(shape, rows, d, (rows, d), (1, d), (0,), eps, center=False)
+    return _normalize(x, weight, None, spec, FusedRmsNormBackward0, op)[0]
+
+
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+    """Local response normalisation across channels (``torch.nn.functional.local_response_norm``).
+
+    ``x / (k + alpha * mean(x^2 over `size` neighbouring channels)) ** beta``, zero-padded at the edges.
+    """
+    x = tensor_arg(input, "local_response_norm")
+    nd = x._data.ndim
+    if nd < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {nd} dimensions)")
+    shape = x._data.shape
+    c = shape[1]
+    sq = x * x
+    lo, hi = size // 2, (size - 1) // 2
+    zeros = x._xp.zeros
+    padded = cat([T._wrap(zeros((shape[0], lo) + shape[2:], dtype=x._data.dtype)), sq,
+                  T._wrap(zeros((shape[0], hi) + shape[2:], dtype=x._data.dtype))], 1)
+    acc = padded.narrow(1, 0, c)
+    for j in range(1, size):
+        acc = acc + padded.narrow(1, j, c)
+    return x / (acc * (alpha / size) + k) ** beta
+
+
+class NormMethods:
+    __slots__ = ()

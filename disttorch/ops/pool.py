@@ -1,0 +1,426 @@
+"""Pooling: max / average pools in 1-D and 2-D, lp_pool (adaptive pools and max_unpool: pool_adaptive.py).
+
+With the winning positions (max) or the window weights (average) fixed, a pool is a linear map, so each
+pool records a ``LinearNode`` (pad.py): backward applies the adjoint (a scatter into the input plane) and
+double backward the pool again. The 2-D kernels work on the last two axes of (N, C, H, W) or (C, H, W)
+arrays; the 1-D functions unsqueeze to 2-D as PyTorch does (their grad_fn is ``SqueezeBackward1``).
+Max and average pools never copy windows: they loop over the kh*kw kernel positions, each a strided
+view of the (padded) input covering every output, so the common 2x2 non-overlapping pool is four views.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np  # dtype constants and index tables
+
+from .. import _tensor as T
+from .pad import LinearNode, compute_dtype, linear_apply
+from ._helpers import tensor_arg
+
+__all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "avg_pool1d"]
+FUNCTIONAL = ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices", "avg_pool1d",
+              "avg_pool2d", "lp_pool1d", "lp_pool2d")
+
+_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+class MaxPool2DWithIndicesBackward0(LinearNode):
+    pass
+
+
+class MaxPool2DWithIndicesBackwardBackward0(LinearNode):
+    pass
+
+
+class AvgPool2DBackward0(LinearNode):
+    pass
+
+
+class AvgPool2DBackwardBackward0(LinearNode):
+    pass
+
+
+# ---- argument handling ------------------------------------------------------------------------------------
+def _ints(v, n: int, what: str, op: str, msg: str) -> tuple:
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return (int(v),) * n
+    if isinstance(v, (list, tuple)):
+        for e in v:
+            if not (isinstance(e, numbers.Integral) and not isinstance(e, bool)):
+                raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, but found element of type "
+                                f"{type(e).__name__}")
+        if len(v) == 1:
+            return (int(v[0]),) * n
+        if len(v) == n:
+            return tuple(int(e) for e in v)
+        raise RuntimeError(msg)
+    raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, not {type(v).__name__}")
+
+
+def _args2d(op, kernel_size, stride, padding, dilation=1):
+    k = _ints(kernel_size, 2, "kernel_size", op, f"{op}: kernel_size must either be a single int, or a tuple of "
+                                                 f"two ints")
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else _ints(
+        stride, 2, "stride", op, f"{op}: stride must either be omitted, a single int, or a tuple of two ints")
+    p = _ints(padding, 2, "padding", op, f"{op}: padding must either be a single int, or a tuple of two ints")
+    d = _ints(dilation, 2, "dilation", op, f"{op}: dilation must be either a single int, or a tuple of two ints")
+    return k, s, p, d
+
+
+def _out_len(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (o - 1) * s >= n + p:  # the last window must start inside the input or left padding
+        o -= 1
+    return o
+
+
+def _geometry(x, op: str, k, s, p, d, ceil: bool):
+    """Output size (oh, ow) after PyTorch's checks, in PyTorch's order."""
+    for i in range(2):
+        if s[i] == 0:
+            raise RuntimeError(f"{op}: stride should not be zero")
+        if p[i] < 0:
+            raise RuntimeError(f"{op}: pad must be non-negative, but got pad: {p[i]}")
+        if p[i] > ((k[i] - 1) * d[i] + 1) // 2:
+            raise RuntimeError(f"{op}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+                               f"kernel_size={k[i]} and dilation={d[i]}")
+    if k[0] <= 0 or k[1] <= 0:
+        raise RuntimeError(f"{op}: kernel size should be greater than zero, but got kH: {k[0]} kW: {k[1]}")
+    if s[0] < 0 or s[1] < 0:
+        raise RuntimeError(f"{op}: stride should be greater than zero, but got dH: {s[0]} dW: {s[1]}")
+    if d[0] <= 0 or d[1] <= 0:
+        raise RuntimeError(f"{op}: dilation should be greater than zero, but got dilationH: {d[0]} "
+                           f"dilationW: {d[1]}")
+    shape = x._data.shape
+    if not ((len(shape) == 3 and 0 not in shape) or (len(shape) == 4 and 0 not in shape[1:])):
+        raise RuntimeError(f"{op}: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
+                           f"but got:{list(shape)}")
+    c, h, w = shape[-3:]
+    oh, ow = _out_len(h, k[0], s[0], p[0], d[0], ceil), _out_len(w, k[1], s[1], p[1], d[1], ceil)
+    if oh < 1 or ow < 1:
+        raise RuntimeError(f"{op}: Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{oh}x{ow}). "
+                           f"Output size is too small")
+    return oh, ow
+
+
+def _check_dtype(x, op: str, allow_int: bool) -> None:
+    k = x._data.dtype.kind
+    if k in "fV" or (allow_int and k in "iu"):
+        return
+    name = _TORCH_NAMES.get(x._data.dtype.name, x._data.dtype.name)
+    raise RuntimeError(f'"{op}" not implemented for \'{name}\'')
+
+
+def _padded(xp, a, p, size, fill):
+    """``a`` placed at offset ``p`` in a ``size`` plane filled with ``fill`` (``a`` itself when that is a no-op)."""
+    h, w = a.shape[-2:]
+    if p == (0, 0) and size[0] <= h and size[1] <= w:
+        return a
+    out = xp.full(a.shape[:-2] + tuple(size), fill, dtype=a.dtype)
+    hh, ww = min(h, size[0] - p[0]), min(w, size[1] - p[1])
+    out[..., p[0]:p[0] + hh, p[1]:p[1] + ww] = a[..., :hh, :ww]
+    return out
+
+
+def _xp_of(a):
+    return np if a.__class__ is np.ndarray else T._array_module_of(a)
+
+
+# ---- max pool: one strided view of the (padded) input per kernel position ----------------------------------
+def _views(a, geo):
+    """View ``q = i * kw + j`` holds, for every output position, kernel element (i, j) of its window."""
+    k, s, _, d, o = geo[:5]
+    return [a[..., i * d[0]:i * d[0] + s[0] * (o[0] - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (o[1] - 1) + 1:s[1]]
+            for i in range(k[0]) for j in range(k[1])]
+
+
+def _max_fwd(xp, a, geo, want_arg: bool):
+    """Window maxima and, if asked, PyTorch's argmax (first maximum; the last NaN if any) as kernel offsets."""
+    fill = -np.inf if a.dtype.kind in "fV" else np.iinfo(a.dtype).min
+    views = _views(_padded(xp, a, geo[2], geo[6], fill), geo)
+    m = views[0].copy()
+    if not want_arg:
+        for v in views[1:]:
+            xp.maximum(m, v, out=m)
+        return m, None
+    dt = np.uint8 if len(views) < 256 else np.int64
+    kk = xp.zeros(m.shape, dtype=dt)
+    for q in range(1, len(views)):
+        v = views[q]
+        upd = xp.greater(v, m)
+        xp.maximum(m, v, out=m)
+        step = xp.subtract(dt(q), kk)  # kk += upd * (q - kk); wraps harmlessly in uint8
+        step *= upd
+        kk += step
+    if a.dtype.kind in "fV" and xp.isnan(m.sum()):
+        for q, v in enumerate(views):
+            kk = xp.where(xp.isnan(v), dt(q), kk)
+    return m, kk
+
+
+def _max_gather(b, kk, geo):
+    """The pool with fixed argmax ``kk`` (linear in ``b``): the forward of double backward."""
+    xp = _xp_of(b)
+    views = _views(_padded(xp, b, geo[2], geo[6], 0), geo)
+    out = views[0].copy()
+    for q in range(1, len(views)):
+        out = xp.where(kk == q, views[q], out)
+    return out
+
+
+def _max_scatter(g, kk, geo):
+    """The adjoint: each output gradient goes to its window's argmax position."""
+    xp = _xp_of(g)
+    k, s, p, d, _, hw, size = geo
+    buf = xp.zeros(g.shape[:-2] + size, dtype=g.dtype)
+    disjoint = s[0] >= d[0] * (k[0] - 1) + 1 and s[1] >= d[1] * (k[1] - 1) + 1
+    for q, dst in enumerate(_views(buf, geo)):
+        if disjoint and g.dtype.kind == "f":
+            xp.multiply(g, kk == q, out=dst)
+        elif disjoint:
+            dst[...] = xp.where(kk == q, g, 0)
+        else:
+            dst += xp.where(kk == q, g, 0)
+    if size != hw:
+        buf = xp.ascontiguousarray(buf[..., p[0]:p[0] + hw[0], p[1]:p[1] + hw[1]])
+    return buf
+
+
+def _flat_index(xp, kk, geo):
+    k, s, p, d, o, hw, _ = geo
+    kk = kk.astype(np.int64)
+    rows = (xp.arange(o[0]) * s[0] - p[0])[:, None] + (kk // k[1]) * d[0]
+    cols = (xp.arange(o[1]) * s[1] - p[1]) + (kk % k[1]) * d[1]
+    return rows * hw[1] + cols
+
+
+def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op="max_pool2d"):
+    x = tensor_arg(input, op)
+    k, s, p, d = _args2d(op, kernel_size, stride, padding, dilation)
+    o = _geometry(x, op, k, s, p, d, ceil_mode)
+    _check_dtype(x, op, True)
+    a = x._data
+    xp = x._xp
+    hw = a.shape[-2:]
+    size = (max((o[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1, p[0] + hw[0]),
+            max((o[1] - 1) * s[1] + d[1] * (k[1] - 1) + 1, p[1] + hw[1]))
+    geo = (k, s, p, d, o, hw, size)
+    grad = T.needs_grad(x)
+    m, kk = _max_fwd(xp, a, geo, grad or return_indices)
+    r = T._wrap(m)
+    if grad:
+        node = MaxPool2DWithIndicesBackward0(x)
+        node.fwd, node.adj = (lambda b: _max_gather(b, kk, geo)), (lambda g: _max_scatter(g, kk, geo))
+        node.adj_cls = MaxPool2DWithIndicesBackwardBackward0
+        r._requires_grad = True
+        r.grad_fn = node
+    return (r, T._wrap(_flat_index(xp, kk, geo))) if return_indices else r
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """2-D max pooling over (N, C, H, W) or (C, H, W) input.
+
+    Args:
+        kernel_size, stride, padding, dilation: int or (h, w); ``stride`` defaults to ``kernel_size``.
+        ceil_mode: round the output size up (windows must still start inside the padded input).
+        return_indices: also return the argmax positions, flat indices into each H*W plane (int64).
+
+    Example:
+        >>> max_pool2d(disttorch.arange(16.).reshape(1, 1, 4, 4), 2)
+        tensor([[[[ 5.,  7.],
+                  [13., 15.]]]])
+    """
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False):
+    """``max_pool2d`` returning ``(output, indices)`` always."""
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def _args1d(op: str, x, kernel_size, stride, padding, dilation):
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"{op}() Expected 2D or 3D input tensor, but got {list(x.shape)}")
+
+    def one(v, what, allow_empty=False):
+        if isinstance(v, (list, tuple)):
+            if allow_empty and len(v) == 0:
+                return None
+            if len(v) != 1:
+                raise RuntimeError(f"{op}() {what} must be an int, list of ints or tuple of ints of size 1 but got "
+                                   f"size {len(v)}")
+            v = v[0]
+        if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)):
+            raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, but found element of type "
+                            f"{type(v).__name__}")
+        return int(v)
+
+    k = one(kernel_size, "kernel_size")
+    s = k if stride is None else one(stride, "stride", True)
+    s = k if s is None else s
+    p, d = one(padding, "padding"), one(dilation, "dilation")
+    if k <= 0:
+        raise RuntimeError(f"{op}() kernel_size must be greater than zero, but got {k}")
+    if s <= 0:
+        raise RuntimeError(f"{op}() stride must be greater than zero, but got {s}")
+    if p < 0:
+        raise RuntimeError(f"{op}() padding must be non-negative, but got {p}")
+    if p > k // 2:
+        raise RuntimeError(f"{op}() padding should be at most half of kernel size, but got padding={p} and "
+                           f"kernel_size={k}")
+    if d <= 0:
+        raise RuntimeError(f"{op}() dilation must be greater than zero, but got {d}")
+    return k, s, p, d
+
+
+def _max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x = tensor_arg(input, "max_pool1d")
+    k, s, p, d = _args1d("max_pool1d", x, kernel_size, stride, padding, dilation)
+    ow = _out_len(x.shape[-1], k, s, p, d, ceil_mode)
+    if ow <= 0:
+        raise RuntimeError(f"max_pool1d() Invalid computed output size: {ow}")
+    res = _max_pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d), ceil_mode, return_indices, "max_pool1d")
+    if return_indices:
+        return res[0].squeeze(-2), res[1].squeeze(-2)
+    return res.squeeze(-2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """1-D max pooling over (N, C, L) or (C, L) input; indices point into L."""
+    return _max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False):
+    """``max_pool1d`` returning ``(output, indices)`` always."""
+    return _max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+# ---- average pool -----------------------------------------------------------------------------------------
+def _avg_factors(n, k, s, p, o, count_include_pad):
+    """Per-output 1/window-size along one axis (0 for windows lying wholly in padding)."""
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, n + p)
+    size = end - start
+    cnt = np.minimum(end, n) - np.maximum(start, 0)
+    div = size if count_include_pad else cnt
+    return np.where(cnt > 0, div, 0), cnt > 0
+
+
+def _avg_maps(a, k, s, p, o, ceil_mode, count_include_pad, divisor_override):
+    xp = _xp_of(a)
+    hw = a.shape[-2:]
+    dh, mh = _avg_factors(hw[0], k[0], s[0], p[0], o[0], count_include_pad)
+    dw, mw = _avg_factors(hw[1], k[1], s[1], p[1], o[1], count_include_pad)
+    valid = mh[:, None] & mw[None, :]
+    if divisor_override is not None:
+        div = np.where(valid, float(divisor_override), 0.0)
+    else:
+        div = (dh[:, None] * dw[None, :]).astype(np.float64)
+    size = (max((o[0] - 1) * s[0] + k[0], p[0] + hw[0]), max((o[1] - 1) * s[1] + k[1], p[1] + hw[1]))
+    sl = [(slice(i, i + s[0] * (o[0] - 1) + 1, s[0]), slice(j, j + s[1] * (o[1] - 1) + 1, s[1]))
+          for i in range(k[0]) for j in range(k[1])]
+    integer = a.dtype.kind in "iu"
+    cd = a.dtype if integer else compute_dtype(a)
+    if integer:
+        idiv = xp.asarray(np.maximum(div, 1).astype(a.dtype))
+        izero = xp.asarray(valid)
+        inv = None
+    else:
+        inv = xp.asarray(np.where(div != 0, 1.0 / np.where(div != 0, div, 1.0), 0.0).astype(cd))
+        if bool((inv == inv.reshape(-1)[0]).all()):
+            inv = inv.reshape(-1)[0]
+
+    def fwd(b):
+        src = _padded(xp, b.astype(cd, copy=False), p, size, 0)
+        acc = None
+        for r, c in sl:
+            v = src[..., r, c]
+            acc = v.copy() if acc is None else xp.add(acc, v, out=acc)
+        if integer:  # C++ integer division truncates toward zero
+            q = xp.abs(acc) // idiv
+            return xp.where(izero, xp.where(acc < 0, -q, q), 0).astype(b.dtype)
+        acc *= inv
+        return acc.astype(b.dtype, copy=False)
+
+    def adj(g):
+        gd = g.astype(cd) * inv
+        buf = xp.zeros(g.shape[:-2] + size, dtype=cd)
+        for r, c in sl:
+            buf[..., r, c] += gd
+        if size != tuple(hw) or p != (0, 0):
+            buf = xp.ascontiguousarray(buf[..., p[0]:p[0] + hw[0], p[1]:p[1] + hw[1]])
+        return buf.astype(g.dtype, copy=False)
+
+    return fwd, adj
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override=None):
+    """2-D average pooling over (N, C, H, W) or (C, H, W) input.
+
+    Args:
+        kernel_size, stride, padding: int or (h, w); ``stride`` defaults to ``kernel_size``.
+        ceil_mode: round the output size up.
+        count_include_pad: count the zero padding in the divisor.
+        divisor_override: divide every window sum by this instead.
+    """
+    op = "avg_pool2d"
+    x = tensor_arg(input, op)
+    k, s, p, _ = _args2d(op, kernel_size, stride, padding)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    o = _geometry(x, op, k, s, p, (1, 1), ceil_mode)
+    _check_dtype(x, op, x._data.dtype == np.int64)
+    fwd, adj = _avg_maps(x._data, k, s, p, o, ceil_mode, count_include_pad, divisor_override)
+    return linear_apply(x, fwd, adj, AvgPool2DBackward0, AvgPool2DBackwardBackward0)
+
+
+def _check1d(op: str, v, what: str, allow_empty: bool = False):
+    if isinstance(v, (list, tuple)):
+        if allow_empty and len(v) == 0:
+            return None
+        if len(v) != 1:
+            raise RuntimeError(f"{op}() argument '{what}' should contain one int (got {len(v)})")
+        return v[0]
+    return v
+
+
+def _dim_range(x, op: str) -> None:
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for {op})")
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    """1-D average pooling over (N, C, L) or (C, L) input."""
+    x = tensor_arg(input, "avg_pool1d")
+    _dim_range(x, "avg_pool1d")
+    k = _check1d("avg_pool1d", kernel_size, "kernel_size")
+    s = _check1d("avg_pool1d", stride, "stride", True) if stride is not None else None
+    p = _check1d("avg_pool1d", padding, "padding")
+    r = avg_pool2d(x.unsqueeze(-2), (1, k), (1, k if s is None else s), (0, p), ceil_mode, count_include_pad)
+    return r.squeeze(-2)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """Power-average pooling: ``(sum over window of x**p) ** (1/p)``."""
+    kh, kw = _ints(kernel_size, 2, "kernel_size", "lp_pool2d", "lp_pool2d: kernel_size must be an int or a pair")
+    out = avg_pool2d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return (out.sign() * out.abs()).mul(kw * kh).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size: int, stride=None, ceil_mode: bool = False):
+    """1-D power-average pooling."""
+    out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return (out.sign() * out.abs()).mul(kernel_size).pow(1.0 / norm_type)
+
+
+class PoolMethods:
+    """No Tensor methods: PyTorch has no ``Tensor.max_pool2d``."""
+
+    __slots__ = ()

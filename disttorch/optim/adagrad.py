@@ -1,0 +1,94 @@
+"""Adagrad, as ``torch.optim.Adagrad``."""
+from __future__ import annotations
+
+from .. import _tensor as T
+from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, tensorize_scalars
+from ._functional_extra import adagrad_update
+from .optimizer import Optimizer
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as ``torch.optim.Adagrad``.
+
+    Per parameter with gradient ``g`` at step ``t``: ``g = -g`` if ``maximize``;
+    ``g += weight_decay * p``; ``sum += g * g``;
+    ``p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)``. As in PyTorch the state
+    (``step`` and ``sum``, filled with ``initial_accumulator_value``) is made by the constructor.
+
+    Args:
+        params: tensors or param-group dicts to optimize.
+        lr: learning rate (default 1e-2).
+        lr_decay: learning rate decay (default 0).
+        weight_decay: L2 penalty (default 0).
+        initial_accumulator_value: initial value of the sum of squared gradients (default 0).
+        eps: added to the denominator for numerical stability (default 1e-10).
+        maximize: maximize the objective instead of minimizing it.
+        foreach, fused: accepted for compatibility.
+        differentiable: not supported (the update runs on raw arrays, outside autograd).
+
+    Example:
+        >>> opt = disttorch.optim.Adagrad(model.parameters(), lr=0.1)
+    """
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *, maximize: bool = False,
+                 differentiable: bool = False, fused=None) -> None:
+        check_lr(lr)
+        check_nonneg(lr_decay, "lr_decay")
+        check_nonneg(weight_decay, "weight_decay")
+        check_nonneg(initial_accumulator_value, "initial_accumulator_value")
+        check_nonneg(eps, "epsilon")
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults)
+        if fused:
+            if differentiable:
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if foreach:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        no_differentiable("Adagrad", differentiable)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(self.state[p], p, initial_accumulator_value)
+
+    @staticmethod
+    def _init_state(st: dict, p, value: float) -> None:
+        st["step"] = new_scalar()
+        # a complex parameter's accumulator starts at value + value*j (both halves of its real view)
+        fill = complex(value, value) if p._data.dtype.kind == "c" else value
+        st["sum"] = T._wrap(p._xp.full_like(p._data, fill))
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", None)
+        tensorize_scalars(self)
+
+    def share_memory(self) -> None:
+        """Accepted for compatibility (CPU state is shared only through ``torch.multiprocessing`` in PyTorch)."""
+
+    def step(self, closure=None):
+        """One Adagrad step over every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._closure_loss(closure)
+        state = self.state
+        for group in self.param_groups:
+            lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
+            weight_decay, maximize = float(group["weight_decay"]), group["maximize"]
+            for p in group["params"]:
+                g = p._grad
+                if g is None:
+                    continue
+                st = state[p]
+                if not st:  # a parameter added with add_param_group
+                    self._init_state(st, p, float(self.defaults["initial_accumulator_value"]))
+                step = bump_step(st["step"])
+                adagrad_update(p._xp, p._data, g._data, st["sum"]._data, step, lr, lr_decay, weight_decay, eps,
+                               maximize)
+                p._vc[0] += 1
+        return loss

@@ -1,0 +1,300 @@
+"""scaled_dot_product_attention and multi_head_attention_forward against NumPy re-implementations."""
+import importlib
+
+import numpy as np
+import pytest
+
+import disttorch
+from tests.helpers import assert_close, check_grad
+
+A = importlib.import_module("disttorch.ops.attention")
+
+rng = np.random.default_rng(3)
+
+
+def T(a, **kw):
+    return disttorch.tensor(a, **kw)
+
+
+def randn(*shape):
+    return rng.standard_normal(shape)
+
+
+def np_softmax(s):
+    """Softmax over the last axis; rows of all -inf give 0 (PyTorch's safe softmax in SDPA)."""
+    m = s.max(-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - m)
+    d = e.sum(-1, keepdims=True)
+    return np.where(d > 0, e / np.where(d > 0, d, 1.0), 0.0)
+
+
+def ref_sdpa(q, k, v, mask=None, causal=False, scale=None, gqa=False):
+    if gqa:
+        k = np.repeat(k, q.shape[-3] // k.shape[-3], axis=-3)
+        v = np.repeat(v, q.shape[-3] // v.shape[-3], axis=-3)
+    s = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(q.shape[-1]) if scale is None else scale)
+    if causal:
+        s = np.where(np.tri(q.shape[-2], k.shape[-2], dtype=bool), s, -np.inf)
+    if mask is not None:
+        s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask
+    return np_softmax(s) @ v
+
+
+# ---- scaled_dot_product_attention -----------------------------------------------------------------------
+@pytest.mark.parametrize("qs,ks,vd", [((2, 3, 4, 5), (2, 3, 6, 5), 7), ((4, 5), (6, 5), 3), ((3, 4, 2), (3, 4, 2), 2),
+                                      ((2, 1, 3, 4), (2, 1, 3, 4), 4)])
+def test_sdpa_plain_and_scale(qs, ks, vd):
+    q, k, v = randn(*qs), randn(*ks), randn(*(ks[:-1] + (vd,)))
+    assert_close(A.scaled_dot_product_attention(T(q), T(k), T(v)), ref_sdpa(q, k, v), rtol=1e-10, atol=1e-12)
+    assert_close(A.scaled_dot_product_attention(T(q), T(k), T(v), scale=0.7), ref_sdpa(q, k, v, scale=0.7),
+                 rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("L,S", [(4, 4), (3, 5), (5, 3)])
+def test_sdpa_causal_top_left(L, S):
+    q, k, v = randn(2, L, 3), randn(2, S, 3), randn(2, S, 2)
+    out = A.scaled_dot_product_attention(T(q), T(k), T(v), is_causal=True)
+    assert_close(out, ref_sdpa(q, k, v, causal=True), rtol=1e-10, atol=1e-12)
+    # the first query row sees only the first key
+    assert_close(out[:, 0], v[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("mshape", [(4, 6), (1, 4, 6), (2, 1, 4, 6), (6,)])
+def test_sdpa_bool_and_float_masks(mshape):
+    q, k, v = randn(2, 3, 4, 5), randn(2, 3, 6, 5), randn(2, 3, 6, 2)
+    bm = rng.random(mshape) > 0.4
+    bm[..., 0] = True
+    assert_close(A.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(bm)), ref_sdpa(q, k, v, bm),
+                 rtol=1e-10, atol=1e-12)
+    fm = randn(*mshape)
+    fm[..., 1] = -np.inf
+    assert_close(A.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(fm)), ref_sdpa(q, k, v, fm),
+                 rtol=1e-10, atol=1e-12)
+
+
+def test_sdpa_fully_masked_rows_give_zeros_and_finite_grads():
+    q, k, v = randn(1, 3, 2), randn(1, 4, 2), randn(1, 4, 3)
+    bm = np.ones((3, 4), bool)
+    bm[1] = False
+    qt = T(q, requires_grad=True)
+    out = A.scaled_dot_product_attention(qt, T(k), T(v), attn_mask=T(bm))
+    assert_close(out[0, 1], np.zeros(3))
+    assert_close(out, ref_sdpa(q, k, v, bm), rtol=1e-10, atol=1e-12)
+    out.sum().backward()
+    assert np.isfinite(qt.grad.numpy()).all()
+    assert_close(qt.grad[0, 1], np.zeros(2))
+    fm = np.zeros((3, 4))
+    fm[2] = -np.inf
+    out = A.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(fm))
+    assert_close(out, ref_sdpa(q, k, v, fm), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("hq,hk", [(4, 2), (4, 1), (3, 3)])
+def test_sdpa_gqa(hq, hk):
+    q, k, v = randn(2, hq, 3, 4), randn(2, hk, 5, 4), randn(2, hk, 5, 2)
+    out = A.scaled_dot_product_attention(T(q), T(k), T(v), enable_gqa=True)
+    assert_close(out, ref_sdpa(q, k, v, gqa=True), rtol=1e-10, atol=1e-12)
+
+
+def test_sdpa_float32_and_half_dtypes():
+    q, k, v = (randn(2, 3, 4).astype(np.float32) for _ in range(3))
+    out = A.scaled_dot_product_attention(T(q), T(k), T(v))
+    assert out.dtype is disttorch.float32
+    assert_close(out, ref_sdpa(q.astype(np.float64), k, v), rtol=1e-5, atol=1e-6)
+    for dt in (disttorch.float16, disttorch.bfloat16):
+        qh, kh, vh = (T(a).to(dt) for a in (q, k, v))
+        out = A.scaled_dot_product_attention(qh, kh, vh)
+        assert out.dtype is dt
+        ref = ref_sdpa(*(t.float().numpy().astype(np.float64) for t in (qh, kh, vh)))
+        assert_close(out.float(), ref, rtol=3e-2, atol=3e-2)
+
+
+def test_sdpa_dropout_uses_global_generator():
+    q, k, v = (T(randn(2, 4, 3)) for _ in range(3))
+    disttorch.manual_seed(5)
+    a = A.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    disttorch.manual_seed(5)
+    b = A.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    assert_close(a, b.numpy())
+    assert not np.allclose(a.numpy(), A.scaled_dot_product_attention(q, k, v).numpy())
+    # with p -> weights scaled by 1/(1-p) where kept: the expectation matches; here only a sanity bound
+    assert np.isfinite(a.numpy()).all()
+
+
+def test_sdpa_errors():
+    q = disttorch.randn(2, 3, 4)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        A.scaled_dot_product_attention(q, q.double(), q)
+    with pytest.raises(RuntimeError, match="is_causal"):
+        A.scaled_dot_product_attention(q, q, q, attn_mask=disttorch.ones(3, 3, dtype=disttorch.bool), is_causal=True)
+    with pytest.raises(RuntimeError, match="attn_mask dtype"):
+        A.scaled_dot_product_attention(q, q, q, attn_mask=disttorch.ones(3, 3, dtype=disttorch.int64))
+    with pytest.raises(RuntimeError, match="must divide"):
+        A.scaled_dot_product_attention(disttorch.randn(1, 4, 2, 2), disttorch.randn(1, 3, 2, 2),
+                                       disttorch.randn(1, 3, 2, 2), enable_gqa=True)
+    with pytest.raises(RuntimeError, match="last dimension"):
+        A.scaled_dot_product_attention(q, disttorch.randn(2, 3, 5), disttorch.randn(2, 3, 5))
+
+
+def test_sdpa_grad():
+    q, k, v = randn(1, 2, 3, 2), randn(1, 1, 4, 2), randn(1, 1, 4, 2)
+    bm = T(rng.random((3, 4)) > 0.3)
+    check_grad(lambda q, k, v: A.scaled_dot_product_attention(q, k, v, enable_gqa=True), q, k, v, gradgrad=True)
+    check_grad(lambda q, k, v: A.scaled_dot_product_attention(q, k, v, attn_mask=bm, enable_gqa=True), q, k, v)
+    check_grad(lambda q, k, v: A.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.4),
+               randn(2, 3, 2), randn(2, 3, 2), randn(2, 3, 2))
+    check_grad(lambda q, m: A.scaled_dot_product_attention(q, q, q, attn_mask=m), randn(3, 2), randn(3, 3))
+
+
+# ---- multi_head_attention_forward -----------------------------------------------------------------------
+def ref_mha(q, k, v, H, w_in, b_in, w_out, b_out, kpm=None, attn_mask=None, average=True, bias_kv=None,
+            zero_attn=False):
+    """The documented computation, sequence-first (L, N, E); bool masks are True where *not* allowed."""
+    L, n, E = q.shape
+    hd = E // H
+    bq, bk, bv = np.split(b_in, 3) if b_in is not None else (0, 0, 0)
+    wq, wk, wv = np.split(w_in, 3)
+    Q, K, V = q @ wq.T + bq, k @ wk.T + bk, v @ wv.T + bv
+    if bias_kv is not None:
+        K = np.concatenate([K, np.broadcast_to(bias_kv[0], (1, n, E))])
+        V = np.concatenate([V, np.broadcast_to(bias_kv[1], (1, n, E))])
+
+    def heads(x):  # (S, n, E) -> (n, H, S, hd)
+        return x.reshape(x.shape[0], n, H, hd).transpose(1, 2, 0, 3)
+
+    Q, K, V = heads(Q), heads(K), heads(V)
+    if zero_attn:
+        K = np.concatenate([K, np.zeros((n, H, 1, hd))], 2)
+        V = np.concatenate([V, np.zeros((n, H, 1, hd))], 2)
+    s = Q @ K.swapaxes(-1, -2) / np.sqrt(hd)
+    S2 = s.shape[-1]
+    bias = np.zeros((n, H, L, S2))
+    if attn_mask is not None:
+        am = np.where(attn_mask, -np.inf, 0.0) if attn_mask.dtype == bool else attn_mask
+        am = am if am.ndim == 2 else am.reshape(n, H, L, -1)
+        bias = bias + np.pad(am, [(0, 0)] * (am.ndim - 1) + [(0, S2 - am.shape[-1])])
+    if kpm is not None:
+        km = np.where(kpm, -np.inf, 0.0) if kpm.dtype == bool else kpm
+        bias = bias + np.pad(km, [(0, 0), (0, S2 - km.shape[-1])])[:, None, None, :]
+    s = s + bias
+    e = np.exp(s - s.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    o = (p @ V).transpose(2, 0, 1, 3).reshape(L, n, E)
+    out = o @ w_out.T + b_out
+    return out, (p.mean(1) if average else p)
+
+
+def _weights(E, bias=True):
+    return randn(3 * E, E) * 0.5, (randn(3 * E) if bias else None), randn(E, E) * 0.5, randn(E)
+
+
+def _call(q, k, v, H, w_in, b_in, w_out, b_out, **kw):
+    return A.multi_head_attention_forward(T(q), T(k), T(v), q.shape[-1], H, T(w_in),
+                                          None if b_in is None else T(b_in), None, None, False, 0.0, T(w_out),
+                                          T(b_out), **kw)
+
+
+@pytest.mark.parametrize("average", [True, False])
+@pytest.mark.parametrize("self_attn", [True, False])
+def test_mha_need_weights(average, self_attn):
+    L, S, n, E, H = 3, 4, 2, 6, 2
+    q = randn(L, n, E)
+    k = q if self_attn else randn(S, n, E)
+    v = q if self_attn else randn(S, n, E)
+    w_in, b_in, w_out, b_out = _weights(E)
+    out, w = _call(q, k, v, H, w_in, b_in, w_out, b_out, average_attn_weights=average)
+    ro, rw = ref_mha(q, k, v, H, w_in, b_in, w_out, b_out, average=average)
+    assert_close(out, ro, rtol=1e-10, atol=1e-12)
+    assert_close(w, rw, rtol=1e-10, atol=1e-12)
+    out2, w2 = _call(q, k, v, H, w_in, b_in, w_out, b_out, need_weights=False)
+    assert w2 is None
+    assert_close(out2, ro, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("mask_kind", ["bool2d", "float2d", "float3d", "bool3d"])
+def test_mha_masks(need_weights, mask_kind):
+    L, S, n, E, H = 3, 4, 2, 4, 2
+    q, k, v = randn(L, n, E), randn(S, n, E), randn(S, n, E)
+    w_in, b_in, w_out, b_out = _weights(E, bias=False)
+    shape = (L, S) if mask_kind.endswith("2d") else (n * H, L, S)
+    am = rng.random(shape) > 0.6 if mask_kind.startswith("bool") else randn(*shape)
+    kpm = np.zeros((n, S), bool)
+    kpm[0, 1] = kpm[1, 3] = True
+    if am.dtype == bool:
+        am[..., 0] = False
+    out, w = _call(q, k, v, H, w_in, None, w_out, b_out, key_padding_mask=T(kpm), attn_mask=T(am),
+                   need_weights=need_weights)
+    ro, rw = ref_mha(q, k, v, H, w_in, None, w_out, b_out, kpm=kpm, attn_mask=am)
+    assert_close(out, ro, rtol=1e-10, atol=1e-12)
+    if need_weights:
+        assert_close(w, rw, rtol=1e-10, atol=1e-12)
+        assert_close(w[0, :, 1], np.zeros(L))
+
+
+def test_mha_unbatched_bias_kv_zero_attn_and_causal():
+    L, E, H = 3, 4, 2
+    q = randn(L, E)
+    w_in, b_in, w_out, b_out = _weights(E)
+    bk, bv = randn(1, 1, E), randn(1, 1, E)
+    out, w = A.multi_head_attention_forward(T(q), T(q), T(q), E, H, T(w_in), T(b_in), T(bk), T(bv), True, 0.0,
+                                            T(w_out), T(b_out), average_attn_weights=False)
+    ro, rw = ref_mha(q[:, None], q[:, None], q[:, None], H, w_in, b_in, w_out, b_out, average=False,
+                     bias_kv=(bk[0], bv[0]), zero_attn=True)
+    assert out.shape == (L, E) and w.shape == (H, L, L + 2)
+    assert_close(out, ro[:, 0], rtol=1e-10, atol=1e-12)
+    assert_close(w, rw[0], rtol=1e-10, atol=1e-12)
+    causal = np.triu(np.ones((L, L), bool), 1)
+    out_c, none = _call(q, q, q, H, w_in, b_in, w_out, b_out, attn_mask=T(causal), is_causal=True,
+                        need_weights=False)
+    assert none is None
+    assert_close(out_c, ref_mha(q[:, None], q[:, None], q[:, None], H, w_in, b_in, w_out, b_out,
+                                attn_mask=causal)[0][:, 0], rtol=1e-10, atol=1e-12)
+
+
+def test_mha_separate_proj_weights_and_training_dropout():
+    L, S, n, E, H = 2, 3, 1, 4, 1
+    q, k, v = randn(L, n, E), randn(S, n, E), randn(S, n, E)
+    w_in, b_in, w_out, b_out = _weights(E)
+    wq, wk, wv = np.split(w_in, 3)
+    out, _ = A.multi_head_attention_forward(T(q), T(k), T(v), E, H, None, T(b_in), None, None, False, 0.9,
+                                            T(w_out), T(b_out), training=False, use_separate_proj_weight=True,
+                                            q_proj_weight=T(wq), k_proj_weight=T(wk), v_proj_weight=T(wv))
+    assert_close(out, ref_mha(q, k, v, H, w_in, b_in, w_out, b_out)[0], rtol=1e-10, atol=1e-12)
+
+
+def test_mha_errors():
+    q = disttorch.randn(3, 2, 4)
+    w_in, w_out = disttorch.randn(12, 4), disttorch.randn(4, 4)
+    with pytest.raises(AssertionError, match="embedding dimension of 6"):
+        A.multi_head_attention_forward(q, q, q, 6, 2, w_in, None, None, None, False, 0.0, w_out, None)
+    with pytest.raises(AssertionError, match="not divisible"):
+        A.multi_head_attention_forward(q, q, q, 4, 3, w_in, None, None, None, False, 0.0, w_out, None)
+    with pytest.raises(AssertionError, match="4-D query"):
+        A.multi_head_attention_forward(q[None], q[None], q[None], 4, 2, w_in, None, None, None, False, 0.0, w_out,
+                                       None)
+    with pytest.raises(RuntimeError, match="2D attn_mask"):
+        A.multi_head_attention_forward(q, q, q, 4, 2, w_in, None, None, None, False, 0.0, w_out, None,
+                                       attn_mask=disttorch.zeros(2, 2))
+    with pytest.raises(RuntimeError, match="Need attn_mask"):
+        A.multi_head_attention_forward(q, q, q, 4, 2, w_in, None, None, None, False, 0.0, w_out, None,
+                                       is_causal=True)
+
+
+def test_mha_grad():
+    E, H = 4, 2
+    q = randn(2, 1, E)
+    w_in, b_in, w_out, b_out = (a * 0.5 for a in _weights(E))
+    kpm = T(np.array([[False, True]]))
+
+    def fn(q, w_in, b_in, w_out):
+        return A.multi_head_attention_forward(q, q, q, E, H, w_in, b_in, None, None, False, 0.0, w_out, T(b_out),
+                                              key_padding_mask=kpm)
+
+    check_grad(fn, q, w_in, b_in, w_out)
+
+
+def test_exports():
+    assert A.__all__ == []
+    assert set(A.FUNCTIONAL) == {"scaled_dot_product_attention", "multi_head_attention_forward"}
