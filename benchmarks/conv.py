@@ -12,17 +12,24 @@ is a hand-written im2col convolution (padding copy, strided view, one matmul per
 shifted adds): the floor an engine written over NumPy can approach. PyTorch's column appears when
 ``import torch`` works; the ratios are disttorch / NumPy and disttorch / PyTorch from the same run.
 
+Each library is timed in its own child process (``--lib``), one after the other: in one process,
+PyTorch's OpenMP threads and OpenBLAS's threads keep spinning after their work and steal each other's
+cores, which on a small machine distorts both columns by several times.
+
 Usage::
 
-    python benchmarks/conv.py            # about 20 seconds
+    python benchmarks/conv.py            # about 30 seconds
     python benchmarks/conv.py --quick
-    python benchmarks/conv.py --threads 1
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/conv.py   # one thread each
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,14 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import disttorch  # noqa: E402
-import disttorch.ops.conv as C  # noqa: E402
-
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # the optional `bench` extra
-    torch = TF = None
+HAVE_TORCH = importlib.util.find_spec("torch") is not None  # the optional `bench` extra
 
 BATCH = 64
 # name: (in_channels, out_channels, image size, input requires grad)
@@ -132,8 +132,12 @@ def framework_stack(lib, conv2d, x, w1, b1, w2, b2):
     return step
 
 
-def check_agreement(x, w, b) -> float:
+def check_agreement() -> float:
     """Largest relative difference of disttorch's conv2d output and gradients against the NumPy reference."""
+    import disttorch
+    import disttorch.ops.conv as C
+
+    x, w, b = make_arrays(*CASES["conv2"][:3])
     xt, wt, bt = (disttorch.tensor(a, requires_grad=True) for a in (x, w, b))
     y = C.conv2d(xt, wt, bt, padding=1)
     y.backward(disttorch.ones_like(y))
@@ -143,8 +147,53 @@ def check_agreement(x, w, b) -> float:
     return max(float(np.abs(a - r).max() / (np.abs(r).max() + 1e-12)) for a, r in zip(got, refs))
 
 
+def make_arrays(ci: int, co: int, size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((BATCH, ci, size, size), dtype=np.float32)
+    w = (rng.standard_normal((co, ci, 3, 3)) / math.sqrt(ci * 9)).astype(np.float32)
+    return x, w, rng.standard_normal(co).astype(np.float32)
+
+
+def stack_arrays(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32)
+    return x, [(rng.standard_normal((16, 1, 3, 3)) / 3).astype(np.float32), np.zeros(16, np.float32),
+               (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32), np.zeros(32, np.float32)]
+
+
+def time_lib(lib_name: str, number: int, repeat: int) -> dict:
+    """Milliseconds per step of every case for one library ('numpy', 'disttorch' or 'torch')."""
+    if lib_name == "numpy":
+        cases = {name: numpy_case(*make_arrays(ci, co, size), need_x)
+                 for name, (ci, co, size, need_x) in CASES.items()}
+        x, ps = stack_arrays()
+        cases["stack"] = numpy_stack(x, *ps)
+    else:
+        if lib_name == "torch":
+            import torch as lib
+            from torch.nn.functional import conv2d
+        else:
+            import disttorch as lib
+            from disttorch.ops.conv import conv2d
+        cases = {name: framework_case(lib, conv2d, *make_arrays(ci, co, size), need_x)
+                 for name, (ci, co, size, need_x) in CASES.items()}
+        x, ps = stack_arrays()
+        cases["stack"] = framework_stack(lib, conv2d, x, *ps)
+    return {name: best_time(step, number, repeat) * 1e3 for name, step in cases.items()}
+
+
+def run_child(lib_name: str, number: int, repeat: int):
+    """``time_lib`` in a fresh interpreter (its thread pools alone on the machine); None if it fails."""
+    cmd = [sys.executable, __file__, "--lib", lib_name, "--number", str(number), "--repeat", str(repeat)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        print(f"{lib_name}: failed ({res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode})")
+        return None
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def fmt(t) -> str:
-    return "-" if t is None else f"{t * 1e3:8.2f}"
+    return "-" if t is None else f"{t:8.2f}"
 
 
 def ratio(a, b) -> str:
@@ -154,38 +203,23 @@ def ratio(a, b) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (BLAS threads: set "
-                    "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting)")
+    ap.add_argument("--lib", choices=("numpy", "disttorch", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--number", type=int, default=10, help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    number, repeat = (3, 2) if args.quick else (10, 5)
-    if torch is not None and args.threads:
-        torch.set_num_threads(args.threads)
+    if args.lib:
+        print(json.dumps(time_lib(args.lib, args.number, args.repeat)))
+        return
+    number, repeat = (3, 2) if args.quick else (args.number, args.repeat)
     print(f"numpy {np.__version__}, cores {os.cpu_count()}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}", end="")
-    print(f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch is not None else
-          ", torch not installed")
-    rng = np.random.default_rng(0)
-    rows = []
-    for name, (ci, co, size, need_x) in CASES.items():
-        x = rng.standard_normal((BATCH, ci, size, size), dtype=np.float32)
-        w = (rng.standard_normal((co, ci, 3, 3)) / math.sqrt(ci * 9)).astype(np.float32)
-        b = rng.standard_normal(co).astype(np.float32)
-        if name == "conv2":
-            print(f"agreement with the NumPy reference (max relative difference): {check_agreement(x, w, b):.1e}")
-        t_np = best_time(numpy_case(x, w, b, need_x), number, repeat)
-        t_dt = best_time(framework_case(disttorch, C.conv2d, x, w, b, need_x), number, repeat)
-        t_pt = None if torch is None else best_time(framework_case(torch, TF.conv2d, x, w, b, need_x), number, repeat)
-        rows.append((name, t_dt, t_np, t_pt))
-    x = rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32)
-    ps = [(rng.standard_normal((16, 1, 3, 3)) / 3).astype(np.float32), np.zeros(16, np.float32),
-          (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32), np.zeros(32, np.float32)]
-    t_np = best_time(numpy_stack(x, *ps), number, repeat)
-    t_dt = best_time(framework_stack(disttorch, C.conv2d, x, *ps), number, repeat)
-    t_pt = None if torch is None else best_time(framework_stack(torch, TF.conv2d, x, *ps), number, repeat)
-    rows.append(("stack", t_dt, t_np, t_pt))
-    print(f"\nconv2d forward + backward, batch {BATCH}, float32, ms per step")
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+          f", torch {'found' if HAVE_TORCH else 'not installed'}")
+    print(f"agreement with the NumPy reference (max relative difference): {check_agreement():.1e}")
+    res = {lib: run_child(lib, number, repeat) for lib in ("disttorch", "numpy") + (("torch",) if HAVE_TORCH else ())}
+    print(f"\nconv2d forward + backward, batch {BATCH}, float32, ms per step (each library in its own process)")
     print(f"{'case':<12}{'disttorch':>10}{'numpy':>10}{'torch':>10}{'dt/np':>9}{'dt/torch':>10}")
-    for name, t_dt, t_np, t_pt in rows:
+    for name in list(CASES) + ["stack"]:
+        t_dt, t_np, t_pt = ((res.get(lib) or {}).get(name) for lib in ("disttorch", "numpy", "torch"))
         print(f"{name:<12}{fmt(t_dt):>10}{fmt(t_np):>10}{fmt(t_pt):>10}{ratio(t_dt, t_np):>9}{ratio(t_dt, t_pt):>10}")
 
 

@@ -1,10 +1,15 @@
-"""Neural-network layers, losses and functional ops (`disttorch.nn`), as `torch.nn`."""
+"""Neural-network layers, losses and functional ops (`disttorch.nn`), as `torch.nn`.
+
+Layers live at PyTorch's module paths (``disttorch.nn.modules.linear.Linear``) and are re-exported here;
+``disttorch.nn.functional`` holds the functional forms, ``disttorch.nn.init`` the initialisers and
+``disttorch.nn.utils`` gradient clipping and sequence packing.
+"""
 from .._missing import not_implemented_getattr
 from . import functional, init, modules, parameter, utils  # noqa: F401
-from .modules import Module, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
 from .parameter import Buffer, Parameter
 
-__all__ = ["Module", "Parameter", "Buffer", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
-           "ParameterDict"]
+__all__ = ["Parameter", "Buffer", "functional", "init", "utils"] + list(_modules_all)
 
 __getattr__ = not_implemented_getattr("disttorch.nn")

@@ -16,38 +16,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-
-import numpy as np
-
-# Copies and shifted adds are memory-bound and single-threaded in NumPy; on big CPU arrays they run
-# split over the batch in a few threads (NumPy releases the GIL), as PyTorch's intra-op threads do.
-_PAR_MIN = 1 << 19  # elements; below this a thread hand-off costs more than it saves
-_POOL = {"pid": None, "ex": None, "n": 0}
-
-
-def _threads() -> int:
-    from .. import _runtime
-
-    n = _runtime._threads["intra"]
-    return min(n if n is not None else (os.cpu_count() or 1), 8)
-
-
-def parallel(xp, n: int, size: int, fn) -> None:
-    """Run ``fn(lo, hi)`` over batch ranges covering ``range(n)``: in threads for big NumPy arrays."""
-    nt = min(_threads(), n) if xp is np and size >= _PAR_MIN else 1
-    if nt <= 1:
-        fn(0, n)
-        return
-    if _POOL["pid"] != os.getpid() or _POOL["n"] < nt:  # a forked child (DataLoader worker) has no threads
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL.update(pid=os.getpid(), ex=ThreadPoolExecutor(nt, thread_name_prefix="disttorch-conv"), n=nt)
-    bounds = [n * i // nt for i in range(nt + 1)]
-    futs = [_POOL["ex"].submit(fn, bounds[i], bounds[i + 1]) for i in range(1, nt)]
-    fn(bounds[0], bounds[1])
-    for f in futs:
-        f.result()
 
 
 def out_size(size: int, lo: int, hi: int, k: int, stride: int, dil: int) -> int:
@@ -85,15 +53,7 @@ def im2col(xp, x, ksize, pads, stride, dil, groups: int = 1):
     osize = tuple(out_size(s, lo, hi, k, st, d) for s, (lo, hi), k, st, d in zip(sp, pads, ksize, stride, dil))
     v = windows(xp, pad(xp, x, pads), ksize, stride, dil, osize)
     n, c = x.shape[0], x.shape[1]
-    shape = (n, groups, (c // groups) * math.prod(ksize), math.prod(osize))
-    if xp is not np or math.prod(shape) < _PAR_MIN:
-        return v.reshape(shape), osize
-    out = xp.empty(v.shape, dtype=x.dtype)
-
-    def copy(lo, hi):
-        out[lo:hi] = v[lo:hi]
-    parallel(xp, n, out.size, copy)
-    return out.reshape(shape), osize
+    return v.reshape(n, groups, (c // groups) * math.prod(ksize), math.prod(osize)), osize
 
 
 def col2im(xp, cols, ksize, dest_shape, pads, stride, dil):
@@ -118,16 +78,13 @@ def col2im(xp, cols, ksize, dest_shape, pads, stride, dil):
                 start = off + j0 * s
                 opts.append((slice(start, start + (j1 - j0) * s + 1, s), slice(j0, j1 + 1)))
         per_dim.append(opts)
+    lead = (slice(None),) * (len(dest_shape) - nsp)
     mid = (slice(None),) * (len(dest_shape) - nsp - 1)
-    shifts = [(kidx, mid + tuple(c[0] for c in combo), mid + tuple(c[1] for c in combo))
-              for kidx, combo in enumerate(itertools.product(*per_dim)) if None not in combo]
-
-    def add(lo, hi):
-        d, c = dest[lo:hi], cols[lo:hi]
-        for kidx, dst, src in shifts:
-            view = d[(slice(None),) + dst]
-            view += c[(slice(None), kidx) + src]
-    parallel(xp, dest_shape[0], cols.size, add)
+    for kidx, combo in enumerate(itertools.product(*per_dim)):
+        if None in combo:
+            continue
+        view = dest[lead + tuple(c[0] for c in combo)]
+        view += cols[(slice(None), kidx) + mid + tuple(c[1] for c in combo)]
     return dest
 
 
@@ -139,9 +96,9 @@ def conv(xp, x, w, pads, stride, dil, groups: int):
     o = w.shape[0]
     n = x.shape[0]
     if groups == 1:
-        y = xp.matmul(w.reshape(o, -1), cols[:, 0])
+        y = xp.matmul(w.reshape(o, cols.shape[2]), cols[:, 0])
     else:
-        y = xp.matmul(w.reshape(groups, o // groups, -1), cols)
+        y = xp.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)
     return y.reshape((n, o) + osize), cols
 
 
@@ -150,12 +107,12 @@ def weight_grad(xp, cols, g, wshape, groups: int):
     n = g.shape[0]
     o = wshape[0]
     if groups == 1:
-        g2 = g.reshape(n, o, -1)
+        g2 = g.reshape(n, o, cols.shape[3])
         if n == 1:
             return xp.matmul(g2[0], cols[0, 0].T).reshape(wshape)
         # One gemm per sample then a sum: both operands keep their layout (BLAS reads cols transposed).
         return xp.matmul(g2, cols[:, 0].transpose(0, 2, 1)).sum(0).reshape(wshape)
-    g2 = g.reshape(n, groups, o // groups, -1)
+    g2 = g.reshape(n, groups, o // groups, cols.shape[3])
     return xp.matmul(g2, cols.transpose(0, 1, 3, 2)).sum(0).reshape(wshape)
 
 
@@ -171,9 +128,9 @@ def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
     # Kernel position outermost in the rows, so col2im reads one contiguous slab per position.
     wk = w.reshape(groups, og, cg, kvol).transpose(0, 3, 2, 1).reshape(groups, kvol * cg, og)
     if groups == 1:
-        cols = xp.matmul(wk[0], x.reshape(n, og, -1)).reshape((n, kvol, 1, cg) + isize)
+        cols = xp.matmul(wk[0], x.reshape(n, og, math.prod(isize))).reshape((n, kvol, 1, cg) + isize)
     else:
-        cols = xp.matmul(wk, x.reshape(n, groups, og, -1)).reshape((n, groups, kvol, cg) + isize)
+        cols = xp.matmul(wk, x.reshape(n, groups, og, math.prod(isize))).reshape((n, groups, kvol, cg) + isize)
         cols = cols.transpose((0, 2, 1) + tuple(range(3, cols.ndim)))
     y = col2im(xp, cols, ksize, (n, groups, cg) + tuple(osize), pads, stride, dil)
     return y.reshape((n, groups * cg) + tuple(osize))

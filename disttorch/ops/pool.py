@@ -17,9 +17,11 @@ from .. import _tensor as T
 from .pad import LinearNode, compute_dtype, linear_apply
 from ._helpers import tensor_arg
 
-__all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "avg_pool1d"]
+__all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "avg_pool1d", "adaptive_avg_pool1d"]
 FUNCTIONAL = ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices", "avg_pool1d",
-              "avg_pool2d", "lp_pool1d", "lp_pool2d")
+              "avg_pool2d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+              "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool1d_with_indices",
+              "adaptive_max_pool2d_with_indices", "max_unpool1d", "max_unpool2d")
 
 _TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
@@ -418,6 +420,13 @@ def lp_pool1d(input, norm_type, kernel_size: int, stride=None, ceil_mode: bool =
     """1-D power-average pooling."""
     out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
     return (out.sign() * out.abs()).mul(kernel_size).pow(1.0 / norm_type)
+
+
+# Adaptive pools and max_unpool live in pool_adaptive.py (which uses the helpers above); ops.pool stays the one
+# pool module that __init__ and nn.functional import from.
+from .pool_adaptive import (  # noqa: E402,F401
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool1d_with_indices,
+    adaptive_max_pool2d, adaptive_max_pool2d_with_indices, max_unpool1d, max_unpool2d)
 
 
 class PoolMethods:

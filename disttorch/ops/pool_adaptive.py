@@ -1,4 +1,4 @@
-"""Adaptive pools (average 1-D/2-D/3-D, max 1-D/2-D) and max_unpool.
+"""Adaptive pools (average 1-D/2-D/3-D, max 1-D/2-D) and max_unpool, re-exported by pool.py.
 
 Adaptive window ``i`` of ``m`` over ``n`` inputs is ``[floor(i*n/m), ceil((i+1)*n/m))``. Adaptive average
 pooling is separable, so it runs as per-axis tap maps (pad.py); adaptive max gathers each window through a
@@ -16,10 +16,7 @@ from ._helpers import tensor_arg
 from .pad import LinearNode, compute_dtype, linear_apply, simplify_taps, tap_maps
 from .pool import _args2d, _check1d, _check_dtype, _dim_range, _xp_of
 
-__all__ = ["adaptive_avg_pool1d"]
-FUNCTIONAL = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-              "adaptive_max_pool2d", "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
-              "max_unpool1d", "max_unpool2d")
+__all__: list = []  # pool.py re-exports these functions and lists them in its __all__ / FUNCTIONAL
 
 
 class AdaptiveAvgPool2DBackward0(LinearNode):
@@ -55,8 +52,8 @@ def _flat_gather(a, idx):
     """``out[..., i, j] = a[..., idx[..., i, j]]`` over the flattened last two axes of ``a``."""
     xp = _xp_of(a)
     lead = a.shape[:-2]
-    flat = a.reshape(lead + (-1,))
-    return xp.take_along_axis(flat, idx.reshape(lead + (-1,)), -1).reshape(idx.shape)
+    flat = a.reshape(lead + (a.shape[-2] * a.shape[-1],))
+    return xp.take_along_axis(flat, idx.reshape(lead + (idx.shape[-2] * idx.shape[-1],)), -1).reshape(idx.shape)
 
 
 def _flat_scatter(g, idx, hw: tuple):
@@ -66,7 +63,7 @@ def _flat_scatter(g, idx, hw: tuple):
     rows = math.prod(lead)
     n = hw[0] * hw[1]
     cd = compute_dtype(g)
-    gidx = idx.reshape(rows, -1) + (xp.arange(rows, dtype=idx.dtype) * n)[:, None]
+    gidx = idx.reshape(rows, idx.shape[-2] * idx.shape[-1]) + (xp.arange(rows, dtype=idx.dtype) * n)[:, None]
     res = xp.bincount(gidx.reshape(-1), weights=g.astype(cd, copy=False).reshape(-1), minlength=rows * n)
     return res.astype(g.dtype).reshape(lead + tuple(hw))
 
@@ -174,7 +171,7 @@ def _adaptive_max2d(input, output_size, return_indices: bool, op: str = "adaptiv
     kh, kw = rh.shape[1], rw.shape[1]
     table = (rh[:, None, :, None] * hw[1] + rw[None, :, None, :]).reshape(out[0], out[1], kh * kw)
     table = xp.asarray(table)
-    win = a.reshape(a.shape[:-2] + (-1,))[..., table]
+    win = a.reshape(a.shape[:-2] + (hw[0] * hw[1],))[..., table]
     if win.size == 0:
         vals, idx = win.sum(-1), xp.zeros(win.shape[:-1], dtype=np.int64)
     else:
@@ -264,7 +261,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     lead = a.shape[:-2]
     rows = math.prod(lead)
     out = xp.zeros(rows * oh * ow, dtype=a.dtype)
-    gidx = idx.reshape(rows, -1) + (xp.arange(rows, dtype=np.int64) * (oh * ow))[:, None]
+    gidx = idx.reshape(rows, idx.shape[-2] * idx.shape[-1]) + (xp.arange(rows, dtype=np.int64) * (oh * ow))[:, None]
     out[gidx.reshape(-1)] = a.reshape(-1)
     r = T._wrap(out.reshape(lead + (oh, ow)))
     if T.needs_grad(x):
@@ -287,9 +284,3 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     r = max_unpool2d(x.unsqueeze(-2), ind.unsqueeze(-2), (1, k), (1, s), (0, p),
                      size if size is not None else [1, (x.shape[-1] - 1) * s + k - 2 * p])
     return r.squeeze(-2)
-
-
-class PoolAdaptiveMethods:
-    """No Tensor methods: PyTorch has no ``Tensor.adaptive_avg_pool2d``."""
-
-    __slots__ = ()

@@ -377,8 +377,25 @@ def test_max_unpool2d_roundtrip_and_grad():
 
 
 def test_exports():
-    for mod in (pool, pool_adaptive):
-        assert set(mod.__all__) <= set(mod.FUNCTIONAL)
-        for name in mod.FUNCTIONAL:
-            assert callable(getattr(mod, name))
-    assert "adaptive_max_pool1d" not in pool_adaptive.__all__  # torch.adaptive_max_pool1d returns (values, indices)
+    assert set(pool.__all__) <= set(pool.FUNCTIONAL)
+    for name in pool.FUNCTIONAL:
+        assert callable(getattr(pool, name))
+    assert pool.adaptive_max_pool2d is pool_adaptive.adaptive_max_pool2d
+    assert "adaptive_max_pool1d" not in pool.__all__  # torch.adaptive_max_pool1d returns (values, indices)
+
+
+@pytest.mark.parametrize("call", [lambda x: P.max_pool2d(x, 2), lambda x: P.max_pool2d(x, 3, 1, 1),
+                                  lambda x: P.avg_pool2d(x, 3, 2, 1, True), lambda x: P.adaptive_avg_pool2d(x, 3),
+                                  lambda x: P.adaptive_max_pool2d(x, 3)])
+def test_empty_batch_and_bfloat16_backward(call):
+    x = T(np.zeros((0, 2, 4, 4)), requires_grad=True)
+    call(x).sum().backward()
+    assert x.grad.shape == (0, 2, 4, 4)
+    xb = T(distinct((1, 1, 4, 4)), requires_grad=True)
+    xb = xb.detach().to(disttorch.bfloat16).requires_grad_()
+    y = call(xb)
+    y.sum().backward()
+    assert y.dtype == xb.grad.dtype == disttorch.bfloat16
+    xd = T(distinct((1, 1, 4, 4)), requires_grad=True)
+    call(xd).sum().backward()
+    assert_close(xb.grad, xd.grad.numpy(), rtol=1e-2, atol=1e-2)

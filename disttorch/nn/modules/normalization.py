@@ -14,7 +14,7 @@ from .. import init
 from ..parameter import Parameter
 from .module import Module
 
-__all__ = ["LocalResponseNorm", "LayerNorm", "GroupNorm", "RMSNorm"]
+__all__ = ["LocalResponseNorm", "CrossMapLRN2d", "LayerNorm", "GroupNorm", "RMSNorm"]
 
 
 def _shape_tuple(normalized_shape) -> tuple:
@@ -49,6 +49,31 @@ class LocalResponseNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return "{size}, alpha={alpha}, beta={beta}, k={k}".format(**self.__dict__)
+
+
+class CrossMapLRN2d(Module):
+    """Legacy cross-channel LRN of a 4-d input: ``x * (k + alpha / size * sum of x^2 over the window))^-beta``.
+
+    The window is ``(size - 1) // 2`` channels either side (for odd ``size`` the same as
+    :class:`LocalResponseNorm`; an even ``size`` loses one channel, as in PyTorch).
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1) -> None:
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() != 4:
+            raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.dim()}D instead.")
+        # A symmetric window of width w, averaged by F.local_response_norm: rescale alpha from 1/w to 1/size.
+        w = 2 * ((self.size - 1) // 2) + 1
+        return F.local_response_norm(input, w, self.alpha * w / self.size, self.beta, self.k)
 
     def extra_repr(self) -> str:
         return "{size}, alpha={alpha}, beta={beta}, k={k}".format(**self.__dict__)
