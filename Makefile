@@ -23,7 +23,7 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo
-	$(BIN)/python examples/train_mlp.py
+	$(BIN)/python examples/train_digits.py
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -34,6 +34,7 @@ test-gpu: $(VENV)/.test
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/train_step.py
 
 parity: $(VENV)/.bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/parity

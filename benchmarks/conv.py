@@ -18,7 +18,7 @@ cores, which on a small machine distorts both columns by several times.
 
 Usage::
 
-    python benchmarks/conv.py            # about 30 seconds
+    python benchmarks/conv.py            # about a minute
     python benchmarks/conv.py --quick
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/conv.py   # one thread each
 """

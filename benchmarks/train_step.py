@@ -125,7 +125,7 @@ def run(name: str, rounds: int, steps: int) -> tuple:
     tm = build(torch)
     copy_weights(dm, tm)
     ds, ts = make_step(disttorch, dm, x, y), make_step(torch, tm, x, y)
-    l1, l2 = float(ds()), float(ts())  # warm-up; first losses agree since the weights do
+    l1, l2 = ds().item(), ts().item()  # warm-up; first losses agree since the weights do
     if abs(l1 - l2) > 1e-3 * max(1.0, abs(l2)):
         print(f"  warning: first-step losses differ: disttorch {l1:.6f} torch {l2:.6f}")
     d_times, t_times = [], []

@@ -88,7 +88,7 @@ def main(argv=None) -> float:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=1500, help="give up after this many episodes")
     p.add_argument("--gamma", type=float, default=0.99)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=195.0, help="average return over 100 episodes to stop at")
     args = p.parse_args(argv)

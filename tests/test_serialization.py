@@ -26,7 +26,8 @@ def test_round_trip_preserves_python_types(tmp_path):
            "dtype": disttorch.bfloat16, "size": disttorch.Size([2, 3]), "dev": disttorch.device("cpu"),
            "np": np.arange(3, dtype=np.int16), "npf": np.float32(1.5), "empty": disttorch.empty(0, 3),
            "i64": disttorch.tensor([2 ** 40, -1]), "bool": disttorch.tensor([True, False]),
-           "half": disttorch.tensor([1.5], dtype=disttorch.float16), "bf16": disttorch.tensor([2.5], dtype=disttorch.bfloat16),
+           "half": disttorch.tensor([1.5], dtype=disttorch.float16),
+           "bf16": disttorch.tensor([2.5], dtype=disttorch.bfloat16),
            "cplx": disttorch.tensor([1 + 1j]), "scalar": disttorch.tensor(3.0)}
     path = tmp_path / "ckpt.pt"
     disttorch.save(obj, path)

@@ -13,6 +13,7 @@ import numpy as np  # mask bookkeeping for the causal-mask cache
 
 from .. import _tensor as T
 from . import random as _R
+from .linear import linear
 from ._helpers import tensor_arg
 from .join import cat
 from .pointwise_binary import where
@@ -144,8 +145,8 @@ def _expect(cond: bool, msg: str) -> None:
 
 
 def _linear(x, w, b):
-    y = x.matmul(w.t())
-    return y if b is None else y + b
+    # one 2-D GEMM over all leading dims (NumPy runs a 3-D matmul on a transposed view as many small GEMMs)
+    return linear(x, w, b)
 
 
 def _canonical_mask(mask, name: str, target):

@@ -292,7 +292,7 @@ def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
         return xp.empty(shape, dtype=dt.np)
     if (fill.__class__ is builtins.int or fill.__class__ is builtins.bool) and fill == 0:
         return xp.zeros(shape, dtype=dt.np)
-    if isinstance(fill, (builtins.float, np.floating)) and not math.isfinite(fill) and dt._cat < 2:
+    if isinstance(fill, (builtins.float, np.floating)) and not math.isfinite(fill) and dt._cat == 1:
         raise RuntimeError(f"{op}: value cannot be converted to type {dt} without overflow: {fill}")
     try:
         if dt is D.bfloat16:

@@ -22,7 +22,7 @@ class LinearBackward0(Node):
         need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
         out_f, in_f = self.w_shape
         g2 = g.reshape(-1, out_f)
-        gx = matmul(g, w) if need_x else None
+        gx = matmul(g2, w).reshape(self.x_shape) if need_x else None
         gw = matmul(g2.t(), x.reshape(-1, in_f)) if need_w else None
         gb = g2.sum(0) if need_b else None
         if self.w_ndim == 1:  # weight (in,) : output (...,)
@@ -87,6 +87,7 @@ def linear(input, weight, bias=None):
         node = LinearBackward0(x, w, b)
         node.w_shape = w2.shape
         node.w_ndim = wd.ndim
+        node.x_shape = xd.shape
         # x is needed only for the weight's gradient, the weight only for the input's
         node.save_for_backward(x if node.next_functions[1][0] is not None else None,
                                (w if wd.ndim == 2 else w.reshape(1, -1)) if node.next_functions[0][0] is not None

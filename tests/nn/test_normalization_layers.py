@@ -52,9 +52,9 @@ def test_layernorm_attributes_state_dict_repr():
     assert list(LayerNorm(3, bias=False).state_dict()) == ["weight"]
     assert LayerNorm(3, bias=False).bias is None
     assert list(LayerNorm(3, elementwise_affine=False).state_dict()) == []
-    assert repr(m) == "LayerNorm((2, 3), eps=1e-05, elementwise_affine=True)"
+    assert repr(m) == "LayerNorm((2, 3), eps=1e-05, elementwise_affine=True, bias=True)"
     assert repr(LayerNorm(8, eps=1e-6, elementwise_affine=False)) == \
-        "LayerNorm((8,), eps=1e-06, elementwise_affine=False)"
+        "LayerNorm((8,), eps=1e-06, elementwise_affine=False, bias=False)"
     assert LayerNorm(3, dtype=torch.float64).weight.dtype == torch.float64
     src = _randomize(LayerNorm(3))
     dst = LayerNorm(3)
@@ -92,8 +92,10 @@ def test_groupnorm_attributes_repr_errors():
     np.testing.assert_array_equal(m.bias.detach().numpy(), np.zeros(6))
     assert list(m.state_dict()) == ["weight", "bias"]
     assert list(GroupNorm(3, 6, affine=False).state_dict()) == []
-    assert repr(m) == "GroupNorm(3, 6, eps=1e-05, affine=True)"
-    with pytest.raises(ValueError, match="num_channels must be divisible by num_groups"):
+    assert repr(m) == "GroupNorm(3, 6, eps=1e-05, affine=True, bias=True)"
+    assert repr(GroupNorm(2, 4, bias=False)) == "GroupNorm(2, 4, eps=1e-05, affine=True, bias=False)"
+    assert GroupNorm(2, 4, bias=False).bias is None
+    with pytest.raises(ValueError, match=r"num_channels \(6\) must be divisible by num_groups \(4\)"):
         GroupNorm(4, 6)
     with pytest.raises(RuntimeError, match="divisible by num_groups"):
         GroupNorm(2, 4)(torch.randn(2, 3, 5))

@@ -448,7 +448,21 @@ def test_empty_batch_and_zero_length():
         m(disttorch.randn(0, 2, 3))
 
 
-def test_grad_fn_is_one_node_per_layer_direction():
-    m = _make("LSTM", {})
-    out, (h, c) = m(disttorch.randn(4, 2, 3, dtype=disttorch.float64))
-    assert out.grad_fn.name() == "RnnLayerBackward0"
+def test_graph_size_does_not_grow_with_sequence_length():
+    m = _make("LSTM", {}, num_layers=2)
+    out, _ = m(disttorch.randn(20, 2, 3, dtype=disttorch.float64))
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            todo.extend(f for f, _ in fn.next_functions)
+    names = [fn.name() for fn in seen]
+    assert names.count("RnnLayerBackward0") == 2 and len(names) < 20
+
+
+def test_input_dim_error_wording():
+    with pytest.raises(ValueError, match="LSTM: Expected input to be 2D or 3D, got 1D instead"):
+        LSTM(3, 4)(disttorch.randn(3))
+    with pytest.raises(TypeError, match="must be Tensor or PackedSequence"):
+        GRU(3, 4)([1.0, 2.0])

@@ -198,7 +198,8 @@ class RNNBase(Module):
             raise TypeError(f"{name}.forward(): argument 'input' must be Tensor or PackedSequence, not "
                             f"{type(input).__name__}")
         if input.dim() not in (2, 3):
-            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+            what = "D tensor" if name == "RNN" else "D"  # PyTorch's wording differs between the classes
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}{what} instead")
         is_batched = input.dim() == 3
         if not is_batched:
             input = input.unsqueeze(0 if self.batch_first else 1)
@@ -229,8 +230,8 @@ class RNNBase(Module):
                 b_ih, b_hh = (w(names[2]), w(names[3])) if self.bias else (None, None)
                 w_hr = w(names[-1]) if self.proj_size > 0 else None
                 gi = linear(x, w_ih, b_ih)
-                out, hn, cn = rnn_layer(self.mode, gi, hxs[k], None if cxs is None else cxs[k], w_hh, b_hh, w_hr,
-                                     bsz, offs, d == 1)
+                c0 = None if cxs is None else cxs[k]
+                out, hn, cn = rnn_layer(self.mode, gi, hxs[k], c0, w_hh, b_hh, w_hr, bsz, offs, d == 1)
                 outs.append(out)
                 hns.append(hn)
                 cns.append(cn)
@@ -241,7 +242,7 @@ class RNNBase(Module):
             x = x.reshape(input.shape[0], input.shape[1], x.shape[1])
         return x, stack(hns, 0), (stack(cns, 0) if cx is not None else None)
 
-    def _finish(self, output, input, batch_sizes, sorted_indices, unsorted_indices, is_batched, packed):
+    def _finish(self, output, batch_sizes, sorted_indices, unsorted_indices, is_batched, packed):
         if packed:
             return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
         if self.batch_first:
@@ -274,7 +275,7 @@ class RNNBase(Module):
             hx = self.permute_hidden(hx, sidx)
         self.check_forward_args(data, hx, batch_sizes)
         output, hidden, _ = self._run(self._time_major(data, packed), batch_sizes, hx, None)
-        output = self._finish(output, input, batch_sizes, sidx, uidx, is_batched, packed)
+        output = self._finish(output, batch_sizes, sidx, uidx, is_batched, packed)
         if not packed and not is_batched:
             hidden = hidden.squeeze(1)
         return output, self.permute_hidden(hidden, uidx)
@@ -367,7 +368,7 @@ class LSTM(RNNBase):
             hx = self.permute_hidden(hx, sidx)
         self.check_forward_args(data, hx, batch_sizes)
         output, hn, cn = self._run(self._time_major(data, packed), batch_sizes, hx[0], hx[1])
-        output = self._finish(output, input, batch_sizes, sidx, uidx, is_batched, packed)
+        output = self._finish(output, batch_sizes, sidx, uidx, is_batched, packed)
         if not packed and not is_batched:
             hn, cn = hn.squeeze(1), cn.squeeze(1)
         return output, self.permute_hidden((hn, cn), uidx)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import _dtype as D
 from ..._tensor import Tensor
-from ...ops.creation import full
+from ...ops.creation import full, ones
 from ...ops.rearrange import triu
 from .. import functional as F
 from ..init import xavier_uniform_
@@ -49,7 +49,10 @@ def _detect_is_causal_mask(mask: Tensor | None, is_causal: bool | None = None, s
     if is_causal is None and mask is not None:
         sz = size if size is not None else mask.size(-2)
         if tuple(mask.shape) == (sz, sz):
-            causal = _generate_square_subsequent_mask(sz, device=mask.device, dtype=mask.dtype)
+            if mask.dtype is D.bool:  # PyTorch's full(-inf, dtype=bool) is True; disttorch's full refuses it
+                causal = triu(ones((sz, sz), dtype=D.bool, device=mask.device), diagonal=1)
+            else:
+                causal = _generate_square_subsequent_mask(sz, device=mask.device, dtype=mask.dtype)
             make_causal = bool((mask == causal).all())
         else:
             make_causal = False
