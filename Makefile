@@ -25,7 +25,15 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/python examples/train_digits.py
 
+# The multi-host launcher tests start a real sshd on loopback aliases; as root on Debian/Ubuntu, install it
+# when missing (without it those tests skip and say why).
+SSHD_INSTALL := if [ ! -x /usr/sbin/sshd ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server >/dev/null 2>&1 \
+	|| (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	--no-install-recommends openssh-server >/dev/null 2>&1) || echo "note: could not install openssh-server"; fi
+
 test: $(VENV)/.test
+	@$(SSHD_INSTALL)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-gpu: $(VENV)/.test

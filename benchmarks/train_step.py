@@ -13,16 +13,26 @@ Rounds alternate disttorch and PyTorch (so both see the same machine state); the
 milliseconds per step of each and the ratio disttorch/PyTorch. Targets from the nn issue: MLP <= 1.0,
 CNN <= 1.5, Transformer <= 1.25.
 
+Threads: in one process, two BLAS/OpenMP thread pools (OpenBLAS under NumPy, PyTorch's own) spin-wait
+against each other on a small machine and slow *both* libraries down unpredictably (PyTorch's MLP step went
+from 5.5 ms alone to 14 ms next to NumPy here). So the alternating run uses one thread per library by
+default (``--threads 1``), and ``--solo`` additionally times each library alone in its own subprocess with
+the given thread count, which is the fair way to compare multi-threaded runs.
+
 Usage::
 
     python benchmarks/train_step.py             # needs torch (pip install disttorch[bench])
     python benchmarks/train_step.py --quick
     python benchmarks/train_step.py --only cnn
+    python benchmarks/train_step.py --solo --threads 2   # each library alone in a subprocess, 2 threads
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -136,28 +146,61 @@ def run(name: str, rounds: int, steps: int) -> tuple:
     return d, t
 
 
+def solo(lib_name: str, names: list, rounds: int, steps: int, threads: int) -> dict:
+    """Median ms/step of each case for one library, timed in a fresh subprocess."""
+    code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import train_step as B; "
+            f"print(json.dumps(B._solo_child({lib_name!r}, {names!r}, {rounds}, {steps}, {threads})))")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _solo_child(lib_name: str, names: list, rounds: int, steps: int, threads: int) -> dict:
+    lib = __import__(lib_name)
+    lib.set_num_threads(threads)
+    result = {}
+    for name in names:
+        build, x, y = make_case(name, np.random.default_rng(0))
+        lib.manual_seed(0)
+        step = make_step(lib, build(lib), x, y)
+        step()
+        result[name] = statistics.median(time_steps(step, steps) for _ in range(rounds))
+    return result
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", choices=sorted(TARGETS), action="append")
-    p.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
+    p.add_argument("--threads", type=int, default=1, help="threads for both libraries (default 1, see above)")
+    p.add_argument("--solo", action="store_true", help="also time each library alone in its own subprocess")
     args = p.parse_args(argv)
     try:
         import torch
     except ImportError:
         sys.exit("benchmarks/train_step.py compares against PyTorch: pip install 'disttorch[bench]'")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        disttorch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    disttorch.set_num_threads(args.threads)
     rounds, steps = (3, 3) if args.quick else (7, 10)
-    print(f"torch {torch.__version__} threads {torch.get_num_threads()}, disttorch {disttorch.__version__} threads "
-          f"{disttorch.get_num_threads()}; {rounds} alternating rounds x {steps} steps, median ms/step")
+    names = args.only or ["mlp", "cnn", "transformer"]
+    print(f"torch {torch.__version__}, disttorch {disttorch.__version__}, {args.threads} thread(s) each; "
+          f"{rounds} alternating rounds x {steps} steps in one process, median ms/step")
     print(f"{'model':<12} {'disttorch':>10} {'torch':>10} {'ratio':>7} {'target':>7}")
-    for name in args.only or ["mlp", "cnn", "transformer"]:
+    for name in names:
         d, t = run(name, rounds, steps)
         ratio = d / t
         mark = "met" if ratio <= TARGETS[name] else "NOT met"
         print(f"{name:<12} {d:>10.2f} {t:>10.2f} {ratio:>7.2f} {TARGETS[name]:>7.2f}  {mark}", flush=True)
+    if args.solo:
+        print(f"\nsolo: each library alone in a subprocess, {args.threads} thread(s), median ms/step")
+        d_all = solo("disttorch", names, rounds, steps, args.threads)
+        t_all = solo("torch", names, rounds, steps, args.threads)
+        print(f"{'model':<12} {'disttorch':>10} {'torch':>10} {'ratio':>7} {'target':>7}")
+        for name in names:
+            ratio = d_all[name] / t_all[name]
+            mark = "met" if ratio <= TARGETS[name] else "NOT met"
+            print(f"{name:<12} {d_all[name]:>10.2f} {t_all[name]:>10.2f} {ratio:>7.2f} {TARGETS[name]:>7.2f}  {mark}",
+                  flush=True)
 
 
 if __name__ == "__main__":

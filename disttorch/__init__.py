@@ -52,7 +52,7 @@ _LAZY = {
     "nn", "optim", "cuda", "backends", "utils", "distributed", "distributions", "onnx", "amp", "profiler",
     "serialization", "linalg", "special", "fft", "testing", "jit", "hub", "multiprocessing", "random",
     "launcher", "kernels", "ray", "overrides", "types", "library", "func", "export", "mps", "cpu",
-    "return_types",
+    "return_types", "futures",
 }
 
 

@@ -9,6 +9,32 @@ _threads = {"intra": None, "inter": 1}
 _settings = {"deterministic": False, "matmul_precision": "highest"}
 
 
+def _tune_malloc() -> bool:
+    """Keep freed activation memory in the heap instead of returning it to the OS after every step.
+
+    A training step frees and re-allocates the same large arrays each iteration. With glibc's defaults, arrays
+    above the (dynamic) mmap threshold are mmapped and unmapped every time, and the heap top is trimmed, which
+    cost thousands of page faults per step (measured: 9-13 ms of a 60 ms Transformer step). Allocating from a
+    retained heap is what PyTorch's CPU allocator effectively gets. Costs: up to ~256 MB of freed memory stays
+    mapped in the process. Opt out with ``DISTTORCH_MALLOC_TUNING=0``.
+    """
+    if os.environ.get("DISTTORCH_MALLOC_TUNING", "1") == "0" or not os.uname().sysname == "Linux":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 256 << 20) \
+            and libc.mallopt(m_top_pad, 64 << 20)
+        return bool(ok)
+    except (OSError, AttributeError):  # not glibc (e.g. musl): leave the allocator alone
+        return False
+
+
+MALLOC_TUNED = _tune_malloc()
+
+
 def set_num_threads(n: int) -> None:
     """Set the number of threads NumPy's BLAS uses for intra-op parallelism."""
     if int(n) < 1:

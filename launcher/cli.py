@@ -4,18 +4,98 @@ Usage::
 
     disttorch --version
     disttorch doctor          # what this machine offers: Python, NumPy, optional backends
+    disttorch launch ...      # start a distributed job (torchrun-compatible, plus one-command multi-host)
 
-``disttorch launch`` (torchrun-compatible) and ``disttorch ray submit`` arrive with the distributed
-issues; until then they exit with status 2 and say so.
+``disttorch ray`` and ``disttorch serve`` arrive with later issues; until then they exit with status 2.
+
+disttorch launch
+================
+
+``disttorch launch`` starts the processes of a distributed training job, gives each one the environment that
+``torch.distributed`` expects, prefixes their output with ``[rank N]``, and supervises them: when one worker
+fails, the others are stopped and one summary says which rank failed first, where, and why.
+
+A script written for ``torchrun`` runs unchanged::
+
+    import disttorch as torch
+    import disttorch.distributed as dist
+    dist.init_process_group()            # backend and rendezvous from the environment below
+    ...
+
+Single node, N workers (the rendezvous port is picked free when not given)::
+
+    disttorch launch --nproc-per-node 2 train.py --epochs 3
+    disttorch launch --standalone -n 4 train.py         # same; torchrun spelling
+
+Several nodes, torchrun style: run one launcher per node, each with its node rank (zmq backend; the same
+``--master-addr``/``--master-port`` everywhere, default port 29500; export the same DISTTORCH_JOB_SECRET on
+every node so that their messages authenticate)::
+
+    node0$ disttorch launch --nnodes 2 --node-rank 0 --nproc-per-node 2 --master-addr node0 train.py
+    node1$ disttorch launch --nnodes 2 --node-rank 1 --nproc-per-node 2 --master-addr node0 train.py
+
+Several nodes from one command (horovodrun style): list the hosts and their slots (workers per host). With
+``--backend mpi`` the launcher builds and runs one ``mpiexec``; with ``--backend zmq`` it starts the local
+workers itself and the remote ones through ssh. The default is mpi when mpi4py is installed (the ``mpi``
+extra), else zmq::
+
+    disttorch launch -H node0:2,node1:2 train.py
+    disttorch launch --hostfile hosts.txt --backend mpi --mpi-args "--mca btl tcp,self" train.py
+    disttorch launch --cluster-config cluster_configs/two_nodes_ssh.yaml train.py
+
+``--dry-run`` prints every process and its exact command without starting anything.
+
+Options (each also read from ``DISTTORCH_<NAME>`` or torchrun's ``PET_<NAME>``, e.g. DISTTORCH_NPROC_PER_NODE;
+precedence: flag > environment > cluster YAML > default). torchrun's underscore spellings work too.
+
+--nproc-per-node, -n N   workers per node (``cpu``/``auto``: one per CPU; ``gpu``: one per GPU). Default 1.
+--nnodes N               number of nodes, torchrun style (``N`` or ``N:N``; elastic ranges are not supported).
+--node-rank R            this node's rank in [0, nnodes).
+--master-addr A          address of rank 0's node (the rendezvous store). Default 127.0.0.1, or the first host.
+--master-port P          rendezvous port. Default: a free port (29500 with --nnodes > 1).
+--standalone             single node with a private rendezvous on a free local port.
+--max-restarts K         restart the whole group up to K times after a failure (TORCHELASTIC_RESTART_COUNT
+                         counts restarts; each restart gets a fresh MASTER_PORT unless one was given).
+--log-dir D              write each rank's output to D/rank_N.log (and to the console).
+--redirects, -r S        send streams to the log files only: 0 none, 1 stdout, 2 stderr, 3 both, or per local
+                         rank ``0:1,1:2``. Without --log-dir the files go to a fresh temporary directory.
+--tee, -t S              write streams to the log files and the console (same values as --redirects).
+--local-ranks-filter L   show only these local ranks on the console, e.g. ``0`` (log files keep everything).
+                         With a host list (one launcher for every host) these are global ranks.
+-m, --module             run ``script`` as a module: ``python -m script``.
+--no-python              run ``script`` as an executable, without the Python interpreter.
+-H, --hosts LIST         ``host:slots,host:slots`` (slots default to --nproc-per-node).
+--hostfile F             MPI-style hostfile: ``host slots=N`` lines.
+--backend mpi|zmq        how workers communicate and how multi-host jobs start (see above).
+--mpi-args "..."         extra words for mpiexec (shell-split).
+--cluster-config F       YAML with hosts, slots, ssh user/port/identity/options, interface, env, python,
+                         workdir (see cluster_configs/README.md).
+--interface ADDR         address workers bind their sockets to (DISTTORCH_INTERFACE).
+--grace-period S         seconds between SIGTERM and SIGKILL when stopping workers (default 5).
+--dry-run                print the processes and commands, start nothing.
+
+Worker environment (as torchrun): RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE,
+ROLE_RANK, ROLE_WORLD_SIZE, ROLE_NAME, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_RESTART_COUNT,
+TORCHELASTIC_MAX_RESTARTS, TORCHELASTIC_RUN_ID; OMP_NUM_THREADS=1 when several workers share a node and it is
+not set; and disttorch's DISTTORCH_BACKEND (the backend ``init_process_group(backend=None)`` uses),
+DISTTORCH_JOB_SECRET (random per job, the key that authenticates the store and zmq messages) and, when known,
+DISTTORCH_INTERFACE. Workers started by mpiexec get their rank from MPI instead (OMPI_COMM_WORLD_RANK, PMI_RANK).
+
+Supervision: when a worker exits non-zero, every other worker's process group (their children, such as
+DataLoader workers, included) gets SIGTERM, then SIGKILL after the grace period. The launcher exits with the
+failed worker's exit code (128 + signal number when it was killed by a signal). SIGINT/SIGTERM sent to the
+launcher are forwarded to every worker.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import platform
+import secrets
 import sys
+import uuid
 
-_PLANNED = {"launch": "distributed launch", "ray": "Ray job submission", "serve": "the model server"}
+_PLANNED = {"ray": "Ray job submission", "serve": "the model server"}
 
 
 def _version() -> str:
@@ -27,11 +107,48 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _add_launch_args(p: argparse.ArgumentParser) -> None:
+    # Every default is None: config.resolve tells "not given" from a value, for the env/YAML fallbacks.
+    a = p.add_argument
+    a("--nproc-per-node", "--nproc_per_node", "-n", dest="nproc_per_node", metavar="N", help="workers per node")
+    a("--nnodes", metavar="N", help="number of nodes (torchrun style)")
+    a("--node-rank", "--node_rank", dest="node_rank", metavar="R", help="rank of this node")
+    a("--master-addr", "--master_addr", dest="master_addr", metavar="ADDR", help="rank 0's address")
+    a("--master-port", "--master_port", dest="master_port", metavar="PORT", help="rendezvous port")
+    a("--standalone", action="store_true", default=None, help="single node, private rendezvous on a free port")
+    a("--max-restarts", "--max_restarts", dest="max_restarts", metavar="K", help="restarts after failures")
+    a("--log-dir", "--log_dir", dest="log_dir", metavar="DIR", help="write DIR/rank_N.log per rank")
+    a("--redirects", "-r", metavar="S", help="streams to log files only (0-3 or LOCAL_RANK:S,...)")
+    a("--tee", "-t", metavar="S", help="streams to log files and console (0-3 or LOCAL_RANK:S,...)")
+    a("--local-ranks-filter", "--local_ranks_filter", dest="local_ranks_filter", metavar="RANKS",
+      help="console shows only these ranks, e.g. 0")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-m", "--module", action="store_true", default=None, help="run script as a module (python -m)")
+    g.add_argument("--no-python", "--no_python", dest="no_python", action="store_true", default=None,
+                   help="run script without the Python interpreter")
+    a("-H", "--hosts", dest="hosts", metavar="HOST:SLOTS,...", help="hosts and workers per host")
+    a("--hostfile", metavar="FILE", help="MPI-style hostfile (host slots=N)")
+    a("--backend", metavar="mpi|zmq", help="communication backend (default: mpi for multi-host if installed)")
+    a("--mpi-args", "--mpi_args", dest="mpi_args", metavar="ARGS", help="extra mpiexec words")
+    a("--cluster-config", "--cluster_config", dest="cluster_config", metavar="YAML", help="cluster description")
+    a("--interface", metavar="ADDR", help="address workers bind to (DISTTORCH_INTERFACE)")
+    a("--grace-period", "--grace_period", dest="grace_period", metavar="S", help="SIGTERM->SIGKILL seconds")
+    a("--dry-run", "--dry_run", dest="dry_run", action="store_true", default=None,
+      help="print the processes and commands, start nothing")
+    a("script", help="training script (or module with -m, or executable with --no-python)")
+    a("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="disttorch", description="disttorch command-line tools")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="report the Python environment and which optional backends are importable")
+    lp = sub.add_parser("launch", help="start a distributed job (torchrun-compatible)", allow_abbrev=False,
+                        description="Start and supervise the workers of a distributed job. Manual: "
+                                    "python -c 'import disttorch.launcher.cli as c; help(c)'",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_launch_args(lp)
     for name, what in _PLANNED.items():
         sp = sub.add_parser(name, help=f"{what} (not implemented yet)")
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -46,8 +163,60 @@ def doctor() -> dict:
     return facts
 
 
+def plan(cfg, *, restart: int, master_port: int, run_id: str, secret: str | None) -> list:
+    """The process specs of one attempt (no process is started)."""
+    if cfg.backend == "mpi":
+        from disttorch.launcher import mpi
+
+        return mpi.build_specs(cfg, master_port=master_port, restart_count=restart, run_id=run_id, secret=secret)
+    from disttorch.launcher import local
+
+    return local.build_specs(cfg, master_port=master_port, restart_count=restart, run_id=run_id, secret=secret)
+
+
+def launch(cfg) -> int:
+    """Run (or with dry_run, print) the job described by a LaunchConfig; returns the exit status."""
+    import os
+
+    from disttorch.launcher import ports
+
+    run_id = uuid.uuid4().hex[:12]
+    secret = cfg.job_secret
+    if secret is None:
+        if cfg.nnodes > 1 and not cfg.hosts:
+            print("disttorch launch: warning: DISTTORCH_JOB_SECRET is not set; with one launcher per node the "
+                  "nodes cannot agree on a secret, so messages are not authenticated. Export the same value "
+                  "on every node (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`).",
+                  file=sys.stderr)
+        else:
+            secret = secrets.token_hex(16)
+
+    def pick_port() -> int:
+        return ports.free_port(cfg.master_addr)
+
+    def specs_for(restart: int, port: int) -> list:
+        return plan(cfg, restart=restart, master_port=port, run_id=run_id, secret=secret)
+
+    if cfg.dry_run:
+        port = cfg.master_port if cfg.master_port is not None else pick_port()
+        specs = specs_for(0, port)
+        print(f"# disttorch launch --dry-run: backend {cfg.backend}, world size {cfg.world_size}, "
+              f"{len(specs)} process(es), MASTER_ADDR={cfg.master_addr} MASTER_PORT={port}")
+        for s in specs:
+            print(s.describe())
+        return 0
+    per_node = max((cfg.slots(h) for h in cfg.hosts), default=cfg.nproc_per_node)
+    if per_node > 1 and "OMP_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in cfg.env:
+        print(f"disttorch launch: setting OMP_NUM_THREADS=1 for each worker ({per_node} share a node); "
+              "set it yourself to change that", file=sys.stderr)
+    from disttorch.launcher.supervise import Supervisor
+
+    return Supervisor(cfg).run(specs_for, pick_port)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.version:
         print(f"disttorch {_version()}")
         return 0
@@ -55,10 +224,20 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in doctor().items():
             print(f"{k:10s} {v}")
         return 0
+    if args.command == "launch":
+        from disttorch.launcher.config import ConfigError, resolve
+
+        flags = {k: v for k, v in vars(args).items() if k not in ("command", "version")}
+        try:
+            cfg = resolve(flags)
+            return launch(cfg)
+        except ConfigError as e:
+            print(f"disttorch launch: error: {e}", file=sys.stderr)
+            return 2
     if args.command in _PLANNED:
         print(f"disttorch {args.command}: {_PLANNED[args.command]} is not implemented yet", file=sys.stderr)
         return 2
-    build_parser().print_help()
+    parser.print_help()
     return 0
 
 

@@ -1,14 +1,53 @@
-"""`disttorch.distributed`, as `torch.distributed`: collectives and DDP arrive with the distributed issue."""
+"""``disttorch.distributed``, as ``torch.distributed``: process groups, collectives, object collectives.
+
+Backends (``zmq``, alias ``gloo``; ``mpi``; ``nccl``) load on first use, so importing this package imports
+neither mpi4py nor zmq. The store classes (``TCPStore``...) and the submodules (``nn``, ``algorithms``...)
+load on first attribute access too.
+
+Example:
+    >>> import disttorch as torch, disttorch.distributed as dist
+    >>> dist.init_process_group()                    # RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the launcher
+    >>> t = torch.ones(3) * dist.get_rank()
+    >>> dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    >>> dist.destroy_process_group()
+"""
 from .._missing import not_implemented_getattr
+from .distributed_c10d import *  # noqa: F401,F403,I001 - first: it loads the collectives
+from ._objects import (all_gather_object, broadcast_object_list, gather_object, recv_object_list,  # noqa: F401
+                       scatter_object_list, send_object_list)
+from .distributed_c10d import __all__ as _c10d_all
+from .process_group import Work  # noqa: F401
+
+__all__ = list(_c10d_all) + [  # noqa: F405 - the store names load lazily (__getattr__)"all_gather_object", "broadcast_object_list", "gather_object", "recv_object_list",
+                             "scatter_object_list", "send_object_list", "Store", "TCPStore", "PrefixStore",
+                             "HashStore", "DistStoreError", "DistNetworkError", "DistError", "DistBackendError"]
+
+_STORE_NAMES = {"Store", "TCPStore", "PrefixStore", "HashStore", "DistStoreError", "DistNetworkError"}
+_missing = not_implemented_getattr("disttorch.distributed")
 
 
-def is_available() -> bool:
-    """False until the distributed backends land."""
-    return False
+class DistError(RuntimeError):
+    """Base of distributed errors (``torch.distributed.DistError``)."""
 
 
-def is_initialized() -> bool:
-    return False
+class DistBackendError(DistError):
+    """A backend failed (``torch.distributed.DistBackendError``)."""
 
 
-__getattr__ = not_implemented_getattr("disttorch.distributed")
+def __getattr__(name: str):
+    if name in _STORE_NAMES:
+        from . import store
+
+        return getattr(store, name)
+    if not name.startswith("_"):
+        import importlib
+        import importlib.util
+
+        full = f"{__name__}.{name}"
+        try:
+            found = importlib.util.find_spec(full) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            return importlib.import_module(full)
+    return _missing(name)

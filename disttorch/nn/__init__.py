@@ -12,4 +12,13 @@ from .parameter import Buffer, Parameter
 
 __all__ = ["Parameter", "Buffer", "functional", "init", "utils"] + list(_modules_all)
 
-__getattr__ = not_implemented_getattr("disttorch.nn")
+_missing = not_implemented_getattr("disttorch.nn")
+
+
+def __getattr__(name: str):
+    # nn.parallel pulls in disttorch.distributed; load it on first use so `import disttorch.nn` stays light.
+    if name == "parallel":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.parallel")
+    return _missing(name)

@@ -12,10 +12,12 @@ import math
 import numpy as np  # mask bookkeeping for the causal-mask cache
 
 from .. import _tensor as T
+from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
 from . import random as _R
 from .linear import linear
-from ._helpers import tensor_arg
-from .join import cat
+from ._helpers import quiet, tensor_arg
+from .join import cat, stack
 from .pointwise_binary import where
 from .softmax import softmax
 
@@ -23,6 +25,7 @@ __all__: list = []
 FUNCTIONAL = ("scaled_dot_product_attention", "multi_head_attention_forward")
 
 _NEG_INF = float("-inf")
+_FUSED_DT = (np.dtype(np.float32), np.dtype(np.float64))
 _CAUSAL: dict = {}  # (L, S) -> bool array, True above the diagonal (the positions a causal query may not see)
 
 
@@ -135,6 +138,114 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if dropout_p > 0.0:
         p = _dropout(p, dropout_p)
     return p.matmul(v)
+
+
+# ---- fused unmasked self-attention -----------------------------------------------------------------------
+# Packed projections are (L, N, 3E) (sequence first) or (N, L, 3E) (batch first: no copy of a transposed
+# batch_first input). Per layout: the permutation of the (B0, B1, 3, H, D) view to (3, N, H, L, D), of the
+# (B0, B1, H, D) output to (N, H, L, D) and of a (B0, B1, H) array to (N, H, L); ``bf`` indexes these tables.
+_PERM5 = ((2, 1, 3, 0, 4), (2, 0, 3, 1, 4))
+_PERM4 = ((1, 2, 0, 3), (0, 2, 1, 3))
+_PERM3 = ((1, 2, 0), (0, 2, 1))
+
+
+def _heads(a, H: int, bf: int):
+    """(q, k, v) as (n, H, L, D) views of a packed in-projection array."""
+    B0, B1, E3 = a.shape
+    x = a.reshape(B0, B1, 3, H, E3 // (3 * H)).transpose(_PERM5[bf])
+    return x[0], x[1], x[2]
+
+
+def _sa_forward(xp, a, H: int, sf: float, o, bf: int):
+    """Attention of the packed projection ``a``, written into ``o`` ((B0, B1, H, D)); returns what the backward needs.
+
+    The probabilities are kept transposed, ``P^T`` as (n, H, S, L): softmax then reduces over axis -2, which
+    NumPy vectorises across rows (a reduction over short last-axis rows is several times slower), and every
+    product is a BLAS GEMM on contiguous operands (NumPy's stacked matmul is slow on strided or transposed
+    second operands).
+    """
+    q, k, v = _heads(a, H, bf)
+    n, _, L, D = q.shape
+    qt = xp.multiply(q.swapaxes(-1, -2), sf, out=xp.empty((n, H, D, L), dtype=a.dtype))
+    kc, vc = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
+    pt = xp.matmul(kc, qt)  # scores^T
+    with quiet(xp):
+        pt -= pt.max(axis=-2, keepdims=True)
+        xp.exp(pt, out=pt)
+        pt *= 1.0 / pt.sum(axis=-2, keepdims=True)
+    xp.matmul(pt.swapaxes(-1, -2), vc, out=o.transpose(_PERM4[bf]))
+    return pt, kc, vc
+
+
+def _sa_backward(xp, a, gd, o, saved, sf: float, out, bf: int) -> None:
+    """Gradient for the packed projection ``a`` given ``gd`` = dO (shaped as ``o``), written into ``out``
+    ((B0, B1, 3, H, D)). The softmax backward uses ``sum_s P dP = sum_d O dO`` (a (B0, B1, H) reduction)."""
+    pt, kc, vc = saved
+    go = xp.ascontiguousarray(gd.transpose(_PERM4[bf]))
+    n, H, L, D = go.shape
+    ov = out.transpose(_PERM5[bf])
+    xp.matmul(pt, go, out=ov[2])  # dV = P^T dO
+    got = xp.multiply(go.swapaxes(-1, -2), sf, out=xp.empty((n, H, D, L), dtype=a.dtype))
+    dpt = xp.matmul(vc, got)  # sf * dP^T
+    delta = xp.matmul(o * gd, xp.ones(D, dtype=a.dtype))
+    delta *= sf
+    with quiet(xp):
+        dpt -= delta.transpose(_PERM3[bf])[:, :, None, :]
+        dpt *= pt  # dS^T, the scale of the scores folded in
+    xp.matmul(dpt.swapaxes(-1, -2), kc, out=ov[0])  # dQ = dS K
+    xp.matmul(dpt, xp.ascontiguousarray(_heads(a, H, bf)[0]), out=ov[1])  # dK = dS^T Q
+
+
+class SelfAttentionBackward0(Node):
+    """Gradient of ``softmax(q k^T * sf) v`` with respect to the packed projection."""
+
+    def backward(self, g):
+        (qkv,) = self.saved_tensors
+        if _GRAD.enabled:
+            return (self._graph_backward(g, qkv),)
+        xp, a, o = g._xp, qkv._data, self.o
+        out = xp.empty(o.shape[:2] + (3,) + o.shape[2:], dtype=a.dtype)
+        _sa_backward(xp, a, g._data.reshape(o.shape), o, self.saved, self.sf, out, self.bf)
+        return (T._wrap(out.reshape(a.shape)),)
+
+    def _graph_backward(self, g, qkv):
+        """The same gradient with Tensor ops (create_graph: differentiable in ``g`` and ``qkv``)."""
+        B0, B1, H, D = self.o.shape
+        sf, bf = self.sf, self.bf
+        x = qkv.reshape(B0, B1, 3, H, D).permute(_PERM5[bf])
+        q, k, v = x[0], x[1], x[2]
+        p = (q.matmul(k.transpose(-1, -2)) * sf).softmax(-1)
+        go = g.reshape(B0, B1, H, D).permute(_PERM4[bf])
+        dp = go.matmul(v.transpose(-1, -2))
+        ds = p * (dp - (p * dp).sum(-1, keepdim=True)) * sf
+        d = stack([ds.matmul(k), ds.transpose(-1, -2).matmul(q), p.transpose(-1, -2).matmul(go)])
+        inv = (3, 1, 0, 2, 4) if not bf else (1, 3, 0, 2, 4)
+        return d.permute(inv).reshape(qkv._data.shape)
+
+
+def _self_attention(qkv, num_heads: int, bf: int = 0):
+    """Unmasked multi-head self-attention on a packed projection, (L, N, 3E) or with ``bf`` (N, L, 3E);
+    returns the heads' outputs as (L * N, E) (resp. (N * L, E)).
+
+    One Node instead of the composed chunk/reshape/transpose/matmul/softmax chain: fewer copies, no ``cat``
+    in the backward.
+    """
+    a = qkv._data
+    xp = qkv._xp
+    B0, B1, E3 = a.shape
+    E = E3 // 3
+    D = E // num_heads
+    sf = 1.0 / math.sqrt(D)
+    o = xp.empty((B0, B1, num_heads, D), dtype=a.dtype)
+    saved = _sa_forward(xp, a, num_heads, sf, o, bf)
+    r = T._wrap(o.reshape(B0 * B1, E))
+    if T.needs_grad(qkv):
+        node = SelfAttentionBackward0(qkv)
+        node.sf, node.o, node.bf, node.saved = sf, o, bf, saved
+        node.save_for_backward(qkv)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
 
 
 # ---- multi-head attention ------------------------------------------------------------------------------
@@ -260,6 +371,19 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     else:
         _expect(tuple(key.shape) == tuple(value.shape),
                 f"key shape {tuple(key.shape)} does not match value shape {tuple(value.shape)}")
+    if not training:
+        dropout_p = 0.0
+    if (not need_weights and attn_mask is None and key_padding_mask is None and not is_causal and dropout_p <= 0.0
+            and bias_k is None and bias_v is None and not add_zero_attn and static_k is None and static_v is None
+            and not use_separate_proj_weight and query is key and key is value and in_proj_weight is not None
+            and tuple(in_proj_weight.shape) == (3 * embed_dim, embed_dim) and target in _FUSED_DT):
+        xb = query.transpose(0, 1)
+        bf = int(bsz > 1 and xb._data.flags.c_contiguous)  # a transposed batch_first input: work batch first
+        out = _self_attention(_linear(xb if bf else query, in_proj_weight, in_proj_bias), num_heads, bf)
+        out = _linear(out, out_proj_weight, out_proj_bias)
+        out = out.reshape(bsz, tgt_len, out.shape[1]).transpose(0, 1) if bf else \
+            out.reshape(tgt_len, bsz, out.shape[1])
+        return (out if is_batched else out.squeeze(1)), None
     q, k, v = _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate_proj_weight,
                              q_proj_weight, k_proj_weight, v_proj_weight)
     if attn_mask is not None:
@@ -313,8 +437,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
                 f"expecting key_padding_mask shape of {(bsz, src_len)}, but got {tuple(key_padding_mask.shape)}")
         kpm = key_padding_mask.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bh, 1, src_len)
         attn_mask = kpm if attn_mask is None else attn_mask + kpm
-    if not training:
-        dropout_p = 0.0
 
     if need_weights:
         scaled = q * math.sqrt(1.0 / float(head_dim))

@@ -10,12 +10,19 @@ Layouts (chosen so every matmul is a plain batched BLAS call and no big array is
 - im2col ``cols``: ``(N, G, Cg*K, P)`` with ``K`` the kernel volume and ``P`` the output volume; the
   forward is ``w.reshape(G, Og, Cg*K) @ cols`` -> ``(N, G, Og, P)``, already the output's layout.
 - col2im input: ``(N, K, *mid, *out)``, kernel position outermost, so each of the ``K`` shifted adds
-  reads one contiguous slab.
+  reads one contiguous slab. Stride-1 transposed convs whose output grid equals the input grid (the
+  gradient of a ``'same'`` conv) use ``_col2im_same``: one flat contiguous add per kernel position.
 """
 from __future__ import annotations
 
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np  # the thread split below is for NumPy arrays only
+
+_PAR = {"pool": None, "pid": None}
 
 
 def out_size(size: int, lo: int, hi: int, k: int, stride: int, dil: int) -> int:
@@ -88,6 +95,36 @@ def col2im(xp, cols, ksize, dest_shape, pads, stride, dil):
     return dest
 
 
+def _threads() -> int:
+    from .. import _runtime  # lazy: _runtime imports the Tensor class
+
+    n = _runtime._threads["intra"]
+    if n is None:  # BLAS's own default, asked once (threadpool_info is slow)
+        n = _PAR.get("default") or _PAR.setdefault("default", _runtime.get_num_threads())
+    return n
+
+
+def bmm(xp, a, b):
+    """``a (M, K) @ b (N, K, P)``. With 2+ threads, two halves of the batch run concurrently.
+
+    NumPy's batched matmul makes one small GEMM per sample, below OpenBLAS's threading threshold, so it
+    never uses the second core; running half the batch in a helper thread (matmul drops the GIL) does.
+    """
+    n = b.shape[0]
+    if xp is not np or n < 2 or a.shape[0] * a.shape[1] * b.shape[2] * n < 4_000_000 or _threads() < 2:
+        return xp.matmul(a, b)
+    out = np.empty((n, a.shape[0], b.shape[2]), dtype=np.result_type(a, b))
+    pool = _PAR["pool"]
+    if pool is None or _PAR["pid"] != os.getpid():  # a forked child (DataLoader worker) has no pool thread
+        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
+        _PAR["pid"] = os.getpid()
+    h = n // 2
+    fut = pool.submit(np.matmul, a, b[:h], out=out[:h])
+    np.matmul(a, b[h:], out=out[h:])
+    fut.result()
+    return out
+
+
 # ---- convolution on arrays --------------------------------------------------------------------------
 def conv(xp, x, w, pads, stride, dil, groups: int):
     """Cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/G, *k): ``(y, cols)``, cols for the weight grad."""
@@ -96,7 +133,7 @@ def conv(xp, x, w, pads, stride, dil, groups: int):
     o = w.shape[0]
     n = x.shape[0]
     if groups == 1:
-        y = xp.matmul(w.reshape(o, cols.shape[2]), cols[:, 0])
+        y = bmm(xp, w.reshape(o, cols.shape[2]), cols[:, 0])
     else:
         y = xp.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)
     return y.reshape((n, o) + osize), cols
@@ -127,6 +164,9 @@ def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
     og = cin // groups
     # Kernel position outermost in the rows, so col2im reads one contiguous slab per position.
     wk = w.reshape(groups, og, cg, kvol).transpose(0, 3, 2, 1).reshape(groups, kvol * cg, og)
+    if groups == 1 and kvol > 1 and tuple(osize) == tuple(isize) and all(s == 1 for s in stride):
+        cols = bmm(xp, wk[0], x.reshape(n, og, math.prod(isize))).reshape((n, kvol, cg) + isize)
+        return _col2im_same(xp, cols, ksize, pads, dil)
     if groups == 1:
         cols = xp.matmul(wk[0], x.reshape(n, og, math.prod(isize))).reshape((n, kvol, 1, cg) + isize)
     else:
@@ -134,3 +174,36 @@ def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
         cols = cols.transpose((0, 2, 1) + tuple(range(3, cols.ndim)))
     y = col2im(xp, cols, ksize, (n, groups, cg) + tuple(osize), pads, stride, dil)
     return y.reshape((n, groups * cg) + tuple(osize))
+
+
+
+def _col2im_same(xp, cols, ksize, pads, dil):
+    """col2im for stride 1 when the output grid equals the input grid (``'same'`` convs, k=3 p=1, ...).
+
+    Kernel position ``k`` moves every value by one flat offset of the (N, C, *S) array; the values that
+    would leave their row/plane (and so wrap into a neighbour) are zeroed in ``cols`` (our own temporary)
+    first. Each position is then one long contiguous add instead of many short strided rows.
+    ``cols`` is (N, K, C, *S); returns (N, C, *S).
+    """
+    n, kvol = cols.shape[0], cols.shape[1]
+    size = cols.shape[3:]
+    nsp = len(size)
+    chw = math.prod(cols.shape[2:])
+    st = [math.prod(size[a + 1:]) for a in range(nsp)]
+    shifts = []
+    for kidx, idx in enumerate(itertools.product(*(range(k) for k in ksize))):
+        off = 0
+        for a, (i, d, (lo, _), sz) in enumerate(zip(idx, dil, pads, size)):
+            sh = i * d - lo
+            off += sh * st[a]
+            if sh:  # sources whose target falls outside [0, sz) along this axis
+                bad = slice(0, min(-sh, sz)) if sh < 0 else slice(max(sz - sh, 0), sz)
+                cols[(slice(None), kidx, slice(None)) + (slice(None),) * a + (bad,)] = 0
+        shifts.append(off)
+    m = max(abs(o) for o in shifts)
+    buf = xp.zeros(n * chw + 2 * m, dtype=cols.dtype)
+    flat = cols.reshape(n, kvol, chw)
+    for kidx, off in enumerate(shifts):
+        view = buf[m + off:m + off + n * chw].reshape(n, chw)
+        view += flat[:, kidx]
+    return buf[m:m + n * chw].reshape((n,) + cols.shape[2:])

@@ -5,8 +5,11 @@ matrix products and a sum, written with Tensor ops so double backward works.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _tensor as T
 from ..autograd.function import Node
+from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import tensor_arg
 from .linalg import matmul
 
@@ -14,6 +17,7 @@ __all__ = ["bilinear"]
 FUNCTIONAL = ("linear", "bilinear")
 
 _LOW = ("float16", "bfloat16")
+_FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class LinearBackward0(Node):
@@ -23,8 +27,17 @@ class LinearBackward0(Node):
         out_f, in_f = self.w_shape
         g2 = g.reshape(-1, out_f)
         gx = matmul(g2, w).reshape(self.x_shape) if need_x else None
-        gw = matmul(g2.t(), x.reshape(-1, in_f)) if need_w else None
-        gb = g2.sum(0) if need_b else None
+        fast = not _GRAD.enabled and g2._data.dtype in _FAST
+        if need_w:
+            # the forward's 2-D view of x (a copy when x was not contiguous: reuse it rather than copy again)
+            gw = matmul(g2.t(), T._wrap(self.x2) if fast and self.x2 is not None else x.reshape(-1, in_f))
+        else:
+            gw = None
+        if need_b:
+            # a column sum as a BLAS product with ones (several times faster than NumPy's reduction)
+            gb = T._wrap(g2._xp.ones(g2._data.shape[0], g2._data.dtype) @ g2._data) if fast else g2.sum(0)
+        else:
+            gb = None
         if self.w_ndim == 1:  # weight (in,) : output (...,)
             gw = gw.reshape(self.w_shape[1:]) if gw is not None else None
             gb = gb.reshape(()) if gb is not None else None
@@ -88,6 +101,7 @@ def linear(input, weight, bias=None):
         node.w_shape = w2.shape
         node.w_ndim = wd.ndim
         node.x_shape = xd.shape
+        node.x2 = x2 if node.next_functions[1][0] is not None else None
         # x is needed only for the weight's gradient, the weight only for the input's
         node.save_for_backward(x if node.next_functions[1][0] is not None else None,
                                (w if wd.ndim == 2 else w.reshape(1, -1)) if node.next_functions[0][0] is not None

@@ -198,9 +198,21 @@ def frac(input, *, out=None):
     return _keep_op(x, "frac", _frac_k, FracBackward0, None, out)
 
 
+_BITS = {2: "int16", 4: "int32", 8: "int64"}
+
+
 class ReluBackward0(Node):
     def backward(self, g):
         r = self.saved_tensors[0]
+        ga, ra = g._data, r._data
+        if not _GRAD.enabled and ga.dtype == ra.dtype and ga.shape == ra.shape and ga.dtype.kind in "fV":
+            # threshold_backward(g, r, 0) = (r <= 0 ? 0 : g) as one bitwise AND with a 0 / all-ones mask:
+            # exact (+0.0, no inf * 0 = NaN) and as cheap as a multiply; np.where is branchy and ~6x slower.
+            bits = _BITS.get(ga.dtype.itemsize)
+            if bits is not None and ga.ndim:
+                mask = g._xp.less_equal(ra, 0).view("int8")
+                mask -= 1
+                return T._wrap(g._xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype))
         return g.where(r > 0, 0.0)
 
 

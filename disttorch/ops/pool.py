@@ -197,6 +197,73 @@ def _flat_index(xp, kk, geo):
     return rows * hw[1] + cols
 
 
+# ---- the common 2x2 / stride 2 pool: two pairwise reductions instead of four strided views ------------------
+_FAST2 = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _max2x2(xp, a, o):
+    """Maxima of the 2x2 blocks of ``a`` and the two choices that make PyTorch's first-maximum argmax.
+
+    Columns first, then rows: with ties resolved to the left and then to the top, the pick is the first
+    maximum in row-major window order, as PyTorch's ``val > maxval`` scan. ``bh`` (full height): the right
+    column won its row; ``bv``: the bottom row won the window.
+    """
+    a = a[..., :2 * o[0], :2 * o[1]]
+    a0, a1 = a[..., 0::2], a[..., 1::2]
+    bh = xp.greater(a1, a0)
+    h = xp.maximum(a0, a1)
+    h0, h1 = h[..., 0::2, :], h[..., 1::2, :]
+    bv = xp.greater(h1, h0)
+    return xp.maximum(h0, h1, out=h0.copy()), bh, bv
+
+
+def _kk2x2(bh, bv):
+    """The kernel offsets ``q = 2 * i + j`` (uint8) of the choices made by ``_max2x2``."""
+    even, odd = bh[..., 0::2, :], bh[..., 1::2, :]
+    j = even ^ (bv & (even ^ odd))
+    return bv.view(np.uint8) * np.uint8(2) + j.view(np.uint8)
+
+
+def _scatter2x2(g, bh, bv, hw):
+    """The adjoint of the 2x2 pool: each gradient to its window's chosen element (two pairwise splits)."""
+    xp = _xp_of(g)
+    lead, (oh, ow) = g.shape[:-2], g.shape[-2:]
+    rows = xp.empty(lead + (oh, 2, ow), dtype=g.dtype)
+    xp.multiply(g, ~bv, out=rows[..., 0, :])
+    xp.multiply(g, bv, out=rows[..., 1, :])
+    rows = rows.reshape(lead + (2 * oh, ow))
+    if hw == (2 * oh, 2 * ow):
+        buf = xp.empty(lead + hw, dtype=g.dtype)
+    else:
+        buf = xp.zeros(lead + hw, dtype=g.dtype)
+    xp.multiply(rows, ~bh, out=buf[..., :2 * oh, 0:2 * ow:2])
+    xp.multiply(rows, bh, out=buf[..., :2 * oh, 1:2 * ow:2])
+    return buf
+
+
+def _max_pool2d_fast(x, a, o, return_indices: bool):
+    xp = x._xp
+    m, bh, bv = _max2x2(xp, a, o)
+    if xp.isnan(m.sum()):
+        return None  # PyTorch picks the last NaN: the general path handles it
+    r = T._wrap(m)
+    kk = None
+    if T.needs_grad(x):
+        hw = a.shape[-2:]
+        geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
+        node = MaxPool2DWithIndicesBackward0(x)
+        node.fwd = lambda b: _max_gather(b, _kk2x2(bh, bv), geo)
+        node.adj = lambda g: _scatter2x2(g, bh, bv, hw)
+        node.adj_cls = MaxPool2DWithIndicesBackwardBackward0
+        r._requires_grad = True
+        r.grad_fn = node
+    if return_indices:
+        kk = _kk2x2(bh, bv)
+        hw = a.shape[-2:]
+        return r, T._wrap(_flat_index(xp, kk, ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)))
+    return r
+
+
 def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op="max_pool2d"):
     x = tensor_arg(input, op)
     k, s, p, d = _args2d(op, kernel_size, stride, padding, dilation)
@@ -205,6 +272,11 @@ def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return
     a = x._data
     xp = x._xp
     hw = a.shape[-2:]
+    if k == (2, 2) and s == (2, 2) and p == (0, 0) and d == (1, 1) and a.dtype in _FAST2 and \
+            o == (hw[0] // 2, hw[1] // 2):
+        res = _max_pool2d_fast(x, a, o, return_indices)
+        if res is not None:
+            return res
     size = (max((o[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1, p[0] + hw[0]),
             max((o[1] - 1) * s[1] + d[1] * (k[1] - 1) + 1, p[1] + hw[1]))
     geo = (k, s, p, d, o, hw, size)

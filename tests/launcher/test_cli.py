@@ -14,8 +14,14 @@ def test_version_and_doctor(capsys):
 
 
 def test_planned_commands_say_not_implemented(capsys):
-    assert cli.main(["launch", "train.py"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    for command in ("ray", "serve"):
+        assert cli.main([command, "submit", "train.py"]) == 2
+        assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_launch_is_a_real_subcommand(capsys):
+    assert cli.main(["launch", "--dry-run", "train.py"]) == 0
+    assert "rank 0 (local_rank 0)" in capsys.readouterr().out
 
 
 def test_launcher_modules_do_not_import_engine_modules():

@@ -298,3 +298,77 @@ def test_mha_grad():
 def test_exports():
     assert A.__all__ == []
     assert set(A.FUNCTIONAL) == {"scaled_dot_product_attention", "multi_head_attention_forward"}
+
+
+# ---- fused self-attention path (need_weights=False, no masks, no dropout) -------------------------------
+@pytest.mark.parametrize("L,n,E,H", [(3, 2, 4, 2), (5, 1, 6, 3), (1, 3, 2, 1)])
+def test_mha_fused_self_attention_matches_reference(L, n, E, H):
+    q = randn(L, n, E)
+    w_in, b_in, w_out, b_out = _weights(E)
+    out, w = _call(q, q, q, H, w_in, b_in, w_out, b_out, need_weights=False)
+    assert w is None
+    assert_close(out, ref_mha(q, q, q, H, w_in, b_in, w_out, b_out)[0], rtol=1e-10, atol=1e-12)
+    out32, _ = A.multi_head_attention_forward(*(T(a, dtype=disttorch.float32) for a in (q, q)), T(q).float(), E, H,
+                                              T(w_in).float(), T(b_in).float(), None, None, False, 0.0,
+                                              T(w_out).float(), T(b_out).float(), need_weights=False)
+    assert out32.dtype == disttorch.float32
+    assert_close(out32, ref_mha(q, q, q, H, w_in, b_in, w_out, b_out)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_mha_fused_self_attention_grad_and_gradgrad():
+    E, H = 4, 2
+    w_in, b_in, w_out, b_out = (a * 0.5 for a in _weights(E))
+
+    def fn(q, w_in, b_in):
+        return A.multi_head_attention_forward(q, q, q, E, H, w_in, b_in, None, None, False, 0.0, T(w_out),
+                                              T(b_out), need_weights=False)[0]
+
+    check_grad(fn, randn(3, 2, E), w_in, b_in, gradgrad=True)
+    q = T(randn(3, 2, E), requires_grad=True)
+    a = fn(q, T(w_in), T(b_in))
+    b = A.multi_head_attention_forward(q, q, q, E, H, T(w_in), T(b_in), None, None, False, 0.0, T(w_out), T(b_out),
+                                       need_weights=True)[0]
+    names, todo = set(), [a.grad_fn]
+    while todo:
+        fn = todo.pop()
+        names.add(fn.name())
+        todo.extend(f for f, _ in fn.next_functions if f is not None)
+    assert "SelfAttentionBackward0" in names
+    g = T(randn(3, 2, E))
+    ga, = disttorch.autograd.grad(a, q, g)
+    gb, = disttorch.autograd.grad(b, q, g)
+    assert_close(ga, gb.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_mha_fused_float32_layouts(batch_first):
+    L, n, E, H = 6, 3, 8, 2
+    x = randn(L, n, E)
+    w_in, b_in, w_out, b_out = (a * 0.3 for a in _weights(E))
+    if batch_first:  # the MHA module's batch_first input: a transposed view of (n, L, E)
+        leaf = T(x.transpose(1, 0, 2).copy(), dtype=disttorch.float32, requires_grad=True)
+        q = leaf.transpose(0, 1)
+    else:
+        leaf = q = T(x, dtype=disttorch.float32, requires_grad=True)
+    out = A.multi_head_attention_forward(q, q, q, E, H, *(T(a, dtype=disttorch.float32) for a in (w_in, b_in)),
+                                         None, None, False, 0.0, T(w_out, dtype=disttorch.float32),
+                                         T(b_out, dtype=disttorch.float32), need_weights=False)[0]
+    assert out.shape == (L, n, E) and out.dtype == disttorch.float32
+    assert_close(out, ref_mha(x, x, x, H, w_in, b_in, w_out, b_out)[0], rtol=1e-4, atol=1e-5)
+    out.sum().backward()
+    assert leaf.grad.shape == leaf.shape and leaf.grad.dtype == disttorch.float32
+
+
+def test_mha_fused_batch_first_grad_and_gradgrad():
+    E, H = 4, 2
+    w_in, b_in, w_out, b_out = (a * 0.5 for a in _weights(E))
+
+    def fn(xb, w_in, b_in):
+        q = xb.transpose(0, 1)
+        return A.multi_head_attention_forward(q, q, q, E, H, w_in, b_in, None, None, False, 0.0, T(w_out),
+                                              T(b_out), need_weights=False)[0]
+
+    check_grad(fn, randn(2, 3, E), w_in, b_in, gradgrad=True)
+    xb = randn(2, 3, E)
+    assert_close(fn(T(xb), T(w_in), T(b_in)), ref_mha(xb.transpose(1, 0, 2), *(xb.transpose(1, 0, 2),) * 2, H, w_in,
+                                                       b_in, w_out, b_out)[0], rtol=1e-10, atol=1e-12)

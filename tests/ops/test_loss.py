@@ -273,6 +273,15 @@ def test_cross_entropy_backward_matches_softmax_minus_onehot():
     assert_close(a.grad, p, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [disttorch.float32, disttorch.bfloat16])
+def test_cross_entropy_leaves_input_unchanged(dtype):
+    x = T(rand_array((4, 6)) * 30, dtype=dtype)
+    before = x.float().numpy().copy()
+    L.cross_entropy(x, T([0, 5, 2, 1]), label_smoothing=0.2)
+    L.cross_entropy(x.reshape(2, 2, 6).transpose(1, 2), T([[0, 1], [5, 4]]))
+    assert np.array_equal(x.float().numpy(), before)
+
+
 def test_cross_entropy_retain_graph_and_second_backward():
     a = T(rand_array((3, 4)), requires_grad=True)
     loss = L.cross_entropy(a, T([0, 1, 3]), label_smoothing=0.1)

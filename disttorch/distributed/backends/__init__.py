@@ -1,0 +1,1 @@
+"""Communication backends (``mpi``, ``zmq``, ``nccl``), each a ``ProcessGroup`` subclass imported on first use."""

@@ -1,0 +1,536 @@
+"""The ``torch.distributed`` API over the ProcessGroup interface: process groups, init, queries.
+
+Every collective here unwraps tensors to C-contiguous arrays (a copy only for non-contiguous tensors),
+checks arguments (dtype, shape, device, reduce op) with errors that name the op, the rank and the shapes,
+computes a fingerprint ``"seq=12 all_reduce(float32[4, 3], SUM)"`` (sequence number per group) and has
+every rank verify it (``pg.verify``; ``DISTTORCH_CHECK_COLLECTIVES=0`` skips that), then calls the backend.
+Results are written in place and bump the tensors' version counters, as in-place ops do. Waits use the
+collective timeout (``timeout=`` of ``init_process_group``/``new_group``, else ``DISTTORCH_COLLECTIVE_TIMEOUT``,
+default 300 s); a collective that outlives it raises ``RuntimeError`` naming the ranks that have not
+arrived and where each rank is (see ``_watchdog.py``, which also warns about stalls).
+
+These collectives are not differentiable (as in PyTorch); ``disttorch.distributed.nn.functional`` has
+the differentiable ones.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import timedelta
+from typing import Optional
+
+import numpy as np
+
+from .. import _dtype as D
+from . import _watchdog as WD
+from .process_group import BACKENDS, ReduceOp, Work
+from .process_group import ProcessGroup as _BackendGroup
+from .process_group import backend_class
+
+__all__ = [
+    "Backend", "GroupMember", "group", "ProcessGroup", "ReduceOp", "Work", "P2POp",
+    "init_process_group", "destroy_process_group", "is_initialized", "is_available", "is_mpi_available",
+    "is_nccl_available", "is_gloo_available", "is_ucc_available", "is_backend_available", "is_torchelastic_launched",
+    "get_rank", "get_world_size", "get_backend", "new_group", "get_group_rank", "get_global_rank",
+    "get_process_group_ranks", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor",
+    "reduce_scatter", "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
+    "monitored_barrier", "send", "recv", "isend", "irecv", "batch_isend_irecv",
+]
+
+_MPI_ENV = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+_DT = {d.np: d.name for d in D._ALL}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# groups and global state
+# ------------------------------------------------------------------------------------------------------------
+class Backend(str):
+    """Backend names, as ``torch.distributed.Backend``: ``Backend("GLOO") == "gloo"``. disttorch runs ``gloo``
+    on its ``zmq`` backend."""
+
+    UNDEFINED = "undefined"
+    GLOO = "gloo"
+    NCCL = "nccl"
+    MPI = "mpi"
+    UCC = "ucc"
+    ZMQ = "zmq"
+    backend_list = ["undefined", "gloo", "nccl", "mpi", "zmq"]
+
+    def __new__(cls, name: str) -> "Backend":
+        if not isinstance(name, str):
+            raise ValueError(f"Backend constructor parameter must be string-ish, got {type(name).__name__}")
+        value = name.lower()
+        if value not in cls.backend_list and ":" not in value:
+            raise ValueError(f"Invalid backend: '{name}'")
+        return str.__new__(cls, value)
+
+
+class ProcessGroup:
+    """A group of ranks, as ``torch.distributed.ProcessGroup``: what ``new_group`` returns and ``group=`` takes.
+
+    ``rank()`` and ``size()`` are this process's rank in the group and the group's size.
+    """
+
+    def __init__(self, pg: _BackendGroup, backend: str, name: str, ranks: list, timeout: float) -> None:
+        self._pg = pg
+        self._backend = backend
+        self.group_name = name
+        self._ranks = list(ranks)  # global rank of each group rank
+        self._rank_of = {r: i for i, r in enumerate(self._ranks)}
+        self._timeout = float(timeout)
+        self._seq = 0  # collectives entered (fingerprint sequence number)
+        self._last = ""  # fingerprint of the last one
+
+    def rank(self) -> int:
+        return self._pg.rank
+
+    def size(self) -> int:
+        return self._pg.size
+
+    def name(self) -> str:
+        return self._backend
+
+    @property
+    def group_desc(self) -> str:
+        return self.group_name
+
+    def __repr__(self) -> str:
+        return f"ProcessGroup(name={self.group_name!r}, backend={self._backend!r}, ranks={self._ranks})"
+
+
+class _WorldMeta(type):
+    @property
+    def WORLD(cls) -> Optional[ProcessGroup]:  # noqa: N802 - PyTorch's name
+        return _W.default
+
+
+class GroupMember(metaclass=_WorldMeta):
+    """``GroupMember.WORLD`` is the default group; ``new_group`` returns ``NON_GROUP_MEMBER`` on ranks outside."""
+
+    NON_GROUP_MEMBER = -100
+
+
+class group(metaclass=_WorldMeta):  # noqa: N801 - PyTorch's name
+    """``group.WORLD``: the default process group."""
+
+
+class _World:
+    def __init__(self) -> None:
+        self.default: Optional[ProcessGroup] = None
+        self.groups: dict = {}  # name -> ProcessGroup (this process's memberships)
+        self.count = 0  # groups created so far, members or not (names stay equal on all ranks)
+        self.aux: dict = {}  # backend name -> full-world backend group, for new_group(backend=other)
+        self.store = None
+        self.own_store = None  # the store init_process_group created (closed on destroy)
+        self.rank = -1
+        self.check = True
+        self.watchdog: Optional[WD.Watchdog] = None
+        self.generation = 0
+
+
+_W = _World()
+
+
+def _not_initialized() -> ValueError:
+    return ValueError("Default process group has not been initialized, please make sure to call "
+                      "init_process_group.")
+
+
+def _group(group, op: str) -> Optional[ProcessGroup]:
+    """The group handle for ``group=`` (None: the default group); None when this rank is not a member."""
+    if group is None:
+        g = _W.default
+        if g is None:
+            raise _not_initialized()
+        return g
+    if isinstance(group, ProcessGroup):
+        return group
+    if group == GroupMember.NON_GROUP_MEMBER:
+        if op:
+            warnings.warn(f"Running {op} on global rank {_W.rank} which does not belong to the given group.",
+                          stacklevel=3)
+        return None
+    raise TypeError(f"{op}: group must be a ProcessGroup returned by new_group (or None), got {type(group).__name__}")
+
+
+def _secs(timeout) -> float:
+    if isinstance(timeout, timedelta):
+        return timeout.total_seconds()
+    return float(timeout)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# availability
+# ------------------------------------------------------------------------------------------------------------
+def is_available() -> bool:
+    """True: the zmq backend is always there (mpi and nccl when their packages are installed)."""
+    return True
+
+
+def is_initialized() -> bool:
+    """Whether the default process group has been initialised."""
+    return _W.default is not None
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def is_mpi_available() -> bool:
+    """Whether mpi4py is installed (checked without importing it, which would initialise MPI)."""
+    return _has_module("mpi4py")
+
+
+def is_nccl_available() -> bool:
+    """Whether the nccl backend can run here (CuPy and the backend module are installed)."""
+    return _has_module("cupy") and _has_module(BACKENDS["nccl"][0])
+
+
+def is_gloo_available() -> bool:
+    """True: ``gloo`` runs on the zmq backend."""
+    return True
+
+
+def is_ucc_available() -> bool:
+    return False
+
+
+def is_backend_available(backend: str) -> bool:
+    b = str(backend).lower()
+    return {"gloo": True, "zmq": True, "mpi": is_mpi_available(), "nccl": is_nccl_available()}.get(b, False)
+
+
+def is_torchelastic_launched() -> bool:
+    return os.environ.get("TORCHELASTIC_RUN_ID") is not None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# init / destroy
+# ------------------------------------------------------------------------------------------------------------
+def _choose_backend(backend) -> str:
+    if backend is None or str(backend).lower() == "undefined":
+        by_mpi = any(v in os.environ for v in _MPI_ENV)
+        return "mpi" if by_mpi and is_mpi_available() else "zmq"
+    b = str(backend).lower()
+    if "," in b or ":" in b:  # "cpu:gloo,cuda:nccl": these are CPU tensors' groups unless only cuda is named
+        pairs = dict(p.split(":", 1) for p in b.split(",") if ":" in p)
+        b = pairs.get("cpu") or next(iter(pairs.values()), b)
+    if b == "gloo":
+        return "zmq"
+    if b not in BACKENDS:
+        raise ValueError(f"Invalid backend: '{backend}'; disttorch has 'zmq' (alias 'gloo'), 'mpi' and 'nccl'")
+    return b
+
+
+def _load_backend(name: str):
+    try:
+        return backend_class(name)
+    except ImportError as e:
+        if name == "nccl":
+            raise RuntimeError("Distributed package doesn't have NCCL built in: disttorch's nccl backend needs CuPy "
+                               "with NCCL and a CUDA GPU and is not available on this machine (" + str(e) +
+                               "). Use backend='zmq' (or 'gloo') for CPU tensors.") from None
+        if name == "mpi":
+            raise RuntimeError("Distributed package doesn't have MPI built in: the mpi backend needs mpi4py (pip "
+                               f"install 'disttorch[mpi]'); {e}. Use backend='zmq' (or 'gloo') instead.") from None
+        raise
+
+
+def _env_error(var: str) -> ValueError:
+    return ValueError(f"Error initializing torch.distributed using env:// rendezvous: environment variable {var} "
+                      "expected, but not set")
+
+
+def _env_int(var: str, given: int) -> int:
+    if given is not None and given >= 0:
+        return int(given)
+    raw = os.environ.get(var)
+    if raw is None:
+        raise _env_error(var)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Error initializing torch.distributed using env:// rendezvous: environment variable "
+                         f"{var} must be an integer, got {raw!r}") from None
+
+
+def _make_store(host: str, port: int, rank: int, world_size: int, timeout: float):
+    from .store import TCPStore
+
+    return TCPStore(host, port, world_size, is_master=rank == 0, timeout=timedelta(seconds=timeout))
+
+
+def _rendezvous(init_method: str, rank: int, world_size: int, timeout: float) -> tuple:
+    from urllib.parse import parse_qs, urlparse
+
+    url = urlparse(init_method)
+    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    if "rank" in query and rank < 0:
+        rank = int(query["rank"])
+    if "world_size" in query and world_size < 0:
+        world_size = int(query["world_size"])
+    if url.scheme == "env":
+        rank = _env_int("RANK", rank)
+        world_size = _env_int("WORLD_SIZE", world_size)
+        addr = os.environ.get("MASTER_ADDR")
+        if not addr:
+            raise _env_error("MASTER_ADDR")
+        port = _env_int("MASTER_PORT", -1)
+    elif url.scheme == "tcp":
+        if rank < 0:
+            raise ValueError("Error initializing torch.distributed using tcp:// rendezvous: rank parameter missing")
+        if world_size < 0:
+            raise ValueError("Error initializing torch.distributed using tcp:// rendezvous: world_size parameter "
+                             "missing")
+        if not url.hostname or url.port is None:
+            raise ValueError(f"Error initializing torch.distributed using tcp:// rendezvous: {init_method!r} needs "
+                             "tcp://host:port")
+        addr, port = url.hostname, url.port
+    elif url.scheme == "file":
+        raise ValueError(f"init_method {init_method!r}: file:// rendezvous is not supported by disttorch; use "
+                         "env:// (MASTER_ADDR/MASTER_PORT) or tcp://host:port")
+    else:
+        raise ValueError(f"No rendezvous handler for {url.scheme}://")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"Invalid rank {rank}: it must be in [0, {world_size}) for world_size {world_size}")
+    return _make_store(addr, port, rank, world_size, timeout), rank, world_size
+
+
+def _mpi_world() -> tuple:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+
+
+def _mpi_store(rank: int, world_size: int, timeout: float):
+    """A store for processes mpiexec started without MASTER_ADDR: rank 0 serves it, MPI broadcasts where."""
+    import socket
+
+    from mpi4py import MPI
+
+    from .store import TCPStore, default_interface
+
+    buf = np.zeros(256, np.uint8)
+    store = None
+    if rank == 0:
+        host = os.environ.get("DISTTORCH_INTERFACE") or "127.0.0.1"
+        if not os.environ.get("DISTTORCH_INTERFACE"):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the outward address (nothing is sent)
+                try:
+                    s.connect(("10.255.255.255", 9))
+                    host = s.getsockname()[0]
+                except OSError:
+                    host = default_interface("127.0.0.1")
+        store = TCPStore(host, 0, None, is_master=True, timeout=timedelta(seconds=timeout))
+        enc = f"{host}:{store.port}".encode()
+        buf[:len(enc)] = np.frombuffer(enc, np.uint8)
+    MPI.COMM_WORLD.Bcast(buf, root=0)
+    if rank != 0:
+        host, port = bytes(buf).rstrip(b"\0").decode().rsplit(":", 1)
+        store = TCPStore(host, int(port), None, is_master=False, timeout=timedelta(seconds=timeout))
+    return store
+
+
+def _debug_store(store, generation: int):
+    """A second client of the rendezvous store for the watchdog, with a short timeout of its own."""
+    from .store import PrefixStore, TCPStore
+
+    base = store
+    if isinstance(store, TCPStore):
+        try:
+            host, port = store._endpoint[len("tcp://"):].rsplit(":", 1)
+            base = TCPStore(host, int(port), None, is_master=False, timeout=timedelta(seconds=10))
+        except Exception:  # fall back to sharing the store (its clients are per thread)
+            base = store
+    return PrefixStore(f"disttorch/debug/{generation}/", base)
+
+
+def init_process_group(backend: Optional[str] = None, init_method: Optional[str] = None,
+                       timeout: Optional[timedelta] = None, world_size: int = -1, rank: int = -1, store=None,
+                       group_name: str = "", pg_options=None, device_id=None) -> None:
+    """Initialise the default process group, as ``torch.distributed.init_process_group``.
+
+    Args:
+        backend: ``"zmq"`` (alias ``"gloo"``), ``"mpi"`` or ``"nccl"``; None picks mpi when an MPI launcher
+            started this process and mpi4py is installed, else zmq.
+        init_method: ``"env://"`` (default: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or ``"tcp://host:port"``.
+        timeout: collective timeout (default ``DISTTORCH_COLLECTIVE_TIMEOUT`` seconds, else 300 s).
+        world_size, rank: override the environment (required with ``tcp://`` and ``store``).
+        store: an already connected ``Store`` shared by all ranks (instead of ``init_method``).
+        pg_options: a dict of backend options (e.g. ``{"interface": "10.0.0.2"}``).
+
+    Example:
+        >>> dist.init_process_group()          # under `disttorch launch`
+        >>> dist.all_reduce(t)
+    """
+    if _W.default is not None:
+        raise ValueError("trying to initialize the default process group twice!")
+    if store is not None:
+        if init_method is not None:
+            raise ValueError("Cannot specify both init_method and store.")
+        if world_size <= 0:
+            raise ValueError("world_size must be positive if using store")
+        if rank < 0:
+            raise ValueError("rank must be non-negative if using store")
+    seconds = _secs(timeout) if timeout is not None else WD._env_seconds("DISTTORCH_COLLECTIVE_TIMEOUT", 300.0)
+    name = _choose_backend(backend)
+    cls = _load_backend(name)
+    own = None
+    if name == "mpi":
+        mrank, msize = _mpi_world()
+        if (rank >= 0 and rank != mrank) or (world_size > 0 and world_size != msize):
+            raise ValueError(f"init_process_group(backend='mpi'): rank={rank}, world_size={world_size} disagree with "
+                             f"MPI's rank {mrank} of {msize}")
+        rank, world_size = mrank, msize
+        if store is None and init_method is None and not (os.environ.get("MASTER_ADDR")
+                                                          and os.environ.get("MASTER_PORT")):
+            store = own = _mpi_store(rank, world_size, seconds)
+    if store is None:
+        store, rank, world_size = _rendezvous(init_method or "env://", rank, world_size, seconds)
+        own = store
+    from .store import PrefixStore
+
+    _W.generation += 1
+    gname = group_name or "0"
+    options = dict(pg_options) if isinstance(pg_options, dict) else {}
+    try:
+        pg = cls.create(PrefixStore(f"pg/{_W.generation}/{gname}/", store), rank, world_size, seconds, options)
+    except BaseException:
+        if own is not None and hasattr(own, "close"):
+            own.close()
+        raise
+    g = ProcessGroup(pg, name, gname, list(range(world_size)), seconds)
+    _W.default, _W.groups, _W.count, _W.aux = g, {gname: g}, 0, {}
+    _W.store, _W.own_store, _W.rank = store, own, rank
+    _W.check = os.environ.get("DISTTORCH_CHECK_COLLECTIVES", "1") != "0"
+    if world_size > 1:
+        _W.watchdog = WD.Watchdog(_W, _debug_store(store, _W.generation), rank, world_size, WD.stall_seconds())
+
+
+def destroy_process_group(group=None) -> None:
+    """Shut down ``group`` (None: every group and the default one, after which ``init_process_group`` may run
+    again)."""
+    if group is None or group is _W.default:
+        if _W.default is None:
+            raise _not_initialized()
+        if _W.watchdog is not None:
+            _W.watchdog.stop()
+            _W.watchdog = None
+        pgs = [g._pg for g in _W.groups.values() if g is not _W.default] + list(_W.aux.values())
+        pgs.append(_W.default._pg)
+        for pg in pgs:
+            pg.shutdown()
+        own = _W.own_store
+        _W.default, _W.groups, _W.aux, _W.store, _W.own_store = None, {}, {}, None, None
+        if own is not None and hasattr(own, "close"):
+            own.close()
+        return
+    g = _group(group, "destroy_process_group")
+    if g is None:
+        return
+    g._pg.shutdown()
+    _W.groups.pop(g.group_name, None)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# queries
+# ------------------------------------------------------------------------------------------------------------
+def get_rank(group=None) -> int:
+    """This process's rank in ``group`` (default: the world); -1 when it is not a member."""
+    g = _group(group, "")
+    return -1 if g is None else g._pg.rank
+
+
+def get_world_size(group=None) -> int:
+    """Number of ranks in ``group`` (default: the world); -1 when this process is not a member."""
+    g = _group(group, "")
+    return -1 if g is None else g._pg.size
+
+
+def get_backend(group=None) -> str:
+    """The backend name of ``group``: ``"zmq"``, ``"mpi"`` or ``"nccl"``."""
+    g = _group(group, "")
+    if g is None:
+        raise ValueError("Invalid process group specified")
+    return Backend(g._backend)
+
+
+def get_group_rank(group, global_rank: int) -> int:
+    """The rank within ``group`` of global rank ``global_rank``."""
+    g = _group(group, "")
+    if g is None:
+        raise ValueError("Invalid process group specified")
+    r = g._rank_of.get(global_rank)
+    if r is None:
+        raise ValueError(f"Global rank {global_rank} is not part of group {g.group_name} (ranks {g._ranks})")
+    return r
+
+
+def get_global_rank(group, group_rank: int) -> int:
+    """The global rank of rank ``group_rank`` of ``group``."""
+    g = _group(group, "")
+    if g is None:
+        raise ValueError("Invalid process group specified")
+    if not 0 <= group_rank < len(g._ranks):
+        raise ValueError(f"Group rank {group_rank} is not part of group {g.group_name} (size {len(g._ranks)})")
+    return g._ranks[group_rank]
+
+
+def get_process_group_ranks(group) -> list:
+    """The global ranks of ``group``'s members."""
+    g = _group(group, "")
+    if g is None:
+        raise ValueError("Invalid process group specified")
+    return list(g._ranks)
+
+
+def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional[str] = None, pg_options=None,
+              use_local_synchronization: bool = False, group_desc: Optional[str] = None, device_id=None):
+    """Create a group of the given global ranks (all ranks must call it, in the same order).
+
+    Returns the group on members and ``GroupMember.NON_GROUP_MEMBER`` on the other ranks.
+
+    Example:
+        >>> evens = dist.new_group([0, 2])
+        >>> if dist.get_rank() in (0, 2):
+        ...     dist.all_reduce(t, group=evens)
+    """
+    world = _W.default
+    if world is None:
+        raise _not_initialized()
+    n = world.size()
+    members = sorted(set(int(r) for r in ranks)) if ranks is not None and len(ranks) else list(range(n))
+    if ranks is not None and len(ranks) != len(members):
+        raise ValueError(f"new_group: ranks {list(ranks)} contain duplicates")
+    for r in members:
+        if not 0 <= r < n:
+            raise ValueError(f"new_group: rank {r} is out of range: the new group's ranks must be within the "
+                             f"world_size ({n}) set by init_process_group")
+    name = _choose_backend(backend) if backend is not None else world._backend
+    base = world._pg
+    if name != world._backend:
+        base = _W.aux.get(name)
+        if base is None:
+            from .store import PrefixStore
+
+            store = PrefixStore(f"pg/{_W.generation}/aux-{name}/", _W.store)
+            base = _W.aux[name] = _load_backend(name).create(store, world.rank(), n, world._timeout, {})
+    _W.count += 1
+    gname = str(_W.count)
+    sub = base.new_subgroup(members)
+    if sub is None:
+        return GroupMember.NON_GROUP_MEMBER
+    g = ProcessGroup(sub, name, gname, members, _secs(timeout) if timeout is not None else world._timeout)
+    _W.groups[gname] = g
+    return g
+
+
+from ._tensor_collectives import (all_gather, all_gather_into_tensor, all_reduce, all_to_all,  # noqa: E402
+                                  all_to_all_single, barrier, batch_isend_irecv, broadcast, gather, irecv, isend,
+                                  monitored_barrier, P2POp, recv, reduce, reduce_scatter, reduce_scatter_tensor,
+                                  scatter, send)

@@ -1,0 +1,598 @@
+"""``DistributedDataParallel``: data parallelism as a module wrapper plus gradient hooks (DESIGN rule 6).
+
+At construction the parameters and buffers of rank 0 are broadcast (coalesced into one flat buffer per
+dtype), and the parameters are split into *buckets* in reverse registration order (the order in which
+backward produces their gradients): a small first bucket (1 MiB, so communication starts early), then
+``bucket_cap_mb`` each. Every parameter gets a post-accumulate-grad hook that copies its ``.grad`` into its
+slot of the bucket's flat buffer; when a bucket is complete, and every earlier bucket has been launched,
+its all-reduce starts asynchronously (buckets launch in the same order on every rank), so communication
+overlaps the rest of backward. The engine has no end-of-backward callback, so the reduction is finished
+by the hook of the last parameter to become ready: it waits for every bucket's work, and the averaged
+gradients are copied back into ``.grad`` (or already are ``.grad``, with ``gradient_as_bucket_view``).
+
+A parameter that gets no gradient leaves its bucket incomplete; the next forward then raises PyTorch's
+"Expected to have finished reduction in the prior iteration" error naming the parameters, instead of
+hanging. With ``find_unused_parameters=True`` (or ``static_graph=True``) the forward walks the autograd
+graph from the outputs, and parameters it does not reach count as ready with zero gradients.
+"""
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+
+from ..._tensor import Tensor, _view_of, _wrap
+from ...autograd.function import AccumulateGrad
+from ...autograd.grad_mode import is_grad_enabled
+from ...distributed.algorithms.join import Join, Joinable, JoinHook
+from ...futures import Future
+from ..modules.module import Module
+
+__all__ = ["DistributedDataParallel", "GradBucket"]
+
+_MB = 1024 * 1024
+_DEFAULT_FIRST_BUCKET_BYTES = 1 * _MB
+_BROADCAST_BUCKET_BYTES = 250 * _MB
+
+
+def _dist():
+    from ... import distributed as dist
+
+    return dist
+
+
+def _compute_bucket_assignment_by_size(sizes: List[int], keys: List[Any], limits: List[int]) -> List[List[int]]:
+    """Split tensors (given in the order they should fill buckets) into buckets of at least ``limits[k]``
+    bytes, the k-th bucket of each key using ``limits[min(k, len(limits) - 1)]``; tensors of different
+    keys (dtypes) never share a bucket. Returns lists of positions, ordered by their first position."""
+    open_buckets: dict = {}
+    count: dict = {}
+    result = []
+    for i, (nbytes, key) in enumerate(zip(sizes, keys)):
+        b = open_buckets.setdefault(key, [[], 0])
+        b[0].append(i)
+        b[1] += nbytes
+        limit = limits[min(count.get(key, 0), len(limits) - 1)]
+        if b[1] >= limit:
+            result.append(b[0])
+            del open_buckets[key]
+            count[key] = count.get(key, 0) + 1
+    result.extend(b[0] for b in open_buckets.values() if b[0])
+    result.sort(key=lambda idx: idx[0])
+    return result
+
+
+class GradBucket:
+    """One bucket of gradients as a comm hook sees it (``torch.distributed.GradBucket``)."""
+
+    def __init__(self, index: int, buffer: Tensor, gradients: List[Tensor], parameters: List[Tensor],
+                 offsets: List[int], is_last: bool) -> None:
+        self._index, self._buffer, self._gradients = index, buffer, gradients
+        self._parameters, self._offsets, self._is_last = parameters, offsets, is_last
+
+    def index(self) -> int:
+        """The bucket's index (0 is the first bucket to be reduced)."""
+        return self._index
+
+    def buffer(self) -> Tensor:
+        """The flattened 1-d gradients of the bucket's parameters."""
+        return self._buffer
+
+    def gradients(self) -> List[Tensor]:
+        """One view of ``buffer()`` per parameter, shaped like the parameter."""
+        return self._gradients
+
+    def parameters(self) -> List[Tensor]:
+        """The bucket's parameters, in the order of ``gradients()``."""
+        return self._parameters
+
+    def offsets(self) -> List[int]:
+        return list(self._offsets)
+
+    def is_last(self) -> bool:
+        """True for the last bucket of the iteration."""
+        return self._is_last
+
+    def set_buffer(self, buffer: Tensor) -> None:
+        self._buffer = buffer
+
+
+class _Bucket:
+    """Flat gradient storage for a group of parameters of one dtype."""
+
+    __slots__ = ("index", "param_ids", "params", "offsets", "buffer", "tensor", "views", "grad_views", "pending",
+                 "future", "shadow")
+
+    def __init__(self, index: int, param_ids: List[int], params: List[Tensor]) -> None:
+        self.index = index
+        self.param_ids = param_ids
+        self.params = params
+        xp = params[0]._xp
+        self.offsets, total = [], 0
+        for p in params:
+            self.offsets.append(total)
+            total += p._data.size
+        self.buffer = xp.zeros(total, dtype=params[0]._data.dtype)
+        self.tensor = _wrap(self.buffer)
+        self.views = [self.buffer[o:o + p._data.size].reshape(p._data.shape) for o, p in zip(self.offsets, params)]
+        self.grad_views = [_view_of(self.tensor, v) for v in self.views]
+        self.pending = len(params)
+        self.future: Optional[Future] = None
+        self.shadow: Optional[Tensor] = None
+
+    def grad_bucket(self, is_last: bool, buffer: Optional[Tensor] = None) -> GradBucket:
+        return GradBucket(self.index, self.tensor if buffer is None else buffer, list(self.grad_views),
+                          list(self.params), self.offsets, is_last)
+
+
+def _tensors_in(obj, out: list) -> list:
+    """Every Tensor inside a (nested) tuple/list/dict/dataclass-free output structure."""
+    if isinstance(obj, Tensor):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            _tensors_in(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _tensors_in(o, out)
+    return out
+
+
+def _reachable_leaves(outputs) -> set:
+    """ids of the leaf tensors whose AccumulateGrad nodes are reachable from ``outputs``' grad_fns."""
+    found, seen, stack = set(), set(), []
+    for t in _tensors_in(outputs, []):
+        if t.grad_fn is not None:
+            stack.append(t.grad_fn)
+        elif t._requires_grad:
+            found.add(id(t))
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        if fn.__class__ is AccumulateGrad:
+            found.add(id(fn.variable))
+            continue
+        for nxt, _ in fn.next_functions:
+            if nxt is not None and nxt not in seen:
+                stack.append(nxt)
+    return found
+
+
+class _DDPJoinHook(JoinHook):
+    def __init__(self, ddp: "DistributedDataParallel", divide_by_initial_world_size: bool) -> None:
+        self.ddp = ddp
+        ddp._divide_by_initial_world_size = divide_by_initial_world_size
+
+    def main_hook(self) -> None:
+        ddp = self.ddp
+        if ddp._will_sync_module_buffers():
+            ddp._sync_buffers(ddp._find_common_rank(ddp._rank, False))
+        should_sync = ddp._check_global_requires_backward_grad_sync(is_joined_rank=True)
+        ddp.require_forward_param_sync = should_sync
+        if should_sync:
+            ddp._match_all_reduce_for_bwd_pass()
+
+    def post_hook(self, is_last_joiner: bool) -> None:
+        ddp = self.ddp
+        ddp._sync_module_states(ddp._find_common_rank(ddp._rank, is_last_joiner))
+
+
+class DistributedDataParallel(Module, Joinable):
+    """Synchronous data parallelism over the ranks of a process group (``torch.nn.parallel.DistributedDataParallel``).
+
+    Each rank runs the wrapped module on its own batch; gradients are averaged across ranks during
+    backward, so after ``optimizer.step()`` the parameters are identical on every rank.
+
+    Args:
+        module: the module to replicate; ``ddp.module`` is it, and ``state_dict`` keys are ``module.``-prefixed.
+        device_ids, output_device, dim: accepted for compatibility (CPU modules need none of them).
+        broadcast_buffers: broadcast rank 0's buffers (e.g. BatchNorm running stats) before each forward.
+        init_sync: broadcast rank 0's parameters and buffers at construction.
+        process_group: the group to average over (default: the world).
+        bucket_cap_mb: bucket size in MiB (default 25; the first bucket is 1 MiB when this is left default).
+        find_unused_parameters: detect parameters that the forward did not use (walks the autograd graph
+            each iteration) and treat their gradients as zero.
+        check_reduction: deprecated, ignored (as in PyTorch).
+        gradient_as_bucket_view: ``.grad`` tensors become views of the bucket buffers (saves a copy each way).
+        static_graph: the set of used parameters does not change between iterations; here it enables the
+            unused-parameter detection of ``find_unused_parameters``.
+
+    Example:
+        >>> dist.init_process_group("zmq")
+        >>> model = DistributedDataParallel(Net())
+        >>> loss_fn(model(x), y).backward()   # gradients are averaged over the ranks here
+        >>> optimizer.step()
+    """
+
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers: bool = True,
+                 init_sync: bool = True, process_group=None, bucket_cap_mb: Optional[float] = None,
+                 find_unused_parameters: bool = False, check_reduction: bool = False,
+                 gradient_as_bucket_view: bool = False, static_graph: bool = False,
+                 delay_all_reduce_named_params=None, param_to_hook_all_reduce=None, mixed_precision=None,
+                 device_mesh=None, skip_all_reduce_unused_params: bool = False) -> None:
+        Module.__init__(self)
+        Joinable.__init__(self)
+        dist = _dist()
+        if not dist.is_initialized():
+            raise ValueError("Default process group has not been initialized, please make sure to call "
+                             "init_process_group.")
+        if process_group is not None and device_mesh is not None:
+            raise RuntimeError("Cannot specify both process_group and device_mesh arguments.")
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        if not named:
+            raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any parameter "
+                               "that requires a gradient.")
+        if device_ids is not None and len(device_ids) > 1:
+            raise ValueError("device_ids can only be None or contain a single element.")
+        if bucket_cap_mb is not None and bucket_cap_mb <= 0:
+            raise ValueError(f"bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        self.module = module
+        self.device_ids = device_ids
+        self.output_device = output_device
+        self.dim = dim
+        self.broadcast_buffers = broadcast_buffers
+        self.process_group = process_group
+        self.find_unused_parameters = find_unused_parameters
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.static_graph = static_graph
+        self.require_backward_grad_sync = True
+        self.require_forward_param_sync = True
+        self._dist = dist
+        self._rank = dist.get_rank(process_group) if process_group is not None else dist.get_rank()
+        self._world_size = dist.get_world_size(process_group) if process_group is not None else dist.get_world_size()
+        self._detect_unused = find_unused_parameters or static_graph
+        self._param_names = [n for n, _ in named]
+        self._params = [p for _, p in named]
+        self._buffers_list = [b for b in module.buffers() if b is not None]
+        self._comm_hook: Optional[Callable] = None
+        self._comm_state = None
+        self._divide_by_initial_world_size = True
+        self._forward_work = None
+        cap = 25 * _MB if bucket_cap_mb is None else int(bucket_cap_mb * _MB)
+        self.bucket_bytes_cap = cap
+        limits = [_DEFAULT_FIRST_BUCKET_BYTES, cap] if bucket_cap_mb is None else [cap]
+        self._build_buckets(limits)
+        if init_sync and self._world_size > 1:
+            self._sync_module_states(0)
+        self._reset_iteration()
+        self._expect_hooks = False
+        ref = weakref.ref(self)
+        self._hook_handles = [p.register_post_accumulate_grad_hook(_GradReadyHook(ref, i))
+                              for i, p in enumerate(self._params)]
+
+    # ---- construction ----------------------------------------------------------------------------
+    def _build_buckets(self, limits: List[int]) -> None:
+        order = list(range(len(self._params)))[::-1]
+        sizes = [self._params[i]._data.nbytes for i in order]
+        keys = [str(self._params[i]._data.dtype) for i in order]
+        assignment = _compute_bucket_assignment_by_size(sizes, keys, limits)
+        self._buckets: List[_Bucket] = []
+        self._param_slot = [(0, 0)] * len(self._params)  # param index -> (bucket, position in bucket)
+        for b, positions in enumerate(assignment):
+            ids = [order[k] for k in positions]
+            self._buckets.append(_Bucket(b, ids, [self._params[i] for i in ids]))
+            for j, i in enumerate(ids):
+                self._param_slot[i] = (b, j)
+
+    def _global_rank(self, group_rank: int) -> int:
+        if self.process_group is None:
+            return group_rank
+        get = getattr(self._dist, "get_global_rank", None)
+        return get(self.process_group, group_rank) if get is not None else group_rank
+
+    def _broadcast_coalesced(self, tensors: List[Tensor], src_group_rank: int) -> None:
+        """Broadcast ``tensors`` from group rank ``src`` with one flat buffer per dtype (<= 250 MiB each)."""
+        src = self._global_rank(src_group_rank)
+        groups: dict = {}
+        for t in tensors:
+            groups.setdefault(t._data.dtype, []).append(t)
+        for dtype, ts in groups.items():
+            chunk, nbytes = [], 0
+            for t in ts + [None]:
+                if t is not None and (not chunk or nbytes + t._data.nbytes <= _BROADCAST_BUCKET_BYTES):
+                    chunk.append(t)
+                    nbytes += t._data.nbytes
+                    continue
+                if chunk:
+                    xp = chunk[0]._xp
+                    flat = xp.concatenate([c._data.reshape(-1) for c in chunk]) if len(chunk) > 1 \
+                        else chunk[0]._data.reshape(-1).copy()
+                    self._dist.broadcast(_wrap(flat), src, group=self.process_group)
+                    off = 0
+                    for c in chunk:
+                        n = c._data.size
+                        c._data[...] = flat[off:off + n].reshape(c._data.shape)
+                        c._vc[0] += 1
+                        off += n
+                chunk, nbytes = ([t], t._data.nbytes) if t is not None else ([], 0)
+
+    def _sync_module_states(self, src_group_rank: int) -> None:
+        """Make every rank's parameters and buffers equal to those of ``src_group_rank``."""
+        tensors = [p for p in self.module.parameters()] + self._buffers_list
+        if tensors:
+            self._broadcast_coalesced(tensors, src_group_rank)
+
+    def _sync_buffers(self, src_group_rank: int = 0) -> None:
+        if self._buffers_list:
+            self._broadcast_coalesced(self._buffers_list, src_group_rank)
+
+    def _will_sync_module_buffers(self) -> bool:
+        return (self.require_forward_param_sync and self.broadcast_buffers and len(self._buffers_list) > 0
+                and self._world_size > 1)
+
+    # ---- forward ---------------------------------------------------------------------------------
+    def forward(self, *inputs, **kwargs):
+        grad_sync = is_grad_enabled() and self.require_backward_grad_sync
+        if grad_sync:
+            self._check_previous_reduction()
+        self._forward_work = Join.notify_join_context(self)
+        if self._will_sync_module_buffers():
+            join = self._join_config.enable
+            self._sync_buffers(self._find_common_rank(self._rank, True) if join else 0)
+        if self._join_config.enable:
+            self._check_global_requires_backward_grad_sync(is_joined_rank=False)
+        output = self.module(*inputs, **kwargs)
+        if grad_sync:
+            self.require_forward_param_sync = True
+            self._prepare_for_backward(output)
+        else:
+            self.require_forward_param_sync = False
+            self._expect_hooks = False
+        return output
+
+    def _find_common_rank(self, input_rank: int, rank_cond: bool) -> int:
+        t = _wrap(np.array([input_rank if rank_cond else -1], dtype=np.int64))
+        self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self.process_group)
+        r = int(t._data[0])
+        if r == -1:
+            raise ValueError("BUG! Expected rank_cond to be true for at least one process.")
+        return r
+
+    def _check_global_requires_backward_grad_sync(self, is_joined_rank: bool) -> bool:
+        flag = 1 if (not is_joined_rank and self.require_backward_grad_sync) else 0
+        t = _wrap(np.array([flag], dtype=np.int64))
+        self._dist.all_reduce(t, group=self.process_group)
+        return bool(t._data[0])
+
+    def _check_previous_reduction(self) -> None:
+        if not (self._expect_hooks and self._hooks_fired):
+            return
+        missing = [i for i, m in enumerate(self._marked) if not m]
+        self._expect_hooks = False
+        self._hooks_fired = False
+        idx = " ".join(str(i) for i in missing)
+        names = ", ".join(self._param_names[i] for i in missing)
+        raise RuntimeError(
+            "Expected to have finished reduction in the prior iteration before starting a new one. This error "
+            "indicates that your module has parameters that were not used in producing loss. You can enable "
+            "unused parameter detection by passing the keyword argument `find_unused_parameters=True` to "
+            "`disttorch.nn.parallel.DistributedDataParallel`, and by making sure all `forward` function outputs "
+            "participate in calculating loss. If you already have done the above, then the distributed data "
+            "parallel module wasn't able to locate the output tensors in the return value of your module's "
+            "`forward` function.\n"
+            f"Parameter indices which did not receive grad for rank {self._rank}: {idx}\n"
+            f"Parameters which did not receive grad for rank {self._rank}: {names}")
+
+    def _reset_iteration(self) -> None:
+        self._marked = [False] * len(self._params)
+        for b in self._buckets:
+            b.pending = len(b.params)
+            b.future = None
+        self._next_bucket = 0
+        self._hooks_fired = False
+        self._unused: List[int] = []
+        self._finalized = False
+
+    def _prepare_for_backward(self, output) -> None:
+        self._reset_iteration()
+        self._expect_hooks = True
+        if self._detect_unused:
+            reached = _reachable_leaves(output)
+            self._unused = [i for i, p in enumerate(self._params) if id(p) not in reached]
+
+    # ---- backward: hooks, buckets, reduction -----------------------------------------------------
+    def _on_grad_ready(self, i: int) -> None:
+        if not self._expect_hooks:
+            return
+        if not self._hooks_fired:
+            self._hooks_fired = True
+            for u in self._unused:  # parameters the forward did not use count as ready with zero gradient
+                self._mark_ready(u, used=False)
+        if self._marked[i]:
+            raise RuntimeError(
+                f"Expected to mark a variable ready only once. This error is caused by one of the following reasons: "
+                f"1) Use of a module parameter outside the `forward` function. 2) Reused parameters in multiple "
+                f"reentrant backward passes. Parameter at index {i} with name {self._param_names[i]} has been marked "
+                f"as ready twice. This means that multiple autograd engine hooks have fired for this particular "
+                f"parameter during this iteration.")
+        self._mark_ready(i, used=True)
+
+    def _mark_ready(self, i: int, used: bool) -> None:
+        self._marked[i] = True
+        b_idx, j = self._param_slot[i]
+        bucket = self._buckets[b_idx]
+        p = self._params[i]
+        g = p._grad
+        view = bucket.views[j]
+        if g is None:  # an unused parameter contributes zeros (or what it accumulated under no_sync)
+            view[...] = 0
+        elif g is not bucket.grad_views[j]:
+            view[...] = g._data
+            if self.gradient_as_bucket_view:
+                p._grad = bucket.grad_views[j]
+        bucket.pending -= 1
+        if bucket.pending == 0:
+            while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
+                self._launch(self._buckets[self._next_bucket])
+                self._next_bucket += 1
+            if self._next_bucket == len(self._buckets):
+                self._finalize()
+
+    def _divisor(self) -> int:
+        if self._divide_by_initial_world_size or self._forward_work is None:
+            return self._world_size
+        return max(self._forward_work.count(), 1)
+
+    def _launch(self, bucket: _Bucket, buffer: Optional[Tensor] = None) -> Future:
+        gb = bucket.grad_bucket(bucket.index == len(self._buckets) - 1, buffer)
+        if self._comm_hook is not None:
+            fut = self._comm_hook(self._comm_state, gb)
+        else:
+            fut = self._builtin_allreduce(gb)
+        if not hasattr(fut, "wait"):
+            raise RuntimeError(f"DDP communication hook must return a Future, got {type(fut).__name__}")
+        if buffer is None:
+            bucket.future = fut
+        return fut
+
+    def _builtin_allreduce(self, gb: GradBucket) -> Future:
+        buf = gb.buffer()
+        d = self._divisor()
+        if d != 1:
+            buf.div_(d)
+        work = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
+        return Future._from_work(work, buf)
+
+    def _finalize(self) -> None:
+        self._expect_hooks = False
+        self._finalized = True
+        unused = set(self._unused)
+        for bucket in self._buckets:
+            result = bucket.future.wait()
+            bucket.future = None
+            if isinstance(result, (list, tuple)):
+                result = result[0]
+            if result is not None and result is not bucket.tensor:
+                bucket.buffer[...] = result._data.reshape(-1)
+            for j, i in enumerate(bucket.param_ids):
+                p = self._params[i]
+                if p._grad is None and i in unused:
+                    continue  # as PyTorch: a parameter unused everywhere keeps grad None ...
+                self._copy_back(p, bucket, j)
+        if unused:
+            self._fill_unused_used_elsewhere(unused)
+
+    def _copy_back(self, p: Tensor, bucket: _Bucket, j: int) -> None:
+        g = p._grad
+        view = bucket.views[j]
+        if self.gradient_as_bucket_view:
+            if g is not bucket.grad_views[j]:
+                p._grad = bucket.grad_views[j]
+            bucket.grad_views[j]._vc[0] += 1
+        elif g is None:
+            p._grad = _wrap(view.copy())
+        else:
+            g._data[...] = view
+            g._vc[0] += 1
+
+    def _fill_unused_used_elsewhere(self, unused: set) -> None:
+        # ... unless another rank used it: a non-zero averaged gradient must reach .grad on every rank so
+        # the optimizer steps agree. (An all-zero average from ranks that did use it is kept as None,
+        # an approximation of PyTorch's global "used" bitmap that costs no extra collective.)
+        for i in unused:
+            p = self._params[i]
+            if p._grad is not None:
+                continue
+            b_idx, j = self._param_slot[i]
+            view = self._buckets[b_idx].views[j]
+            if view.any():
+                p._grad = self._buckets[b_idx].grad_views[j] if self.gradient_as_bucket_view else _wrap(view.copy())
+
+    def _match_all_reduce_for_bwd_pass(self) -> None:
+        """A joined rank's side of one backward: all-reduce a zero buffer per bucket, in bucket order."""
+        futures = []
+        for bucket in self._buckets:
+            if bucket.shadow is None or bucket.shadow._data.shape != bucket.buffer.shape:
+                bucket.shadow = _wrap(bucket.buffer.copy())
+            bucket.shadow._data[...] = 0
+            futures.append(self._launch(bucket, bucket.shadow))
+        for f in futures:
+            f.wait()
+
+    # ---- public API ------------------------------------------------------------------------------
+    @contextmanager
+    def no_sync(self):
+        """Skip gradient synchronisation inside the block: gradients accumulate locally, and the first
+        forward-backward outside the block all-reduces the accumulated sum.
+
+        Example:
+            >>> with ddp.no_sync():
+            ...     for x in micro_batches[:-1]:
+            ...         ddp(x).sum().backward()
+            >>> ddp(micro_batches[-1]).sum().backward()   # synchronises here
+        """
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def register_comm_hook(self, state: object, hook: Callable) -> None:
+        """Replace the gradient all-reduce with ``hook(state, bucket) -> Future`` whose value is the reduced
+        bucket buffer (a tensor shaped like ``bucket.buffer()``, or a one-element list of it).
+
+        Example:
+            >>> from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks
+            >>> ddp.register_comm_hook(None, default_hooks.fp16_compress_hook)
+        """
+        if not callable(hook):
+            raise TypeError(f"register_comm_hook: hook must be callable, got {type(hook).__name__}")
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
+        if self._hooks_fired or self._finalized:
+            raise RuntimeError("register_comm_hook must be called before the first backward pass.")
+        self._comm_hook = hook
+        self._comm_state = state
+
+    def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
+             throw_on_early_termination: bool = False) -> Join:
+        """A ``Join`` context for uneven inputs: ranks that run out of batches shadow the gradient
+        all-reduces with zeros until every rank is done; then all ranks take the model of the last one.
+
+        Args:
+            divide_by_initial_world_size: average over the initial world size (True) or over the ranks
+                still training in that iteration (False).
+            enable: False makes the context a no-op.
+            throw_on_early_termination: raise on all ranks as soon as one runs out of data.
+        """
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, **kwargs) -> JoinHook:
+        return _DDPJoinHook(self, kwargs.get("divide_by_initial_world_size", True))
+
+    @property
+    def join_device(self):
+        return self._params[0].device
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
+    def _get_ddp_logging_data(self) -> dict:
+        return {"world_size": self._world_size, "bucket_cap_bytes": self.bucket_bytes_cap,
+                "num_buckets": len(self._buckets), "find_unused_parameters": self.find_unused_parameters,
+                "gradient_as_bucket_view": self.gradient_as_bucket_view, "static_graph": self.static_graph}
+
+    def _bucket_param_names(self) -> List[List[str]]:
+        """The parameter names of each bucket, in reduction order (for tests and debugging)."""
+        return [[self._param_names[i] for i in b.param_ids] for b in self._buckets]
+
+
+class _GradReadyHook:
+    """Post-accumulate-grad hook of parameter ``i`` (a weak reference, so the wrapper can be freed)."""
+
+    __slots__ = ("ref", "i")
+
+    def __init__(self, ref, i: int) -> None:
+        self.ref, self.i = ref, i
+
+    def __call__(self, param: Tensor) -> None:
+        ddp = self.ref()
+        if ddp is not None:
+            ddp._on_grad_ready(self.i)

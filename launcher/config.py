@@ -1,0 +1,489 @@
+"""Launch configuration: flags > environment variables > cluster YAML > defaults -> :class:`LaunchConfig`.
+
+Every flag ``--some-flag`` can also be set through ``DISTTORCH_SOME_FLAG`` or torchrun's ``PET_SOME_FLAG``
+(DISTTORCH_ wins). A cluster YAML (``--cluster-config``) supplies the rest; see cluster_configs/README.md.
+Errors raise :class:`ConfigError` naming the flag, variable or YAML field and the bad value.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import socket
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+BACKENDS = ("mpi", "zmq")
+TORCHRUN_DEFAULT_PORT = 29500  # torchrun's default when several launchers must agree on one port
+
+
+class ConfigError(ValueError):
+    """A bad launch setting; the message names where it came from (flag, env var or YAML field)."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One machine of the job. ``slots`` is its number of workers (None: --nproc-per-node)."""
+
+    host: str
+    slots: int | None = None
+    ssh_port: int | None = None
+    user: str | None = None
+    interface: str | None = None
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """How remote workers are reached. ``options`` are passed as ``-o OPTION`` each; ``remote_prefix`` is put
+    in front of the worker command on the remote host (e.g. ``docker exec -i trainer``)."""
+
+    command: tuple[str, ...] = ("ssh",)
+    user: str | None = None
+    port: int | None = None
+    identity: str | None = None
+    options: tuple[str, ...] = ("BatchMode=yes",)
+    remote_prefix: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Everything a launch needs, resolved and validated. Built by :func:`resolve`."""
+
+    script: str
+    script_args: tuple[str, ...] = ()
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int | None = None  # None: a free port, chosen per attempt
+    max_restarts: int = 0
+    log_dir: str | None = None
+    redirects: Mapping[int, int] | int = 0  # Std bits per local rank (1 stdout, 2 stderr, 3 both)
+    tee: Mapping[int, int] | int = 0
+    local_ranks_filter: tuple[int, ...] | None = None
+    standalone: bool = False
+    module: bool = False
+    no_python: bool = False
+    hosts: tuple[HostSpec, ...] = ()
+    hostfile: str | None = None  # where ``hosts`` came from, when from a hostfile (mpiexec gets it as is)
+    backend: str = "zmq"
+    mpi_args: tuple[str, ...] = ()
+    mpiexec: str = "mpiexec"
+    cluster_config: str | None = None
+    dry_run: bool = False
+    interface: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    python: str | None = None  # None: $PYTHON_EXEC or this interpreter (also on remote hosts)
+    workdir: str | None = None  # None: the current directory (also on remote hosts)
+    ssh: SshConfig = SshConfig()
+    forward_env: tuple[str, ...] = ("PYTHONPATH", "DISTTORCH_", "OMP_", "MKL_", "OPENBLAS_", "NCCL_",
+                                   "CUDA_VISIBLE_DEVICES")
+    grace_period: float = 5.0  # seconds between SIGTERM and SIGKILL when tearing a job down
+    job_secret: str | None = None
+
+    @property
+    def single_command(self) -> bool:
+        """True when this one launcher starts every worker of the job (a host list was given)."""
+        return bool(self.hosts)
+
+    @property
+    def world_size(self) -> int:
+        if self.hosts:
+            return sum(self.slots(h) for h in self.hosts)
+        return self.nproc_per_node * self.nnodes
+
+    def slots(self, host: HostSpec) -> int:
+        return host.slots if host.slots is not None else self.nproc_per_node
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+
+def _int(name: str, lo: int = 0, hi: int | None = None) -> Callable[[Any, str], int]:
+    def parse(v: Any, where: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise ConfigError(f"{where}: expected an integer, got {v!r}")
+        try:
+            iv = int(v)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {v!r}") from None
+        if iv < lo or (hi is not None and iv > hi):
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise ConfigError(f"{where}: must be {rng}, got {iv}")
+        return iv
+    return parse
+
+
+def _float(v: Any, where: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number of seconds, got {v!r}") from None
+    if f < 0:
+        raise ConfigError(f"{where}: must be >= 0, got {f}")
+    return f
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, (str, int)) or isinstance(v, bool) or v == "":
+        raise ConfigError(f"{where}: expected a non-empty string, got {v!r}")
+    return str(v)
+
+
+def _bool(v: Any, where: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{where}: expected a boolean (1/0, true/false), got {v!r}")
+
+
+def _argv(v: Any, where: str) -> tuple[str, ...]:
+    """A command line given as one string (split like a shell) or as a list of words."""
+    if isinstance(v, str):
+        try:
+            return tuple(shlex.split(v))
+        except ValueError as e:
+            raise ConfigError(f"{where}: cannot split {v!r}: {e}") from None
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int)) for x in v):
+        return tuple(str(x) for x in v)
+    raise ConfigError(f"{where}: expected a string or a list of strings, got {v!r}")
+
+
+def _nproc(v: Any, where: str) -> int:
+    s = str(v).strip().lower()
+    if s in ("auto", "cpu"):
+        return os.cpu_count() or 1
+    if s == "gpu":
+        n = sum(1 for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()) if os.path.isdir("/dev") else 0
+        if n == 0:
+            raise ConfigError(f"{where}: 'gpu' asked for one worker per GPU, but no NVIDIA GPU was found")
+        return n
+    return _int("nproc_per_node", 1)(v, where)
+
+
+def _nnodes(v: Any, where: str) -> int:
+    s = str(v).strip()
+    if ":" in s:
+        lo, _, hi = s.partition(":")
+        if lo.strip() != hi.strip():
+            raise ConfigError(f"{where}: elastic ranges (MIN:MAX = {s}) are not supported; give one number of nodes")
+        s = lo
+    return _int("nnodes", 1)(s, where)
+
+
+def _backend(v: Any, where: str) -> str:
+    s = str(v).strip().lower()
+    if s not in BACKENDS:
+        raise ConfigError(f"{where}: expected one of {', '.join(BACKENDS)}, got {v!r}")
+    return s
+
+
+def parse_std(v: Any, where: str) -> Mapping[int, int] | int:
+    """torchrun's --redirects/--tee value: ``3`` for every local rank, or ``0:1,1:2`` per local rank
+    (0 none, 1 stdout, 2 stderr, 3 both)."""
+    s = str(v).strip()
+    try:
+        if ":" not in s:
+            n = int(s)
+            if n not in (0, 1, 2, 3):
+                raise ValueError
+            return n
+        out = {}
+        for part in s.split(","):
+            r, _, n = part.partition(":")
+            out[int(r)] = int(n)
+            if out[int(r)] not in (0, 1, 2, 3) or int(r) < 0:
+                raise ValueError
+        return out
+    except ValueError:
+        raise ConfigError(f"{where}: expected 0-3 (0 none, 1 stdout, 2 stderr, 3 both) or LOCAL_RANK:N,..., "
+                          f"got {v!r}") from None
+
+
+def std_for(spec: Mapping[int, int] | int, local_rank: int) -> int:
+    """The Std bits that a parsed --redirects/--tee value gives ``local_rank``."""
+    return spec if isinstance(spec, int) else spec.get(local_rank, 0)
+
+
+def _ranks(v: Any, where: str) -> tuple[int, ...]:
+    items = v if isinstance(v, (list, tuple)) else str(v).split(",")
+    try:
+        out = tuple(int(x) for x in items if str(x).strip() != "")
+    except ValueError:
+        raise ConfigError(f"{where}: expected comma-separated ranks such as 0,1, got {v!r}") from None
+    if not out or min(out) < 0:
+        raise ConfigError(f"{where}: expected comma-separated ranks such as 0,1, got {v!r}")
+    return out
+
+
+def parse_hosts(v: Any, where: str) -> tuple[HostSpec, ...]:
+    """``host1:2,host2:2`` (horovodrun's -H) or a YAML list of strings / mappings."""
+    items = v.split(",") if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(f"{where}: expected host:slots,... or a list of hosts, got {v!r}")
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        if isinstance(item, str):
+            item = item.strip()
+            host, sep, slots = item.rpartition(":") if ":" in item else (item, "", "")
+            if not host:
+                raise ConfigError(f"{w}: expected host or host:slots, got {item!r}")
+            out.append(HostSpec(host, _int("slots", 1)(slots, f"{w}.slots") if sep else None))
+        elif isinstance(item, dict):
+            unknown = set(item) - {"host", "slots", "ssh_port", "user", "interface"}
+            if unknown:
+                raise ConfigError(f"{w}: unknown field(s) {sorted(unknown)} (known: host, slots, ssh_port, user, "
+                                  "interface)")
+            if "host" not in item:
+                raise ConfigError(f"{w}.host: missing (every host entry needs a host name or address)")
+            out.append(HostSpec(
+                host=_str(item["host"], f"{w}.host"),
+                slots=_int("slots", 1)(item["slots"], f"{w}.slots") if item.get("slots") is not None else None,
+                ssh_port=_int("ssh_port", 1, 65535)(item["ssh_port"], f"{w}.ssh_port") if item.get("ssh_port") else None,
+                user=_str(item["user"], f"{w}.user") if item.get("user") else None,
+                interface=_str(item["interface"], f"{w}.interface") if item.get("interface") else None))
+        else:
+            raise ConfigError(f"{w}: expected host:slots or a mapping with host/slots, got {item!r}")
+    return tuple(out)
+
+
+def read_hostfile(path: str, where: str) -> tuple[HostSpec, ...]:
+    """An MPI-style hostfile: ``host slots=N`` (or ``host:N``, or ``host``) per line, ``#`` comments."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read hostfile {path!r}: {e.strerror}") from None
+    hosts = []
+    for n, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        w = f"{path}:{n}"
+        slots = None
+        for word in words[1:]:
+            key, _, val = word.partition("=")
+            if key == "slots":
+                slots = _int("slots", 1)(val, f"{w}: slots")
+            elif key not in ("max_slots", "max-slots"):
+                raise ConfigError(f"{w}: unknown hostfile attribute {word!r} (expected slots=N)")
+        host = words[0]
+        if ":" in host and slots is None:
+            host, _, s = host.rpartition(":")
+            slots = _int("slots", 1)(s, f"{w}: slots")
+        hosts.append(HostSpec(host, slots))
+    if not hosts:
+        raise ConfigError(f"{where}: hostfile {path!r} lists no hosts")
+    return tuple(hosts)
+
+
+def is_local_host(name: str) -> bool:
+    """Hosts the launcher starts workers on directly (no ssh). Other loopback aliases such as 127.0.0.2
+    count as remote on purpose: they stand in for other machines in tests."""
+    if name in ("localhost", "127.0.0.1", "::1", "local"):
+        return True
+    try:
+        return name in (socket.gethostname(), socket.getfqdn())
+    except OSError:
+        return False
+
+
+# -------------------------------------------------------------------------------------------- resolution
+
+# field -> (flag spelling for messages, parser). The env variables are DISTTORCH_<FIELD> and PET_<FIELD>.
+_FLAGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "nproc_per_node": ("--nproc-per-node", _nproc),
+    "nnodes": ("--nnodes", _nnodes),
+    "node_rank": ("--node-rank", _int("node_rank", 0)),
+    "master_addr": ("--master-addr", _str),
+    "master_port": ("--master-port", _int("master_port", 1, 65535)),
+    "max_restarts": ("--max-restarts", _int("max_restarts", 0)),
+    "log_dir": ("--log-dir", _str),
+    "redirects": ("--redirects", parse_std),
+    "tee": ("--tee", parse_std),
+    "local_ranks_filter": ("--local-ranks-filter", _ranks),
+    "standalone": ("--standalone", _bool),
+    "module": ("--module", _bool),
+    "no_python": ("--no-python", _bool),
+    "hosts": ("-H/--hosts", parse_hosts),
+    "hostfile": ("--hostfile", _str),
+    "backend": ("--backend", _backend),
+    "mpi_args": ("--mpi-args", _argv),
+    "dry_run": ("--dry-run", _bool),
+    "interface": ("--interface", _str),
+    "grace_period": ("--grace-period", _float),
+}
+
+# YAML-only fields (besides the flag fields above, which YAML may also set).
+_YAML_ONLY = {
+    "env": None, "python": _str, "workdir": _str, "ssh": None, "mpiexec": _str,
+    "forward_env": lambda v, w: _argv(v, w),
+}
+_SSH_FIELDS = {
+    "command": _argv, "user": _str, "port": _int("port", 1, 65535), "identity": _str,
+    "options": lambda v, w: _argv(v, w) if isinstance(v, (list, tuple)) else (_str(v, w),),
+    "remote_prefix": _argv,
+}
+_NOT_IN_YAML = {"dry_run", "standalone"}
+
+
+def load_cluster_config(path: str) -> dict[str, Any]:
+    """Read and validate a cluster YAML; returns LaunchConfig field values (paths made absolute)."""
+    import yaml  # only when a cluster config is used: keeps `disttorch launch` start-up cheap
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"--cluster-config: cannot read {path!r}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    known = (set(_FLAGS) - _NOT_IN_YAML) | set(_YAML_ONLY)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown field(s) {unknown}; known fields: {', '.join(sorted(known))}")
+    base = os.path.dirname(os.path.abspath(path))
+    out: dict[str, Any] = {}
+    for key, val in data.items():
+        where = f"{path}: {key}"
+        if val is None:
+            continue
+        if key == "env":
+            if not isinstance(val, dict) or not all(isinstance(k, str) and k for k in val):
+                raise ConfigError(f"{where}: expected a mapping NAME: value, got {val!r}")
+            bad = [k for k, v in val.items() if isinstance(v, (dict, list))]
+            if bad:
+                raise ConfigError(f"{where}.{bad[0]}: expected a string or number, got {val[bad[0]]!r}")
+            out["env"] = {k: ("1" if v is True else "0" if v is False else str(v)) for k, v in val.items()}
+        elif key == "ssh":
+            if not isinstance(val, dict):
+                raise ConfigError(f"{where}: expected a mapping with {', '.join(_SSH_FIELDS)}, got {val!r}")
+            bad = sorted(set(val) - set(_SSH_FIELDS))
+            if bad:
+                raise ConfigError(f"{where}: unknown field(s) {bad} (known: {', '.join(_SSH_FIELDS)})")
+            ssh = {k: _SSH_FIELDS[k](v, f"{where}.{k}") for k, v in val.items() if v is not None}
+            if "identity" in ssh:
+                ssh["identity"] = os.path.join(base, os.path.expanduser(ssh["identity"]))
+            out["ssh"] = ssh
+        elif key in _YAML_ONLY:
+            out[key] = _YAML_ONLY[key](val, where)
+        else:
+            out[key] = _FLAGS[key][1](val, where)
+    if "hostfile" in out:
+        out["hostfile"] = os.path.join(base, out["hostfile"])
+    if "hosts" in out and "hostfile" in out:
+        raise ConfigError(f"{path}: hosts and hostfile: give one of them, not both")
+    return out
+
+
+def _from_env(name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    for prefix in ("DISTTORCH_", "PET_"):
+        var = prefix + name.upper()
+        if environ.get(var, "") != "":
+            return var, environ[var]
+    return None
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> LaunchConfig:
+    """Merge flags (None = not given) > environment > cluster YAML > defaults, then validate.
+
+    Args:
+        flags: parsed command-line values keyed by LaunchConfig field name, plus ``script``,
+            ``script_args`` and ``cluster_config``.
+        environ: the environment to read (default ``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    cluster = flags.get("cluster_config")
+    if cluster is None:
+        hit = _from_env("cluster_config", environ)
+        cluster = hit[1] if hit else None
+    yaml_vals = load_cluster_config(cluster) if cluster else {}
+
+    vals: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field -> where it came from, for cross-field messages
+    for name, (flag, parse) in _FLAGS.items():
+        if flags.get(name) is not None:
+            v = flags[name]
+            vals[name] = parse(v, flag)
+            given[name] = flag
+        elif (hit := _from_env(name, environ)) is not None:
+            vals[name] = parse(hit[1], f"environment variable {hit[0]}")
+            given[name] = hit[0]
+        elif name in yaml_vals:
+            vals[name] = yaml_vals[name]
+            given[name] = f"{cluster}: {name}"
+    for name in ("env", "python", "workdir", "mpiexec", "forward_env"):
+        if name in yaml_vals:
+            vals[name] = yaml_vals[name]
+    if "ssh" in yaml_vals:
+        vals["ssh"] = replace(SshConfig(), **yaml_vals["ssh"])
+
+    # -H/--hostfile from the command line or the environment replace the YAML's hosts/hostfile.
+    def from_yaml(name: str) -> bool:
+        return cluster is not None and given.get(name, "").startswith(f"{cluster}:")
+
+    hostfile = vals.pop("hostfile", None)
+    if hostfile is not None:
+        if "hosts" in vals and not from_yaml("hosts") and not from_yaml("hostfile"):
+            raise ConfigError(f"{given['hosts']} and {given['hostfile']}: give one of them, not both")
+        if "hosts" not in vals or (from_yaml("hosts") and not from_yaml("hostfile")):
+            vals["hosts"] = read_hostfile(hostfile, given["hostfile"])
+            vals["hostfile"] = os.path.abspath(hostfile)
+            given["hosts"] = given["hostfile"]
+
+    script = flags.get("script")
+    if not script:
+        raise ConfigError("script: missing (usage: disttorch launch [options] script.py [args...])")
+    cfg = LaunchConfig(script=script, script_args=tuple(flags.get("script_args") or ()),
+                       cluster_config=cluster, job_secret=environ.get("DISTTORCH_JOB_SECRET") or None,
+                       **{k: v for k, v in vals.items()})
+    return _finish(cfg, given)
+
+
+def _finish(cfg: LaunchConfig, given: Mapping[str, str]) -> LaunchConfig:
+    """Cross-field defaults and checks."""
+    if cfg.module and cfg.no_python:
+        raise ConfigError("--module and --no-python: give at most one of them")
+    changes: dict[str, Any] = {}
+    if cfg.standalone:
+        if cfg.hosts:
+            raise ConfigError(f"--standalone: cannot be combined with a host list ({given['hosts']})")
+        changes.update(nnodes=1, node_rank=0, master_addr="127.0.0.1", master_port=None)
+    elif cfg.hosts:
+        if "nnodes" in given and cfg.nnodes not in (1, len(cfg.hosts)):
+            raise ConfigError(f"{given['nnodes']}: {cfg.nnodes} nodes, but {given['hosts']} lists "
+                              f"{len(cfg.hosts)} hosts; the host list sets the number of nodes")
+        if cfg.node_rank != 0:
+            raise ConfigError(f"{given['node_rank']}: a host list ({given['hosts']}) starts every node from "
+                              "this one command; --node-rank is for one launcher per node (torchrun style)")
+        changes["nnodes"] = len(cfg.hosts)
+        if "master_addr" not in given:
+            first = cfg.hosts[0].host
+            changes["master_addr"] = "127.0.0.1" if is_local_host(first) else first
+        if "backend" not in given:
+            multi = len(cfg.hosts) > 1 or not is_local_host(cfg.hosts[0].host)
+            changes["backend"] = "mpi" if multi and importlib.util.find_spec("mpi4py") is not None else "zmq"
+    else:
+        if cfg.node_rank >= cfg.nnodes:
+            raise ConfigError(f"{given.get('node_rank', '--node-rank')}: node rank {cfg.node_rank} is not below "
+                              f"--nnodes {cfg.nnodes}")
+        if cfg.nnodes > 1:
+            if cfg.backend == "mpi":
+                raise ConfigError(f"{given['backend']}: mpi starts every node from one command; give the hosts "
+                                  "with -H/--hostfile instead of --nnodes/--node-rank")
+            if cfg.master_port is None:
+                changes["master_port"] = TORCHRUN_DEFAULT_PORT
+    if cfg.log_dir is not None:
+        changes["log_dir"] = os.path.abspath(cfg.log_dir)
+    return replace(cfg, **changes) if changes else cfg
+
+
+FLAG_FIELDS = tuple(_FLAGS)
