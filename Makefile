@@ -23,7 +23,7 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo
-	$(BIN)/python examples/train_digits.py
+	$(BIN)/disttorch launch --nproc-per-node 2 examples/ddp_digits.py
 
 # The multi-host launcher tests start a real sshd on loopback aliases; as root on Debian/Ubuntu, install it
 # when missing (without it those tests skip and say why).

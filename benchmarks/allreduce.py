@@ -85,8 +85,8 @@ def zmq_worker(rank: int, port: int, max_mb: float) -> None:
 
         t_pp = _median_time(pingpong, reps, barrier)
         results.append({"bytes": nbytes, "allreduce_s": t_ar, "pingpong_s": t_pp})
-        print(results[-1], file=sys.stderr, flush=True)
-    pair.close(0)
+    barrier()
+    pair.close(linger=5000)  # the last reply may still be queued
     ctx.term()
     pg.shutdown()
     if rank == 0:

@@ -227,7 +227,8 @@ def _free_port() -> int:
 def _run(scenario: str, n: int, ranks=None, timeout: float = 90.0) -> None:
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
-               DISTTORCH_JOB_SECRET="00ff" * 8)
+               DISTTORCH_JOB_SECRET="00ff" * 8,
+               DISTTORCH_ZMQ_CHUNK_BYTES="65536")  # small sub-chunks: exercise the pipelining
     procs = []
     try:
         for r in ranks if ranks is not None else range(n):

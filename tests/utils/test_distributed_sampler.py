@@ -34,12 +34,10 @@ def reference(order, n_replicas, rank, drop_last):
     return idx[rank:total:n_replicas]
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, 10, 11])
+# n=0 without drop_last is left out: PyTorch cannot pad an empty dataset either
+@pytest.mark.parametrize("n,drop_last", [(0, True)] + [(n, d) for n in (1, 5, 10, 11) for d in (False, True)])
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4])
-@pytest.mark.parametrize("drop_last", [False, True])
 def test_unshuffled_matches_reference(n, replicas, drop_last):
-    if n == 0 and not drop_last:
-        pytest.skip("PyTorch cannot pad an empty dataset either")
     for rank in range(replicas):
         s = DistributedSampler(Sized(n), replicas, rank, shuffle=False, drop_last=drop_last)
         got = list(s)

@@ -28,7 +28,7 @@ log = logging.getLogger("disttorch.distributed")
 
 _HDR = struct.Struct("<QqIQQ")
 ABORT_TAG = (1 << 64) - 1
-_COPY_BELOW = int(os.environ.get("DZ_COPY", 64 * 1024))  # smaller payloads are copied into the message (zero-copy costs more than it saves)
+_COPY_BELOW = 64 * 1024  # smaller payloads are copied into the message (zero-copy costs more than it saves)
 
 
 class Op:
