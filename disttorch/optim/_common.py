@@ -49,3 +49,13 @@ def tensorize_scalars(optimizer, keys=("step",)) -> None:
             for key in keys:
                 if key in st and not isinstance(st[key], T.Tensor):
                     st[key] = new_scalar(float(st[key]))
+
+
+def restore_group_defaults(optimizer, scalar_keys=("step",), **defaults) -> None:
+    """For ``__setstate__`` of an optimizer pickled by an older version: fill the option keys its param groups
+    lack with ``defaults`` and turn the plain-number state entries ``scalar_keys`` into tensors (PyTorch's way)."""
+    for group in optimizer.param_groups:
+        for key, value in defaults.items():
+            group.setdefault(key, value)
+    if scalar_keys:
+        tensorize_scalars(optimizer, scalar_keys)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _tensor as T
-from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, tensorize_scalars
+from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
 from ._functional_extra import adagrad_update
 from .optimizer import Optimizer
 
@@ -63,12 +63,7 @@ class Adagrad(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
-        tensorize_scalars(self)
+        restore_group_defaults(self, foreach=None, maximize=False, differentiable=False, fused=None)
 
     def share_memory(self) -> None:
         """Accepted for compatibility (CPU state is shared only through ``torch.multiprocessing`` in PyTorch)."""

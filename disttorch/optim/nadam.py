@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _tensor as T
-from ._common import bump_step, check_nonneg, new_scalar, no_differentiable, tensorize_scalars
+from ._common import bump_step, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
 from ._functional_extra import nadam_update
 from .adam import _check_adam_args
 from .optimizer import Optimizer
@@ -50,13 +50,8 @@ class NAdam(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-        tensorize_scalars(self, ("step", "mu_product"))
+        restore_group_defaults(self, ("step", "mu_product"), maximize=False, foreach=None,
+                               capturable=False, differentiable=False, decoupled_weight_decay=False)
 
     def step(self, closure=None):
         """One NAdam step over every parameter that has a gradient; returns ``closure()``'s loss if given."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _tensor as T
-from ._common import bump_step, new_scalar, tensorize_scalars
+from ._common import bump_step, new_scalar, restore_group_defaults
 from ._functional_extra import radam_update
 from .adam import _check_adam_args
 from .optimizer import Optimizer
@@ -47,13 +47,8 @@ class RAdam(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("capturable", False)
-        tensorize_scalars(self)
+        restore_group_defaults(self, foreach=None, maximize=False, differentiable=False,
+                               decoupled_weight_decay=False, capturable=False)
 
     def step(self, closure=None):
         """One RAdam step over every parameter that has a gradient; returns ``closure()``'s loss if given."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _tensor as T
-from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, tensorize_scalars
+from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
 from ._functional_extra import rmsprop_update
 from .optimizer import Optimizer
 
@@ -49,14 +49,8 @@ class RMSprop(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-        tensorize_scalars(self)
+        restore_group_defaults(self, momentum=0, centered=False, foreach=None,
+                               maximize=False, differentiable=False, capturable=False)
 
     def step(self, closure=None):
         """One RMSprop step over every parameter that has a gradient; returns ``closure()``'s loss if given."""

@@ -28,6 +28,7 @@ log = logging.getLogger("disttorch.distributed")
 
 _HDR = struct.Struct("<QqIQQ")
 ABORT_TAG = (1 << 64) - 1
+PENDING = object()  # returned by an operation body whose Work completes later (a posted receive)
 _COPY_BELOW = 64 * 1024  # smaller payloads are copied into the message (zero-copy costs more than it saves)
 
 
@@ -69,6 +70,7 @@ class Transport:
         self.early: dict = {}   # (gid, seq) -> {src: fingerprint} for operations not yet running
         self.aborts: dict = {}  # gid -> error text from a rank that saw mismatched calls
         self.cur = None
+        self.posted: list = []  # receives waiting for their message, matched in posting order
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name=f"disttorch-zmq-rank{global_rank}", daemon=True)
         self.thread.start()
@@ -84,7 +86,18 @@ class Transport:
 
     def _serve(self) -> None:
         while True:
-            item = self.queue.get()
+            if self.posted:
+                # Receives are pending: keep draining the socket between operations so that an irecv posted
+                # before the matching isend (on both ranks) completes instead of blocking this thread.
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    if self.pull.poll(1):
+                        self._drain()
+                    self._expire_posted()
+                    continue
+            else:
+                item = self.queue.get()
             if item is None:
                 return
             work, op, body = item
@@ -93,7 +106,8 @@ class Transport:
             except BaseException as e:  # noqa: BLE001 - the error belongs to the caller's Work
                 work._finish(e)
             else:
-                work._finish(None, result)
+                if result is not PENDING:
+                    work._finish(None, result)
 
     def _run(self, op: Op, body):
         if op.gid in self.aborts:
@@ -215,26 +229,54 @@ class Transport:
                                f"{count} (tensor sizes differ between ranks)")
         return arr
 
-    def recv_p2p(self, gid: int, src_global, tag: int, timeout: float, name: str):
-        """(sender's global rank, payload frame) of the first message with ``tag`` (from ``src_global`` if given)."""
-        def take():
-            q = self.p2p.get((gid, tag))
-            if not q:
-                return None
-            if src_global is None:
-                return q.popleft()
-            for i, item in enumerate(q):
-                if item[0] == src_global:
-                    del q[i]
-                    return item
-            return None
+    def post_recv(self, gid: int, src_global, tag: int, out: np.ndarray, work, ranks: list, timeout: float) -> None:
+        """Register a receive into ``out``; ``work`` completes (result: sender's group rank) when it matches."""
+        self.posted.append((gid, src_global, tag, out, work, ranks, time.monotonic() + timeout))
+        self._match_posted()
 
-        item = take()
-        if item is None:
-            op = Op(gid, -1, b"", name, [], 0)
-            op.deadline = time.monotonic() + timeout
-            item = self._wait_for(op, take, "any rank" if src_global is None else src_global)
-        return item
+    def _take_p2p(self, gid: int, src_global, tag: int):
+        q = self.p2p.get((gid, tag))
+        if not q:
+            return None
+        if src_global is None:
+            return q.popleft()
+        for i, item in enumerate(q):
+            if item[0] == src_global:
+                del q[i]
+                return item
+        return None
+
+    def _match_posted(self) -> None:
+        if not self.posted:
+            return
+        still = []
+        for entry in self.posted:
+            gid, src_global, tag, out, work, ranks, _deadline = entry
+            item = self._take_p2p(gid, src_global, tag)
+            if item is None:
+                still.append(entry)
+                continue
+            sender, frame = item
+            data = np.frombuffer(frame.buffer, dtype=out.dtype)
+            if data.size != out.size:
+                work._finish(RuntimeError(f"recv: rank {sender} sent {data.size} elements but rank "
+                                          f"{self.global_rank} expects {out.size}"))
+                continue
+            out[...] = data
+            work._finish(None, ranks.index(sender) if sender in ranks else sender)
+        self.posted = still
+
+    def _expire_posted(self) -> None:
+        now = time.monotonic()
+        still = []
+        for entry in self.posted:
+            if entry[6] <= now:
+                src = "any rank" if entry[1] is None else f"rank {entry[1]}"
+                entry[4]._finish(RuntimeError(f"{entry[4].description}: rank {self.global_rank} timed out after "
+                                              f"{self.timeout:g} s waiting for {src} (DISTTORCH_COLLECTIVE_TIMEOUT)"))
+            else:
+                still.append(entry)
+        self.posted = still
 
     def _wait_for(self, op: Op, take, peer):
         start = time.monotonic()
@@ -260,6 +302,7 @@ class Transport:
             try:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                self._match_posted()
                 return
             self._dispatch(frames)
 

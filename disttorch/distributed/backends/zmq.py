@@ -23,7 +23,7 @@ import numpy as np
 
 from ..process_group import REDUCE_UFUNCS, ProcessGroup, ReduceOp, Work
 from ..store import default_interface, job_secret
-from ._zmq_transport import Op, Transport
+from ._zmq_transport import PENDING, Op, Transport
 
 __all__ = ["ZMQProcessGroup"]
 
@@ -358,13 +358,8 @@ class ZMQProcessGroup(ProcessGroup):
         work = Work(f"recv(from rank {'any' if g is None else g}, tag={tag})")
 
         def body(o):
-            sender, frame = self._t.recv_p2p(self._gid, g, tag, self.timeout, work.description)
-            data = np.frombuffer(frame.buffer, dtype=out.dtype)
-            if data.size != out.size:
-                raise RuntimeError(f"recv: rank {sender} sent {data.size} elements but rank "
-                                   f"{self.global_ranks[self.rank]} expects {out.size}")
-            out[...] = data
-            return self.global_ranks.index(sender)
+            self._t.post_recv(self._gid, g, tag, out, work, self.global_ranks, self.timeout)
+            return PENDING
 
         self._t.submit(work, Op(self._gid, -1, b"", work.description, self.global_ranks, self.rank), body)
         return work
