@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -127,8 +128,7 @@ def _digits_job(out_dir, kill_after, env):
 def _state(path):
     import disttorch
 
-    s = disttorch.load(str(path))
-    return s
+    return disttorch.load(str(path))
 
 
 def _assert_same(a, b, where="state"):
@@ -170,10 +170,9 @@ def test_sigkilled_worker_restarts_from_checkpoint_with_identical_result(tmp_pat
     assert "restarting the whole group: restart 1 of 1" in err
     # the restarted group resumes after epoch KILL_AFTER and trains only the remaining epochs
     assert f"resumed from {tmp_path / 'faulty' / 'checkpoint.pt'} after epoch {KILL_AFTER} (restart 1)" in out, out
-    epochs = [int(w.split("/")[0]) for line in out.splitlines() if "] epoch " in line
-              for w in line.split("] epoch ", 1)[1].split()[:1]]
-    assert epochs == list(range(1, KILL_AFTER + 1)) + list(range(KILL_AFTER + 1, EPOCHS + 1)), out
-    assert not _children(os.getpid()) - {faulty.p.pid} or True  # launcher reaped by finish()
+    before, after = out.split("resumed from", 1)
+    assert re.findall(r"\] epoch +(\d+)/", before) == [str(e) for e in range(1, KILL_AFTER + 1)], out
+    assert re.findall(r"\] epoch +(\d+)/", after) == [str(e) for e in range(KILL_AFTER + 1, EPOCHS + 1)], out
 
     calm = _digits_job(tmp_path / "calm", 0, env)
     try:
@@ -185,7 +184,8 @@ def test_sigkilled_worker_restarts_from_checkpoint_with_identical_result(tmp_pat
     def final(text):
         return [line.split("] ", 1)[1] for line in text.splitlines() if "final test accuracy" in line]
 
-    assert len(final(out)) == 1 and final(out)[0].split(" in ")[0] == final(out2)[0].split(" in ")[0], (out, out2)
+    fa, fb = final(out), final(out2)
+    assert len(fa) == len(fb) == 1 and fa[0].split(" in ")[0] == fb[0].split(" in ")[0], (fa, fb)
     # bitwise the same model, optimizer, scheduler and history as the undisturbed run
     _assert_same(_state(tmp_path / "faulty" / "checkpoint.pt"), _state(tmp_path / "calm" / "checkpoint.pt"))
 
@@ -209,7 +209,7 @@ def test_unreachable_master_raises_within_the_timeout():
     r = json.loads(out.split("INIT ", 1)[1])
     assert r["type"] == "DistStoreError" and r["is_runtime_error"], r
     assert f"127.0.0.1:{port}" in r["msg"] and "within 3 s" in r["msg"], r
-    assert 2.9 <= r["elapsed"] < 6, r
+    assert 2.9 <= r["elapsed"] < 8, r  # the 3 s timeout, not a hang
 
 
 @pytest.mark.timeout(30)
@@ -225,7 +225,7 @@ def test_launcher_node_whose_master_never_comes_up_exits_with_a_clear_error():
         job.stop()
     elapsed = time.monotonic() - t0
     assert rc == 1, job.text()
-    assert elapsed < 12, elapsed
+    assert elapsed < 15, elapsed  # 3 s store timeout + start-up of the launcher and two workers
     assert err.count("worker failure") == 1 and "giving up" in err
     summary = err[err.index("=" * 72):]
     assert f"no answer from the store at 127.0.0.1:{port} within 3 s" in summary, summary
