@@ -1,6 +1,6 @@
 """DDP weak scaling: samples/s at 1 and 2 ranks and the share of all-reduce time hidden behind backward.
 
-    python benchmarks/ddp_scaling.py [--backends zmq,mpi] [--models mlp,cnn] [--steps 30]
+    python benchmarks/ddp_scaling.py [--backends zmq,mpi] [--models mlp,cnn] [--steps 30] [--bucket-cap-mb MB]
 
 The script starts its own jobs, one per (backend, world size), through ``disttorch launch -n N --backend B``
 (itself again, in worker mode), with OMP_NUM_THREADS=1 and ``disttorch.set_num_threads(1)`` in every rank, so
@@ -81,7 +81,7 @@ def worker(args) -> None:
     for name in args.models.split(","):
         model, x, y = _build(name, torch, nn)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        ddp = DDP(model)
+        ddp = DDP(model, bucket_cap_mb=args.bucket_cap_mb)
         ddp_opt = torch.optim.SGD(ddp.parameters(), lr=1e-3, momentum=0.9)
 
         def step(m, o):
@@ -134,7 +134,6 @@ def worker(args) -> None:
         results[name] = {"world": world, "batch": BATCH[name], "params": nparams, "buckets": len(bufs),
                          "plain_s": med["plain"][0], "ddp_s": med["ddp"][0], "ddp_bs_s": med["ddp"][1],
                          "nocomm_s": med["nocomm"][0], "nocomm_bs_s": med["nocomm"][1], "ar_s": med["ar"][0]}
-        del ddp, ddp_opt
     if rank == 0:
         print(MARK + json.dumps(results), flush=True)
     dist.destroy_process_group()
@@ -147,6 +146,8 @@ def run_job(backend: str, n: int, args) -> dict:
     launcher = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "disttorch.launcher.cli"]
     cmd = launcher + ["launch", "-n", str(n), "--backend", backend, HERE, "--worker", "--backend", backend,
                       "--models", args.models, "--steps", str(args.steps), "--rounds", str(args.rounds)]
+    if args.bucket_cap_mb is not None:
+        cmd += ["--bucket-cap-mb", str(args.bucket_cap_mb)]
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=args.timeout)
     for line in p.stdout.splitlines():
         if MARK in line:
@@ -161,6 +162,8 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default="mlp,cnn")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per variant (over all rounds)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bucket-cap-mb", type=float, default=None,
+                    help="DDP bucket_cap_mb (default: DDP's, a 1 MiB first bucket then 25 MiB)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -103,7 +103,7 @@ class _Bucket:
     """Flat gradient storage for a group of parameters of one dtype."""
 
     __slots__ = ("index", "param_ids", "params", "offsets", "buffer", "tensor", "views", "grad_views", "pending",
-                 "future", "shadow")
+                 "future", "shadow", "prescaled")
 
     def __init__(self, index: int, param_ids: List[int], params: List[Tensor]) -> None:
         self.index = index
@@ -121,6 +121,7 @@ class _Bucket:
         self.pending = len(params)
         self.future: Optional[Future] = None
         self.shadow: Optional[Tensor] = None
+        self.prescaled = 1  # the divisor the gradients were divided by while copied in (1: not divided)
 
     def grad_bucket(self, is_last: bool, buffer: Optional[Tensor] = None) -> GradBucket:
         return GradBucket(self.index, self.tensor if buffer is None else buffer, list(self.grad_views),
@@ -418,12 +419,21 @@ class DistributedDataParallel(Module, Joinable):
         p = self._params[i]
         g = p._grad
         view = bucket.views[j]
+        # The built-in all-reduce averages by dividing before the sum (as PyTorch); doing it while copying the
+        # gradient into the bucket saves a pass over the bucket (~0.3 ms per 2.7 MB on one core).
+        d = self._divisor() if self._comm_hook is None and view.dtype.kind == "f" and view.itemsize >= 4 else 1
         if g is None:  # an unused parameter contributes zeros (or what it accumulated under no_sync)
             view[...] = 0
         elif g is not bucket.grad_views[j]:
-            view[...] = g._data
+            if d != 1:
+                p._xp.divide(g._data, d, out=view)
+            else:
+                view[...] = g._data
             if self.gradient_as_bucket_view:
                 p._grad = bucket.grad_views[j]
+        elif d != 1:
+            view /= d
+        bucket.prescaled = d
         bucket.pending -= 1
         if bucket.pending == 0:
             while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
@@ -442,17 +452,17 @@ class DistributedDataParallel(Module, Joinable):
         if self._comm_hook is not None:
             fut = self._comm_hook(self._comm_state, gb)
         else:
-            fut = self._builtin_allreduce(gb)
+            fut = self._builtin_allreduce(gb, bucket.prescaled if buffer is None else 1)
         if not hasattr(fut, "wait"):
             raise RuntimeError(f"DDP communication hook must return a Future, got {type(fut).__name__}")
         if buffer is None:
             bucket.future = fut
         return fut
 
-    def _builtin_allreduce(self, gb: GradBucket) -> Future:
+    def _builtin_allreduce(self, gb: GradBucket, prescaled: int = 1) -> Future:
         buf = gb.buffer()
         d = self._divisor()
-        if d != 1:
+        if d != 1 and prescaled != d:
             buf.div_(d)
         work = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
         return Future._from_work(work, buf)
