@@ -61,6 +61,22 @@ class Future(Generic[T]):
             return result
         return cls._lazy(waiter)
 
+    @classmethod
+    def _of_work(cls, work) -> "Future":
+        """Completed when ``work`` completes (with its result or exception), as ``Work.get_future()``;
+        ``wait()`` goes through ``work.wait()`` so the collective timeout applies."""
+        fut = cls()
+
+        def done(w):
+            exc = w.exception()
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(w.result())
+        fut._waiter = work.wait
+        work.then(done)
+        return fut
+
     def done(self) -> bool:
         """True when the result or an exception is set."""
         return self._event.is_set()

@@ -170,7 +170,7 @@ class _CollectiveWork(Work):
         return True
 
     def get_future(self):
-        from ._future import Future
+        from ..futures import Future
 
         return Future._of_work(self)
 

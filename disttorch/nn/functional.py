@@ -31,6 +31,7 @@ from ..ops.embedding import embedding, embedding_bag, one_hot  # noqa: F401
 from ..ops.norm import batch_norm, layer_norm, group_norm, instance_norm, rms_norm, local_response_norm  # noqa: F401
 from ..ops.distance import normalize, cosine_similarity, pairwise_distance, pdist  # noqa: F401
 from ..ops.attention import scaled_dot_product_attention, multi_head_attention_forward  # noqa: F401
+from ..ops.attention import _canonical_mask, _none_or_dtype  # noqa: F401 - private in PyTorch's F too
 from ..ops.loss import (  # noqa: F401
     mse_loss, l1_loss, smooth_l1_loss, huber_loss, nll_loss, cross_entropy, binary_cross_entropy,
     binary_cross_entropy_with_logits, kl_div, cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss,

@@ -8,13 +8,15 @@ scores, and a query row whose scores are all masked gives zeros (PyTorch's ``_sa
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np  # mask bookkeeping for the causal-mask cache
 
+from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from . import random as _R
+from .dropout import dropout
 from .linear import linear
 from ._helpers import quiet, tensor_arg
 from .join import cat, stack
@@ -27,18 +29,6 @@ FUNCTIONAL = ("scaled_dot_product_attention", "multi_head_attention_forward")
 _NEG_INF = float("-inf")
 _FUSED_DT = (np.dtype(np.float32), np.dtype(np.float64))
 _CAUSAL: dict = {}  # (L, S) -> bool array, True above the diagonal (the positions a causal query may not see)
-
-
-def _dropout(x, p: float):
-    """Inverted dropout with the global generator (``F.dropout(x, p, training=True)``), as a differentiable mul."""
-    if p <= 0.0:
-        return x
-    arr = x._data
-    if p >= 1.0:
-        return x * 0.0
-    keep = _R._bernoulli_array(_R._rng(None), arr.shape, 1.0 - p, arr.dtype)
-    keep *= keep.dtype.type(1.0 / (1.0 - p))
-    return x * T._wrap(keep if x._xp is np else x._xp.asarray(keep))
 
 
 def _causal_block(xp, L: int, S: int):
@@ -136,7 +126,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     else:
         p = softmax(s, -1)
     if dropout_p > 0.0:
-        p = _dropout(p, dropout_p)
+        p = dropout(p, dropout_p)
     return p.matmul(v)
 
 
@@ -255,23 +245,32 @@ def _expect(cond: bool, msg: str) -> None:
         raise AssertionError(msg)
 
 
-def _linear(x, w, b):
-    # one 2-D GEMM over all leading dims (NumPy runs a 3-D matmul on a transposed view as many small GEMMs)
-    return linear(x, w, b)
-
-
-def _canonical_mask(mask, name: str, target):
-    """A bool mask (True = masked out) becomes a float mask with -inf there; float masks pass through."""
+def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_type, check_other: bool = True):
+    """``F._canonical_mask``: a bool mask (True = masked out) becomes a float mask of ``target_type`` with -inf
+    there; float masks pass through. Warns, as PyTorch does, when ``other_type`` (the other mask's dtype) differs."""
     if mask is None:
         return None
-    mask = tensor_arg(mask, "multi_head_attention_forward", name)
+    mask = tensor_arg(mask, "multi_head_attention_forward", mask_name)
+    dt = mask.dtype
+    _expect(dt.is_floating_point or dt is D.bool, f"only bool and floating types of {mask_name} are supported")
+    if check_other and other_type is not None and dt != other_type:
+        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
+                      "instead.", stacklevel=3)
+    if dt.is_floating_point:
+        return mask
     arr = mask._data
-    if arr.dtype.kind == "b":
-        res = mask._xp.zeros(arr.shape, dtype=target)
-        res[arr] = _NEG_INF
-        return T._wrap(res)
-    _expect(arr.dtype.kind in "fV", f"only bool and floating types of {name} are supported")
-    return mask
+    res = mask._xp.zeros(arr.shape, dtype=target_type.np)
+    res[arr] = _NEG_INF
+    return T._wrap(res)
+
+
+def _none_or_dtype(input):
+    """``F._none_or_dtype``: the dtype of a tensor, or None."""
+    if input is None:
+        return None
+    if isinstance(input, T.Tensor):
+        return input.dtype
+    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
 
 
 def _pad_last(t):
@@ -313,7 +312,7 @@ def _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate
     if not use_separate:
         _expect(in_proj_weight is not None, "use_separate_proj_weight is False but in_proj_weight is None")
         if query is key and key is value:  # self-attention: one matmul for q, k and v
-            qkv = _linear(query, in_proj_weight, in_proj_bias)
+            qkv = linear(query, in_proj_weight, in_proj_bias)
             return qkv.chunk(3, -1)
         w_q, w_k, w_v = in_proj_weight.chunk(3)
         b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
@@ -323,7 +322,7 @@ def _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate
         _expect(v_w is not None, "use_separate_proj_weight is True but v_proj_weight is None")
         w_q, w_k, w_v = q_w, k_w, v_w
         b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
-    return _linear(query, w_q, b_q), _linear(key, w_k, b_k), _linear(value, w_v, b_v)
+    return linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
 
 
 def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
@@ -350,15 +349,15 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
             key_padding_mask = key_padding_mask.unsqueeze(0)
     tgt_len, bsz, embed_dim = query.shape
     src_len = key.shape[0]
-    target = query._data.dtype
-    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", target)
+    target = query.dtype
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", None, "", target, check_other=False)
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module method "
                            "`generate_square_subsequent_mask` to create this mask.")
     if is_causal and key_padding_mask is None and not need_weights:
         attn_mask = None  # the hint alone drives SDPA's causal path
     else:
-        attn_mask = _canonical_mask(attn_mask, "attn_mask", target)
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", target, check_other=False)
         if key_padding_mask is not None:
             is_causal = False
     _expect(embed_dim == embed_dim_to_check,
@@ -376,11 +375,11 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     if (not need_weights and attn_mask is None and key_padding_mask is None and not is_causal and dropout_p <= 0.0
             and bias_k is None and bias_v is None and not add_zero_attn and static_k is None and static_v is None
             and not use_separate_proj_weight and query is key and key is value and in_proj_weight is not None
-            and tuple(in_proj_weight.shape) == (3 * embed_dim, embed_dim) and target in _FUSED_DT):
+            and tuple(in_proj_weight.shape) == (3 * embed_dim, embed_dim) and query._data.dtype in _FUSED_DT):
         xb = query.transpose(0, 1)
         bf = int(bsz > 1 and xb._data.flags.c_contiguous)  # a transposed batch_first input: work batch first
-        out = _self_attention(_linear(xb if bf else query, in_proj_weight, in_proj_bias), num_heads, bf)
-        out = _linear(out, out_proj_weight, out_proj_bias)
+        out = _self_attention(linear(xb if bf else query, in_proj_weight, in_proj_bias), num_heads, bf)
+        out = linear(out, out_proj_weight, out_proj_bias)
         out = out.reshape(bsz, tgt_len, out.shape[1]).transpose(0, 1) if bf else \
             out.reshape(tgt_len, bsz, out.shape[1])
         return (out if is_batched else out.squeeze(1)), None
@@ -445,9 +444,9 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
             w = w + attn_mask
         w = softmax(w, -1)
         if dropout_p > 0.0:
-            w = _dropout(w, dropout_p)
+            w = dropout(w, dropout_p)
         out = w.matmul(v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
-        out = _linear(out, out_proj_weight, out_proj_bias)
+        out = linear(out, out_proj_weight, out_proj_bias)
         out = out.reshape(tgt_len, bsz, out.shape[1])
         w = w.reshape(bsz, num_heads, tgt_len, src_len)
         if average_attn_weights:
@@ -466,7 +465,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     v = v.reshape(bsz, num_heads, src_len, head_dim)
     out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
     out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
-    out = _linear(out, out_proj_weight, out_proj_bias)
+    out = linear(out, out_proj_weight, out_proj_bias)
     out = out.reshape(tgt_len, bsz, out.shape[1])
     if not is_batched:
         out = out.squeeze(1)

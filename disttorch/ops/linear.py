@@ -28,11 +28,7 @@ class LinearBackward0(Node):
         g2 = g.reshape(-1, out_f)
         gx = matmul(g2, w).reshape(self.x_shape) if need_x else None
         fast = not _GRAD.enabled and g2._data.dtype in _FAST
-        if need_w:
-            # the forward's 2-D view of x (a copy when x was not contiguous: reuse it rather than copy again)
-            gw = matmul(g2.t(), T._wrap(self.x2) if fast and self.x2 is not None else x.reshape(-1, in_f))
-        else:
-            gw = None
+        gw = matmul(g2.t(), x.reshape(-1, in_f)) if need_w else None
         if need_b:
             # a column sum as a BLAS product with ones (several times faster than NumPy's reduction)
             gb = T._wrap(g2._xp.ones(g2._data.shape[0], g2._data.dtype) @ g2._data) if fast else g2.sum(0)
@@ -101,7 +97,6 @@ def linear(input, weight, bias=None):
         node.w_shape = w2.shape
         node.w_ndim = wd.ndim
         node.x_shape = xd.shape
-        node.x2 = x2 if node.next_functions[1][0] is not None else None
         # x is needed only for the weight's gradient, the weight only for the input's
         node.save_for_backward(x if node.next_functions[1][0] is not None else None,
                                (w if wd.ndim == 2 else w.reshape(1, -1)) if node.next_functions[0][0] is not None

@@ -18,8 +18,9 @@ from .. import _tensor as T
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import broadcast_shapes, quiet, tensor_arg
+from .activation import logsigmoid as log_sigmoid
 from .loss_extra import (apply_reduction, check_reduction, cosine_embedding_loss, gaussian_nll_loss,  # noqa: F401
-                         hinge_embedding_loss, kl_div, legacy_get_string, log_sigmoid, margin_ranking_loss,
+                         hinge_embedding_loss, kl_div, legacy_get_string, margin_ranking_loss,
                          multi_margin_loss, multilabel_soft_margin_loss, poisson_nll_loss, reduction_arg,
                          soft_margin_loss, torch_name, triplet_margin_loss)
 from .pointwise_binary import where

@@ -8,21 +8,18 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 
-from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
 from ..autograd.grad_mode import no_grad
-from ._helpers import quiet, tensor_arg
+from ._helpers import tensor_arg
 from .creation import full_like
+from .activation import logsigmoid as log_sigmoid
+from .distance import pairwise_distance
 from .pointwise_binary import minimum, where, xlogy
 
 # Every name here is re-exported (and listed in __all__ / FUNCTIONAL) by loss.py.
 __all__: list = []
 
-_LOW = (D.float16.np, D.bfloat16.np)
-_F32 = np.dtype(np.float32)
 _ENUM = ("none", "mean", "sum")
 _NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
           "float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16"}
@@ -72,28 +69,6 @@ def apply_reduction(loss, reduction: str):
 def torch_name(dtype) -> str:
     """PyTorch's scalar-type name for error messages ("Long", "Float", ...)."""
     return _NAMES.get(dtype.name, dtype.name)
-
-
-class LogSigmoidBackward0(Node):
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        return g * (-x).sigmoid()
-
-
-def log_sigmoid(x):
-    """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, stable for large ``|x|`` (private helper)."""
-    xp = x._xp
-    xa = x._data
-    work = xa.astype(_F32) if xa.dtype in _LOW else xa
-    with quiet(xp):
-        res = xp.minimum(work, 0) - xp.log1p(xp.exp(-xp.abs(work)))
-    r = T._wrap(res.astype(xa.dtype, copy=False))
-    if T.needs_grad(x):
-        node = LogSigmoidBackward0(x)
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
 
 
 _EPSILON = 1e-12  # PyTorch's guard on the squared norms of cosine_embedding_loss
@@ -160,11 +135,6 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=
     return apply_reduction((-y * (a - b) + margin).clamp_min(0), reduction)
 
 
-def _pairwise_distance(x1, x2, p: float, eps: float):
-    """``||x1 - x2 + eps||_p`` over the last dimension (as torch.pairwise_distance)."""
-    return (x1 - x2 + eps).norm(p, -1)
-
-
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the p-norm distance over the last dimension.
@@ -179,10 +149,10 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     if not ad == pd == nd:
         raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
                            f"dimensions, but got: anchor {ad}D, positive {pd}D, and negative {nd}D inputs")
-    d_pos = _pairwise_distance(a, pos, p, eps)
-    d_neg = _pairwise_distance(a, neg, p, eps)
+    d_pos = pairwise_distance(a, pos, p, eps)
+    d_neg = pairwise_distance(a, neg, p, eps)
     if swap:
-        d_neg = minimum(d_neg, _pairwise_distance(pos, neg, p, eps))
+        d_neg = minimum(d_neg, pairwise_distance(pos, neg, p, eps))
     return apply_reduction((d_pos - d_neg + margin).clamp_min(0), reduction)
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import warnings
 
-from ... import _dtype as D
-from ... import _tensor as T
 from ..._tensor import Tensor
 from ...ops.creation import empty
 from .. import functional as F
@@ -429,33 +427,6 @@ class LogSoftmax(Module):
 
 
 # ---- multi-head attention ------------------------------------------------------------------------------
-def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_type, check_other: bool = True):
-    """``F._canonical_mask``: a bool mask (True = masked out) becomes a float mask with -inf there."""
-    if mask is None:
-        return None
-    dt = mask.dtype
-    is_float = dt.is_floating_point
-    if not is_float and dt is not D.bool:
-        raise AssertionError(f"only bool and floating types of {mask_name} are supported")
-    if check_other and other_type is not None and dt != other_type:
-        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
-                      "instead.", stacklevel=3)
-    if is_float:
-        return mask
-    arr = mask._data
-    res = mask._xp.zeros(arr.shape, dtype=target_type.np)
-    res[arr] = float("-inf")
-    return T._wrap(res)
-
-
-def _none_or_dtype(input):
-    if input is None:
-        return None
-    if isinstance(input, Tensor):
-        return input.dtype
-    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
-
-
 class MultiheadAttention(Module):
     """Attention over ``num_heads`` subspaces: ``concat(head_1..head_h) W_o`` with
     ``head_i = softmax(Q W_q^i (K W_k^i)^T / sqrt(head_dim)) V W_v^i``.
@@ -560,9 +531,9 @@ class MultiheadAttention(Module):
             or None when ``need_weights`` is False.
         """
         is_batched = query.dim() == 3
-        key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask),
+        key_padding_mask = F._canonical_mask(key_padding_mask, "key_padding_mask", F._none_or_dtype(attn_mask),
                                            "attn_mask", query.dtype)
-        attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
+        attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
         transposed = self.batch_first and is_batched
         if transposed:
             # keep the identities (self-attention fuses the q/k/v projections into one matmul)

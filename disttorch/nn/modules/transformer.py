@@ -18,7 +18,7 @@ from ...ops.creation import full, ones
 from ...ops.rearrange import triu
 from .. import functional as F
 from ..init import xavier_uniform_
-from .activation import GELU, MultiheadAttention, ReLU, _canonical_mask, _none_or_dtype
+from .activation import GELU, MultiheadAttention, ReLU
 from .container import ModuleList
 from .dropout import Dropout
 from .linear import Linear
@@ -204,9 +204,9 @@ class TransformerEncoder(Module):
             src_key_padding_mask: (N, S) or (S,).
             is_causal: hint that ``mask`` is causal; None detects it by comparing with the causal mask.
         """
-        src_key_padding_mask = _canonical_mask(src_key_padding_mask, "src_key_padding_mask", _none_or_dtype(mask),
+        src_key_padding_mask = F._canonical_mask(src_key_padding_mask, "src_key_padding_mask", F._none_or_dtype(mask),
                                                "mask", src.dtype)
-        mask = _canonical_mask(mask, "mask", None, "", src.dtype, check_other=False)
+        mask = F._canonical_mask(mask, "mask", None, "", src.dtype, check_other=False)
         output = src
         first = self.layers[0]
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
@@ -337,9 +337,9 @@ class TransformerEncoderLayer(Module):
             src_key_padding_mask: (N, S) or (S,).
             is_causal: hint that ``src_mask`` is the causal mask.
         """
-        src_key_padding_mask = _canonical_mask(src_key_padding_mask, "src_key_padding_mask",
-                                               _none_or_dtype(src_mask), "src_mask", src.dtype)
-        src_mask = _canonical_mask(src_mask, "src_mask", None, "", src.dtype, check_other=False)
+        src_key_padding_mask = F._canonical_mask(src_key_padding_mask, "src_key_padding_mask",
+                                               F._none_or_dtype(src_mask), "src_mask", src.dtype)
+        src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, check_other=False)
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal=is_causal)
