@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test test-gpu bench parity lint coverage clean
+.PHONY: demo test fuzz test-gpu bench parity lint coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ SSHD_INSTALL := if [ ! -x /usr/sbin/sshd ] && [ "$$(id -u)" = 0 ] && command -v 
 test: $(VENV)/.test
 	@$(SSHD_INSTALL)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fuzz tests run in `make test` with a small example count; this runs them 50 times longer.
+fuzz: $(VENV)/.test
+	DISTTORCH_FUZZ_SCALE=$${DISTTORCH_FUZZ_SCALE:-50} $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 
 test-gpu: $(VENV)/.test
 	$(PIP) -e '.[cuda12x]'

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import importlib as _importlib
 import math as _math
+import os as _os
+
+if "DISTTORCH_PARENT_PID" in _os.environ:  # started by `disttorch launch`: end with it (_parent_watch.py)
+    from ._parent_watch import start as _start_parent_watch
+
+    _start_parent_watch()
 
 __version__ = "0.1.0"
 

@@ -28,8 +28,9 @@ Single node, N workers (the rendezvous port is picked free when not given)::
     disttorch launch --standalone -n 4 train.py         # same; torchrun spelling
 
 Several nodes, torchrun style: run one launcher per node, each with its node rank (zmq backend; the same
-``--master-addr``/``--master-port`` everywhere, default port 29500; export the same DISTTORCH_JOB_SECRET on
-every node so that their messages authenticate)::
+``--master-addr``/``--master-port`` everywhere, default port 29500). Export the same DISTTORCH_JOB_SECRET on
+every node first (``python -c 'import secrets; print(secrets.token_hex(16))'`` makes one): it authenticates
+the job's messages, and a launcher without it exits with status 2::
 
     node0$ disttorch launch --nnodes 2 --node-rank 0 --nproc-per-node 2 --master-addr node0 train.py
     node1$ disttorch launch --nnodes 2 --node-rank 1 --nproc-per-node 2 --master-addr node0 train.py
@@ -84,7 +85,12 @@ DISTTORCH_INTERFACE. Workers started by mpiexec get their rank from MPI instead 
 Supervision: when a worker exits non-zero, every other worker's process group (their children, such as
 DataLoader workers, included) gets SIGTERM, then SIGKILL after the grace period. The launcher exits with the
 failed worker's exit code (128 + signal number when it was killed by a signal). SIGINT/SIGTERM sent to the
-launcher are forwarded to every worker.
+launcher are forwarded to every worker. If the launcher itself dies (even by SIGKILL), its workers die with it:
+a small reaper process it starts ends every worker's process group (and, through ssh, every remote worker), and
+each worker that imports disttorch also watches its parent and ends its own group when the parent is gone.
+Jobs across nodes need a shared secret: with one launcher per node (--nnodes > 1), export the same
+DISTTORCH_JOB_SECRET on every node (the launcher refuses to start without it); with -H/--hostfile the launcher
+makes one and hands it to the remote workers itself.
 """
 from __future__ import annotations
 
@@ -184,12 +190,13 @@ def launch(cfg) -> int:
     secret = cfg.job_secret
     if secret is None:
         if cfg.nnodes > 1 and not cfg.hosts:
-            print("disttorch launch: warning: DISTTORCH_JOB_SECRET is not set; with one launcher per node the "
-                  "nodes cannot agree on a secret, so messages are not authenticated. Export the same value "
-                  "on every node (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`).",
-                  file=sys.stderr)
-        else:
-            secret = secrets.token_hex(16)
+            print(f"disttorch launch: error: DISTTORCH_JOB_SECRET is not set. With one launcher per node (--nnodes "
+                  f"{cfg.nnodes}) the nodes cannot agree on a secret by themselves, and the job's messages must be "
+                  "authenticated. Make one with `python -c 'import secrets; print(secrets.token_hex(16))'` and "
+                  "export DISTTORCH_JOB_SECRET=<that value> on every node (or start every node from one command "
+                  "with -H/--hostfile, which makes and ships one).", file=sys.stderr)
+            return 2
+        secret = secrets.token_hex(16)
 
     def pick_port() -> int:
         return ports.free_port(cfg.master_addr)

@@ -11,7 +11,16 @@ in particular) appears on a command line. Open MPI and MPICH (hydra, also Intel 
     MPICH:    mpiexec -n 4 -hosts h1:2,h2:2 -bind-to none -prepend-rank -genvlist NAME,... [--mpi-args] ...
 
 Each rank runs through a tiny ``sh -c`` shim (:func:`rank_shim`) that sets RANK, LOCAL_RANK, LOCAL_WORLD_SIZE,
-GROUP_RANK and ROLE_RANK from MPI's variables, so torchrun scripts that read them directly work too.
+GROUP_RANK and ROLE_RANK from MPI's variables, so torchrun scripts that read them directly work too. It also
+sets DISTTORCH_PARENT_PID to its own parent, the MPI process that starts the rank (mpiexec itself, or an MPI
+daemon on another host), so that a rank that imports disttorch ends its process group when that process dies
+(disttorch/_parent_watch.py).
+
+When the launcher dies, its reaper (reaper.py) sends SIGTERM to mpiexec. Measured with Open MPI 5.0 (PRRTE):
+each rank leads a process group of its own in mpiexec's session; mpiexec forwards SIGTERM to the ranks and
+exits, while a SIGKILLed mpiexec leaves its ranks running, re-parented to init, which is why SIGTERM goes to
+mpiexec first and the final SIGKILL to every group of its session. Untested with MPICH's hydra, whose ranks
+are children of a proxy process rather than of mpiexec.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from typing import Mapping
 
 from disttorch.launcher.config import ConfigError, LaunchConfig, is_local_host
 from disttorch.launcher.local import ProcessSpec, forwarded_env, worker_argv, worker_env
+from disttorch.launcher.reaper import PARENT_GRACE_VAR, PARENT_PID_VAR
 
 # Per-rank variables mpiexec sets itself; the rest of the contract is exported.
 _PER_RANK = {"RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK"}
@@ -142,7 +152,8 @@ def build_command(cfg: LaunchConfig, *, mpiexec: str, flavour: str, major: int, 
 
 def rank_shim(cfg: LaunchConfig) -> list[str]:
     """``sh -c '...'`` that sets torchrun's per-rank variables from MPI's before it execs the worker, so a
-    script that reads LOCAL_RANK itself runs under mpiexec unchanged (Open MPI, then MPICH/PMI names)."""
+    script that reads LOCAL_RANK itself runs under mpiexec unchanged (Open MPI, then MPICH/PMI names), and
+    the parent-watch variables (the shell's parent is the process that started the rank)."""
     slots = " ".join(str(cfg.slots(h)) for h in cfg.hosts) if cfg.hosts else str(cfg.nproc_per_node)
     script = (
         'RANK="${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}}"; '
@@ -150,7 +161,9 @@ def rank_shim(cfg: LaunchConfig) -> list[str]:
         'LOCAL_WORLD_SIZE="${OMPI_COMM_WORLD_LOCAL_SIZE:-${MPI_LOCALNRANKS:-1}}"; '
         f'GROUP_RANK=0; b=0; for s in {slots}; do b=$((b + s)); '
         'if [ "$RANK" -ge "$b" ]; then GROUP_RANK=$((GROUP_RANK + 1)); fi; done; '
-        'ROLE_RANK="$RANK"; export RANK LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK ROLE_RANK; exec "$@"')
+        f'ROLE_RANK="$RANK"; {PARENT_PID_VAR}="$PPID"; {PARENT_GRACE_VAR}={cfg.grace_period:g}; '
+        f'export RANK LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK ROLE_RANK {PARENT_PID_VAR} {PARENT_GRACE_VAR}; '
+        'exec "$@"')
     return ["sh", "-c", script, "disttorch-worker"]
 
 

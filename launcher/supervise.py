@@ -1,14 +1,37 @@
 """Start the process specs, pump their output, and supervise them.
 
-- Each process starts in its own session (so its process group is its pid): tearing down a worker signals
-  its whole group, which reaches its own children (DataLoader workers) too. Remote workers are signalled
-  through ssh (ssh.kill_command).
+- Each process starts in its own session (so its process group and session id are its pid): tearing down a
+  worker signals its whole group, and the other groups of its session, which reaches its own children
+  (DataLoader workers, subprocesses, also those that made a process group of their own) too. Remote
+  workers are signalled through ssh (ssh.kill_command). mpiexec gets SIGTERM alone (it forwards it to its
+  ranks and reports their exit); the final SIGKILL reaches every group of its session, its ranks included.
 - Output: every line gets ``[rank N] `` (carriage-return updates such as progress bars stay in place);
   --log-dir/--redirects/--tee/--local-ranks-filter decide where each stream goes, as in torchrun.
 - The first worker that exits non-zero is the root cause: every other worker gets SIGTERM, SIGKILL after the
   grace period, and the launcher prints one summary (rank, host, exit code or signal, stderr tail).
 - SIGINT/SIGTERM to the launcher go to every worker. --max-restarts restarts the whole group with
   TORCHELASTIC_RESTART_COUNT + 1 and a fresh MASTER_PORT.
+
+When the launcher itself dies (SIGKILL, a crash, a hangup of its terminal), its workers end too, through two
+independent mechanisms:
+
+- The reaper (reaper.py): a small process the launcher starts in a session of its own. The launcher tells
+  it, through a pipe, each process it starts and each remote worker's stop command; if the pipe closes
+  without a clean "done", the reaper does the teardown above (SIGTERM, the grace period, SIGKILL; mpiexec
+  gets SIGTERM and forwards it; remote workers are stopped through ssh) and exits. This covers every worker,
+  whether or not it imports disttorch (``--no-python`` scripts included).
+- The worker's own check (disttorch/_parent_watch.py): the launcher sets DISTTORCH_PARENT_PID to the pid
+  that should be the worker's parent (the launcher; for mpi ranks the MPI daemon that starts them; for ssh
+  workers the remote sshd). ``import disttorch`` in a process whose parent is that pid starts a daemon
+  thread that waits on the parent (a pidfd, or a once-a-second check of os.getppid()); when the parent is
+  gone it ends the worker's process group from a short-lived guardian process (SIGTERM, the grace period,
+  SIGKILL), or, for a worker that does not lead its group, the worker alone (which also gets the Linux
+  parent-death signal, SIGTERM). Any other process, including the worker's own children, ignores the
+  variable. This covers workers the reaper cannot reach: ranks of a killed mpiexec, workers on other hosts.
+
+Not covered: processes that start a session of their own (``setsid``, ``start_new_session=True``), as with
+torchrun; a remote worker whose pid the launcher had not yet read when it died, if it does not import
+disttorch (the reaper still kills its ssh client).
 """
 from __future__ import annotations
 
@@ -28,7 +51,9 @@ from typing import Callable, TextIO
 
 from disttorch.launcher.config import LaunchConfig, std_for
 from disttorch.launcher.local import ProcessSpec
-from disttorch.launcher.ssh import PID_MARK, kill_command
+from disttorch.launcher.reaper import PARENT_GRACE_VAR, PARENT_PID_VAR, Leader, Reaper, signal_groups, \
+    start_time, target_groups
+from disttorch.launcher.ssh import PID_MARK, kill_command, stop_command
 
 TAIL_LINES = 20
 _EOL = re.compile(rb"\r\n|\n|\r")
@@ -119,11 +144,16 @@ class _Output:
 class Worker:
     """One started process (a worker, an ssh client running one, or mpiexec) and its output pumps."""
 
-    def __init__(self, spec: ProcessSpec, out: _Output, filter_key: int | None):
+    def __init__(self, spec: ProcessSpec, out: _Output, filter_key: int | None, reaper: Reaper | None = None,
+                 grace: float = 5.0):
         self.spec = spec
         self.out = out
         self.key = filter_key
+        self.reaper = reaper
+        self.grace = grace
         self.popen: subprocess.Popen | None = None
+        self.leader: Leader | None = None
+        self.remote_key: str | None = None
         self.tails: dict[int | None, collections.deque] = collections.defaultdict(
             lambda: collections.deque(maxlen=TAIL_LINES))
         self.remote_pid: int | None = None
@@ -134,9 +164,14 @@ class Worker:
 
     def start(self, events: queue.Queue) -> None:
         spec = self.spec
+        env = {**os.environ, **spec.env}
+        env.pop(PARENT_PID_VAR, None)  # ours to set: a launcher started by a worker must not pass its own on
+        if spec.kind == "local":  # mpi ranks get theirs from mpi.rank_shim, ssh workers from ssh.remote_command
+            env[PARENT_PID_VAR] = str(os.getpid())
+            env[PARENT_GRACE_VAR] = f"{self.grace:g}"
         try:
             self.popen = subprocess.Popen(
-                list(spec.argv), env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True,
+                list(spec.argv), env=env, cwd=spec.cwd, start_new_session=True,
                 stdin=subprocess.PIPE if spec.stdin_text is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as e:
@@ -144,6 +179,11 @@ class Worker:
             self.tails[spec.rank].append(self.start_error)
             events.put((self, 127))
             return
+        # Read before the waiter thread can reap it: until then the pid cannot name another process.
+        pid = self.popen.pid
+        self.leader = Leader(pid, start_time(pid), term_session=spec.kind != "mpi")
+        if self.reaper is not None:
+            self.reaper.add(self.leader)
         if spec.stdin_text is not None:
             try:
                 self.popen.stdin.write(spec.stdin_text.encode())
@@ -193,6 +233,10 @@ class Worker:
                 self.remote_pid = int(text[len(PID_MARK):].strip())
             except ValueError:
                 pass
+            else:
+                if self.reaper is not None:
+                    self.remote_key = f"{spec.host}:{self.remote_pid}"
+                    self.reaper.remote(self.remote_key, stop_command(spec.ssh_base, self.remote_pid, self.grace))
             self.remote_pid_seen.set()
             return
         if spec.kind == "mpi":
@@ -210,8 +254,12 @@ class Worker:
 
     # -- signals
     def signal(self, sig: int) -> None:
-        """Signal this worker's process group (remote workers: through ssh as well)."""
-        if self.popen is None:
+        """Signal this worker's process groups (remote workers: through ssh as well).
+
+        SIGKILL reaches every group of the worker's session; other signals the worker's own group, and the
+        session's other groups too unless the worker is mpiexec (which forwards them to its ranks).
+        """
+        if self.popen is None or self.leader is None:
             return
         if self.spec.kind == "ssh":
             if self.remote_pid is None and self.popen.poll() is None:
@@ -226,10 +274,7 @@ class Worker:
                     pass
             if sig != signal.SIGKILL and self.remote_pid is not None:
                 return  # keep the ssh client: it carries the remote output and exit status until the end
-        try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_groups(target_groups([self.leader], whole_session=True if sig == signal.SIGKILL else None), sig)
 
     def reap_helpers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -338,12 +383,12 @@ class Supervisor:
         if self.received is None:
             self.received = signum
 
-    def run_attempt(self, specs: list[ProcessSpec], restart: int) -> Outcome:
+    def run_attempt(self, specs: list[ProcessSpec], restart: int, reaper: Reaper | None = None) -> Outcome:
         cfg = self.cfg
         out = _Output(cfg, self.log_dir, restart, self.stdout, self.stderr)
         events: queue.Queue = queue.Queue()
         by_global = bool(cfg.hosts)  # one launcher for all hosts: filter/log by global rank
-        workers = [Worker(s, out, s.rank if by_global else s.local_rank) for s in specs]
+        workers = [Worker(s, out, s.rank if by_global else s.local_rank, reaper, cfg.grace_period) for s in specs]
         failed: tuple[Worker, int, float] | None = None
         failure: Failure | None = None
         try:
@@ -362,6 +407,12 @@ class Supervisor:
                     failed = (w, rc, time.time())
                     break
             self._teardown(workers, self.received or signal.SIGTERM, grace=cfg.grace_period)
+            if reaper is not None:
+                for w in workers:
+                    if w.leader is not None:
+                        reaper.drop(w.leader.pid)
+                    if w.remote_key is not None:
+                        reaper.unremote(w.remote_key)
             for w in workers:
                 w.join_output(2.0)  # the stderr tail (and mpiexec's report) are complete after this
             if failed is not None:
@@ -404,11 +455,14 @@ class Supervisor:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 handlers[s] = signal.signal(s, self._on_signal)
+        reaper = Reaper(cfg.grace_period)
+        clean = False  # an exception leaves the teardown to the reaper: workers may still run
         try:
             restart = 0
             while True:
                 port = cfg.master_port if cfg.master_port is not None else pick_port()
-                outcome = self.run_attempt(plan(restart, port), restart)
+                outcome = self.run_attempt(plan(restart, port), restart, reaper)
+                clean = True
                 if outcome.signal is not None:
                     _say(f"received {signal.Signals(outcome.signal).name}: forwarded it to every worker, "
                          "and stopped them")
@@ -423,6 +477,8 @@ class Supervisor:
                 if not again:
                     return f.launcher_exit_code()
                 restart += 1
+                clean = False
         finally:
+            reaper.close(clean)
             for s, h in handlers.items():
                 signal.signal(s, h)

@@ -253,3 +253,83 @@ def test_save_refuses_unsaveable_objects(tmp_path):
         __slots__ = ("a",)
     with pytest.raises(TypeError, match="cannot save an object of type"):
         disttorch.save(Slotted(), tmp_path / "x.pt")
+
+
+def test_saved_file_permissions_follow_umask_and_are_kept_on_overwrite(tmp_path):
+    old = os.umask(0o022)
+    try:
+        disttorch.save({"v": 1}, tmp_path / "a.pt")
+        os.umask(0o077)
+        disttorch.save({"v": 1}, tmp_path / "b.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644  # as open(path, "wb") would create it
+    assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o600
+    os.chmod(tmp_path / "a.pt", 0o640)
+    disttorch.save({"v": 2}, tmp_path / "a.pt")
+    assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o640 and disttorch.load(tmp_path / "a.pt") == {"v": 2}
+
+
+def test_save_writes_through_a_symlink(tmp_path):
+    real_dir, link_dir = tmp_path / "real", tmp_path / "links"
+    real_dir.mkdir()
+    link_dir.mkdir()
+    disttorch.save({"v": 1}, real_dir / "ckpt.pt")
+    link = link_dir / "latest.pt"
+    link.symlink_to(real_dir / "ckpt.pt")
+    disttorch.save({"v": 2}, link)
+    assert link.is_symlink() and os.readlink(link) == str(real_dir / "ckpt.pt")
+    assert disttorch.load(real_dir / "ckpt.pt") == {"v": 2}
+    assert os.listdir(real_dir) == ["ckpt.pt"] and os.listdir(link_dir) == ["latest.pt"]
+    dangling = link_dir / "next.pt"
+    dangling.symlink_to(real_dir / "new.pt")
+    disttorch.save({"v": 3}, dangling)
+    assert dangling.is_symlink() and disttorch.load(real_dir / "new.pt") == {"v": 3}
+
+
+_BLOCKED_SAVER = """
+import sys
+import disttorch
+from disttorch import _safetensors
+
+def write_then_block(f, arrays, meta):
+    f.write(b"partial")
+    f.flush()
+    sys.stdin.read()  # never answered: the test kills this process here, mid-save
+
+_safetensors.write = write_then_block
+disttorch.save({"v": 2}, sys.argv[1])
+"""
+
+
+def test_temp_file_of_a_killed_save_is_removed_by_the_next_save(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "ckpt.pt"
+    disttorch.save({"v": 1}, path)
+    proc = subprocess.Popen([sys.executable, "-c", _BLOCKED_SAVER, str(path)], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        temps = []
+        while not temps and time.monotonic() < deadline and proc.poll() is None:
+            temps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp") and os.path.getsize(tmp_path / n) > 0]
+            time.sleep(0.01)
+        assert temps, "the saver never started writing"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    from disttorch._checkpoint_files import _host
+
+    host = _host()
+    assert len(temps) == 1 and temps[0].startswith(f".ckpt.pt.{host}.{proc.pid}.")
+    assert disttorch.load(path) == {"v": 1}  # the killed save left the previous checkpoint intact
+    alive = tmp_path / f".ckpt.pt.{host}.{os.getppid()}.0123abcd.tmp"  # a live concurrent saver's file
+    elsewhere = tmp_path / f".ckpt.pt.otherhost.{proc.pid}.0123abcd.tmp"  # another host sharing the directory
+    alive.write_bytes(b"x")
+    elsewhere.write_bytes(b"x")
+    disttorch.save({"v": 3}, path)
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt.pt", alive.name, elsewhere.name])
+    assert disttorch.load(path) == {"v": 3}

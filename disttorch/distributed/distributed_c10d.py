@@ -307,31 +307,84 @@ def _mpi_world() -> tuple:
     return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
 
 
-def _mpi_store(rank: int, world_size: int, timeout: float):
-    """A store for processes mpiexec started without MASTER_ADDR: rank 0 serves it, MPI broadcasts where."""
+def _host_identity() -> str:
+    """This host as seen by a loopback socket: the host name plus, on Linux, the boot and network namespace ids
+    (containers on one machine may share a host name but not their loopback interface)."""
     import socket
+
+    ident = socket.gethostname()
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            ident += "/" + f.read().strip()
+        ident += f"/netns:{os.stat('/proc/self/ns/net').st_ino}"
+    except OSError:
+        pass
+    return ident
+
+
+def _mpi_store(rank: int, world_size: int, timeout: float):
+    """A store for processes mpiexec started without MASTER_ADDR: rank 0 serves it, MPI tells the rest where.
+
+    MPI is the job's own channel, so it also carries the job secret when ``DISTTORCH_JOB_SECRET`` is unset
+    (rank 0 draws one). The store listens on loopback when every rank runs on this host, else on
+    ``DISTTORCH_INTERFACE``; without it a multi-host job is refused rather than served on every interface.
+    """
+    import secrets
 
     from mpi4py import MPI
 
-    from .store import TCPStore, default_interface
+    from . import _wire
+    from .store import TCPStore
 
-    buf = np.zeros(256, np.uint8)
-    store = None
+    comm = MPI.COMM_WORLD
+    # every rank takes part (a rank whose environment differs must not leave the others waiting in Bcast); rank 0
+    # sends its DISTTORCH_JOB_SECRET, or a fresh one, and the ranks without the variable use it
+    key = np.zeros(257, np.uint8)
     if rank == 0:
-        host = os.environ.get("DISTTORCH_INTERFACE") or "127.0.0.1"
-        if not os.environ.get("DISTTORCH_INTERFACE"):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the outward address (nothing is sent)
-                try:
-                    s.connect(("10.255.255.255", 9))
-                    host = s.getsockname()[0]
-                except OSError:
-                    host = default_interface("127.0.0.1")
-        store = TCPStore(host, 0, None, is_master=True, timeout=timedelta(seconds=timeout))
-        enc = f"{host}:{store.port}".encode()
+        mine = _wire.job_secret() if os.environ.get(_wire.SECRET_VAR) else secrets.token_bytes(32)
+        mine = mine[:256]
+        key[0] = len(mine)
+        key[1:1 + len(mine)] = np.frombuffer(mine, np.uint8)
+    comm.Bcast(key, root=0)
+    if not os.environ.get(_wire.SECRET_VAR):
+        _wire.use_job_secret(key[1:1 + int(key[0])].tobytes())
+    width = 512
+    mine = np.zeros(width, np.uint8)
+    enc = _host_identity().encode()[:width]
+    mine[:len(enc)] = np.frombuffer(enc, np.uint8)
+    everyone = np.zeros((world_size, width), np.uint8)
+    comm.Allgather(mine, everyone)
+    hosts = {bytes(row).rstrip(b"\0").decode(errors="replace") for row in everyone}
+    buf = np.zeros(1024, np.uint8)
+    store = err = None
+    if rank == 0:
+        try:
+            if len(hosts) == 1:
+                host = "127.0.0.1"
+            elif os.environ.get("DISTTORCH_INTERFACE"):
+                host = os.environ["DISTTORCH_INTERFACE"]
+            else:
+                names = sorted({h.split("/", 1)[0] for h in hosts})
+                raise RuntimeError(
+                    f"init_process_group(backend='mpi'): the {world_size} ranks run on {len(hosts)} hosts "
+                    f"({', '.join(names[:8])}) and neither MASTER_ADDR nor DISTTORCH_INTERFACE is set, so rank 0 "
+                    "has no address to serve the rendezvous store on (it will not listen on every interface). "
+                    "Set DISTTORCH_INTERFACE to each host's address on the network the ranks share (mpiexec -x "
+                    "DISTTORCH_INTERFACE, or `disttorch launch --interface`), or MASTER_ADDR/MASTER_PORT.")
+            store = TCPStore(host, 0, None, is_master=True, timeout=timedelta(seconds=timeout))
+            enc = f"OK {host}:{store.port}".encode()
+        except Exception as e:  # noqa: BLE001 - every rank must raise, not wait for a store that never comes
+            err = e
+            enc = f"ERR rank 0: {type(e).__name__}: {e}".encode()[:buf.size]
         buf[:len(enc)] = np.frombuffer(enc, np.uint8)
-    MPI.COMM_WORLD.Bcast(buf, root=0)
+    comm.Bcast(buf, root=0)
+    word, _, rest = bytes(buf).rstrip(b"\0").decode(errors="replace").partition(" ")
+    if err is not None:
+        raise err
+    if word != "OK":
+        raise RuntimeError(rest)
     if rank != 0:
-        host, port = bytes(buf).rstrip(b"\0").decode().rsplit(":", 1)
+        host, port = rest.rsplit(":", 1)
         store = TCPStore(host, int(port), None, is_master=False, timeout=timedelta(seconds=timeout))
     return store
 

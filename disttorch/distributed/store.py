@@ -1,35 +1,34 @@
 """Rendezvous key-value stores, as ``torch.distributed`` has them: ``TCPStore``, ``PrefixStore``, ``HashStore``.
 
 ``TCPStore`` runs over ZeroMQ: the master process serves a ROUTER socket from a daemon thread and every
-process (the master too) talks to it through DEALER sockets. Requests and replies are msgpack frames, each
-authenticated with HMAC-SHA256 under the job secret (``DISTTORCH_JOB_SECRET``, hex; the empty key when unset).
-A frame with a bad or missing MAC is dropped with a warning and the server keeps serving. Blocking calls
-(``get``, ``wait``) are parked on the server until the key is set, so nobody polls.
+process (the master too) talks to it through DEALER sockets, one per thread. Blocking calls (``get``, ``wait``)
+are parked on the server until the key is set, so nobody polls.
+
+Every frame is authenticated, numbered and size-limited; a peer without the job secret cannot even connect.
+The wire protocol lives in ``_tcpstore.py`` (server thread and client sockets), on the messaging layer ``_wire``.
 
 Keys are ``str``; values are ``bytes`` (a ``str`` value is stored UTF-8 encoded). ``add`` stores its counter as
 the decimal text of the integer, as PyTorch does.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import itertools
 import logging
 import os
 import socket
 import threading
-import time
 from datetime import timedelta
 from typing import Optional, Sequence, Union
 
+from . import _wire
+from ._wire import JobSecretError, job_secret
+
 __all__ = ["Store", "TCPStore", "PrefixStore", "HashStore", "DistStoreError", "DistNetworkError",
-           "job_secret", "default_interface"]
+           "JobSecretError", "job_secret", "default_interface"]
 
 log = logging.getLogger("disttorch.distributed")
 
 _DEFAULT_TIMEOUT = timedelta(seconds=300)
 _INIT_KEY = "init/"  # counts connected clients; PyTorch's num_keys() counts it too
-_MAC_SIZE = 32
 
 
 class DistStoreError(RuntimeError):
@@ -38,15 +37,6 @@ class DistStoreError(RuntimeError):
 
 class DistNetworkError(RuntimeError):
     """The store could not bind or reach its address (``torch.distributed.DistNetworkError``)."""
-
-
-def job_secret() -> bytes:
-    """The job's HMAC key: ``DISTTORCH_JOB_SECRET`` decoded from hex (raw UTF-8 if not hex); empty when unset."""
-    s = os.environ.get("DISTTORCH_JOB_SECRET", "")
-    try:
-        return bytes.fromhex(s)
-    except ValueError:
-        return s.encode()
 
 
 def default_interface(master_addr: Optional[str] = None) -> str:
@@ -340,144 +330,6 @@ class PrefixStore(Store):
         self._store.multi_set([self._k(k) for k in keys], values)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# TCPStore over ZeroMQ
-
-def _sign(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()
-
-
-class _Server:
-    """The master's ROUTER socket and the daemon thread that serves it."""
-
-    def __init__(self, ctx, address: str, port: int, secret: bytes) -> None:
-        import msgpack
-        import zmq
-
-        self._zmq, self._msgpack = zmq, msgpack
-        self._secret = secret
-        self._sock = ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        try:
-            if port == 0:
-                self.port = self._sock.bind_to_random_port(f"tcp://{address}")
-            else:
-                self._sock.bind(f"tcp://{address}:{port}")
-                self.port = port
-        except zmq.ZMQError as e:
-            self._sock.close(0)
-            raise DistNetworkError(f"TCPStore: cannot bind the master's socket to {address}:{port}: {e} "
-                                   f"(is another job using the port? set MASTER_PORT or DISTTORCH_INTERFACE)") from None
-        self._stop_r, self._stop_w = os.pipe()
-        self._table = _Table()
-        self._thread = threading.Thread(target=self._serve, name="disttorch-store-server", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            os.write(self._stop_w, b"x")
-            self._thread.join(5)
-        os.close(self._stop_r)
-        os.close(self._stop_w)
-
-    def _serve(self) -> None:
-        zmq, sock, table = self._zmq, self._sock, self._table
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._stop_r, zmq.POLLIN)
-        next_deadline = None
-        try:
-            while True:
-                wait_ms = None if next_deadline is None else max(0, int((next_deadline - time.monotonic()) * 1000) + 1)
-                events = dict(poller.poll(wait_ms))
-                if self._stop_r in events:
-                    return
-                if sock in events:
-                    while True:
-                        try:
-                            frames = sock.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._handle(frames)
-                next_deadline = table.expire(time.monotonic())
-        finally:
-            sock.close(0)
-
-    def _reply(self, ident: bytes, rid, ok: bool, value) -> None:
-        payload = self._msgpack.packb([rid, ok, value], use_bin_type=True)
-        self._sock.send_multipart([ident, _sign(self._secret, payload), payload])
-
-    def _handle(self, frames: list) -> None:
-        if len(frames) != 3 or len(frames[1]) != _MAC_SIZE or not hmac.compare_digest(
-                frames[1], _sign(self._secret, frames[2])):
-            log.warning("TCPStore: dropped a request with a missing or bad MAC (%d frames); check that every "
-                        "process has the same DISTTORCH_JOB_SECRET", len(frames))
-            return
-        ident = frames[0]
-        try:
-            rid, op, args = self._msgpack.unpackb(frames[2], raw=False)
-        except Exception:
-            log.warning("TCPStore: dropped a malformed request")
-            return
-        try:
-            if op in ("get", "wait", "wait_ge"):
-                keys, timeout = args
-                min_value = None
-                if op == "wait_ge":
-                    keys, min_value = [keys[0]], int(keys[1])
-                if self._table.ready(keys, min_value):
-                    self._reply(ident, rid, True, [self._table.data[k] for k in keys] if op == "get" else None)
-                else:
-                    def reply(ok, values, ident=ident, rid=rid, op=op):
-                        self._reply(ident, rid, ok, values if op == "get" else None)
-                    self._table.park(keys, min_value, reply, time.monotonic() + float(timeout))
-            else:
-                self._reply(ident, rid, True, self._table.apply(op, args))
-        except Exception as e:  # a bad request from an authenticated client: answer, keep serving
-            self._reply(ident, rid, False, f"{type(e).__name__}: {e}")
-
-
-class _Client:
-    """One DEALER socket (per thread and process) to the store server."""
-
-    def __init__(self, ctx, endpoint: str, secret: bytes) -> None:
-        import msgpack
-        import zmq
-
-        self._zmq, self._msgpack, self._secret = zmq, msgpack, secret
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-        self._ids = itertools.count()
-
-    def request(self, op: str, args: list, wait_s: float, what: str):
-        zmq = self._zmq
-        rid = next(self._ids)
-        payload = self._msgpack.packb([rid, op, args], use_bin_type=True)
-        self.sock.send_multipart([_sign(self._secret, payload), payload])
-        deadline = time.monotonic() + wait_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
-                if time.monotonic() < deadline:
-                    continue
-                raise TimeoutError(what)
-            frames = self.sock.recv_multipart()
-            if len(frames) != 2 or not hmac.compare_digest(frames[0], _sign(self._secret, frames[1])):
-                log.warning("TCPStore: dropped a reply with a bad MAC; check DISTTORCH_JOB_SECRET on the master")
-                continue
-            r_id, ok, value = self._msgpack.unpackb(frames[1], raw=False)
-            if r_id != rid:  # a late answer to a request that timed out
-                continue
-            if not ok:
-                raise DistStoreError(f"TCPStore {op}: {value}")
-            return value
-
-    def close(self) -> None:
-        self.sock.close(0)
-
-
 _servers: dict = {}  # (address, port) -> [server, refcount], for multi_tenant
 _servers_lock = threading.Lock()
 
@@ -494,6 +346,9 @@ class TCPStore(Store):
         wait_for_workers: the master's constructor waits until ``world_size`` processes have connected.
         multi_tenant: several TCPStore objects in one process share one server on the same address.
         master_listen_fd, use_libuv: accepted for PyTorch compatibility; a listening fd is not supported.
+
+    Raises:
+        JobSecretError: ``DISTTORCH_JOB_SECRET`` is unset and ``host_name`` is another host (see ``job_secret``).
     """
 
     def __init__(self, host_name: str, port: int, world_size: Optional[int] = None, is_master: bool = False,
@@ -501,11 +356,14 @@ class TCPStore(Store):
                  master_listen_fd: Optional[int] = None, use_libuv: bool = True) -> None:
         import zmq
 
+        from . import _tcpstore
+
         super().__init__(timeout)
         if master_listen_fd is not None:
             raise NotImplementedError("TCPStore: master_listen_fd is not supported by the ZeroMQ store")
         self.host, self._world_size, self._is_master = host_name, world_size, is_master
-        self._secret = job_secret()
+        self._secret = job_secret(host_name)
+        self._drops = _wire.DropLog(f"TCPStore client of {host_name}:{port}")
         self._server = None
         self._server_key = None
         self._ctx = zmq.Context.instance()
@@ -518,7 +376,7 @@ class TCPStore(Store):
             with _servers_lock:
                 entry = _servers.get((address, port)) if multi_tenant and port else None
                 if entry is None:
-                    entry = [_Server(self._ctx, address, port, self._secret), 0]
+                    entry = [_tcpstore.Server(self._ctx, address, port, self._secret), 0]
                     _servers[(address, entry[0].port)] = entry
                 entry[1] += 1
                 self._server, self._server_key = entry[0], (address, entry[0].port)
@@ -554,7 +412,9 @@ class TCPStore(Store):
     def libuvBackend(self) -> bool:
         return False
 
-    def _client(self) -> _Client:
+    def _client(self):
+        from . import _tcpstore
+
         c = getattr(self._local, "client", None)
         if c is None or self._pid != os.getpid():
             if self._pid != os.getpid():  # forked: the parent's context and sockets are not ours
@@ -562,7 +422,7 @@ class TCPStore(Store):
 
                 self._pid, self._ctx, self._clients = os.getpid(), zmq.Context(), []
                 self._local = threading.local()
-            c = _Client(self._ctx, self._endpoint, self._secret)
+            c = _tcpstore.Client(self._ctx, self._endpoint, self._secret, self._drops)
             self._local.client = c
             with self._clients_lock:
                 self._clients.append(c)
@@ -633,3 +493,12 @@ class TCPStore(Store):
                         del _servers[self._server_key]
                         entry[0].close()
             self._server = None
+
+
+def secret_of(store: Store) -> bytes:
+    """The job secret a store authenticates with (a ``PrefixStore``'s underlying ``TCPStore``), so that the
+    backends built on the store use the same key; ``job_secret()`` for other stores."""
+    while isinstance(store, PrefixStore):
+        store = store.underlying_store
+    secret = getattr(store, "_secret", None) if isinstance(store, TCPStore) else None
+    return secret or job_secret()

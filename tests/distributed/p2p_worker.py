@@ -1,4 +1,5 @@
-"""Worker for test_p2p.py: irecv posted before isend on every rank, receives pending across a collective, any-source."""
+"""Worker for test_p2p.py: irecv posted before isend on every rank, receives pending across a collective, any-source,
+and a tensor larger than one message (DISTTORCH_MAX_MESSAGE_BYTES) that travels in pieces."""
 import disttorch as torch
 import disttorch.distributed as dist
 dist.init_process_group("zmq")
@@ -20,6 +21,13 @@ dist.all_reduce(t)
 dist.send(torch.full((2,), 10.0 + r), dst=peer, tag=7)
 rq.wait()
 assert t.tolist() == [n * (n + 1) / 2] * 3 and buf2.tolist() == [10.0 + prev] * 2
+# a tensor of ~1.2 MB: several messages when the test lowers the message limit, reassembled exactly
+big = torch.zeros(300_001)
+rq = dist.irecv(big, src=prev, tag=11)
+sq = dist.isend(torch.arange(300_001, dtype=torch.float32) * (r + 1), dst=peer, tag=11)
+rq.wait()
+sq.wait()
+assert torch.equal(big, torch.arange(300_001, dtype=torch.float32) * (prev + 1)), big[:4]
 # any-source recv
 if r == 0:
     got = torch.zeros(1)

@@ -97,13 +97,20 @@ def _collectives(pg, r: int, n: int, sizes, dtypes) -> None:
 
 
 def _send_garbage(store, r: int) -> None:
-    """Frames without a valid MAC sent to rank 1's socket: it must drop them and keep working."""
+    """Frames without a valid MAC sent to rank 1's socket by a holder of the job secret (it passes the PLAIN
+    gate): rank 1 must drop them and keep working."""
+    import hashlib
+    import hmac
+
     import zmq
 
     if r != 0:
         return
     raw = zmq.Context.instance().socket(zmq.PUSH)
-    raw.connect(store.get("zmq/addr/1").decode())
+    raw.plain_username = b"disttorch"
+    raw.plain_password = hmac.new(bytes.fromhex(os.environ["DISTTORCH_JOB_SECRET"]), b"disttorch transport plain v1",
+                                  hashlib.sha256).hexdigest().encode()
+    raw.connect(store.get("zmq/addr/1").decode().split()[0])
     raw.send(b"garbage")
     raw.send_multipart([b"\x00" * 40, b"\x00" * 32, b"payload"])
     raw.send_multipart([b"short", b"x", b""])

@@ -46,3 +46,22 @@ def test_cli_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "disttorch.launcher.cli", "--version"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("disttorch")
+
+
+def test_one_launcher_per_node_without_a_job_secret_is_refused(monkeypatch, capsys):
+    import os
+
+    for k in list(os.environ):
+        if k.startswith(("DISTTORCH_", "PET_")):
+            monkeypatch.delenv(k)
+    argv = ["launch", "--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
+            "--dry-run", "train.py"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: DISTTORCH_JOB_SECRET is not set" in err and "--nnodes 2" in err
+    assert "python -c 'import secrets; print(secrets.token_hex(16))'" in err
+    monkeypatch.setenv("DISTTORCH_JOB_SECRET", "ab" * 16)
+    assert cli.main(argv) == 0
+    assert "rank 0 (local_rank 0)" in capsys.readouterr().out
+    monkeypatch.delenv("DISTTORCH_JOB_SECRET")
+    assert cli.main(["launch", "--nproc-per-node", "2", "--dry-run", "train.py"]) == 0  # one node: one is made

@@ -100,12 +100,16 @@ ssh:
     # the secret never appears on a command line: it goes through stdin
     assert "ab12" not in remote and s.stdin_text == "ab12\n" and "read -r DISTTORCH_JOB_SECRET" in remote
     assert remote.index(ssh.PID_MARK) < remote.index("cd ")
+    # inside a container the host's pids mean nothing: no parent watch (disttorch/_parent_watch.py) there
+    assert words[i - 1] == "exec" and "DISTTORCH_PARENT_PID" not in remote
 
 
 def test_ssh_kill_command():
     base = ("ssh", "-p", "22", "h")
     assert ssh.kill_command(base, 123, "TERM") == [
-        "ssh", "-p", "22", "h", "kill -TERM -- -123 2>/dev/null || kill -TERM 123 2>/dev/null; true"]
+        "ssh", "-p", "22", "h",
+        "pkill -TERM -s 123 2>/dev/null; kill -s TERM -- -123 2>/dev/null || kill -s TERM 123 2>/dev/null; true"]
+    # (tests/launcher/test_orphans.py runs it, and stop_command, in dash and bash)
 
 
 @pytest.mark.parametrize("text,expected", [

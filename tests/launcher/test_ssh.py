@@ -10,7 +10,20 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from launch_helpers import ALLREDUCE, WORKER, alive, launch, pids_of  # noqa: E402
+from launch_helpers import (ALLREDUCE, ORPHAN, WORKER, Procs, alive, clean_env, launch, pids_of,  # noqa: E402
+                            read_json, sigkill_and_check, start_launcher, wait_until)
+
+from disttorch.launcher import local  # noqa: E402
+from disttorch.launcher.config import resolve  # noqa: E402
+
+
+@pytest.fixture
+def procs():
+    """Kills, at the end of the test, whatever of the processes it noted still runs."""
+    tracked = Procs()
+    yield tracked
+    tracked.kill_all()
+
 
 SSHD = "/usr/sbin/sshd"
 HOSTS = ("127.0.0.2", "127.0.0.3")
@@ -143,3 +156,31 @@ def test_end_to_end_all_reduce_over_ssh(sshd, tmp_path):
     assert rc == 0, err
     lines = sorted(line for line in out.splitlines() if "ALLREDUCE" in line)
     assert lines == [f"[rank {r}] ALLREDUCE backend=zmq rank={r} world=3 result=[6.0, 30.0]" for r in range(3)]
+
+
+@pytest.mark.timeout(60)
+def test_sigkilled_launcher_stops_remote_workers_through_ssh(sshd, tmp_path, procs):
+    """Workers that never import disttorch: the launcher's reaper runs ssh.stop_command for each."""
+    p = start_launcher(tmp_path, procs, "--cluster-config", cluster_yaml(sshd, tmp_path), ORPHAN, "plain",
+                       str(tmp_path))
+    pids = [q for r in range(3) for q in procs.note(*read_json(tmp_path / f"pids_{r}", proc=p))]
+    assert len(set(pids)) == 9  # per rank: the worker, a child, a child in a group of its own
+    sigkill_and_check(p, tmp_path, pids)
+
+
+@pytest.mark.timeout(60)
+def test_remote_worker_ends_when_its_ssh_connection_drops(sshd, tmp_path, procs):
+    """No launcher, no reaper: the ssh client of a worker that imports disttorch is SIGKILLed; sshd then
+    exits, and the worker, whose parent it was (DISTTORCH_PARENT_PID), ends its group."""
+    cfg = resolve({"cluster_config": cluster_yaml(sshd, tmp_path), "script": ORPHAN,
+                   "script_args": ["watch", str(tmp_path), "rank{rank}"]}, environ={})
+    spec = local.build_specs(cfg, master_port=29999, restart_count=0, run_id="t", secret=None)[0]
+    client = subprocess.Popen(list(spec.argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=clean_env(), start_new_session=True)
+    procs.note(client.pid)
+    info = read_json(tmp_path / "rank0")
+    pids = procs.note(info["pid"], *info["children"])
+    assert info["watched"] is not None and all(alive(q) for q in pids)
+    client.kill()
+    client.wait(10)
+    assert wait_until(lambda: not [q for q in pids if alive(q)], 15), [q for q in pids if alive(q)]

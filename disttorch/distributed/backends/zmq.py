@@ -11,24 +11,27 @@ Operations of all groups of a process run in submission order on one communicati
 overlaps with the caller's computation. ``verify`` costs nothing on the wire: the fingerprint travels in the
 header of the collective's own messages and a receiver that sees a different one fails the operation on
 every rank with both calls in the message.
+
+Every frame fits the transport's size limit: collectives send sub-chunks of at most ``_SUB`` bytes (or whole
+buffers below 64 KiB), and a point-to-point tensor travels as several messages that the receiver reassembles.
+Authentication, replay protection and limits are the transport's (see ``_zmq_transport`` and ``_wire``).
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..process_group import REDUCE_UFUNCS, ProcessGroup, ReduceOp, Work
-from ..store import default_interface, job_secret
-from ._zmq_transport import PENDING, Op, Transport
+from ..store import default_interface, secret_of
+from ._zmq_transport import CHUNK, PENDING, SMALL, Op, Transport
 
 __all__ = ["ZMQProcessGroup"]
 
-_SMALL = 64 * 1024
-_SUB = int(os.environ.get("DISTTORCH_ZMQ_CHUNK_BYTES", str(2 << 20)))  # measured: 2 MiB beat 256 KiB-1 MiB
+_SMALL = SMALL
+_SUB = CHUNK  # DISTTORCH_ZMQ_CHUNK_BYTES (2 MiB), capped by DISTTORCH_MAX_MESSAGE_BYTES (see _zmq_transport)
 # tag phases
 _RS, _AG, _DIRECT, _BCAST, _REDUCE, _GATHER, _A2A, _BARRIER = range(8)
 
@@ -82,7 +85,7 @@ class ZMQProcessGroup(ProcessGroup):
     def create(cls, store, rank: int, world_size: int, timeout: float, options: dict) -> "ZMQProcessGroup":
         options = options or {}
         interface = options.get("interface") or default_interface()
-        t = Transport(store, rank, world_size, float(timeout), interface, job_secret())
+        t = Transport(store, rank, world_size, float(timeout), interface, secret_of(store))
         pg = cls(t, rank, world_size, range(world_size), 0)
         pg._owner = True
         if world_size > 1:
