@@ -21,6 +21,7 @@ they are what the fuzz tests exercise.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ from . import _wire
 from .store import DistNetworkError, DistStoreError, _Table
 
 _RCVHWM = 64  # requests queued per connected peer (a client has one outstanding request per socket)
+_REBIND_SECONDS = 2.0  # how long a fixed port is retried while a just-closed store releases it
 _REPLY_SLACK = 64 << 10  # msgpack framing around a value in a reply
 
 
@@ -58,7 +60,7 @@ class Server:
             if port == 0:
                 self.port = self._sock.bind_to_random_port(f"tcp://{address}")
             else:
-                self._sock.bind(f"tcp://{address}:{port}")
+                self._bind(address, port)
                 self.port = port
         except zmq.ZMQError as e:
             self._sock.close(0)
@@ -73,6 +75,20 @@ class Server:
     def stats(self) -> dict:
         """Dropped frames per reason and per client id (see ``_wire.DropLog.stats``)."""
         return self.drops.stats()
+
+    def _bind(self, address: str, port: int) -> None:
+        """Bind a given port. A store closed a moment ago in this process (a restart on the same port) releases
+        its listening socket asynchronously in ZeroMQ's I/O thread, so EADDRINUSE is retried for a short while."""
+        zmq = self._zmq
+        deadline = time.monotonic() + _REBIND_SECONDS
+        while True:
+            try:
+                self._sock.bind(f"tcp://{address}:{port}")
+                return
+            except zmq.ZMQError as e:
+                if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.02)
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -389,8 +389,11 @@ class ZapGate:
                 if not ok:
                     self._drops.drop("bad_credentials", sender=address.decode(errors="replace"),
                                      detail=f"mechanism {mechanism.decode(errors='replace')}")
-                self._sock.send_multipart([b"1.0", rid, b"200" if ok else b"400", b"OK" if ok else b"denied",
-                                           b"", b""])
+                try:
+                    self._sock.send_multipart([b"1.0", rid, b"200" if ok else b"400", b"OK" if ok else b"denied",
+                                               b"", b""])
+                except zmq.ContextTerminated:  # the context closed while a handshake was pending
+                    return
         finally:
             self._sock.close(0)
 
