@@ -28,6 +28,13 @@ from ._device import device  # noqa: E402,F401
 from ._size import Size  # noqa: E402,F401
 from ._tensor import Tensor  # noqa: E402,F401
 from .ops import *  # noqa: E402,F401,F403
+from ._layout import layout, sparse_coo, strided  # noqa: E402,F401
+from ._legacy_types import (  # noqa: E402,F401
+    BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
+    ShortTensor, set_default_tensor_type,
+)
+from .ops.sparse import sparse_coo_tensor  # noqa: E402,F401
+from .ops.sparse_mm import spmm  # noqa: E402,F401
 from . import autograd  # noqa: E402,F401
 from .autograd.grad_mode import (  # noqa: E402,F401
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled,
@@ -37,6 +44,15 @@ from ._runtime import (  # noqa: E402,F401
     is_storage, numel, set_num_threads, set_num_interop_threads, set_printoptions, use_deterministic_algorithms,
     are_deterministic_algorithms_enabled, set_float32_matmul_precision, get_float32_matmul_precision,
 )
+
+from .amp._state import (  # noqa: E402,F401 - torch.* autocast state functions
+    autocast_decrement_nesting, autocast_increment_nesting, clear_autocast_cache, get_autocast_cpu_dtype,
+    get_autocast_dtype, get_autocast_gpu_dtype, is_autocast_cache_enabled, is_autocast_cpu_enabled,
+    is_autocast_enabled, set_autocast_cache_enabled, set_autocast_cpu_dtype, set_autocast_cpu_enabled,
+    set_autocast_dtype, set_autocast_enabled, set_autocast_gpu_dtype,
+)
+from .amp.autocast_mode import autocast  # noqa: E402,F401
+
 
 def save(obj, f, pickle_module=None, pickle_protocol: int = 2, _use_new_zipfile_serialization: bool = True,
          _disable_byteorder_record: bool = False) -> None:
@@ -53,12 +69,19 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     return _load(f, map_location, pickle_module, weights_only=weights_only, mmap=mmap, **pickle_load_args)
 
 
+def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
+    """``torch.vmap``: the same as :func:`disttorch.func.vmap`."""
+    from .func import vmap as _vmap
+
+    return _vmap(func, in_dims, out_dims, randomness, chunk_size=chunk_size)
+
+
 # Submodules that load on first use (PyTorch makes them attributes of the package).
 _LAZY = {
     "nn", "optim", "cuda", "backends", "utils", "distributed", "distributions", "onnx", "amp", "profiler",
     "serialization", "linalg", "special", "fft", "testing", "jit", "hub", "multiprocessing", "random",
     "launcher", "kernels", "ray", "overrides", "types", "library", "func", "export", "mps", "cpu",
-    "return_types", "futures",
+    "return_types", "futures", "accelerator", "sparse",
 }
 
 

@@ -126,9 +126,22 @@ def get_float32_matmul_precision() -> str:
     return _settings["matmul_precision"]
 
 
+_compile_warned = [False]
+
+
 def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None, options=None,
             disable: bool = False):
-    """The identity: returns ``model`` unchanged (also usable as ``@disttorch.compile(...)``)."""
+    """Return ``model`` unchanged (also usable as ``@disttorch.compile(...)``): disttorch has no graph compiler.
+
+    The first call in a process that would compile warns once (``disable=True`` does not warn).
+    """
     if model is None:
-        return lambda m: m
+        return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend, mode=mode, options=options,
+                                 disable=disable)
+    if not disable and not _compile_warned[0]:
+        import warnings
+
+        _compile_warned[0] = True
+        warnings.warn("disttorch.compile: disttorch has no graph compiler; the model or function is returned "
+                      "unchanged and runs eagerly (this warning is shown once per process)", UserWarning, stacklevel=2)
     return model

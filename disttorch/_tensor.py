@@ -57,6 +57,7 @@ def needs_grad(*tensors) -> bool:
 # Method mixins: one per op family (imported here so each family file stays self-contained).
 from .ops.activation import ActivationMethods  # noqa: E402
 from .ops.compare import CompareMethods  # noqa: E402
+from .ops.complex_ops import ComplexMethods  # noqa: E402
 from .ops.convert import ConvertMethods  # noqa: E402
 from .ops.creation import CreationMethods  # noqa: E402
 from .ops.elementwise import ElementwiseMethods  # noqa: E402
@@ -69,12 +70,16 @@ from .ops.reduce import ReduceMethods  # noqa: E402
 from .ops.scan import ScanMethods  # noqa: E402
 from .ops.shape import ShapeMethods  # noqa: E402
 from .ops.softmax import SoftmaxMethods  # noqa: E402
+from .ops.special_fns import SpecialMethods  # noqa: E402
 from .ops.sort import SortMethods  # noqa: E402
+from .ops.sparse import SparseMethods  # noqa: E402
+from .ops._sparse_data import SparseCOO as _SparseCOO  # noqa: E402
+from ._layout import sparse_coo as _sparse_coo, strided as _strided  # noqa: E402
 
 
 class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods, SoftmaxMethods, SortMethods,
              ScanMethods, ShapeMethods, JoinMethods, IndexMethods, LinalgMethods, ConvertMethods, CreationMethods,
-             RandomMethods, ActivationMethods):
+             RandomMethods, ActivationMethods, ComplexMethods, SpecialMethods, SparseMethods):
     """A multi-dimensional array with autograd, as ``torch.Tensor``.
 
     ``Tensor(data)`` copies a sequence into a default-dtype tensor; ``Tensor(2, 3)`` makes an
@@ -164,11 +169,12 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
 
     @property
     def layout(self):
-        return "strided"
+        """``disttorch.sparse_coo`` for sparse COO tensors, else ``disttorch.strided``."""
+        return _sparse_coo if self._data.__class__ is _SparseCOO else _strided
 
     @property
     def is_sparse(self) -> bool:
-        return False
+        return self._data.__class__ is _SparseCOO
 
     @property
     def is_quantized(self) -> bool:
@@ -177,6 +183,70 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     @property
     def is_meta(self) -> bool:
         return False
+
+    # Device and layout kinds disttorch tensors never have (PyTorch's CPU tensors answer False too).
+    @property
+    def is_xpu(self) -> bool:
+        return False
+
+    @property
+    def is_mps(self) -> bool:
+        return False
+
+    @property
+    def is_mkldnn(self) -> bool:
+        return False
+
+    @property
+    def is_vulkan(self) -> bool:
+        return False
+
+    @property
+    def is_ipu(self) -> bool:
+        return False
+
+    @property
+    def is_hpu(self) -> bool:
+        return False
+
+    @property
+    def is_mtia(self) -> bool:
+        return False
+
+    @property
+    def is_maia(self) -> bool:
+        return False
+
+    @property
+    def is_xla(self) -> bool:
+        return False
+
+    @property
+    def is_nested(self) -> bool:
+        return False
+
+    @property
+    def is_sparse_csr(self) -> bool:
+        return False
+
+    def is_conj(self) -> bool:
+        """False: disttorch materialises conjugates (no lazy conjugate bit)."""
+        return False
+
+    def is_neg(self) -> bool:
+        """False: disttorch materialises negations (no lazy negative bit)."""
+        return False
+
+    def is_distributed(self) -> bool:
+        return False
+
+    def is_signed(self) -> bool:
+        """True for signed dtypes (all but uint8 and bool)."""
+        return self.dtype.is_signed
+
+    def is_same_size(self, other: "Tensor") -> bool:
+        """True when ``other`` has the same shape."""
+        return tuple(self._data.shape) == tuple(other._data.shape)
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
@@ -205,6 +275,28 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     @property
     def _version(self) -> int:
         return self._vc[0]
+
+    # ---- shared memory (disttorch/multiprocessing/_segments.py) ------------------------------
+    def share_memory_(self) -> "Tensor":
+        """Move this tensor's memory to shared memory, in place; returns self.
+
+        The tensor keeps its identity; its views (and ``.data``/``detach()`` aliases) move with it.
+        Sent to another process (``torch.multiprocessing``) it is then mapped there, not copied. A
+        no-op when already shared and for CUDA tensors. The kind of memory follows
+        ``torch.multiprocessing.get_sharing_strategy()``.
+        """
+        from .multiprocessing import _segments, get_sharing_strategy
+
+        _segments.share_tensors((self,), get_sharing_strategy())
+        return self
+
+    def is_shared(self) -> bool:
+        """Whether this tensor's memory is shared memory (always True for CUDA tensors, as PyTorch)."""
+        if not isinstance(self._data, np.ndarray):
+            return True
+        from .multiprocessing._segments import segment_of
+
+        return segment_of(self._data) is not None
 
     # ---- autograd state ------------------------------------------------------------------
     @property
@@ -383,6 +475,8 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The underlying NumPy array (shared memory) of a CPU tensor that requires no grad."""
+        if self._data.__class__ is _SparseCOO:
+            raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self._xp is not np:
@@ -393,6 +487,8 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._data.__class__ is _SparseCOO:
+            raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
         arr = self._data if self._xp is np else self._data.get()
         return arr if dtype is None else arr.astype(dtype)
 
@@ -430,6 +526,10 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
         return (_rebuild, (type(self), arr, self._requires_grad, state))
 
     def __repr__(self, *, tensor_contents=None) -> str:
+        if self._data.__class__ is _SparseCOO:
+            from .ops.sparse import sparse_repr
+
+            return sparse_repr(self)
         from ._tensor_str import tensor_repr
 
         return tensor_repr(self)

@@ -24,6 +24,7 @@ API_LIST = ROOT / "docs" / "pytorch_api.txt"
 OUTPUT = ROOT / "docs" / "coverage.md"
 REGENERATE = "python docs/coverage.py"
 
+IMPORT_SECTION = "import"  # a section of modules: `import torch.x` must work
 _ROW = re.compile(r"^\| `(torch\.[^`]+)` \| (yes|\*\*no\*\*) \|$")
 
 
@@ -76,9 +77,27 @@ def resolve(name: str, errors: dict | None = None) -> bool:
     return True
 
 
+def importable(name: str, errors: dict | None = None) -> bool:
+    """True when ``import disttorch.<name without 'torch.'>`` works (a module, not just an attribute)."""
+    modname = "disttorch." + name.split(".", 1)[1]
+    try:
+        importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        if e.name != modname and errors is not None:
+            errors.setdefault(modname, f"{type(e).__name__}: {e}")
+        return False
+    except Exception as e:  # noqa: BLE001 - a broken submodule is reported, not fatal
+        if errors is not None:
+            errors.setdefault(modname, f"{type(e).__name__}: {e}")
+        return False
+    return True
+
+
 def compute(sections: list[tuple[str, list[str]]], errors: dict | None = None) -> list[tuple[str, list]]:
-    """``[(heading, [(name, covered), ...]), ...]`` for every section."""
-    return [(h, [(n, resolve(n, errors)) for n in names]) for h, names in sections]
+    """``[(heading, [(name, covered), ...]), ...]`` for every section. Sections whose heading starts with
+    ``import`` list modules, covered only when ``import torch.x`` works (an attribute is not enough)."""
+    return [(h, [(n, (importable if h.startswith(IMPORT_SECTION) else resolve)(n, errors)) for n in names])
+            for h, names in sections]
 
 
 def _pct(covered: int, total: int) -> str:

@@ -10,10 +10,10 @@ from .grad_mode import (  # noqa: F401
 
 
 def __getattr__(name: str):
-    if name == "Variable":  # the pre-0.4 PyTorch name, kept for old scripts
-        from .._tensor import Tensor
+    if name == "Variable":  # the pre-0.4 PyTorch name, kept for old scripts: Variable(t) is t.detach()
+        from .._legacy_types import Variable
 
-        return Tensor
+        return Variable
     from .._missing import not_implemented_getattr
 
     return not_implemented_getattr("disttorch.autograd")(name)

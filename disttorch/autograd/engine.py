@@ -145,7 +145,8 @@ def _own_grad(g, seen: dict):
             or not getattr(flags, "writeable", True)):
         from .._tensor import _wrap
 
-        return _wrap(g._xp.array(arr, copy=True, order="C")) if not g._requires_grad else g
+        # arr.copy() is C-ordered, and also copies a sparse tensor's array (SparseCOO.copy)
+        return _wrap(arr.copy()) if not g._requires_grad else g
     seen[id(base)] = base
     return g
 

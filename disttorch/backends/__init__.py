@@ -1,23 +1,12 @@
-"""``disttorch.backends``: the flags PyTorch scripts set (cudnn.benchmark, matmul.allow_tf32, ...).
+"""``disttorch.backends``: the backend flags PyTorch scripts set, as importable submodules.
 
-They are accepted and remembered; on the CPU they change nothing.
+``import disttorch.backends.cudnn`` (and ``mps``, ``cuda``, ``mkldnn``, ``openmp``, ``opt_einsum``, ``cpu``,
+``mha``, ``mkl``) works as in PyTorch. The flags (``cudnn.benchmark = True``, ``cuda.matmul.allow_tf32``...)
+are accepted, type-checked and remembered; on the CPU they change nothing, and the ``is_available()``
+queries say which of those libraries disttorch lacks.
 """
 from __future__ import annotations
 
-import types
+from . import cpu, cuda, cudnn, mha, mkl, mkldnn, mps, openmp, opt_einsum  # noqa: F401
 
-
-class _Flags(types.SimpleNamespace):
-    pass
-
-
-cudnn = _Flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=True,
-               is_available=lambda: False, version=lambda: None)
-cuda = _Flags(matmul=_Flags(allow_tf32=False, allow_fp16_reduced_precision_reduction=True,
-                            allow_bf16_reduced_precision_reduction=True),
-              is_built=lambda: False, flash_sdp_enabled=lambda: False, enable_flash_sdp=lambda enabled: None,
-              enable_mem_efficient_sdp=lambda enabled: None, enable_math_sdp=lambda enabled: None)
-mps = _Flags(is_available=lambda: False, is_built=lambda: False)
-mkldnn = _Flags(enabled=False, is_available=lambda: False)
-openmp = _Flags(is_available=lambda: False)
-opt_einsum = _Flags(enabled=True, strategy="auto", is_available=lambda: False)
+__all__ = ["cpu", "cuda", "cudnn", "mha", "mkl", "mkldnn", "mps", "openmp", "opt_einsum"]

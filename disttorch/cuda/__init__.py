@@ -72,3 +72,6 @@ def memory_allocated(device=None) -> int:
 
 def max_memory_allocated(device=None) -> int:
     return memory_allocated(device)
+
+
+from . import amp  # noqa: E402,F401 - torch.cuda.amp is an attribute of torch.cuda

@@ -17,8 +17,8 @@ _missing = not_implemented_getattr("disttorch.nn")
 
 def __getattr__(name: str):
     # nn.parallel pulls in disttorch.distributed; load it on first use so `import disttorch.nn` stays light.
-    if name == "parallel":
+    if name in ("parallel", "attention"):
         import importlib
 
-        return importlib.import_module(f"{__name__}.parallel")
+        return importlib.import_module(f"{__name__}.{name}")
     return _missing(name)

@@ -9,10 +9,11 @@ from . import compare, convert, creation, elementwise, index, join, linalg, poin
 # nn families: only the names PyTorch also has at top level (torch.conv2d, torch.layer_norm, ...) are in their
 # __all__; everything else reaches users through disttorch.nn.functional.
 from . import activation, attention, conv, distance, dropout, embedding, linear, loss, norm, pad, pool, upsample
+from . import complex_ops, special_fns
 
 __all__ = [name for mod in (compare, convert, creation, elementwise, index, join, linalg, pointwise, random, reduce,
                             scan, shape, softmax, sort, activation, attention, conv, distance, dropout, embedding,
-                            linear, loss, norm, pad, pool, upsample) for name in mod.__all__]
+                            linear, loss, norm, pad, pool, upsample, complex_ops, special_fns) for name in mod.__all__]
 
 from .compare import *  # noqa: E402,F401,F403
 from .convert import *  # noqa: E402,F401,F403
@@ -40,3 +41,5 @@ from .norm import *  # noqa: E402,F401,F403
 from .pad import *  # noqa: E402,F401,F403
 from .pool import *  # noqa: E402,F401,F403
 from .upsample import *  # noqa: E402,F401,F403
+from .complex_ops import *  # noqa: E402,F401,F403
+from .special_fns import *  # noqa: E402,F401,F403

@@ -14,6 +14,8 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import STATE as _AC
+from ..amp._state import cast_lower as _autocast
 from ..autograd.function import Node
 from ._helpers import tensor_arg
 
@@ -166,6 +168,17 @@ def _sublist_equation(args) -> tuple:
     return ",".join(terms), ops
 
 
+def _contracts(terms, out: str) -> bool:
+    """Whether some label is summed over between two operands (PyTorch then contracts them with bmm)."""
+    seen: set = set()
+    for t in terms:
+        labels = set(t)
+        if (labels & seen) - set(out):
+            return True
+        seen |= labels
+    return False
+
+
 def einsum(*args):
     """Einstein summation: ``einsum('bij,bjk->bik', a, b)``, with ``...``, implicit output, list operands.
 
@@ -184,12 +197,14 @@ def einsum(*args):
     if not operands:
         raise RuntimeError("einsum(): must provide at least one operand")
     ops = [tensor_arg(o, "einsum", f"operands[{i}]") for i, o in enumerate(operands)]
+    terms, out, sizes, pool = _canonical_einsum(equation, tuple(o._data.shape for o in ops))
+    if _AC.active and _contracts(terms, out):
+        ops = list(_autocast(*ops))  # PyTorch's einsum reaches autocast through its bmm
     dt = ops[0]._data.dtype
     for o in ops[1:]:
         if o._data.dtype != dt:
             raise RuntimeError(f"einsum(): expected all operands to have the same dtype, but got "
                                f"{ops[0].dtype} and {o.dtype}")
-    terms, out, sizes, pool = _canonical_einsum(equation, tuple(o._data.shape for o in ops))
     eq = ",".join(terms) + "->" + out
     r = T._wrap(_einsum_arrays(eq, [o._data for o in ops], ops[0]._xp))
     if T.needs_grad(*ops):

@@ -40,7 +40,9 @@ def binary(a, b, op: str, out_dtype=None):
     b_t = b.__class__ is T.Tensor or isinstance(b, T.Tensor)
     if a_t and b_t:
         ad, bd = a._data, b._data
-        if ad.__class__ is not bd.__class__:
+        if ad.__class__ is not bd.__class__ and not (getattr(ad, "sparse_dim", None) is not None
+                                                    or getattr(bd, "sparse_dim", None) is not None):
+            # (a sparse COO operand has another array class; its ufuncs decide what they support)
             raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two "
                                f"devices, {a.device} and {b.device}!")
         xp = a._xp

@@ -16,9 +16,11 @@ import numpy as np  # dtype constants only
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import STATE as _AC
+from ..amp._state import cast_lower as _autocast
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from . import _special
+from ._gelu import _erfc_abs, _gelu_deriv_erfc, _gelu_exact
 from . import inplace as _I
 from . import random as _R
 from ._helpers import quiet, tensor_arg
@@ -207,6 +209,8 @@ def prelu(input, weight):
     """``leaky_relu`` with a learnable slope ``weight`` (1 element, or one per channel: dim 1 of ``input``)."""
     x = tensor_arg(input, "prelu")
     w = tensor_arg(weight, "prelu", "weight")
+    if _AC.active:
+        x, w = _autocast(x, w)
     n = w.numel()
     if n != 1:
         if x.ndim == 0:
@@ -345,12 +349,29 @@ def celu_(input, alpha: float = 1.0):
 
 # ---- smooth gated units ----------------------------------------------------------------------------------
 class GeluBackward0(_ActNode):
+    """Exact GELU keeps ``erfc(|x|/sqrt 2)`` from the forward (``node.erfc``, one array the size of the input)
+    so the backward needs one ``exp`` instead of the whole erfc polynomial again."""
+
+    erfc = None
+
+    def backward(self, g):
+        if self.erfc is None or _GRAD.enabled:
+            return super().backward(g)
+        (x,) = self.saved_tensors
+        xd = x._data
+        with quiet(g._xp):
+            a = xd.astype(_F32) if xd.dtype in _LOW else xd
+            d = _gelu_deriv_erfc(g._xp, a.reshape(self.erfc.shape), self.erfc).reshape(xd.shape)
+            d *= g._data
+        return T._wrap(d.astype(xd.dtype, copy=False))
+
     @staticmethod
     def deriv(xp, a, approximate):
         if approximate == "tanh":
             t = xp.tanh(_GELU_K * (a + _GELU_C * a * a * a))
             return 0.5 * (1.0 + t) + (0.5 * _GELU_K) * a * (1.0 - t * t) * (1.0 + 3.0 * _GELU_C * a * a)
-        return 0.5 * _two_cdf(xp, a) + a * xp.exp(-0.5 * a * a) * _INV_SQRT_2PI
+        a1 = a.reshape(-1) if a.ndim == 0 else a
+        return _gelu_deriv_erfc(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
 
     @staticmethod
     def dfdx(x, approximate):
@@ -360,49 +381,35 @@ class GeluBackward0(_ActNode):
         return ((x * _SQRT1_2).erf() + 1.0) * 0.5 + x * (x * x * -0.5).exp() * _INV_SQRT_2PI
 
 
-# Numerical Recipes' erfcc: relative error below 1.2e-7 for all arguments (float32's own precision), with
-# no cancellation in the negative tail where 1 + erf(x) would lose every digit.
-_ERFC_POLY = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196,
-              1.00002368, -1.26551223)
-
-
-def _erfc_f32(xp, x):
-    z = xp.abs(x)
-    t = z * 0.5
-    t += 1.0
-    t = xp.reciprocal(t, out=t) if t.ndim else 1.0 / t
-    p = t * _ERFC_POLY[0]
-    for c in _ERFC_POLY[1:-1]:  # Horner in place: each step is two streaming passes, no temporaries
-        p += c
-        p *= t
-    p += _ERFC_POLY[-1]
-    p -= z * z
-    r = xp.exp(p) * t
-    # erfc(-z) = 2 - erfc(z), blended arithmetically (a data-dependent select is several times slower)
-    fix = (1.0 - r) * 2.0
-    fix *= x < 0
-    fix += r
-    return fix
-
-
-def _two_cdf(xp, a):
-    """``2 * Phi(a) = erfc(-a / sqrt(2))``: float64 by Cody's erfc, float32 by the fast form above."""
-    if a.dtype == np.float64:
-        return _special.erfc(xp, a * -_SQRT1_2)
-    return _erfc_f32(xp, a * -_SQRT1_2)
-
-
 def _gelu_k(xp, a, approximate):
     if approximate == "tanh":
         return 0.5 * a * (1.0 + xp.tanh(_GELU_K * (a + _GELU_C * a * a * a)))
-    return 0.5 * a * _two_cdf(xp, a)
+    a1 = a.reshape(-1) if a.ndim == 0 else a
+    return _gelu_exact(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
 
 
 def gelu(input, approximate: str = "none"):
     """Gaussian error linear unit ``x * Phi(x)``; ``approximate='tanh'`` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    return _act(_float_input(input, "gelu"), _gelu_k, GeluBackward0, (approximate,))
+    x = _float_input(input, "gelu")
+    if approximate == "tanh":
+        return _act(x, _gelu_k, GeluBackward0, (approximate,))
+    xp, xd = x._xp, x._data
+    with quiet(xp):
+        a = xd.astype(_F32) if xd.dtype in _LOW else xd
+        a = a.reshape(-1) if a.ndim == 0 else a
+        e = _erfc_abs(xp, a)
+        y = _gelu_exact(xp, a, e)
+    r = T._wrap(y.astype(xd.dtype, copy=False).reshape(xd.shape))
+    if _GRAD.enabled and x._requires_grad:
+        node = GeluBackward0(x)
+        node.params = (approximate,)
+        node.erfc = e
+        node.save_for_backward(x)
+        r._requires_grad = True
+        r.grad_fn = node
+    return r
 
 
 class SiluBackward0(_ActNode):

@@ -14,6 +14,7 @@ import numpy as np  # mask bookkeeping for the causal-mask cache
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp import _state as _amp
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from .dropout import dropout
@@ -29,6 +30,9 @@ FUNCTIONAL = ("scaled_dot_product_attention", "multi_head_attention_forward")
 _NEG_INF = float("-inf")
 _FUSED_DT = (np.dtype(np.float32), np.dtype(np.float64))
 _CAUSAL: dict = {}  # (L, S) -> bool array, True above the diagonal (the positions a causal query may not see)
+# Set by disttorch.nn.attention.sdpa_kernel while the MATH backend is disabled: it raises as PyTorch's CPU
+# backend selection does for inputs no enabled backend takes.
+_SDPA_CHECK = None
 
 
 def _causal_block(xp, L: int, S: int):
@@ -93,10 +97,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     repeats key/value heads (dim -3) to the number of query heads. Fully masked query rows give zeros.
     """
     op = "scaled_dot_product_attention"
+    if attn_mask is not None and type(attn_mask) is not T.Tensor and hasattr(type(attn_mask), "_sdpa_dispatch"):
+        # A bias object (nn.attention.bias.CausalBias) picks the computation, as its __torch_function__ does in PyTorch.
+        return attn_mask._sdpa_dispatch(query, key, value, dropout_p, is_causal, scale, enable_gqa)
     q, k, v = tensor_arg(query, op, "query"), tensor_arg(key, op, "key"), tensor_arg(value, op, "value")
     if attn_mask is not None:
         attn_mask = tensor_arg(attn_mask, op, "attn_mask")
+    if _amp.STATE.active and _amp.enabled_for(q):
+        return _sdpa_autocast(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     _check_sdpa(q, k, v, attn_mask, is_causal, op)
+    if _SDPA_CHECK is not None:
+        _SDPA_CHECK(q, k, v, attn_mask, dropout_p, is_causal, enable_gqa)
     if enable_gqa:
         k, v = _repeat_heads(q, k, v, op)
     L, E = q._data.shape[-2:]
@@ -128,6 +139,24 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if dropout_p > 0.0:
         p = dropout(p, dropout_p)
     return p.matmul(v)
+
+
+def _sdpa_autocast(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa):
+    """sdpa under autocast: inputs rounded to the autocast dtype, attention computed in float32, the output
+    rounded once (PyTorch's CPU kernel also accumulates in float32; it rounds the softmax numerators to the
+    low dtype before the product with ``value``, so a few outputs differ from it by one unit in the last place)."""
+    q, k, v, attn_mask = _amp.cast_lower(q, k, v, attn_mask)
+    low = q.dtype
+    if not (low.is_floating_point and low.itemsize == 2):  # float64 inputs are not autocast
+        with _amp.suspended():
+            return scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    f32 = D.float32
+    if attn_mask is not None and attn_mask.dtype.is_floating_point:
+        attn_mask = attn_mask.to(f32)
+    with _amp.suspended():
+        out = scaled_dot_product_attention(q.to(f32), k.to(f32), v.to(f32), attn_mask, dropout_p, is_causal, scale,
+                                           enable_gqa)
+    return out.to(low)
 
 
 # ---- fused unmasked self-attention -----------------------------------------------------------------------
@@ -375,7 +404,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     if (not need_weights and attn_mask is None and key_padding_mask is None and not is_causal and dropout_p <= 0.0
             and bias_k is None and bias_v is None and not add_zero_attn and static_k is None and static_v is None
             and not use_separate_proj_weight and query is key and key is value and in_proj_weight is not None
-            and tuple(in_proj_weight.shape) == (3 * embed_dim, embed_dim) and query._data.dtype in _FUSED_DT):
+            and tuple(in_proj_weight.shape) == (3 * embed_dim, embed_dim) and query._data.dtype in _FUSED_DT
+            and not _amp.STATE.active):  # under autocast the projections are half precision: composed path
         xb = query.transpose(0, 1)
         bf = int(bsz > 1 and xb._data.flags.c_contiguous)  # a transposed batch_first input: work batch first
         out = _self_attention(linear(xb if bf else query, in_proj_weight, in_proj_bias), num_heads, bf)

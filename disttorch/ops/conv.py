@@ -1,7 +1,7 @@
 """Convolutions (conv1d/2d/3d, conv_transpose1d/2d/3d) and unfold/fold, as torch.nn.functional.
 
 One differentiable primitive, ``_convolution`` (PyTorch's ``ConvolutionBackward0``), does both the
-convolution (im2col as a strided view + one batched matmul, see ops/im2col.py) and the transposed
+convolution (im2col as a strided view + one matmul over the batch, see ops/im2col.py) and the transposed
 convolution (one matmul + col2im). Their backward formulas are each other plus ``_weight_grad``
 (a second primitive, ``ConvolutionBackwardBackward0``), all Tensor-level, so double backward works:
 
@@ -20,6 +20,8 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import STATE as _AC
+from ..amp._state import cast_lower as _autocast
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from . import im2col as K
@@ -84,10 +86,10 @@ def _convolution(x, w, b, stride, pads, dil, groups: int, transposed: bool, osiz
     cols = None
     if transposed:
         y = K.conv_transpose(xp, xa, wa, pads, stride, dil, groups, osize)
+        if b is not None:
+            y += _work(b._data).reshape((-1,) + (1,) * (y.ndim - 2))
     else:
-        y, cols = K.conv(xp, xa, wa, pads, stride, dil, groups)
-    if b is not None:
-        y += _work(b._data).reshape((-1,) + (1,) * (y.ndim - 2))
+        y, cols = K.conv(xp, xa, wa, pads, stride, dil, groups, None if b is None else _work(b._data))
     if y.dtype != x._data.dtype:
         y = y.astype(x._data.dtype)
     r = T._wrap(y)
@@ -118,7 +120,7 @@ class ConvolutionBackwardBackward0(Node):
 def _weight_grad(inp, gout, wshape, stride, pads, dil, groups: int):
     """The weight gradient of ``conv(inp, w)`` for output gradient ``gout`` (bilinear, differentiable)."""
     xp = inp._xp
-    cols, _ = K.im2col(xp, _work(inp._data), wshape[2:], pads, stride, dil, groups)
+    cols, _ = K.conv_cols(xp, _work(inp._data), wshape[2:], pads, stride, dil, groups)
     arr = K.weight_grad(xp, cols, _work(gout._data), wshape, groups)
     r = T._wrap(arr.astype(inp._data.dtype, copy=False))
     if T.needs_grad(inp, gout):
@@ -212,6 +214,8 @@ def _batched(x, nsp: int, op: str):
 def _conv_nd(op: str, nsp: int, input, weight, bias, stride, padding, dilation, groups):
     x = tensor_arg(input, op)
     w = tensor_arg(weight, op, "weight")
+    if _AC.active:
+        x, w, bias = _autocast(x, w, bias)
     x, unbatched = _batched(x, nsp, op)
     stride = _expand(stride, nsp, "stride", op)
     dilation = _expand(dilation, nsp, "dilation", op)
@@ -239,6 +243,8 @@ def _conv_nd(op: str, nsp: int, input, weight, bias, stride, padding, dilation, 
 def _conv_transpose_nd(op: str, nsp: int, input, weight, bias, stride, padding, output_padding, groups, dilation):
     x = tensor_arg(input, op)
     w = tensor_arg(weight, op, "weight")
+    if _AC.active:
+        x, w, bias = _autocast(x, w, bias)
     x, unbatched = _batched(x, nsp, op)
     stride = _expand(stride, nsp, "stride", op)
     dilation = _expand(dilation, nsp, "dilation", op)

@@ -12,6 +12,10 @@ __all__ = ["clone"]
 
 class ToCopyBackward0(Node):
     def backward(self, g):
+        if g._data.dtype.kind == "c" and not self.src_dtype.is_complex:  # real -> complex cast: the real part
+            from .complex_ops import real
+
+            g = real(g)
         return _convert(g, self.src_dtype, self.src_device, copy=False)
 
 
@@ -103,20 +107,15 @@ class ConvertMethods:
         return _convert(self, dtype, dev, copy)
 
     def type(self, dtype=None, non_blocking: bool = False, **kwargs):
-        """Without arguments, the type name (``'disttorch.FloatTensor'``); else a cast."""
+        """Without arguments, PyTorch's type name (``'torch.FloatTensor'``, ``'torch.sparse.LongTensor'``: the
+        ``torch.`` prefix is kept because scripts compare these strings); with a dtype, a typed constructor
+        (``disttorch.DoubleTensor``) or a type name (``'torch.DoubleTensor'``), a cast (self when unchanged)."""
+        from .._legacy_types import type_by_name, type_name
+
         if dtype is None:
-            names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                     "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
-                     "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor",
-                     "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
-            prefix = "disttorch.cuda." if self.is_cuda else "disttorch."
-            return prefix + names[self.dtype.name]
-        if isinstance(dtype, str) and dtype.endswith("Tensor"):
-            table = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
-                     "LongTensor": D.int64, "IntTensor": D.int32, "ByteTensor": D.uint8, "BoolTensor": D.bool,
-                     "ShortTensor": D.int16, "CharTensor": D.int8, "BFloat16Tensor": D.bfloat16}
-            dtype = table[dtype.rsplit(".", 1)[-1]]
-        return _convert(self, D.to_dtype(dtype), None)
+            return type_name(self.dtype, sparse=self.is_sparse, cuda=self.is_cuda)
+        found = type_by_name(dtype)
+        return _convert(self, found[0] if found is not None else D.to_dtype(dtype), None)
 
     def type_as(self, other):
         return _convert(self, other.dtype, None)
@@ -173,8 +172,3 @@ class ConvertMethods:
     def is_pinned(self, device=None) -> bool:
         return False
 
-    def share_memory_(self):
-        return self
-
-    def is_shared(self) -> bool:
-        return False

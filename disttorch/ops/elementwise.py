@@ -38,8 +38,25 @@ def reduce_grad(g, meta):
     """``g`` summed over the dims broadcasting added and cast to the input's dtype (``meta`` from ``_meta``)."""
     g = sum_to(g, meta[0])
     if g._data.dtype != meta[1]:
-        g = g.to(D._FROM_NP[meta[1]])
+        if g._data.dtype.kind == "c" and meta[1].kind != "c":  # a real input of a complex op: the real part
+            from .complex_ops import real
+
+            g = real(g)
+        if g._data.dtype != meta[1]:
+            g = g.to(D._FROM_NP[meta[1]])
     return g
+
+
+def _cj(v):
+    """``v`` conjugated when it is complex: PyTorch's gradients of products and quotients conjugate the other
+    operand (a real loss ``L`` of ``z`` gets ``dL/dx + i dL/dy``)."""
+    if v.__class__ is T.Tensor or isinstance(v, T.Tensor):
+        if v._data.dtype.kind != "c":
+            return v
+        from .complex_ops import conj
+
+        return conj(v)
+    return v.conjugate() if isinstance(v, complex) else v
 
 
 def zeros_grad(g, meta):
@@ -177,8 +194,8 @@ def rsub(input, other, *, alpha=1):
 class MulBackward0(Node):
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = reduce_grad(g * b, self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(g * a, self.b) if self.next_functions[1][0] is not None else None
+        ga = reduce_grad(g * _cj(b), self.a) if self.next_functions[0][0] is not None else None
+        gb = reduce_grad(g * _cj(a), self.b) if self.next_functions[1][0] is not None else None
         return ga, gb
 
 
@@ -196,9 +213,9 @@ def mul(input, other, *, out=None):
 class DivBackward0(Node):
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = reduce_grad(g / b, self.a) if self.next_functions[0][0] is not None else None
+        ga = reduce_grad(g / _cj(b), self.a) if self.next_functions[0][0] is not None else None
         # (a / b) / b rather than a / b**2: better behaved for large b (PyTorch's order).
-        gb = reduce_grad(-g * ((a / b) / b), self.b) if self.next_functions[1][0] is not None else None
+        gb = reduce_grad(-g * _cj((a / b) / b), self.b) if self.next_functions[1][0] is not None else None
         return ga, gb
 
 

@@ -7,8 +7,12 @@ as the exact adjoint of the other without output_padding bookkeeping.
 
 Layouts (chosen so every matmul is a plain batched BLAS call and no big array is ever transposed):
 
-- im2col ``cols``: ``(N, G, Cg*K, P)`` with ``K`` the kernel volume and ``P`` the output volume; the
-  forward is ``w.reshape(G, Og, Cg*K) @ cols`` -> ``(N, G, Og, P)``, already the output's layout.
+- im2col ``cols`` (``unfold``): ``(N, G, Cg*K, P)`` with ``K`` the kernel volume and ``P`` the output volume.
+- convolution columns (``conv_cols``): ``(G, Cg*K, N, P)``, batch inside, so that the forward is ONE matmul
+  per group over the whole batch, ``w (G, Og, Cg*K) @ cols (G, Cg*K, N*P)``, and so is the weight gradient,
+  ``g (G, Og, N*P) @ cols^T``: no per-sample products and no per-sample partial weight gradients to sum (a
+  256->512 4x4 conv at batch 64 made 537 MB of those per backward). The price is one transposing copy of the
+  output (fused with the bias add) and of the output gradient; both are smaller than the columns.
 - col2im input: ``(N, K, *mid, *out)``, kernel position outermost, so each of the ``K`` shifted adds
   reads one contiguous slab. Stride-1 transposed convs whose output grid equals the input grid (the
   gradient of a ``'same'`` conv) use ``_col2im_same``: one flat contiguous add per kernel position.
@@ -63,15 +67,16 @@ def im2col(xp, x, ksize, pads, stride, dil, groups: int = 1):
     return v.reshape(n, groups, (c // groups) * math.prod(ksize), math.prod(osize)), osize
 
 
-def col2im(xp, cols, ksize, dest_shape, pads, stride, dil):
-    """Sum the blocks ``cols`` (N, prod(ksize), *mid, *osize) into a zero array of ``dest_shape`` (N, *mid, *S).
+def col2im(xp, cols, ksize, dest_shape, pads, stride, dil, out=None):
+    """Sum the blocks ``cols`` (N, prod(ksize), *mid, *osize) into a zero array of ``dest_shape`` (N, *mid, *S)
+    (or into ``out``, zero-filled by the caller).
 
     The adjoint of ``windows``: one shifted add per kernel position, clipped to the unpadded region
     (so no padded buffer and no final crop are needed).
     """
     nsp = len(pads)
     osize = cols.shape[-nsp:]
-    dest = xp.zeros(dest_shape, dtype=cols.dtype)
+    dest = xp.zeros(dest_shape, dtype=cols.dtype) if out is None else out
     per_dim = []
     for k, d, s, (lo, _), o, h in zip(ksize, dil, stride, pads, osize, dest_shape[-nsp:]):
         opts = []
@@ -126,31 +131,115 @@ def bmm(xp, a, b):
 
 
 # ---- convolution on arrays --------------------------------------------------------------------------
-def conv(xp, x, w, pads, stride, dil, groups: int):
-    """Cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/G, *k): ``(y, cols)``, cols for the weight grad."""
+def conv_cols(xp, x, ksize, pads, stride, dil, groups: int = 1):
+    """Contiguous convolution columns ``(G, Cg*K, N, P)`` of ``x`` (N, C, *S), and the output size.
+
+    One copy out of the strided window view, transposed on the way (batch after the kernel dims).
+    """
+    nsp = len(ksize)
+    sp = x.shape[-nsp:]
+    osize = tuple(out_size(s, lo, hi, k, st, d) for s, (lo, hi), k, st, d in zip(sp, pads, ksize, stride, dil))
+    v = windows(xp, pad(xp, x, pads), ksize, stride, dil, osize)  # (N, C, *k, *o)
+    n, c = x.shape[0], x.shape[1]
+    v = v.transpose((1,) + tuple(range(2, 2 + nsp)) + (0,) + tuple(range(2 + nsp, 2 + 2 * nsp)))
+    cols = xp.empty(v.shape, dtype=x.dtype)
+    cols[...] = v
+    return cols.reshape(groups, (c // groups) * math.prod(ksize), n, math.prod(osize)), osize
+
+
+# Samples per matmul: about this many output positions (columns) per product. Measured on the CNN and DCGAN
+# shapes (1 thread): one product over the whole batch is up to 3x slower than products over a few thousand
+# columns (the operands then stay in cache), and per-sample products are slow when the output is small (4x4).
+_COLS_PER_GEMM = 2048
+# The forward multiplies each sample's columns straight into the output when a sample has this many output
+# positions (no transposing copy; the per-sample products are large enough); smaller outputs (the 8x8, 4x4 ends
+# of a discriminator) go through products over several samples and a transposing copy.
+_DIRECT_FROM = 128
+
+
+def _chunks(xp, n: int, p: int) -> list:
+    if xp is not np:  # a GPU wants one large product
+        return [(0, n)]
+    nb = max(1, min(n, round(_COLS_PER_GEMM / max(p, 1))))
+    return [(a, min(n, a + nb)) for a in range(0, n, nb)]
+
+
+def _over_chunks(xp, chunks: list, work: int, body):
+    """``body(chunk_list)`` over all chunks; with 2+ threads and enough work, the first half runs in a helper
+    thread (matmul drops the GIL) while this thread does the second. Returns the list of results."""
+    if xp is not np or len(chunks) < 2 or work < 4_000_000 or _threads() < 2:
+        return [body(chunks)]
+    pool = _PAR["pool"]
+    if pool is None or _PAR["pid"] != os.getpid():  # a forked child (DataLoader worker) has no pool thread
+        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
+        _PAR["pid"] = os.getpid()
+    h = len(chunks) // 2
+    fut = pool.submit(body, chunks[:h])
+    mine = body(chunks[h:])
+    return [fut.result(), mine]
+
+
+def conv(xp, x, w, pads, stride, dil, groups: int, bias=None):
+    """Cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/G, *k), plus ``bias`` (O,) if given:
+    ``(y, cols)``, the columns kept for the weight gradient."""
     ksize = w.shape[2:]
-    cols, osize = im2col(xp, x, ksize, pads, stride, dil, groups)
+    cols, osize = conv_cols(xp, x, ksize, pads, stride, dil, groups)
+    grp, ck, n, p = cols.shape
     o = w.shape[0]
-    n = x.shape[0]
-    if groups == 1:
-        y = bmm(xp, w.reshape(o, cols.shape[2]), cols[:, 0])
-    else:
-        y = xp.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)
-    return y.reshape((n, o) + osize), cols
+    wm = w.reshape(grp, o // grp, ck)
+    out = xp.empty((n, o, p), dtype=xp.result_type(w, cols))
+    b2 = None if bias is None else bias.reshape(o, 1)
+
+    def body(chunks):
+        for a, b in chunks:
+            if p >= _DIRECT_FROM and grp == 1:  # per-sample products straight into the output's layout
+                xp.matmul(wm[0], cols[0, :, a:b].transpose(1, 0, 2), out=out[a:b])
+                if b2 is not None:
+                    out[a:b] += b2
+                continue
+            y = xp.matmul(wm, cols[:, :, a:b].reshape(grp, ck, (b - a) * p))  # (G, Og, m*P)
+            yt = y.reshape(o, b - a, p).transpose(1, 0, 2)
+            if b2 is None:
+                out[a:b] = yt
+            else:
+                xp.add(yt, b2, out=out[a:b])
+
+    _over_chunks(xp, _chunks(xp, n, p), o * ck * n * p, body)
+    return out.reshape((n, o) + osize), cols
 
 
 def weight_grad(xp, cols, g, wshape, groups: int):
-    """d(loss)/d(weight) from the input's columns ``cols`` (N, G, Cg*K, P) and the output grad ``g``."""
-    n = g.shape[0]
+    """d(loss)/d(weight) from the convolution columns ``cols`` (G, Cg*K, N, P) and the output grad ``g``:
+    a sum of products over chunks of the batch, accumulated in place (memory: the weight, and a transposed
+    copy of one chunk of ``g``; no per-sample partial gradients)."""
+    grp, ck, n, p = cols.shape
     o = wshape[0]
-    if groups == 1:
-        g2 = g.reshape(n, o, cols.shape[3])
-        if n == 1:
-            return xp.matmul(g2[0], cols[0, 0].T).reshape(wshape)
-        # One gemm per sample then a sum: both operands keep their layout (BLAS reads cols transposed).
-        return xp.matmul(g2, cols[:, 0].transpose(0, 2, 1)).sum(0).reshape(wshape)
-    g2 = g.reshape(n, groups, o // groups, cols.shape[3])
-    return xp.matmul(g2, cols.transpose(0, 1, 3, 2)).sum(0).reshape(wshape)
+    og = o // grp
+    if n == 0:
+        return xp.zeros(wshape, dtype=xp.result_type(g, cols))
+    g3 = g.reshape(n, o, p)
+    chunks = _chunks(xp, n, p)
+    nb = max(b - a for a, b in chunks)
+
+    def body(part):
+        acc = None
+        buf = xp.empty(o * nb * p, dtype=g.dtype)
+        for a, b in part:
+            m = b - a
+            gt = buf[:o * m * p].reshape(o, m, p)
+            gt[...] = g3[a:b].transpose(1, 0, 2)
+            prod = xp.matmul(gt.reshape(grp, og, m * p), cols[:, :, a:b].reshape(grp, ck, m * p).transpose(0, 2, 1))
+            if acc is None:
+                acc = prod
+            else:
+                acc += prod
+        return acc
+
+    accs = _over_chunks(xp, chunks, o * ck * n * p, body)
+    acc = accs[0]
+    for extra in accs[1:]:
+        acc += extra
+    return acc.reshape(wshape)
 
 
 def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
@@ -168,13 +257,46 @@ def conv_transpose(xp, x, w, pads, stride, dil, groups: int, osize):
         cols = bmm(xp, wk[0], x.reshape(n, og, math.prod(isize))).reshape((n, kvol, cg) + isize)
         return _col2im_same(xp, cols, ksize, pads, dil)
     if groups == 1:
-        cols = xp.matmul(wk[0], x.reshape(n, og, math.prod(isize))).reshape((n, kvol, 1, cg) + isize)
+        return _conv_transpose_chunked(xp, x, wk[0], ksize, cg, pads, stride, dil, osize)
     else:
         cols = xp.matmul(wk, x.reshape(n, groups, og, math.prod(isize))).reshape((n, groups, kvol, cg) + isize)
         cols = cols.transpose((0, 2, 1) + tuple(range(3, cols.ndim)))
     y = col2im(xp, cols, ksize, (n, groups, cg) + tuple(osize), pads, stride, dil)
     return y.reshape((n, groups * cg) + tuple(osize))
 
+
+
+def _conv_transpose_chunked(xp, x, wk, ksize, cg: int, pads, stride, dil, osize):
+    """conv_transpose for one group, over chunks of the batch: ``wk`` (K*Cout, Cin) times each chunk's input,
+    then col2im into that chunk of the output. Small inputs (P positions per sample) are multiplied for several
+    samples at once (one product reads the weight once instead of once per sample); the chunks also keep the
+    columns in cache and their memory bounded."""
+    n, og = x.shape[0], x.shape[1]
+    isize = x.shape[2:]
+    p = math.prod(isize)
+    kvol = math.prod(ksize)
+    y = xp.zeros((n, 1, cg) + tuple(osize), dtype=xp.result_type(x, wk))
+    x3 = x.reshape(n, og, p)
+    if p >= _DIRECT_FROM:
+        nb = max(1, min(n, (1 << 20) // max(1, kvol * cg * p)))  # about 4 MB of float32 columns per chunk
+    else:
+        nb = max(1, min(n, round(_COLS_PER_GEMM / 2 / p)))
+
+    def body(chunks):
+        for a, b in chunks:
+            m = b - a
+            if p >= _DIRECT_FROM:
+                cols = xp.matmul(wk, x3[a:b]).reshape((m, kvol, 1, cg) + isize)
+            else:
+                xt = xp.empty((og, m, p), dtype=x.dtype)
+                xt[...] = x3[a:b].transpose(1, 0, 2)
+                cols = xp.matmul(wk, xt.reshape(og, m * p)).reshape((kvol, 1, cg, m) + isize)
+                cols = cols.transpose((3, 0, 1, 2) + tuple(range(4, 4 + len(isize))))
+            col2im(xp, cols, ksize, (m, 1, cg) + tuple(osize), pads, stride, dil, out=y[a:b])
+
+    chunks = [(a, min(n, a + nb)) for a in range(0, n, nb)] if xp is np else [(0, n)]
+    _over_chunks(xp, chunks, og * kvol * cg * n * p, body)
+    return y.reshape((n, cg) + tuple(osize))
 
 
 def _col2im_same(xp, cols, ksize, pads, dil):

@@ -14,9 +14,13 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import STATE as _AC
+from ..amp._state import cast_lower as _autocast
+from ..amp._state import fp32_op as _autocast_fp32
 from ..autograd.function import Node
 from ._helpers import binary, broadcast_shapes, sum_to, tensor_arg
 from ._einsum import einsum
+from ._sparse_data import SparseCOO as _SparseCOO
 from .elementwise import _out
 from .inplace import inplace
 
@@ -49,8 +53,9 @@ def _shape_error(op: str, a, b) -> RuntimeError:
     return RuntimeError(f"{op}: batch dimensions of shapes {sa} and {sb} do not broadcast")
 
 
-def _product(op: str, a, b, fn):
-    """``fn(xp, a_array, b_array)`` for two same-dtype tensors, low-precision floats via float32."""
+def _product(op: str, a, b, fn, keep_f32: bool = False):
+    """``fn(xp, a_array, b_array)`` for two same-dtype tensors, low-precision floats via float32 (the result
+    rounded back, unless ``keep_f32``: then the caller adds to it in float32 and rounds once)."""
     ad, bd = a._data, b._data
     dt = ad.dtype
     if dt is not bd.dtype and dt != bd.dtype:
@@ -63,7 +68,8 @@ def _product(op: str, a, b, fn):
         if dt is _F32 or dt is _F64:
             return fn(xp, ad, bd)
         if dt in _LOW:
-            return fn(xp, ad.astype(_F32), bd.astype(_F32)).astype(dt)
+            r = fn(xp, ad.astype(_F32), bd.astype(_F32))
+            return r if keep_f32 else r.astype(dt)
         if dt.kind == "b":
             raise RuntimeError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\'')
         return fn(xp, ad, bd)
@@ -157,6 +163,12 @@ def matmul(input, other, *, out=None):
     if na == 0 or nb == 0:
         raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
                            f"{na}D and {nb}D")
+    if a._data.__class__ is _SparseCOO or b._data.__class__ is _SparseCOO:
+        from .sparse_mm import matmul_with_sparse
+
+        return _out(matmul_with_sparse(a, b, "matmul"), out)
+    if _AC.active:
+        a, b = _autocast(a, b)
     r = T._wrap(_product("matmul", a, b, _matmul_arrays))
     if T.needs_grad(a, b):
         _record(r, MmBackward0 if na == 2 and nb == 2 else _NODE_BY_RANK.get((na, nb), MatmulBackward0), a, b)
@@ -173,6 +185,12 @@ def mm(input, mat2, *, out=None):
     """Product of two matrices (no broadcasting: use ``matmul`` for that)."""
     a, b = tensor_arg(input, "mm"), tensor_arg(mat2, "mm", "mat2")
     _check_ndim("mm", a, b, 2, 2, "2-D matrices")
+    if a._data.__class__ is _SparseCOO or b._data.__class__ is _SparseCOO:
+        from .sparse_mm import matmul_with_sparse
+
+        return _out(matmul_with_sparse(a, b, "mm"), out)
+    if _AC.active:
+        a, b = _autocast(a, b)
     r = T._wrap(_product("mm", a, b, _matmul_arrays))
     if T.needs_grad(a, b):
         _record(r, MmBackward0, a, b)
@@ -191,6 +209,8 @@ def bmm(input, mat2, *, out=None):
     """Batched matrix product of two 3-D tensors with equal batch sizes."""
     a, b = tensor_arg(input, "bmm"), tensor_arg(mat2, "bmm", "mat2")
     _check_bmm("bmm", a, b)
+    if _AC.active:
+        a, b = _autocast(a, b)
     r = T._wrap(_product("bmm", a, b, _matmul_arrays))
     if T.needs_grad(a, b):
         _record(r, BmmBackward0, a, b)
@@ -201,6 +221,10 @@ def mv(input, vec, *, out=None):
     """Matrix-vector product."""
     a, b = tensor_arg(input, "mv"), tensor_arg(vec, "mv", "vec")
     _check_ndim("mv", a, b, 2, 1, "a 2-D matrix and a 1-D vector")
+    if a._data.__class__ is _SparseCOO:
+        from .sparse_mm import matmul_with_sparse
+
+        return _out(matmul_with_sparse(a, b, "mv"), out)
     r = T._wrap(_product("mv", a, b, _matmul_arrays))
     if T.needs_grad(a, b):
         _record(r, MvBackward0, a, b)
@@ -312,6 +336,20 @@ def _addbmm_arrays(xp, a, b):
     return xp.matmul(a, b).sum(0)
 
 
+def _addbmm_low(xp, x, a, b, beta, alpha):
+    """addbmm in float16/bfloat16 as PyTorch's CPU kernel: ``beta * input``, then one ``addmm_`` per batch
+    (each product formed in float32, each partial sum rounded to the low dtype)."""
+    dt = a.dtype
+    shape = (a.shape[1], b.shape[2])
+    acc = xp.broadcast_to((x.astype(_F32) * beta).astype(dt), shape) if beta != 0 else xp.zeros(shape, dt)
+    for i in range(a.shape[0]):
+        p = a[i].astype(_F32) @ b[i].astype(_F32)
+        if alpha != 1:
+            p *= alpha
+        acc = (p + acc.astype(_F32)).astype(dt)
+    return xp.array(acc, copy=True) if a.shape[0] == 0 else acc
+
+
 def _outer_arrays(xp, a, b):
     return xp.multiply(a[:, None], b[None, :])
 
@@ -323,15 +361,23 @@ def _addprod(op: str, input, a, b, beta, alpha, fn, out):
     if a.dtype._cat < 2 and (isinstance(alpha, float) or isinstance(beta, float)):
         raise RuntimeError(f"{op}: For integral input tensors, argument alpha and beta must not be a floating "
                            "point number.")
-    res = _product(op, a, b, fn)
+    low = a._data.dtype in _LOW
+    res = _product(op, a, b, fn, keep_f32=low)
     bshape = broadcast_shapes(x._data.shape, res.shape, op=op)
     if bshape != res.shape:
         raise RuntimeError(f"{op}: input of shape {tuple(x._data.shape)} does not broadcast to the product's "
                            f"shape {tuple(res.shape)}")
-    if alpha != 1:
-        res *= alpha
-    if beta != 0:  # beta == 0 ignores input entirely, NaN and inf included, as PyTorch does
-        res += x._data if beta == 1 else x._data * beta
+    if low and op == "addbmm":
+        res = _addbmm_low(a._xp, x._data, a._data, b._data, beta, alpha)
+    else:
+        # float16/bfloat16: the sum is formed in float32 and rounded once, as PyTorch's CPU kernels do
+        xd = x._data.astype(_F32) if low else x._data
+        if alpha != 1:
+            res *= alpha
+        if beta != 0:  # beta == 0 ignores input entirely, NaN and inf included, as PyTorch does
+            res += xd if beta == 1 else xd * beta
+        if low:
+            res = res.astype(a._data.dtype)
     r = T._wrap(res)
     if T.needs_grad(x, a, b):
         node = _ADD_NODES[op](x, a, b)
@@ -348,6 +394,12 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)``; with ``beta=0`` input is ignored (NaN included)."""
     a, b = tensor_arg(mat1, "addmm", "mat1"), tensor_arg(mat2, "addmm", "mat2")
     _check_ndim("addmm", a, b, 2, 2, "2-D matrices")
+    if a._data.__class__ is _SparseCOO or b._data.__class__ is _SparseCOO:
+        from .sparse_mm import addmm_with_sparse
+
+        return _out(addmm_with_sparse(input, a, b, beta, alpha, masked=False), out)
+    if _AC.active:
+        input, a, b = _autocast(input, a, b)
     return _addprod("addmm", input, a, b, beta, alpha, _matmul_arrays, out)
 
 
@@ -362,6 +414,8 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * bmm(batch1, batch2)``."""
     a, b = tensor_arg(batch1, "baddbmm", "batch1"), tensor_arg(batch2, "baddbmm", "batch2")
     _check_bmm("baddbmm", a, b)
+    if _AC.active:
+        input, a, b = _autocast(input, a, b)
     return _addprod("baddbmm", input, a, b, beta, alpha, _matmul_arrays, out)
 
 
@@ -369,6 +423,8 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * sum_i(batch1[i] @ batch2[i])``."""
     a, b = tensor_arg(batch1, "addbmm", "batch1"), tensor_arg(batch2, "addbmm", "batch2")
     _check_bmm("addbmm", a, b)
+    if _AC.active:
+        input, a, b = _autocast(input, a, b)
     return _addprod("addbmm", input, a, b, beta, alpha, _addbmm_arrays, out)
 
 
@@ -477,6 +533,7 @@ class TraceBackward0(Node):
         return g * T._wrap(g._xp.eye(n, m, dtype=g._data.dtype))
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def trace(input):
     """Sum of the main diagonal of a 2-D tensor (integer inputs give int64)."""
     x = tensor_arg(input, "trace")
@@ -540,6 +597,7 @@ class LinalgMethods:
         return inplace(self, "addr_", addr, vec1, vec2, beta=beta, alpha=alpha)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def cdist(x1, x2, p: float = 2.0, compute_mode: str = "use_mm_for_euclid_dist_if_necessary"):
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M) -> (..., P, R)."""
     a = tensor_arg(x1, "cdist", "x1")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
+from ..amp._state import STATE as _AC
+from ..amp._state import cast_lower as _autocast
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import tensor_arg
@@ -69,6 +71,8 @@ def linear(input, weight, bias=None):
     """
     x = input if input.__class__ is T.Tensor else tensor_arg(input, "linear")
     w = weight if weight.__class__ is T.Tensor else tensor_arg(weight, "linear", "weight")
+    if _AC.active:
+        x, w, bias = _autocast(x, w, bias)
     xd, wd = x._data, w._data
     if xd.ndim == 0:
         raise RuntimeError("linear: input must have at least one dimension, got a 0-d tensor")
@@ -120,7 +124,13 @@ def bilinear(input1, input2, weight, bias=None):
                            f"{tuple(w.shape[1:])}")
     from ._einsum import einsum
 
-    y = einsum("...i,kij,...j->...k", x1, w, x2)
+    if _AC.active:  # PyTorch's CPU autocast does not reach bilinear (its _trilinear kernel): no einsum cast
+        from ..amp._state import suspended
+
+        with suspended():
+            y = einsum("...i,kij,...j->...k", x1, w, x2)
+    else:
+        y = einsum("...i,kij,...j->...k", x1, w, x2)
     return y + bias if bias is not None else y
 
 

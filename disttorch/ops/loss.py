@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import fp32_op as _autocast_fp32
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import broadcast_shapes, quiet, tensor_arg
@@ -63,6 +64,7 @@ def _weighted(loss, weight, x, reduction: str, mean_by_weight: bool = True):
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     """Mean squared error ``(input - target)**2``, optionally weighted per element.
 
@@ -78,6 +80,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     """Mean absolute error ``|input - target|``, optionally weighted per element."""
     x, t = _pair(input, target, "l1_loss")
@@ -88,6 +91,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = input - target``)."""
     x, t = _pair(input, target, "smooth_l1_loss")
@@ -102,6 +106,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
     """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (``d = input - target``)."""
     x, t = _pair(input, target, "huber_loss")
@@ -252,6 +257,7 @@ class NllLossBackward0(Node):
         return T._wrap(_to_input_shape(c, gx))
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     """Negative log-likelihood of class-index ``target`` under log-probabilities ``input``.
@@ -394,6 +400,7 @@ def _ce_probs(x, t, weight, reduction: str, label_smoothing: float):
     return total / n
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0):
     """Cross entropy between logits ``input`` and ``target`` (class indices or class probabilities).
@@ -435,6 +442,7 @@ class BinaryCrossEntropyBackward0(Node):
         return gx, gt
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """``-w (t log x + (1 - t) log(1 - x))`` for probabilities ``input``, each log clamped at -100."""
     x = tensor_arg(input, "binary_cross_entropy")
@@ -474,6 +482,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return apply_reduction(r, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """Binary cross entropy on logits: ``-w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))``.

@@ -10,6 +10,7 @@ import warnings
 
 
 from .. import _tensor as T
+from ..amp._state import fp32_op as _autocast_fp32
 from ..autograd.grad_mode import no_grad
 from ._helpers import tensor_arg
 from .creation import full_like
@@ -74,6 +75,7 @@ def torch_name(dtype) -> str:
 _EPSILON = 1e-12  # PyTorch's guard on the squared norms of cosine_embedding_loss
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
     """Pointwise KL divergence ``target * (log(target) - input)`` for log-probabilities ``input``.
 
@@ -101,6 +103,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     return apply_reduction(out, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
                           reduction: str = "mean"):
     """``1 - cos(x1, x2)`` where ``target == 1``, ``max(0, cos(x1, x2) - margin)`` where ``target == -1``."""
@@ -122,6 +125,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_averag
     return apply_reduction(out, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
                         reduction: str = "mean"):
     """``max(0, -target * (input1 - input2) + margin)``."""
@@ -135,6 +139,7 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=
     return apply_reduction((-y * (a - b) + margin).clamp_min(0), reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the p-norm distance over the last dimension.
@@ -156,6 +161,7 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     return apply_reduction((d_pos - d_neg + margin).clamp_min(0), reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     """``input`` where ``target == 1``, ``max(0, margin - input)`` where ``target == -1``."""
@@ -166,6 +172,7 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
     return apply_reduction(out, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """``log(1 + exp(-target * input))``."""
     x = tensor_arg(input, "soft_margin_loss")
@@ -188,6 +195,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
                      eps: float = 1e-8, reduce=None, reduction: str = "mean"):
     """Poisson negative log likelihood: ``exp(input) - target * input`` (``log_input``) or
@@ -235,6 +243,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     return apply_reduction(loss, reduction)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None,
                       reduce=None, reduction: str = "mean"):
     """Multi-class hinge loss: ``sum_{j != y} max(0, margin - x[y] + x[j])**p * w[y] / C`` per sample."""

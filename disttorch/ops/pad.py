@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np  # index bookkeeping on the host; tensor math goes through ``xp``
 
 from .. import _tensor as T
+from ..amp import _state as _amp
 from ..autograd.function import Node
 from ._helpers import tensor_arg
 
@@ -297,6 +298,8 @@ def pad(input, pad, mode: str = "constant", value=None):
     if value is not None and value != 0:
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     k = len(pads) // 2
+    if _amp.STATE.active and (k in (1, 2) if mode == "reflect" else k in (1, 2, 3) if mode == "replicate" else False):
+        x, = _amp.cast_fp32(x)  # reflection_pad1d/2d and replication_pad1d/2d/3d are on the float32 list
     if k not in (1, 2, 3) or nd not in (k + 1, k + 2):
         raise NotImplementedError("Only 2D, 3D, 4D, 5D padding with non-constant padding are supported for now")
     _check_nonconst(x, mode, pads, k)

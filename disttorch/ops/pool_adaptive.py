@@ -12,6 +12,7 @@ import numbers
 import numpy as np  # index tables on the host
 
 from .. import _tensor as T
+from ..amp._state import fp32_op as _autocast_fp32
 from ._helpers import tensor_arg
 from .pad import LinearNode, compute_dtype, linear_apply, simplify_taps, tap_maps
 from .pool import _args2d, _check1d, _check_dtype, _dim_range, _xp_of
@@ -144,6 +145,7 @@ def adaptive_avg_pool2d(input, output_size):
     return adaptive_avg_pool_nd(x, _output_size(x, output_size, 2, "adaptive_avg_pool2d"), "adaptive_avg_pool2d")
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def adaptive_avg_pool3d(input, output_size):
     """Average pooling to a fixed (od, oh, ow) output size."""
     x = tensor_arg(input, "adaptive_avg_pool3d")
@@ -236,6 +238,7 @@ def _unpool_size(x, k, s, p, output_size, n: int) -> list:
     return [int(v) for v in out]
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Partial inverse of ``max_pool2d``: put each value at its index in a zero plane."""
     x = tensor_arg(input, "max_unpool2d")

@@ -6,6 +6,8 @@ same numbers and never disturb each other. The same seed gives the same sequence
 platform, but the streams differ from PyTorch's (mt19937 / Philox): ``manual_seed(0)`` in disttorch
 and in PyTorch produce different numbers. Samples are drawn on the host and copied to the tensor's
 device. The state (``get_state``) is a uint8 tensor, as in PyTorch, but of disttorch's own layout.
+As in PyTorch 2.13, each process seeds the default generator from OS entropy (``initial_seed()`` reports
+the seed); a new ``Generator()`` starts from PyTorch's fixed default seed.
 
 Random ops are not differentiable: as in PyTorch, ``normal``/``bernoulli``/``poisson`` with inputs
 that require grad give outputs whose gradient with respect to those inputs is zero.
@@ -30,7 +32,7 @@ __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_see
            "set_rng_state", "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial",
            "poisson", "rand_like", "randn_like", "randint_like"]
 
-_DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed
+_DEFAULT_SEED = 67280421310721  # PyTorch's seed for a new Generator(); the default generator gets a random one
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 _STATE_BYTES = 56
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -116,6 +118,9 @@ def _rebuild_generator(device: str, state: bytes) -> Generator:
 
 
 default_generator = Generator()
+# As in PyTorch 2.13, every process starts the default generator from a fresh random seed (OS entropy), so
+# unseeded processes (DDP ranks, separate runs) draw different numbers; initial_seed() reports it.
+default_generator.seed()
 
 
 def manual_seed(seed) -> Generator:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..amp._state import fp32_op as _autocast_fp32
 from .. import return_types as R
 from ..autograd.function import Node
 from ._helpers import dims_arg, quiet, tensor_arg
@@ -103,7 +104,7 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
             else:
                 res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
     r = T._wrap(res)
-    if T.needs_grad(x) and r.dtype.is_floating_point:
+    if T.needs_grad(x) and (r.dtype.is_floating_point or r.dtype.is_complex):  # complex: the same expand
         _record(SumBackward0 if dim is None else SumBackward1, x, r, arr.shape, dims, keepdim)
     return r
 
@@ -191,6 +192,7 @@ class ProdBackward0(Node):
         return g * (excl.reshape(self.shape) if flat else excl)
 
 
+@_autocast_fp32  # on PyTorch's CPU autocast float32 list
 def prod(input, dim: int | None = None, keepdim: bool = False, *, dtype=None):
     """Product over ``dim`` (all elements when None); bool and int inputs multiply in int64."""
     x = tensor_arg(input, "prod")

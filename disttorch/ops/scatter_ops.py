@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
+from ..amp import _state as _amp
 from ..autograd.function import Node
 from ._helpers import broadcast_error, tensor_arg
 from .index import (GatherBackward0, IndexAddBackward0, IndexCopyBackward0, IndexFillBackward0, IndexSelectBackward0,
@@ -320,6 +321,8 @@ def index_add(input, dim: int, index, source, *, alpha=1, _into: bool = False):
 def index_copy(input, dim: int, index, source, *, _into: bool = False):
     """A copy of ``input`` with the slices of ``source`` written at ``index`` along ``dim``."""
     x = tensor_arg(input, "index_copy")
+    if _amp.STATE.active and not _into:  # index_copy is on autocast's promote list
+        x, source = _amp.cast_promote(x, source)
     key, s = _dim_put_args(x, dim, index, source, "index_copy")
     if s.dtype is not x.dtype:
         raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but got (self) "

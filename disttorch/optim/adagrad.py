@@ -66,7 +66,10 @@ class Adagrad(Optimizer):
         restore_group_defaults(self, foreach=None, maximize=False, differentiable=False, fused=None)
 
     def share_memory(self) -> None:
-        """Accepted for compatibility (CPU state is shared only through ``torch.multiprocessing`` in PyTorch)."""
+        """Move each parameter's accumulated squared-gradient sum to shared memory (Hogwild with Adagrad)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["sum"].share_memory_()
 
     def step(self, closure=None):
         """One Adagrad step over every parameter that has a gradient; returns ``closure()``'s loss if given."""

@@ -239,7 +239,7 @@ def test_parameter_dict_repr_and_state_dict():
     pd = nn.ParameterDict({"w": torch.zeros(2, 3)})
     pd["n"] = "text"
     assert repr(pd) == ("ParameterDict(\n"
-                        "    (w): Parameter containing: [disttorch.FloatTensor of size 2x3]\n"
+                        "    (w): Parameter containing: [torch.FloatTensor of size 2x3]\n"
                         "    (n): Object of type: str\n"
                         ")")
     assert list(pd.state_dict()) == ["w"]

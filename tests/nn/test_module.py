@@ -56,7 +56,7 @@ def test_registration_and_attribute_access():
 
 def test_assigning_tensor_to_parameter_name_raises():
     m = MyLinear(2, 3)
-    with pytest.raises(TypeError, match=r"cannot assign 'disttorch.FloatTensor' as parameter 'weight' "
+    with pytest.raises(TypeError, match=r"cannot assign 'torch.FloatTensor' as parameter 'weight' "
                                         r"\(torch.nn.Parameter or None expected\)"):
         m.weight = torch.zeros(3, 2)
     m.bias = None

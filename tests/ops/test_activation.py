@@ -320,3 +320,20 @@ def test_module_tables():
         assert callable(getattr(A, name)), name
     for name in A.__all__:
         assert name in A.FUNCTIONAL, name
+
+
+def test_gelu_float32_accuracy_across_range_and_tails():
+    # float32 GELU runs its own erfc polynomial; hold its value and gradient to float64 math.erfc everywhere,
+    # relative in the negative tail (where GELU is tiny and a 1 + erf formula would cancel to zero).
+    a = np.concatenate([np.linspace(-12, 12, 4001), -np.geomspace(1e-6, 12, 200), np.geomspace(1e-6, 12, 200)])
+    x = T(a.astype(np.float32), requires_grad=True)
+    y = A.gelu(x)
+    y.backward(disttorch.ones_like(y))
+    a32 = x.detach().numpy().astype(np.float64)
+    ref = 0.5 * a32 * _erfc(-a32 / math.sqrt(2))
+    dref = 0.5 * _erfc(-a32 / math.sqrt(2)) + a32 * np.exp(-0.5 * a32 * a32) / math.sqrt(2 * math.pi)
+    got, dgot = y.detach().numpy().astype(np.float64), x.grad.numpy().astype(np.float64)
+    np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-7 * np.abs(a32).max())
+    tail = (a32 < -2) & (ref != 0)
+    np.testing.assert_allclose(got[tail], ref[tail], rtol=5e-5)  # exp of a float32 argument near -70
+    np.testing.assert_allclose(dgot, dref, rtol=2e-6, atol=2e-7)

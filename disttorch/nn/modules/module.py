@@ -39,7 +39,7 @@ def _addindent(s_: str, num_spaces: int) -> str:
 
 
 def _typename(obj) -> str:
-    """``torch.typename``: ``'disttorch.FloatTensor'`` for tensors, else the qualified type name."""
+    """``torch.typename``: ``'torch.FloatTensor'`` for tensors, else the qualified type name."""
     if isinstance(obj, Tensor):
         return obj.type()
     cls = obj if isinstance(obj, type) else type(obj)
@@ -319,7 +319,12 @@ class Module(StateDictMixin):
         return self._apply(convert)
 
     def share_memory(self) -> Module:
-        """See :meth:`Tensor.share_memory_`; returns self."""
+        """Move parameters (and their gradients) and buffers to shared memory in place; returns self.
+
+        The Parameter objects stay the same (optimizers keep working); sent to processes started through
+        ``torch.multiprocessing`` the module is then mapped there, not copied (Hogwild training). See
+        :meth:`Tensor.share_memory_`.
+        """
         return self._apply(lambda t: t.share_memory_())
 
     # ---- hooks ---------------------------------------------------------------------------

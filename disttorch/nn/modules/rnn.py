@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from ... import _tensor as T
+from ...amp import _state as _amp
 from ...ops._rnn import rnn_layer
 from ...ops.creation import empty, zeros
 from ...ops.dropout import dropout as _dropout
@@ -260,6 +261,9 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         """``(output, h_n)``; output is a PackedSequence when the input is one."""
+        if self.mode == "GRU" and _amp.STATE.active:
+            with _amp.suspended():  # PyTorch's CPU autocast does not reach GRU: it runs in its inputs' dtype
+                return self.forward(input, hx)
         data, batch_sizes, sidx, uidx, is_batched, packed = self._prepare(input)
         if not packed and hx is not None:
             if not is_batched and hx.dim() != 2:
@@ -426,6 +430,9 @@ class RNNCellBase(Module):
 
     def _step(self, mode: str, name: str, input, hx, cx=None):
         """Shared body of the cells' forward: checks, unbatched handling and one fused step."""
+        if name != "RNNCell" and _amp.STATE.active:
+            with _amp.suspended():  # PyTorch's CPU autocast does not reach LSTMCell/GRUCell (RNNCell it does)
+                return self._step(mode, name, input, hx, cx)
         if not isinstance(input, T.Tensor):
             raise TypeError(f"{name}.forward(): argument 'input' must be Tensor, not {type(input).__name__}")
         if input.dim() not in (1, 2):

@@ -29,6 +29,7 @@ from ...autograd.grad_mode import is_grad_enabled
 from ...distributed.algorithms.join import Join, Joinable, JoinHook
 from ...futures import Future
 from ..modules.module import Module
+from . import _ddp_args as _args
 
 __all__ = ["DistributedDataParallel", "GradBucket"]
 
@@ -190,11 +191,17 @@ class DistributedDataParallel(Module, Joinable):
 
     Args:
         module: the module to replicate; ``ddp.module`` is it, and ``state_dict`` keys are ``module.``-prefixed.
-        device_ids, output_device, dim: accepted for compatibility (CPU modules need none of them).
-        broadcast_buffers: broadcast rank 0's buffers (e.g. BatchNorm running stats) before each forward.
-        init_sync: broadcast rank 0's parameters and buffers at construction.
+        device_ids, output_device: for GPU modules; with a CPU module they must be None or empty (PyTorch's
+            ValueError otherwise).
+        dim: accepted for compatibility.
+        broadcast_buffers: deprecated in PyTorch 2.13 (FutureWarning when given): broadcast rank 0's buffers
+            (e.g. BatchNorm running stats) before each forward, and at construction.
+        forward_sync_buffers: the new name: broadcast rank 0's buffers before each forward (default True);
+            buffers are then always synced at construction.
+        init_sync: broadcast rank 0's parameters (and buffers) at construction.
         process_group: the group to average over (default: the world).
         bucket_cap_mb: bucket size in MiB (default 25; the first bucket is 1 MiB when this is left default).
+        bucket_cap_mb_list: one size per bucket in MiB (the last one repeats).
         find_unused_parameters: detect parameters that the forward did not use (walks the autograd graph
             each iteration) and treat their gradients as zero.
         check_reduction: deprecated, ignored (as in PyTorch).
@@ -209,33 +216,44 @@ class DistributedDataParallel(Module, Joinable):
         >>> optimizer.step()
     """
 
-    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers: bool = True,
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers=None,
                  init_sync: bool = True, process_group=None, bucket_cap_mb: Optional[float] = None,
                  find_unused_parameters: bool = False, check_reduction: bool = False,
                  gradient_as_bucket_view: bool = False, static_graph: bool = False,
                  delay_all_reduce_named_params=None, param_to_hook_all_reduce=None, mixed_precision=None,
-                 device_mesh=None, skip_all_reduce_unused_params: bool = False) -> None:
+                 device_mesh=None, skip_all_reduce_unused_params: bool = False,
+                 bucket_cap_mb_list: Optional[List[float]] = None, batched_grad_copy: bool = False,
+                 forward_sync_buffers: Optional[bool] = None) -> None:
         Module.__init__(self)
         Joinable.__init__(self)
+        # PyTorch 2.13's constructor checks, in its order and with its messages.
+        if (delay_all_reduce_named_params is not None) != (param_to_hook_all_reduce is not None):
+            raise ValueError("delay_all_reduce_named_params and param_to_hook_all_reduce need to be set at the same "
+                             "time.")
+        if process_group is not None and device_mesh is not None:
+            raise RuntimeError("Cannot specify both process_group and device_mesh arguments.")
         dist = _dist()
         if not dist.is_initialized():
             raise ValueError("Default process group has not been initialized, please make sure to call "
                              "init_process_group.")
-        if process_group is not None and device_mesh is not None:
-            raise RuntimeError("Cannot specify both process_group and device_mesh arguments.")
+        all_params = list(module.parameters())
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         if not named:
             raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any parameter "
                                "that requires a gradient.")
         if device_ids is not None and len(device_ids) > 1:
             raise ValueError("device_ids can only be None or contain a single element.")
-        if bucket_cap_mb is not None and bucket_cap_mb <= 0:
-            raise ValueError(f"bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        device_ids, output_device = _args.device_args(all_params, device_ids, output_device)
+        forward_sync_buffers, init_sync_buffers = _args.buffer_sync_flags(broadcast_buffers, forward_sync_buffers)
+        if check_reduction:
+            _args.warn_check_reduction()
         self.module = module
         self.device_ids = device_ids
         self.output_device = output_device
         self.dim = dim
-        self.broadcast_buffers = broadcast_buffers
+        self.forward_sync_buffers = bool(forward_sync_buffers)
+        self.broadcast_buffers = self.forward_sync_buffers  # the pre-2.13 attribute name
+        self.batched_grad_copy = batched_grad_copy
         self.process_group = process_group
         self.find_unused_parameters = find_unused_parameters
         self.gradient_as_bucket_view = gradient_as_bucket_view
@@ -254,11 +272,14 @@ class DistributedDataParallel(Module, Joinable):
         self._divide_by_initial_world_size = True
         self._forward_work = None
         cap = 25 * _MB if bucket_cap_mb is None else int(bucket_cap_mb * _MB)
-        self.bucket_bytes_cap = cap
         limits = [_DEFAULT_FIRST_BUCKET_BYTES, cap] if bucket_cap_mb is None else [cap]
+        if bucket_cap_mb_list:
+            limits = [int(mb * _MB) for mb in bucket_cap_mb_list]
+            cap = max(limits)
+        self.bucket_bytes_cap = cap
         self._build_buckets(limits)
         if init_sync and self._world_size > 1:
-            self._sync_module_states(0)
+            self._sync_module_states(0, with_buffers=init_sync_buffers)
         self._reset_iteration()
         self._expect_hooks = False
         ref = weakref.ref(self)
@@ -311,9 +332,9 @@ class DistributedDataParallel(Module, Joinable):
                         off += n
                 chunk, nbytes = ([t], t._data.nbytes) if t is not None else ([], 0)
 
-    def _sync_module_states(self, src_group_rank: int) -> None:
-        """Make every rank's parameters and buffers equal to those of ``src_group_rank``."""
-        tensors = [p for p in self.module.parameters()] + self._buffers_list
+    def _sync_module_states(self, src_group_rank: int, with_buffers: bool = True) -> None:
+        """Make every rank's parameters (and buffers) equal to those of ``src_group_rank``."""
+        tensors = [p for p in self.module.parameters()] + (self._buffers_list if with_buffers else [])
         if tensors:
             self._broadcast_coalesced(tensors, src_group_rank)
 
@@ -322,7 +343,7 @@ class DistributedDataParallel(Module, Joinable):
             self._broadcast_coalesced(self._buffers_list, src_group_rank)
 
     def _will_sync_module_buffers(self) -> bool:
-        return (self.require_forward_param_sync and self.broadcast_buffers and len(self._buffers_list) > 0
+        return (self.require_forward_param_sync and self.forward_sync_buffers and len(self._buffers_list) > 0
                 and self._world_size > 1)
 
     # ---- forward ---------------------------------------------------------------------------------
