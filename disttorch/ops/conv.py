@@ -68,6 +68,12 @@ class ConvolutionBackward0(Node):
                     gw = T._wrap(arr.astype(w._data.dtype, copy=False))
                 else:
                     gw = _weight_grad(x, g, wshape, s, pads, d, groups)
+        elif need_x and need_w and not _GRAD.enabled:
+            # Both gradients of a transposed conv read the columns of g: build them once.
+            xp = g._xp
+            y, gcols = K.conv(xp, _work(g._data), _work(w._data), pads, s, d, groups)
+            gx = T._wrap(y.astype(g._data.dtype, copy=False))
+            gw = T._wrap(K.weight_grad(xp, gcols, _work(x._data), wshape, groups).astype(w._data.dtype, copy=False))
         else:
             if need_x:
                 gx = _convolution(g, w, None, s, pads, d, groups, False)

@@ -286,6 +286,21 @@ def test_weight_only_grad_matches_full_grad():
     assert_close(b1.grad, gb.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
+def test_conv_transpose_shared_columns_match_graph_path():
+    # A plain backward of a transposed conv builds the columns of the output gradient once for both gradients;
+    # with create_graph it takes the two differentiable primitives. Both must agree.
+    x, w, b = R(3, 4, 3, 3), R(4, 2, 3, 3), R(2)
+    g = R(3, 2, 7, 7)
+    x1, w1, b1 = T(x, True), T(w, True), T(b, True)
+    conv_transpose2d(x1, w1, b1, stride=2, padding=0).backward(T(g))
+    x2, w2, b2 = T(x, True), T(w, True), T(b, True)
+    gx, gw, gb = disttorch.autograd.grad(conv_transpose2d(x2, w2, b2, stride=2, padding=0), (x2, w2, b2), T(g),
+                                         create_graph=True)
+    assert_close(x1.grad, gx.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert_close(w1.grad, gw.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert_close(b1.grad, gb.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kw", [dict(kernel_size=2, stride=2, padding=1), dict(kernel_size=(2, 1), dilation=2)])
 def test_unfold_fold_gradcheck(kw):
     check_grad(lambda x: unfold(x, **kw), R(1, 2, 3, 4), gradgrad=True)
