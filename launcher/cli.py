@@ -6,7 +6,7 @@ Usage::
     disttorch doctor          # what this machine offers: Python, NumPy, optional backends
     disttorch launch ...      # start a distributed job (torchrun-compatible, plus one-command multi-host)
 
-``disttorch ray`` and ``disttorch serve`` arrive with later issues; until then they exit with status 2.
+``disttorch ray ...`` submits Ray jobs (see disttorch/launcher/ray_cli.py); ``disttorch serve`` arrives later.
 
 disttorch launch
 ================
@@ -74,6 +74,14 @@ precedence: flag > environment > cluster YAML > default). torchrun's underscore 
 --interface ADDR         address workers bind their sockets to (DISTTORCH_INTERFACE).
 --grace-period S         seconds between SIGTERM and SIGKILL when stopping workers (default 5).
 --dry-run                print the processes and commands, start nothing.
+--mode ddp|ps            ddp (default): every process runs the script. ps: a parameter-server job: one scheduler
+                         (on the first host), --num-servers servers (``python -m disttorch.distributed.ps.server``)
+                         and the script on the workers only (RANK/WORLD_SIZE count workers). See
+                         docs/parameter-server.md and launcher/ps.py for the DISTTORCH_PS_* environment.
+--num-servers S          --mode ps: number of servers (default 1, or the cluster YAML's ``ps.servers`` counts);
+                         placed round-robin over the hosts unless the YAML's ``ps.servers`` places them.
+--secure none|curve      --mode ps: ``curve`` encrypts and authenticates the ps sockets with ZeroMQ CURVE; the key
+                         pairs derive from the job secret, which only the job's processes hold.
 
 Worker environment (as torchrun): RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE,
 ROLE_RANK, ROLE_WORLD_SIZE, ROLE_NAME, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_RESTART_COUNT,
@@ -81,6 +89,11 @@ TORCHELASTIC_MAX_RESTARTS, TORCHELASTIC_RUN_ID; OMP_NUM_THREADS=1 when several w
 not set; and disttorch's DISTTORCH_BACKEND (the backend ``init_process_group(backend=None)`` uses),
 DISTTORCH_JOB_SECRET (random per job, the key that authenticates the store and zmq messages) and, when known,
 DISTTORCH_INTERFACE. Workers started by mpiexec get their rank from MPI instead (OMPI_COMM_WORLD_RANK, PMI_RANK).
+
+With --mode ps the scheduler and servers are supervised like workers (output prefixed ``[scheduler]``,
+``[server N]``; one of them failing fails the job, and --max-restarts restarts the whole group). The job is done
+when every worker has exited 0 and the scheduler and servers have exited; they get --grace-period seconds to do
+so by themselves, then they are stopped.
 
 Supervision: when a worker exits non-zero, every other worker's process group (their children, such as
 DataLoader workers, included) gets SIGTERM, then SIGKILL after the grace period. The launcher exits with the
@@ -101,7 +114,7 @@ import secrets
 import sys
 import uuid
 
-_PLANNED = {"ray": "Ray job submission", "serve": "the model server"}
+_PLANNED = {"ray": "Ray job submission", "serve": "the model server"}  # ray: routed to ray_cli in main()
 
 
 def _version() -> str:
@@ -141,6 +154,10 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     a("--grace-period", "--grace_period", dest="grace_period", metavar="S", help="SIGTERM->SIGKILL seconds")
     a("--dry-run", "--dry_run", dest="dry_run", action="store_true", default=None,
       help="print the processes and commands, start nothing")
+    a("--mode", metavar="ddp|ps", help="ddp (default): every process runs the script; ps: scheduler + servers + "
+      "workers")
+    a("--num-servers", "--num_servers", dest="num_servers", metavar="S", help="--mode ps: parameter servers")
+    a("--secure", metavar="none|curve", help="--mode ps: curve encrypts and authenticates the ps sockets")
     a("script", help="training script (or module with -m, or executable with --no-python)")
     a("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
 
@@ -156,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_launch_args(lp)
     for name, what in _PLANNED.items():
-        sp = sub.add_parser(name, help=f"{what} (not implemented yet)")
+        sp = sub.add_parser(name, help=what if name == "ray" else f"{what} (not implemented yet)")
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
@@ -169,8 +186,14 @@ def doctor() -> dict:
     return facts
 
 
-def plan(cfg, *, restart: int, master_port: int, run_id: str, secret: str | None) -> list:
+def plan(cfg, *, restart: int, master_port: int, run_id: str, secret: str | None,
+         scheduler_port: int | None = None) -> list:
     """The process specs of one attempt (no process is started)."""
+    if cfg.mode == "ps":
+        from disttorch.launcher import ps
+
+        return ps.build_specs(cfg, master_port=master_port, scheduler_port=scheduler_port or master_port + 1,
+                              restart_count=restart, run_id=run_id, secret=secret)
     if cfg.backend == "mpi":
         from disttorch.launcher import mpi
 
@@ -201,12 +224,33 @@ def launch(cfg) -> int:
     def pick_port() -> int:
         return ports.free_port(cfg.master_addr)
 
+    if cfg.mode == "ps" and cfg.secure == "curve" and not cfg.dry_run:
+        from disttorch.launcher import ps
+
+        try:
+            ps.check_curve()
+        except RuntimeError as e:
+            print(f"disttorch launch: error: {e}", file=sys.stderr)
+            return 2
+
     def specs_for(restart: int, port: int) -> list:
-        return plan(cfg, restart=restart, master_port=port, run_id=run_id, secret=secret)
+        sched = None
+        if cfg.mode == "ps":  # a fresh free port per attempt, as MASTER_PORT; never the same one
+            from disttorch.launcher import ps
+
+            sched = ports.free_port(ps.scheduler_addr(cfg))
+            while sched == port:
+                sched = ports.free_port(ps.scheduler_addr(cfg))
+        return plan(cfg, restart=restart, master_port=port, run_id=run_id, secret=secret, scheduler_port=sched)
 
     if cfg.dry_run:
         port = cfg.master_port if cfg.master_port is not None else pick_port()
         specs = specs_for(0, port)
+        if cfg.mode == "ps":
+            from disttorch.launcher import ps
+
+            print(ps.describe(cfg, specs))
+            return 0
         print(f"# disttorch launch --dry-run: backend {cfg.backend}, world size {cfg.world_size}, "
               f"{len(specs)} process(es), MASTER_ADDR={cfg.master_addr} MASTER_PORT={port}")
         for s in specs:
@@ -218,7 +262,24 @@ def launch(cfg) -> int:
               "set it yourself to change that", file=sys.stderr)
     from disttorch.launcher.supervise import Supervisor
 
-    return Supervisor(cfg).run(specs_for, pick_port)
+    remove = None
+    if cfg.mode == "ps":
+        from disttorch.launcher import ps
+
+        try:
+            remove = ps.prepare_snapshot_dir(cfg, run_id)
+        except OSError as e:
+            print(f"disttorch launch: error: cannot create the parameter-server snapshot directory "
+                  f"{ps.snapshot_dir(cfg, run_id)!r}: {e.strerror or e} (set ps.snapshot_dir in the cluster YAML)",
+                  file=sys.stderr)
+            return 2
+    try:
+        return Supervisor(cfg).run(specs_for, pick_port)
+    finally:
+        if remove is not None:
+            import shutil
+
+            shutil.rmtree(remove, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"disttorch launch: error: {e}", file=sys.stderr)
             return 2
+    if args.command == "ray":  # its own parser: disttorch.launcher.ray_cli (Ray is imported only there)
+        from disttorch.launcher.ray_cli import main as ray_main
+
+        return ray_main(args.rest)
     if args.command in _PLANNED:
         print(f"disttorch {args.command}: {_PLANNED[args.command]} is not implemented yet", file=sys.stderr)
         return 2

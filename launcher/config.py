@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 BACKENDS = ("mpi", "zmq")
+MODES = ("ddp", "ps")
+SECURE = ("none", "curve")
 TORCHRUN_DEFAULT_PORT = 29500  # torchrun's default when several launchers must agree on one port
 
 
@@ -80,6 +82,12 @@ class LaunchConfig:
                                    "CUDA_VISIBLE_DEVICES")
     grace_period: float = 5.0  # seconds between SIGTERM and SIGKILL when tearing a job down
     job_secret: str | None = None
+    mode: str = "ddp"  # ddp: every process runs the script; ps: scheduler + servers + workers (launcher/ps.py)
+    num_servers: int | None = None  # ps: None means the YAML ps.servers counts, else 1
+    secure: str = "none"  # ps: "curve" encrypts the ps sockets (ZeroMQ CURVE, keys derived from the job secret)
+    ps_servers: tuple[tuple[str, int], ...] = ()  # ps: (host, servers on it) from the YAML ps.servers
+    ps_snapshot_dir: str | None = None  # ps: None means a per-job directory under the temp dir
+    ps_heartbeat_timeout: float | None = None  # ps: None means the library's default
 
     @property
     def single_command(self) -> bool:
@@ -179,6 +187,62 @@ def _backend(v: Any, where: str) -> str:
     if s not in BACKENDS:
         raise ConfigError(f"{where}: expected one of {', '.join(BACKENDS)}, got {v!r}")
     return s
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def parse(v: Any, where: str) -> str:
+        s = str(v).strip().lower()
+        if s not in options:
+            raise ConfigError(f"{where}: expected one of {', '.join(options)}, got {v!r}")
+        return s
+    return parse
+
+
+def parse_ps_section(v: Any, where: str, base: str) -> dict[str, Any]:
+    """The cluster YAML's ``ps:`` section: ``servers`` (where servers run: ``host:count`` strings or
+    ``{host, count}`` mappings), ``num_servers``, ``snapshot_dir`` (relative to the YAML) and
+    ``heartbeat_timeout`` (seconds)."""
+    known = ("servers", "num_servers", "snapshot_dir", "heartbeat_timeout")
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}: expected a mapping with {', '.join(known)}, got {v!r}")
+    bad = sorted(set(v) - set(known))
+    if bad:
+        raise ConfigError(f"{where}: unknown field(s) {bad} (known: {', '.join(known)})")
+    out: dict[str, Any] = {}
+    servers = v.get("servers")
+    if servers is not None:
+        if not isinstance(servers, (list, tuple)) or not servers:
+            raise ConfigError(f"{where}.servers: expected a list of host:count or {{host, count}}, got {servers!r}")
+        placed = []
+        for i, item in enumerate(servers):
+            w = f"{where}.servers[{i}]"
+            if isinstance(item, str):
+                host, sep, count = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+                n = _int("count", 1)(count, f"{w}.count") if sep else 1
+            elif isinstance(item, dict):
+                unknown = sorted(set(item) - {"host", "count"})
+                if unknown:
+                    raise ConfigError(f"{w}: unknown field(s) {unknown} (known: host, count)")
+                if "host" not in item:
+                    raise ConfigError(f"{w}.host: missing (every server entry needs a host name or address)")
+                host = _str(item["host"], f"{w}.host")
+                n = _int("count", 1)(item.get("count", 1), f"{w}.count")
+            else:
+                raise ConfigError(f"{w}: expected host:count or a mapping with host/count, got {item!r}")
+            if not host:
+                raise ConfigError(f"{w}: expected host or host:count, got {item!r}")
+            placed.append((host, n))
+        out["ps_servers"] = tuple(placed)
+    if v.get("num_servers") is not None:
+        out["num_servers"] = _int("num_servers", 1)(v["num_servers"], f"{where}.num_servers")
+    if v.get("snapshot_dir") is not None:
+        out["ps_snapshot_dir"] = os.path.join(base, os.path.expanduser(_str(v["snapshot_dir"], f"{where}.snapshot_dir")))
+    if v.get("heartbeat_timeout") is not None:
+        t = _float(v["heartbeat_timeout"], f"{where}.heartbeat_timeout")
+        if t <= 0:
+            raise ConfigError(f"{where}.heartbeat_timeout: must be > 0 seconds, got {t}")
+        out["ps_heartbeat_timeout"] = t
+    return out
 
 
 def parse_std(v: Any, where: str) -> Mapping[int, int] | int:
@@ -316,11 +380,14 @@ _FLAGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "dry_run": ("--dry-run", _bool),
     "interface": ("--interface", _str),
     "grace_period": ("--grace-period", _float),
+    "mode": ("--mode", _choice(MODES)),
+    "num_servers": ("--num-servers", _int("num_servers", 1)),
+    "secure": ("--secure", _choice(SECURE)),
 }
 
 # YAML-only fields (besides the flag fields above, which YAML may also set).
 _YAML_ONLY = {
-    "env": None, "python": _str, "workdir": _str, "ssh": None, "mpiexec": _str,
+    "env": None, "python": _str, "workdir": _str, "ssh": None, "mpiexec": _str, "ps": None,
     "forward_env": lambda v, w: _argv(v, w),
 }
 _SSH_FIELDS = {
@@ -373,6 +440,8 @@ def load_cluster_config(path: str) -> dict[str, Any]:
             if "identity" in ssh:
                 ssh["identity"] = os.path.join(base, os.path.expanduser(ssh["identity"]))
             out["ssh"] = ssh
+        elif key == "ps":
+            out["ps"] = parse_ps_section(val, where, base)
         elif key in _YAML_ONLY:
             out[key] = _YAML_ONLY[key](val, where)
         else:
@@ -425,6 +494,16 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             vals[name] = yaml_vals[name]
     if "ssh" in yaml_vals:
         vals["ssh"] = replace(SshConfig(), **yaml_vals["ssh"])
+    for name, v in yaml_vals.get("ps", {}).items():
+        if name == "num_servers" and "num_servers" in vals:
+            if not given["num_servers"].startswith(f"{cluster}:"):
+                continue  # a flag or variable wins over the YAML, as everywhere
+            if vals["num_servers"] != v:
+                raise ConfigError(f"{cluster}: num_servers ({vals['num_servers']}) and ps.num_servers ({v}) "
+                                  "disagree; give one of them")
+        vals[name] = v
+        if name == "num_servers":
+            given.setdefault("num_servers", f"{cluster}: ps.num_servers")
 
     # -H/--hostfile from the command line or the environment replace the YAML's hosts/hostfile.
     def from_yaml(name: str) -> bool:
@@ -483,7 +562,57 @@ def _finish(cfg: LaunchConfig, given: Mapping[str, str]) -> LaunchConfig:
                 changes["master_port"] = TORCHRUN_DEFAULT_PORT
     if cfg.log_dir is not None:
         changes["log_dir"] = os.path.abspath(cfg.log_dir)
+    if cfg.mode == "ps":
+        changes.update(_finish_ps(cfg, given, changes))
+    else:
+        for name in ("num_servers", "secure"):
+            # Only a flag is an error: variables and YAML fields may serve other launches of either mode.
+            if given.get(name, "").startswith("--") and getattr(cfg, name) not in (None, "none"):
+                raise ConfigError(f"{given[name]}: only used with --mode ps (the parameter-server topology), "
+                                  f"but the mode is {cfg.mode}")
     return replace(cfg, **changes) if changes else cfg
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "local"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _finish_ps(cfg: LaunchConfig, given: Mapping[str, str], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Checks and defaults of --mode ps: zmq workers, one launcher for every host, a consistent server count."""
+    out: dict[str, Any] = {}
+    backend = changes.get("backend", cfg.backend)
+    if backend == "mpi":
+        if "backend" in given:
+            raise ConfigError(f"{given['backend']}: --mode ps starts its processes itself (locally and through "
+                              "ssh); use --backend zmq, or --mode ddp for an mpiexec launch")
+        out["backend"] = "zmq"
+    if changes.get("nnodes", cfg.nnodes) > 1 and not cfg.hosts:
+        raise ConfigError(f"{given.get('nnodes', '--nnodes')}: --mode ps starts the scheduler, the servers and "
+                          "every worker from one command; give the hosts with -H/--hostfile/--cluster-config "
+                          "instead of one launcher per node")
+    if cfg.hosts and not (cfg.hosts[0].interface or cfg.interface):
+        addr = changes.get("master_addr", cfg.master_addr)
+        far = [h.host for h in cfg.hosts[1:] if not _loopback(h.host)] + [h for h, _ in cfg.ps_servers
+                                                                         if not _loopback(h)]
+        if _loopback(addr) and far:
+            raise ConfigError(f"{given['hosts']}: the scheduler runs on the first host ({cfg.hosts[0].host}) and "
+                              f"would bind {addr}, which {far[0]} cannot reach; give the first host an interface "
+                              "(cluster YAML hosts[0].interface), or --interface/--master-addr with an address of "
+                              "that host the others can reach")
+    placed = sum(n for _, n in cfg.ps_servers)
+    if cfg.num_servers is None:
+        out["num_servers"] = placed or 1
+    elif cfg.ps_servers and placed != cfg.num_servers:
+        raise ConfigError(f"{given.get('num_servers', '--num-servers')}: {cfg.num_servers} server(s), but the "
+                          f"cluster YAML's ps.servers places {placed}; make them agree (or drop one of them)")
+    return out
 
 
 FLAG_FIELDS = tuple(_FLAGS)

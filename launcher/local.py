@@ -34,6 +34,8 @@ class ProcessSpec:
         ranks: the global ranks this process starts.
         worker_env: the worker's contract variables (what --dry-run prints).
         stdin_text: written to the process's stdin, which is then closed (ssh: the job secret).
+        role: "worker" (runs the user's script), or, with --mode ps, "scheduler" or "server".
+        role_rank: a server's id (0..S-1); None otherwise.
     """
 
     rank: int | None
@@ -47,11 +49,24 @@ class ProcessSpec:
     ranks: tuple[int, ...] = ()
     worker_env: Mapping[str, str] = field(default_factory=dict)
     stdin_text: str | None = None
+    role: str = "worker"
+    role_rank: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How output lines, log files and failure summaries name this process: ``rank N``, ``scheduler``,
+        ``server N``."""
+        if self.role == "worker":
+            return f"rank {self.rank}"
+        return self.role if self.role_rank is None else f"{self.role} {self.role_rank}"
 
     def describe(self) -> str:
         """Human-readable lines for --dry-run: where, which ranks, the exact command."""
-        who = (f"rank {self.rank} (local_rank {self.local_rank})" if self.rank is not None
-               else f"ranks {self.ranks[0]}-{self.ranks[-1]}" if self.ranks else "ranks")
+        if self.role != "worker":
+            who = self.label
+        else:
+            who = (f"rank {self.rank} (local_rank {self.local_rank})" if self.rank is not None
+                   else f"ranks {self.ranks[0]}-{self.ranks[-1]}" if self.ranks else "ranks")
         lines = [f"{who} on {self.host} [{self.kind}]"]
         if self.kind != "ssh":
             env = " ".join(f"{k}={shlex.quote(v) if k != 'DISTTORCH_JOB_SECRET' else '<secret>'}"
@@ -111,8 +126,12 @@ def forwarded_env(cfg: LaunchConfig, environ: Mapping[str, str] | None = None) -
 
 
 def build_specs(cfg: LaunchConfig, *, master_port: int, restart_count: int, run_id: str, secret: str | None,
-                environ: Mapping[str, str] | None = None) -> list[ProcessSpec]:
-    """Every worker process of one attempt: local ones, and remote ones through ssh (pure function)."""
+                environ: Mapping[str, str] | None = None,
+                extra_env: Mapping[str, str] | None = None) -> list[ProcessSpec]:
+    """Every worker process of one attempt: local ones, and remote ones through ssh (pure function).
+
+    ``extra_env`` joins every worker's contract variables (--mode ps: the DISTTORCH_PS_* variables).
+    """
     from disttorch.launcher import ssh  # local import: ssh.py imports this module
 
     environ = os.environ if environ is None else environ
@@ -135,6 +154,7 @@ def build_specs(cfg: LaunchConfig, *, master_port: int, restart_count: int, run_
             env = worker_env(cfg, rank=rank, local_rank=local_rank, local_world_size=n, group_rank=group_rank,
                              world_size=world, master_port=master_port, restart_count=restart_count,
                              run_id=run_id, secret=secret, interface=interface, inherited=environ)
+            env.update(extra_env or {})
             if remote:
                 full = {**forwarded_env(cfg, environ), **cfg.env, **env}
                 specs.append(ssh.remote_spec(cfg, hspec, rank=rank, local_rank=local_rank, argv=argv, env=full,

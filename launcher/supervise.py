@@ -78,6 +78,8 @@ class Failure:
     when: float
     stderr_tail: list[str] = field(default_factory=list)
     note: str = ""
+    role: str = "worker"  # --mode ps: "scheduler" or "server" for a library process
+    label: str = ""  # how the summary names a library process ("server 1")
 
     def cause(self) -> str:
         if self.signal is not None:
@@ -102,7 +104,7 @@ class _Output:
         self.attempt = attempt
         self.console = {1: stdout or sys.stdout, 2: stderr or sys.stderr}
         self.lock = threading.Lock()
-        self.files: dict[int, TextIO] = {}
+        self.files: dict[int | str, TextIO] = {}
         self.log_all = cfg.log_dir is not None and cfg.redirects == 0 and cfg.tee == 0
 
     def _file(self, rank: int) -> TextIO:
@@ -132,6 +134,24 @@ class _Output:
                 f.flush()
             if to_console and (text or term == "\n"):
                 self.console[bit].write(f"[rank {rank}] {text}{term}")
+                self.console[bit].flush()
+
+    def write_library(self, label: str, bit: int, text: str, term: str) -> None:
+        """A --mode ps scheduler's or server's line: ``[server 1] ...`` on the console, and with a log
+        directory into ``server_1.log`` (console filters and redirects are per worker rank: not these)."""
+        with self.lock:
+            if self.log_dir is not None:
+                f = self.files.get(label)
+                if f is None:
+                    path = os.path.join(self.log_dir, label.replace(" ", "_") + ".log")
+                    f = self.files[label] = open(path, "a" if self.attempt else "w", encoding="utf-8",
+                                                 errors="replace")
+                    if self.attempt:
+                        f.write(f"--- restart {self.attempt} ---\n")
+                f.write(text + term)
+                f.flush()
+            if text or term == "\n":
+                self.console[bit].write(f"[{label}] {text}{term}")
                 self.console[bit].flush()
 
     def close(self) -> None:
@@ -239,6 +259,11 @@ class Worker:
                     self.reaper.remote(self.remote_key, stop_command(spec.ssh_base, self.remote_pid, self.grace))
             self.remote_pid_seen.set()
             return
+        if spec.role != "worker":
+            if bit == 2 and term == "\n":
+                self.tails[rank].append(text)
+            self.out.write_library(spec.label, bit, text, term)
+            return
         if spec.kind == "mpi":
             m = _OMPI_TAG.match(text) or _MPICH_TAG.match(text)
             if m is None:
@@ -300,7 +325,8 @@ def _failure(w: Worker, rc: int) -> Failure:
     spec = w.spec
     f = Failure(rank=spec.rank, local_rank=spec.local_rank, host=_local_hostname(spec.host),
                 pid=w.popen.pid if w.popen else None, exitcode=rc if rc >= 0 else None,
-                signal=-rc if rc < 0 else None, when=time.time(), stderr_tail=list(w.tails[spec.rank]))
+                signal=-rc if rc < 0 else None, when=time.time(), stderr_tail=list(w.tails[spec.rank]),
+                role=spec.role, label=spec.label if spec.role != "worker" else "")
     if w.start_error:
         f.note = w.start_error
     elif spec.kind == "ssh":
@@ -338,16 +364,17 @@ def _mpi_root_cause(w: Worker, f: Failure) -> None:
 
 def format_summary(f: Failure, *, total: int, restart: int, max_restarts: int, will_restart: bool) -> str:
     """The one root-cause report of a failed attempt."""
-    who = f"rank {f.rank}" if f.rank is not None else "a worker"
-    if f.local_rank is not None:
+    who = f.label or (f"rank {f.rank}" if f.rank is not None else "a worker")
+    if f.local_rank is not None and not f.label:
         who += f" (local_rank {f.local_rank})"
     pid = f", pid {f.pid}" if f.pid else ""
     bar = "=" * 72
-    lines = [bar, f"disttorch launch: worker failure (attempt {restart + 1} of {max_restarts + 1})",
+    lines = [bar, f"disttorch launch: {f.role} failure (attempt {restart + 1} of {max_restarts + 1})",
              f"  first failure : {who} on host {f.host}{pid}",
              f"  cause         : {f.cause()}",
              f"  time          : {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(f.when))}",
-             f"  other workers : terminated ({total - 1} of {total} processes)" if total > 1 else ""]
+             (f"  other {'workers ' if f.role == 'worker' else 'processes'}: terminated ({total - 1} of {total} "
+              "processes)") if total > 1 else ""]
     if f.stderr_tail:
         lines.append(f"  last {len(f.stderr_tail)} line(s) of {who.split(' (')[0]}'s stderr:")
         lines += [f"    | {line}" for line in f.stderr_tail]
@@ -373,6 +400,7 @@ class Supervisor:
         self.cfg = cfg
         self.stdout, self.stderr = stdout, stderr
         self.received: int | None = None
+        self.processes = 0  # processes of the last attempt (the failure summary counts them)
         self.log_dir = cfg.log_dir
         if self.log_dir is None and (cfg.redirects or cfg.tee):
             self.log_dir = tempfile.mkdtemp(prefix="disttorch_launch_")
@@ -389,6 +417,8 @@ class Supervisor:
         events: queue.Queue = queue.Queue()
         by_global = bool(cfg.hosts)  # one launcher for all hosts: filter/log by global rank
         workers = [Worker(s, out, s.rank if by_global else s.local_rank, reaper, cfg.grace_period) for s in specs]
+        library = sum(1 for s in specs if s.role != "worker")
+        self.processes = library + (cfg.world_size if cfg.hosts else cfg.nproc_per_node)
         failed: tuple[Worker, int, float] | None = None
         failure: Failure | None = None
         try:
@@ -397,7 +427,13 @@ class Supervisor:
                     break
                 w.start(events)
             pending = len(workers)
+            # --mode ps: the scheduler and servers end by themselves once the workers are done; they get the
+            # grace period for it, then the teardown below stops them.
+            users = sum(1 for w in workers if w.spec.role == "worker")
+            library_deadline = None
             while pending and self.received is None:
+                if library_deadline is not None and time.monotonic() > library_deadline:
+                    break
                 try:
                     w, rc = events.get(timeout=0.1)
                 except queue.Empty:
@@ -406,6 +442,10 @@ class Supervisor:
                 if rc != 0:
                     failed = (w, rc, time.time())
                     break
+                if w.spec.role == "worker":
+                    users -= 1
+                    if users == 0 and pending and library_deadline is None:
+                        library_deadline = time.monotonic() + cfg.grace_period
             self._teardown(workers, self.received or signal.SIGTERM, grace=cfg.grace_period)
             if reaper is not None:
                 for w in workers:
@@ -471,8 +511,7 @@ class Supervisor:
                     return 0
                 f = outcome.failure
                 again = restart < cfg.max_restarts
-                print(format_summary(f, total=cfg.world_size if cfg.hosts else cfg.nproc_per_node,
-                                     restart=restart,
+                print(format_summary(f, total=self.processes, restart=restart,
                                      max_restarts=cfg.max_restarts, will_restart=again), file=sys.stderr, flush=True)
                 if not again:
                     return f.launcher_exit_code()

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -54,8 +55,14 @@ elif mode in ("fail", "sigkill"):
     block()
 elif mode == "restart":
     n = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
-    print(f"attempt restart={n} port={os.environ['MASTER_PORT']}")
+    print(f"attempt restart={n} port={os.environ['MASTER_PORT']}", flush=True)
+    # rank 1 fails only once rank 0 has printed: else the teardown may stop rank 0 before its line
+    mark = os.path.join(tempfile.gettempdir(), f"disttorch_test_restart_{os.environ['TORCHELASTIC_RUN_ID']}")
+    if n == 0 and rank == 0:
+        open(mark, "w").close()
     if n == 0 and rank == 1:
+        wait_for([mark])
+        os.unlink(mark)
         sys.exit("rank 1 fails on the first attempt")
 elif mode == "wait":
     d = sys.argv[2]
