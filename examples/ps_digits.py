@@ -21,10 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import disttorch as torch  # noqa: E402
 import disttorch.distributed.ps as ps  # noqa: E402
-import disttorch.nn.functional as F  # noqa: E402
 from disttorch.utils.data import DataLoader  # noqa: E402
 from disttorch.utils.data.distributed import DistributedSampler  # noqa: E402
-from train_digits import DigitsCNN, evaluate, load_digits_tensors  # noqa: E402
+from train_digits import DigitsCNN, evaluate, load_digits_tensors, train_epoch  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -66,24 +65,13 @@ def main(argv=None) -> float:
         sampler.set_epoch(epoch)
         torch.manual_seed(args.seed + 1000 * (epoch + 1) + rank)  # dropout masks: per worker, reproducible
         bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}", leave=False) if tqdm else None
-        model.train()
-        loss_sum, count = 0.0, 0
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(y)
-            count += len(y)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+        train_loss = train_epoch(model, train_loader, optimizer, bar)
         if bar is not None:
             bar.close()
         optimizer.synchronize()
         if rank == 0:
             acc = evaluate(model, test_loader)
-            print(f"epoch {epoch + 1:2d}/{args.epochs}  train loss {loss_sum / max(count, 1):.4f}  "
+            print(f"epoch {epoch + 1:2d}/{args.epochs}  train loss {train_loss:.4f}  "
                   f"test accuracy {acc:.4f}", flush=True)
     if rank == 0:
         print(f"final test accuracy {acc:.4f} in {args.mode} mode with {os.environ.get('DISTTORCH_PS_NUM_SERVERS')}"

@@ -109,6 +109,15 @@ def _threads() -> int:
     return n
 
 
+def _pool() -> ThreadPoolExecutor:
+    """The one helper thread the conv kernels split work with (made anew in a forked child, which has none)."""
+    pool = _PAR["pool"]
+    if pool is None or _PAR["pid"] != os.getpid():
+        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
+        _PAR["pid"] = os.getpid()
+    return pool
+
+
 def bmm(xp, a, b):
     """``a (M, K) @ b (N, K, P)``. With 2+ threads, two halves of the batch run concurrently.
 
@@ -119,10 +128,7 @@ def bmm(xp, a, b):
     if xp is not np or n < 2 or a.shape[0] * a.shape[1] * b.shape[2] * n < 4_000_000 or _threads() < 2:
         return xp.matmul(a, b)
     out = np.empty((n, a.shape[0], b.shape[2]), dtype=np.result_type(a, b))
-    pool = _PAR["pool"]
-    if pool is None or _PAR["pid"] != os.getpid():  # a forked child (DataLoader worker) has no pool thread
-        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
-        _PAR["pid"] = os.getpid()
+    pool = _pool()
     h = n // 2
     fut = pool.submit(np.matmul, a, b[:h], out=out[:h])
     np.matmul(a, b[h:], out=out[h:])
@@ -169,10 +175,7 @@ def _over_chunks(xp, chunks: list, work: int, body):
     thread (matmul drops the GIL) while this thread does the second. Returns the list of results."""
     if xp is not np or len(chunks) < 2 or work < 4_000_000 or _threads() < 2:
         return [body(chunks)]
-    pool = _PAR["pool"]
-    if pool is None or _PAR["pid"] != os.getpid():  # a forked child (DataLoader worker) has no pool thread
-        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
-        _PAR["pid"] = os.getpid()
+    pool = _pool()
     h = len(chunks) // 2
     fut = pool.submit(body, chunks[:h])
     mine = body(chunks[h:])
