@@ -73,6 +73,24 @@ def array_module(dev: device):
     raise RuntimeError(f"device type {dev.type!r} has no array module")
 
 
+def array_module_of(arr):
+    """``numpy`` or ``cupy``: the module that computes on the raw array ``arr``."""
+    if arr.__class__ is np.ndarray:
+        return np
+    return array_module(device_of(arr))
+
+
+def to_host(arr) -> np.ndarray:
+    """A NumPy array with the values of ``arr``: NumPy arrays as they are (no copy), NumPy scalars as 0-d arrays,
+    CuPy arrays copied to the host."""
+    if isinstance(arr, np.ndarray):
+        return arr
+    if isinstance(arr, np.generic):
+        return np.asarray(arr)
+    get = getattr(arr, "get", None)  # CuPy's device-to-host copy
+    return np.asarray(get() if get is not None else arr)
+
+
 def device_of(arr) -> device:
     """The device an array lives on."""
     if isinstance(arr, np.ndarray):

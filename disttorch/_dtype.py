@@ -168,6 +168,8 @@ def result_type(*operands) -> dtype:
     dims = zero = scal = None
     for x in operands:
         d = getattr(x, "dtype", None)
+        if d is not None and d.__class__ is not dtype and hasattr(x, "shape") and not isinstance(x, np.generic):
+            d = _FROM_NP[d]  # an array (the entry point hands ops arrays): a tensor operand
         if d is not None and d.__class__ is dtype:
             if x.ndim:
                 dims = d if dims is None else promote_types(dims, d)

@@ -8,14 +8,16 @@ grad mode is on and an input requires grad.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
 from . import _dtype as D
-from ._device import CPU, array_module, device, device_of
+from ._device import CPU, array_module_of, device, device_of, to_host
 from ._size import Size
 from .autograd.function import AccumulateGrad
 from .autograd.grad_mode import STATE as _GRAD
+from .utils.hooks import _add_hook
 
 _new = object.__new__
 
@@ -66,8 +68,10 @@ from .ops.join import JoinMethods  # noqa: E402
 from .ops.linalg import LinalgMethods  # noqa: E402
 from .ops.pointwise import PointwiseMethods  # noqa: E402
 from .ops.random import RandomMethods  # noqa: E402
+from .ops.rearrange import RearrangeMethods  # noqa: E402
 from .ops.reduce import ReduceMethods  # noqa: E402
 from .ops.scan import ScanMethods  # noqa: E402
+from .ops.scatter_ops import ScatterMethods  # noqa: E402
 from .ops.shape import ShapeMethods  # noqa: E402
 from .ops.softmax import SoftmaxMethods  # noqa: E402
 from .ops.special_fns import SpecialMethods  # noqa: E402
@@ -78,8 +82,9 @@ from ._layout import sparse_coo as _sparse_coo, strided as _strided  # noqa: E40
 
 
 class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods, SoftmaxMethods, SortMethods,
-             ScanMethods, ShapeMethods, JoinMethods, IndexMethods, LinalgMethods, ConvertMethods, CreationMethods,
-             RandomMethods, ActivationMethods, ComplexMethods, SpecialMethods, SparseMethods):
+             ScanMethods, ShapeMethods, RearrangeMethods, JoinMethods, IndexMethods, ScatterMethods, LinalgMethods,
+             ConvertMethods, CreationMethods, RandomMethods, ActivationMethods, ComplexMethods, SpecialMethods,
+             SparseMethods):
     """A multi-dimensional array with autograd, as ``torch.Tensor``.
 
     ``Tensor(data)`` copies a sequence into a default-dtype tensor; ``Tensor(2, 3)`` makes an
@@ -110,7 +115,7 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     # ---- array module and metadata -------------------------------------------------------
     @property
     def _xp(self):
-        return np if self._data.__class__ is np.ndarray else _array_module_of(self._data)
+        return np if self._data.__class__ is np.ndarray else array_module_of(self._data)  # inline: hot path
 
     @property
     def shape(self) -> Size:
@@ -413,10 +418,10 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     def _leaf_hook(self, kind: str, hook):
         if self._aux is None:
             self._aux = {}
-        hooks = self._aux.setdefault(kind, {})
-        key = object()
-        hooks[key] = hook
-        return _DictHandle(hooks, key)
+        hooks = self._aux.get(kind)
+        if hooks is None:
+            hooks = self._aux[kind] = OrderedDict()  # RemovableHandle refers to it weakly (a plain dict is not)
+        return _add_hook(hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``autograd.backward``)."""
@@ -468,7 +473,7 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
 
     def tolist(self):
         """Nested Python lists of Python numbers (a number for a 0-d tensor)."""
-        arr = self._data if self._xp is np else self._data.get()
+        arr = to_host(self._data)
         if arr.dtype == D.bfloat16.np:
             arr = arr.astype(np.float32)
         return arr.tolist()
@@ -483,13 +488,13 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
             if not force:
                 raise TypeError("can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor to "
                                 "host memory first.")
-            return self._data.get()
+            return to_host(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._data.__class__ is _SparseCOO:
             raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
-        arr = self._data if self._xp is np else self._data.get()
+        arr = to_host(self._data)
         return arr if dtype is None else arr.astype(dtype)
 
     def __hash__(self) -> int:
@@ -521,7 +526,7 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     def __reduce_ex__(self, protocol):
         # Pickling is for processes the job starts itself (DataLoader workers); checkpoints use
         # disttorch.save, which never unpickles.
-        arr = self._data if self._xp is np else self._data.get()
+        arr = to_host(self._data)
         state = getattr(self, "__dict__", None) or None
         return (_rebuild, (type(self), arr, self._requires_grad, state))
 
@@ -564,26 +569,6 @@ def _rebuild(cls, arr, requires_grad, state):
     if state:
         t.__dict__.update(state)
     return t
-
-
-class _DictHandle:
-    __slots__ = ("_d", "_k")
-
-    def __init__(self, d: dict, k) -> None:
-        self._d, self._k = d, k
-
-    def remove(self) -> None:
-        self._d.pop(self._k, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-def _array_module_of(arr):
-    return array_module(device_of(arr))
 
 
 def _wrap_dim(dim: int, ndim: int, op: str) -> int:

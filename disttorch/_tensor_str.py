@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import _dtype as D
+from ._device import to_host
 
 __all__ = ["get_printoptions", "printoptions", "set_printoptions", "tensor_repr"]
 
@@ -199,10 +200,9 @@ def _summarized(xp, arr, edge: int):
     return arr
 
 
-def _host(arr) -> np.ndarray:
-    """A NumPy copy of ``arr`` in a dtype Python's formatting handles (half and bfloat16 go to float32)."""
-    if arr.__class__ is not np.ndarray:
-        arr = arr.get()  # CuPy
+def _printable(arr) -> np.ndarray:
+    """``arr`` on the host in a dtype Python's formatting handles (half and bfloat16 go to float32)."""
+    arr = to_host(arr)
     if arr.dtype.kind == "V" or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     return arr
@@ -216,7 +216,7 @@ def _tensor_str(t, data, indent: int) -> str:
     shape = tuple(data.shape)
     if summarize and not edge and shape:
         return "[...]"  # edgeitems=0 keeps no element of any dimension
-    host = _host(_summarized(t._xp, data, edge) if summarize else data)
+    host = _printable(_summarized(t._xp, data, edge) if summarize else data)
     if host.dtype.kind == "c":
         f1, f2 = _Formatter(host.real), _Formatter(host.imag)
     else:

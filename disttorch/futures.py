@@ -2,8 +2,12 @@
 
 A ``Future`` completes with ``set_result`` / ``set_exception``; ``wait()`` blocks and returns the value
 (or raises), ``then(fn)`` chains a future completed with ``fn(self)``. A future may also be *lazy*: it is
-built around a waiter (for example a collective's ``Work.wait``) that ``wait()`` runs in the caller's
-thread; callbacks then run there too, so comm-hook code never runs on a backend's communication thread.
+built around a waiter (for example a collective's ``Work.wait``) that ``wait()``, ``value()`` or a
+``done()`` that finds the work finished runs in the caller's thread; callbacks then run there too, so
+comm-hook code never runs on a backend's communication thread.
+
+Internal API: ``Future._of_work(work)``, the one way to turn a collective's ``Work`` into a future
+(``Work.get_future()``, DDP's all-reduce and the built-in comm hooks use it).
 """
 from __future__ import annotations
 
@@ -36,10 +40,12 @@ class Future(Generic[T]):
         self._exc: Optional[BaseException] = None
         self._callbacks: list = []
         self._waiter: Optional[Callable[[], None]] = None
+        self._ready: Optional[Callable[[], bool]] = None  # a lazy future: True once the waiter would not block
 
     @classmethod
-    def _lazy(cls, waiter: Callable[[], Any]) -> "Future":
-        """A future whose ``wait()`` runs ``waiter()`` and completes with what it returns."""
+    def _lazy(cls, waiter: Callable[[], Any], ready: Optional[Callable[[], bool]] = None) -> "Future":
+        """A future whose ``wait()`` runs ``waiter()`` and completes with what it returns (or raises);
+        ``ready()`` says when running the waiter would not block (``done()`` then completes the future)."""
         fut = cls()
 
         def run():
@@ -51,34 +57,24 @@ class Future(Generic[T]):
                 fut.set_result(value)
 
         fut._waiter = run
+        fut._ready = ready
         return fut
 
     @classmethod
-    def _from_work(cls, work, result) -> "Future":
-        """A lazy future completed with ``result`` once the collective ``work`` has finished."""
+    def _of_work(cls, work, value: Any = _UNSET) -> "Future":
+        """The future of a collective's ``work`` (``Work.get_future()``, DDP's all-reduce, comm hooks): completed
+        with ``value``, by default ``work.result()`` (a collective's output tensors), or with the work's
+        exception, in the thread that waits. ``wait()`` goes through ``work.wait()``, so the collective
+        timeout applies."""
         def waiter():
             work.wait()
-            return result
-        return cls._lazy(waiter)
-
-    @classmethod
-    def _of_work(cls, work) -> "Future":
-        """Completed when ``work`` completes (with its result or exception), as ``Work.get_future()``;
-        ``wait()`` goes through ``work.wait()`` so the collective timeout applies."""
-        fut = cls()
-
-        def done(w):
-            exc = w.exception()
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(w.result())
-        fut._waiter = work.wait
-        work.then(done)
-        return fut
+            return work.result() if value is _UNSET else value
+        return cls._lazy(waiter, work.is_completed)
 
     def done(self) -> bool:
-        """True when the result or an exception is set."""
+        """True when the result or an exception is set (a lazy future whose work has finished completes here)."""
+        if not self._event.is_set() and self._ready is not None and self._ready():
+            self._drive()
         return self._event.is_set()
 
     def _drive(self) -> None:
@@ -145,6 +141,7 @@ class Future(Generic[T]):
 
         if self._waiter is not None:
             child._waiter = self._drive_for_child
+            child._ready = self.done
         self.add_done_callback(run)
         return child
 
@@ -166,7 +163,7 @@ def collect_all(futures: List[Future]) -> Future:
             f._event.wait()
         return futures
 
-    return Future._lazy(waiter)
+    return Future._lazy(waiter, lambda: all(f.done() for f in futures))
 
 
 def wait_all(futures: List[Future]) -> list:

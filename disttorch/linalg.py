@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _dtype as D
 from . import _tensor as T
-from .autograd.function import Node
+from .autograd.op import RESULT, Op
 from .ops import reduce as _R
 from .ops._helpers import quiet, tensor_arg
 from .ops.linalg import matmul
@@ -15,7 +15,17 @@ from .ops.linalg import matmul
 __all__ = ["vector_norm", "matrix_norm", "norm", "matmul"]
 
 
-class PowBackward0(Node):
+class PowBackward0(Op):
+    """``x ** exponent`` for a Python number, in ``x``'s dtype (the p-norm's private power)."""
+
+    op_name = "pow"
+
+    def forward(self, xp, x, exponent):
+        self.exponent = exponent
+        self.save(0)
+        with quiet(xp):
+            return xp.power(x, x.dtype.type(exponent))
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * _pow_scalar(x, self.exponent - 1) * self.exponent
@@ -23,18 +33,37 @@ class PowBackward0(Node):
 
 def _pow_scalar(x, exponent: float):
     """``x ** exponent`` for a Python number exponent (a private differentiable helper)."""
-    with quiet(x._xp):
-        r = T._wrap(x._xp.power(x._data, x._data.dtype.type(exponent)))
-    if T.needs_grad(x):
-        node = PowBackward0(x)
-        node.exponent = exponent
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return PowBackward0.apply(x, exponent)
 
 
-class LinalgVectorNormBackward0(Node):
+class LinalgVectorNormBackward0(_R._Reduction):
+    op_name = "linalg_vector_norm"
+
+    def forward(self, xp, arr, dims, keepdim, p):
+        self._keep(arr, dims, keepdim)
+        self.ord = p
+        self.save(0, RESULT)
+        work = arr.astype(np.float32) if arr.dtype in _R._LOW else arr
+        if p != 2 or work.dtype.kind == "c":
+            work = xp.abs(work)
+        with quiet(xp):
+            if p == 2 and len(dims) == arr.ndim and work.dtype.kind == "f":
+                flat = work.reshape(-1)  # the common full 2-norm (gradient clipping): one BLAS dot
+                res = xp.sqrt(xp.dot(flat, flat)).reshape((1,) * arr.ndim if keepdim else ())
+            elif p == 2:
+                res = xp.sqrt((work * work).sum(axis=dims, keepdims=keepdim))
+            elif p == 1:
+                res = work.sum(axis=dims, keepdims=keepdim)
+            elif p == math.inf:
+                res = work.max(axis=dims, keepdims=keepdim)
+            elif p == -math.inf:
+                res = work.min(axis=dims, keepdims=keepdim)
+            elif p == 0:
+                res = (work != 0).sum(axis=dims, keepdims=keepdim)
+            else:
+                res = (work ** p).sum(axis=dims, keepdims=keepdim) ** (1.0 / p)
+        return xp.asarray(res).astype(D.from_numpy_dtype(arr.dtype).to_real().np, copy=False)
+
     def backward(self, g):
         x, r = self.saved_tensors
         p, shape, dims, keepdim = self.ord, self.shape, self.dims, self.keepdim
@@ -68,38 +97,13 @@ def _vector_norm(input, ord, dim, keepdim: bool, dtype, _op: str):
         raise RuntimeError(f"{_op}: ord must be a number for a vector norm, got {ord!r}")
     if dtype is not None:
         x = x.to(D.to_dtype(dtype))
-    xp, arr = x._xp, x._data
+    arr = x._data
     dims = _R._rdims(dim, arr.ndim, _op)
     p = float(ord)
     if math.isinf(p) and arr.size == 0 and (dim is None or any(arr.shape[d] == 0 for d in dims)):
         raise RuntimeError(f"{_op}: cannot compute the {ord} norm on an empty tensor because the operation does "
                            "not have an identity")
-    work = arr.astype(np.float32) if arr.dtype in _R._LOW else arr
-    if p != 2 or work.dtype.kind == "c":
-        work = xp.abs(work)
-    with quiet(xp):
-        if p == 2 and len(dims) == arr.ndim and work.dtype.kind == "f":
-            flat = work.reshape(-1)  # the common full 2-norm (gradient clipping): one BLAS dot
-            res = xp.sqrt(xp.dot(flat, flat)).reshape((1,) * arr.ndim if keepdim else ())
-        elif p == 2:
-            res = xp.sqrt((work * work).sum(axis=dims, keepdims=keepdim))
-        elif p == 1:
-            res = work.sum(axis=dims, keepdims=keepdim)
-        elif p == math.inf:
-            res = work.max(axis=dims, keepdims=keepdim)
-        elif p == -math.inf:
-            res = work.min(axis=dims, keepdims=keepdim)
-        elif p == 0:
-            res = (work != 0).sum(axis=dims, keepdims=keepdim)
-        else:
-            res = (work ** p).sum(axis=dims, keepdims=keepdim) ** (1.0 / p)
-    real = D.from_numpy_dtype(arr.dtype).to_real().np
-    r = T._wrap(xp.asarray(res).astype(real, copy=False))
-    if T.needs_grad(x):
-        node = _R._record(LinalgVectorNormBackward0, x, r, arr.shape, dims, keepdim)
-        node.ord = p
-        node.save_for_backward(x, r)
-    return r
+    return LinalgVectorNormBackward0.apply(x, dims, keepdim, p)
 
 
 def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None, out=None):
@@ -119,7 +123,25 @@ def _abs(x):
     return x * T._wrap(x._xp.sign(x._data))
 
 
-class LinalgMatrixNormBackward0(Node):
+class LinalgMatrixNormBackward0(Op):
+    """Nuclear (sum), spectral (largest) or smallest singular value over the last two dims. The gradient is
+    first-order (d sigma = u^T dA v): its own derivative is not tracked."""
+
+    op_name = "linalg_matrix_norm"
+
+    def forward(self, xp, arr, ord):
+        work = arr.astype(np.float32) if arr.dtype in (D.float16.np, D.bfloat16.np) else arr
+        with quiet(xp):
+            u, s, vh = xp.linalg.svd(work, full_matrices=False)
+        if ord == "nuc":
+            res, direction = s.sum(-1), u @ vh
+        else:
+            k = slice(0, 1) if ord == 2 else slice(-1, None)  # largest / smallest singular value
+            res, direction = s[..., k][..., 0], u[..., :, k] @ vh[..., k, :]
+        if self.next_functions:
+            self.direction = T._wrap(direction.astype(arr.dtype, copy=False))
+        return res.astype(D.from_numpy_dtype(arr.dtype).to_real().np, copy=False)
+
     def backward(self, g):
         return g.reshape(tuple(g.shape) + (1, 1)) * self.direction
 
@@ -127,26 +149,11 @@ class LinalgMatrixNormBackward0(Node):
 def _svd_norm(A, ord):
     """Nuclear (sum), spectral (largest) or smallest singular value over the last two dims."""
     xp, arr = A._xp, A._data
-    work = arr.astype(np.float32) if arr.dtype in (D.float16.np, D.bfloat16.np) else arr
     if arr.size == 0:
         if ord != "nuc":
             raise RuntimeError(f"linalg.matrix_norm: the {ord} norm of an empty matrix is not defined")
         return T._wrap(xp.zeros(arr.shape[:-2], dtype=arr.dtype))
-    with quiet(xp):
-        u, s, vh = xp.linalg.svd(work, full_matrices=False)
-    if ord == "nuc":
-        res, direction = s.sum(-1), u @ vh
-    else:
-        k = slice(0, 1) if ord == 2 else slice(-1, None)  # largest / smallest singular value
-        res, direction = s[..., k][..., 0], u[..., :, k] @ vh[..., k, :]
-    r = T._wrap(res.astype(D.from_numpy_dtype(arr.dtype).to_real().np, copy=False))
-    if T.needs_grad(A):
-        # First-order gradient (d sigma = u^T dA v); its own derivative is not tracked.
-        node = LinalgMatrixNormBackward0(A)
-        node.direction = T._wrap(direction.astype(arr.dtype, copy=False))
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return LinalgMatrixNormBackward0.apply(A, ord)
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None, out=None):

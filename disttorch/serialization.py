@@ -41,6 +41,7 @@ import numpy as np
 
 from . import _checkpoint_structure as CS
 from . import _dtype as D
+from . import _internals as E
 from . import _safetensors as ST
 from . import _tensor as T
 from ._checkpoint_config import (CheckpointError, CheckpointOptions, UnsupportedGlobalError, checkpoint_options,
@@ -157,7 +158,7 @@ class _Encoder:
             key = f"t{len(self.arrays)}"
             self.tensor_keys[id(t)] = key
             self.keep.append(t)
-            arr = t._data if t._xp is np else t._data.get()
+            arr = E.to_host(E.array(t))
             self.arrays[key] = arr if arr.flags.c_contiguous else arr.copy(order="C")
         kind = _qualname(type(t)) if type(t) is not T.Tensor else None
         attrs = getattr(t, "__dict__", None) or {}

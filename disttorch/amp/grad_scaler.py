@@ -23,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _dtype as D
+from .. import _internals as E
 from .. import _tensor as T
 
 __all__ = ["OptState", "GradScaler"]
@@ -55,15 +56,15 @@ def _non_finite_check_and_unscale_(grads: list, found_inf: "T.Tensor", inv_scale
     an inf or NaN; every gradient is multiplied by ``inv_scale`` in place (computed in float32 for the half types)."""
     inv = float(inv_scale.item())
     for g in grads:
-        a = g._data
-        xp = g._xp
+        a = E.array(g)
+        xp = E.array_module(g)
         if not bool(xp.isfinite(a).all()):
-            found_inf._data[...] = 1.0
+            E.array(found_inf)[...] = 1.0
         if a.dtype.itemsize < 4:
             a[...] = (a.astype(np.float32) * np.float32(inv)).astype(a.dtype)
         else:
             xp.multiply(a, a.dtype.type(inv), out=a)
-        g._vc[0] += 1
+        E.bump_version(g)
 
 
 def _update_scale_(scale: "T.Tensor", growth_tracker: "T.Tensor", found_inf: "T.Tensor", growth_factor: float,
@@ -71,17 +72,17 @@ def _update_scale_(scale: "T.Tensor", growth_tracker: "T.Tensor", found_inf: "T.
     """PyTorch's ``_amp_update_scale_`` (in float32): back off on inf/NaN, grow after ``growth_interval`` clean steps."""
     s = np.float32(scale.item())
     if float(found_inf.item()):
-        scale._data[...] = s * np.float32(backoff_factor)
-        growth_tracker._data[...] = 0
+        E.array(scale)[...] = s * np.float32(backoff_factor)
+        E.array(growth_tracker)[...] = 0
         return
     successful = int(growth_tracker.item()) + 1
     if successful == growth_interval:
         grown = s * np.float32(growth_factor)
         if np.isfinite(grown):
-            scale._data[...] = grown
-        growth_tracker._data[...] = 0
+            E.array(scale)[...] = grown
+        E.array(growth_tracker)[...] = 0
     else:
-        growth_tracker._data[...] = successful
+        E.array(growth_tracker)[...] = successful
 
 
 class GradScaler:
@@ -218,7 +219,7 @@ class GradScaler:
         _scale, _growth_tracker = self._check_scale_growth_tracker("update")
         if new_scale is not None:
             if isinstance(new_scale, float):
-                _scale._data[...] = new_scale
+                E.array(_scale)[...] = new_scale
             else:
                 reason = ("new_scale should be a float or a 1-element torch.cuda.FloatTensor or "
                           "torch.FloatTensor with requires_grad=False.")
@@ -228,7 +229,7 @@ class GradScaler:
                     raise AssertionError(reason)
                 if new_scale.requires_grad is True:
                     raise AssertionError(reason)
-                _scale._data[...] = new_scale._data.reshape(())
+                E.array(_scale)[...] = E.array(new_scale).reshape(())
         else:
             found_infs = [f.to(device=_scale.device) for state in self._per_optimizer_states.values()
                           for f in state["found_inf_per_device"].values()]
@@ -236,10 +237,10 @@ class GradScaler:
                 raise AssertionError("No inf checks were recorded prior to update.")
             combined = found_infs[0].clone()
             for f in found_infs[1:]:
-                combined._data += f._data
+                E.array(combined)[...] += E.array(f)
             _update_scale_(_scale, _growth_tracker, combined, self._growth_factor, self._backoff_factor,
                            self._growth_interval)
-        _scale._vc[0] += 1
+        E.bump_version(_scale)
         self._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
 
     def _get_scale_async(self):
@@ -295,13 +296,13 @@ class GradScaler:
                                "instance of GradScaler.")
         self._init_scale = float(state_dict["scale"])
         if self._scale is not None:
-            self._scale._data[...] = state_dict["scale"]
+            E.array(self._scale)[...] = state_dict["scale"]
         self._growth_factor = float(state_dict["growth_factor"])
         self._backoff_factor = float(state_dict["backoff_factor"])
         self._growth_interval = int(state_dict["growth_interval"])
         self._init_growth_tracker = int(state_dict["_growth_tracker"])
         if self._growth_tracker is not None:
-            self._growth_tracker._data[...] = state_dict["_growth_tracker"]
+            E.array(self._growth_tracker)[...] = state_dict["_growth_tracker"]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

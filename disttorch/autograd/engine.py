@@ -278,7 +278,7 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                 if fn._multi and len(grads_in) < len(fn._out_meta):
                     grads_in = grads_in + [None] * (len(fn._out_meta) - len(grads_in))
                 try:
-                    outs = fn.apply(grads_in)
+                    outs = fn.run_backward(grads_in)
                 except Exception as e:
                     trace = fd.get("_trace")
                     if trace and hasattr(e, "add_note"):

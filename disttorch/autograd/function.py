@@ -10,6 +10,7 @@ import itertools
 
 from . import anomaly as _anomaly
 from . import graph as _graph
+from ..utils.hooks import RemovableHandle
 from .grad_mode import STATE as _GRAD
 
 __all__ = ["Node", "Function", "FunctionCtx", "once_differentiable", "AccumulateGrad", "edge"]
@@ -150,31 +151,25 @@ class Node:
     # -- hooks -----------------------------------------------------------------------------
     def register_hook(self, fn):
         """``fn(grad_inputs, grad_outputs)`` runs after this node's backward."""
-        hooks = self.__dict__.setdefault("_post_hooks", [])
-        hooks.append(fn)
-        return _RemovableHandle(hooks, fn)
+        return _add_node_hook(self.__dict__.setdefault("_post_hooks", _HookDict()), fn)
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` runs before this node's backward and may return replacements."""
-        hooks = self.__dict__.setdefault("_node_pre_hooks", [])
-        hooks.append(fn)
-        return _RemovableHandle(hooks, fn)
+        return _add_node_hook(self.__dict__.setdefault("_node_pre_hooks", _HookDict()), fn)
 
     def _tensor_pre_hooks(self):
         return self.__dict__.get("_tpre")
 
     def _add_tensor_pre_hook(self, output_nr: int, fn):
         d = self.__dict__.setdefault("_tpre", {})
-        lst = d.setdefault(output_nr, [])
-        lst.append(fn)
-        return _RemovableHandle(lst, fn)
+        return _add_node_hook(d.setdefault(output_nr, _HookDict()), fn)
 
     # -- execution -------------------------------------------------------------------------
     def backward(self, *grads):
         raise NotImplementedError(f"{self.name()} does not implement backward")
 
-    def apply(self, grads: list) -> tuple:
-        """Run backward on the gradients of this node's outputs; returns one entry per input."""
+    def run_backward(self, grads: list) -> tuple:
+        """(Engine) run backward on the gradients of this node's outputs; returns one entry per input."""
         if self._multi:
             grads = [g if g is not None else _zeros(meta) for g, meta in zip(grads, self._out_meta)]
             out = self.backward(*grads)
@@ -192,23 +187,18 @@ def _zeros(meta):
     return _wrap(xp.zeros(shape, dtype=dtype))
 
 
-class _RemovableHandle:
-    __slots__ = ("_lst", "_fn")
+class _HookDict(dict):
+    """A node's hooks keyed by their handle's id. Iterating gives the hooks themselves, in registration order:
+    the engine runs them as a sequence (``for h in hooks``)."""
 
-    def __init__(self, lst, fn) -> None:
-        self._lst, self._fn = lst, fn
+    def __iter__(self):
+        return iter(self.values())
 
-    def remove(self) -> None:
-        try:
-            self._lst.remove(self._fn)
-        except ValueError:
-            pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
+def _add_node_hook(hooks: _HookDict, fn) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = fn
+    return handle
 
 
 class AccumulateGrad(Node):
@@ -271,7 +261,7 @@ class BackwardCFunction(Node, FunctionCtx):
         # Deferred until apply() has attached the outputs, so saved outputs are stored cycle-free.
         self._to_save = tensors
 
-    def apply(self, grads: list) -> tuple:
+    def run_backward(self, grads: list) -> tuple:
         if self.materialize_grads:
             grads = [g if g is not None or m[1] is None else _zeros(m) for g, m in zip(grads, self._out_meta)]
         out = self._forward_cls.backward(self, *grads)

@@ -1,19 +1,48 @@
-"""``disttorch.cuda``: device queries. CUDA tensors arrive with the GPU backend (CuPy)."""
+"""``disttorch.cuda``: device queries and the GPU generators' seeds. CUDA tensors run on CuPy."""
 from __future__ import annotations
 
-import functools
+from typing import Callable
+
+_SEED_MASK = (1 << 64) - 1
+
+# CUDA is probed (CuPy imported, devices counted) once, on first use. Calls made before that (manual_seed) wait
+# in _QUEUED and run right after a successful probe; on a machine without CUDA they are dropped, as PyTorch's.
+_probed = False
+_cupy_module = None
+_QUEUED: list = []
 
 
-@functools.lru_cache(maxsize=1)
 def _cupy():
-    try:
-        import cupy
+    """The cupy module when CUDA is usable here, else None (probed once)."""
+    global _probed, _cupy_module
+    if not _probed:
+        _probed = True
+        try:
+            import cupy
 
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            return cupy
-    except Exception:  # noqa: BLE001 - any import or driver failure means "no CUDA"
-        return None
-    return None
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                _cupy_module = cupy
+        except Exception:  # noqa: BLE001 - any import or driver failure means "no CUDA"
+            _cupy_module = None
+        queued, _QUEUED[:] = list(_QUEUED), []
+        if _cupy_module is not None:
+            for fn in queued:
+                fn(_cupy_module)
+    return _cupy_module
+
+
+def _lazy_call(fn: Callable) -> None:
+    """Run ``fn(cupy)`` now if CUDA is initialised, else when it is (never on a machine without CUDA)."""
+    if _probed:
+        if _cupy_module is not None:
+            fn(_cupy_module)
+    else:
+        _QUEUED.append(fn)
+
+
+def is_initialized() -> bool:
+    """Whether CUDA has been initialised in this process (as ``torch.cuda.is_initialized``)."""
+    return _probed and _cupy_module is not None
 
 
 def is_available() -> bool:
@@ -48,11 +77,32 @@ def synchronize(device=None) -> None:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the GPU generator (a no-op without CUDA, as in PyTorch)."""
+    """Seed the random number generator of the current GPU, as ``torch.cuda.manual_seed``.
+
+    The call is lazy, as PyTorch's: before CUDA is initialised the seed is remembered and applied to CuPy's
+    generator of the then-current device (``cupy.random``) when CUDA first starts; on a machine without CUDA it
+    is a no-op. Note that disttorch's own sampling functions (``disttorch.randn(..., device="cuda")`` and the
+    rest) draw on the host from ``disttorch.default_generator`` and copy to the GPU, so their values follow
+    ``disttorch.manual_seed``; this seed governs code that draws with CuPy's generator.
+
+    Args:
+        seed: the seed (an int in [-2**63, 2**64); negative values wrap around as in PyTorch).
+    """
+    seed = int(seed) & _SEED_MASK
+    _lazy_call(lambda cp: cp.random.seed(seed))
 
 
 def manual_seed_all(seed: int) -> None:
-    """Seed every GPU's generator (a no-op without CUDA)."""
+    """Seed the random number generator of every GPU, as ``torch.cuda.manual_seed_all`` (lazy like
+    :func:`manual_seed`: applied when CUDA initialises; a no-op on a machine without CUDA)."""
+    seed = int(seed) & _SEED_MASK
+
+    def apply(cp) -> None:
+        for i in range(int(cp.cuda.runtime.getDeviceCount())):
+            with cp.cuda.Device(i):
+                cp.random.seed(seed)
+
+    _lazy_call(apply)
 
 
 def is_bf16_supported() -> bool:

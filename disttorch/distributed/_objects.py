@@ -14,11 +14,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _tensor as T
+from .. import _internals as E
 from .. import serialization as S
-from .distributed_c10d import _group  # noqa: I001 - first: it loads _tensor_collectives
-from ._runner import _peer
-from ._tensor_collectives import all_gather, broadcast, gather, irecv, recv, scatter, send
+from .collectives import all_gather, broadcast, gather, irecv, recv, scatter, send
+from .groups import resolve_group
+from .runner import group_peer
 
 __all__ = ["broadcast_object_list", "all_gather_object", "gather_object", "scatter_object_list", "send_object_list",
            "recv_object_list"]
@@ -41,7 +41,7 @@ def _decode(data: np.ndarray, op: str, rank: int) -> Any:
 
 
 def _t(arr: np.ndarray):
-    return T._wrap(arr)
+    return E.wrap(arr)
 
 
 def _padded(payload: np.ndarray, size: int) -> np.ndarray:
@@ -59,10 +59,10 @@ def broadcast_object_list(object_list: list, src: Optional[int] = None, group=No
         >>> dist.broadcast_object_list(objs, src=0)
     """
     op = "broadcast_object_list"
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return
-    root = _peer(g, src, group_src, op, "src", default=g._ranks[0] if group_src is None else None)
+    root = group_peer(g, src, group_src, op, "src", default=g._ranks[0] if group_src is None else None)
     n = len(object_list)
     if g._pg.rank == root:
         payloads = [_encode(o, op) for o in object_list]
@@ -83,7 +83,7 @@ def broadcast_object_list(object_list: list, src: Optional[int] = None, group=No
 def all_gather_object(object_list: list, obj: Any, group=None) -> None:
     """``object_list[r]`` receives rank r's ``obj`` on every rank (``object_list`` has one slot per rank)."""
     op = "all_gather_object"
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return
     n = g._pg.size
@@ -92,22 +92,22 @@ def all_gather_object(object_list: list, obj: Any, group=None) -> None:
     payload = _encode(obj, op)
     sizes = [_t(np.zeros(1, np.int64)) for _ in range(n)]
     all_gather(sizes, _t(np.array([payload.size], np.int64)), group=g)
-    lens = [int(s._data[0]) for s in sizes]
+    lens = [int(E.array(s)[0]) for s in sizes]
     width = max(lens)
     outs = [_t(np.empty(width, np.uint8)) for _ in range(n)]
     all_gather(outs, _t(_padded(payload, width)), group=g)
     for r in range(n):
-        object_list[r] = _decode(outs[r]._data[:lens[r]], op, g._ranks[r])
+        object_list[r] = _decode(E.array(outs[r])[:lens[r]], op, g._ranks[r])
 
 
 def gather_object(obj: Any, object_gather_list: Optional[list] = None, dst: Optional[int] = None, group=None,
                   group_dst: Optional[int] = None) -> None:
     """On global rank ``dst`` (default 0), ``object_gather_list[r]`` receives rank r's ``obj``."""
     op = "gather_object"
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return
-    root = _peer(g, dst, group_dst, op, "dst", default=g._ranks[0] if group_dst is None else None)
+    root = group_peer(g, dst, group_dst, op, "dst", default=g._ranks[0] if group_dst is None else None)
     n, me = g._pg.size, g._pg.rank
     if me == root:
         if object_gather_list is None or len(object_gather_list) != n:
@@ -117,13 +117,13 @@ def gather_object(obj: Any, object_gather_list: Optional[list] = None, dst: Opti
     payload = _encode(obj, op)
     sizes = [_t(np.zeros(1, np.int64)) for _ in range(n)]
     all_gather(sizes, _t(np.array([payload.size], np.int64)), group=g)
-    lens = [int(s._data[0]) for s in sizes]
+    lens = [int(E.array(s)[0]) for s in sizes]
     width = max(lens)
     outs = [_t(np.empty(width, np.uint8)) for _ in range(n)] if me == root else None
     gather(_t(_padded(payload, width)), outs, group=g, group_dst=root)
     if me == root:
         for r in range(n):
-            object_gather_list[r] = _decode(outs[r]._data[:lens[r]], op, g._ranks[r])
+            object_gather_list[r] = _decode(E.array(outs[r])[:lens[r]], op, g._ranks[r])
 
 
 def scatter_object_list(scatter_object_output_list: list, scatter_object_input_list: Optional[list] = None,
@@ -133,10 +133,10 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
     op = "scatter_object_list"
     if not isinstance(scatter_object_output_list, list) or len(scatter_object_output_list) < 1:
         raise ValueError("Expected argument scatter_object_output_list to be a list of size at least 1.")
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return
-    root = _peer(g, src, group_src, op, "src", default=g._ranks[0] if group_src is None else None)
+    root = group_peer(g, src, group_src, op, "src", default=g._ranks[0] if group_src is None else None)
     n, me = g._pg.size, g._pg.rank
     width = np.zeros(1, np.int64)
     if me == root:
@@ -151,17 +151,17 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
     scatter(data, ins, group=g, group_src=root)
     sizes = [_t(np.array([p.size], np.int64)) for p in payloads] if me == root else None
     scatter(size, sizes, group=g, group_src=root)
-    scatter_object_output_list[0] = _decode(data._data[:int(size._data[0])], op, g._ranks[root])
+    scatter_object_output_list[0] = _decode(E.array(data)[:int(E.array(size)[0])], op, g._ranks[root])
 
 
 def send_object_list(object_list: list, dst: Optional[int] = None, group=None, device=None,
                      group_dst: Optional[int] = None) -> None:
     """Send the objects of ``object_list`` to global rank ``dst`` (which calls ``recv_object_list``)."""
     op = "send_object_list"
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return
-    peer = _peer(g, dst, group_dst, op, "dst")
+    peer = group_peer(g, dst, group_dst, op, "dst")
     payloads = [_encode(o, op) for o in object_list]
     sizes = np.array([p.size for p in payloads], np.int64)
     send(_t(sizes), group=g, group_dst=peer)
@@ -173,14 +173,14 @@ def recv_object_list(object_list: list, src: Optional[int] = None, group=None, d
                      group_src: Optional[int] = None) -> int:
     """Fill ``object_list`` with the objects sent by global rank ``src`` (None: any rank); returns the sender."""
     op = "recv_object_list"
-    g = _group(group, op)
+    g = resolve_group(group, op)
     if g is None:
         return -1
     sizes = np.zeros(len(object_list), np.int64)
     if src is None and group_src is None:
         sender = recv(_t(sizes), group=g)
     else:
-        peer = _peer(g, src, group_src, op, "src")
+        peer = group_peer(g, src, group_src, op, "src")
         irecv(_t(sizes), group=g, group_src=peer).wait()
         sender = g._ranks[peer]
     total = int(sizes.sum())

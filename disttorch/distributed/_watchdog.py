@@ -16,6 +16,9 @@ A collective that outlives the timeout raises ``RuntimeError`` from the waiting 
 report (``timeout_error``). When the backend blocks inside native code and cannot be interrupted, the
 watchdog logs the report and ends the process after the timeout plus a grace period, as PyTorch's NCCL
 watchdog does (``DISTTORCH_TIMEOUT_ABORT=0`` turns that off), so a job fails instead of hanging.
+
+Internal API (for ``runner``, the only module that imports this one): ``enter``/``leave`` and ``ACTIVE``
+(collectives in flight), ``Watchdog``, ``stall_seconds()``, ``env_seconds(name, default)``.
 """
 from __future__ import annotations
 
@@ -51,7 +54,8 @@ def leave(tok: int) -> None:
     ACTIVE.pop(tok, None)
 
 
-def _env_seconds(name: str, default: float) -> float:
+def env_seconds(name: str, default: float) -> float:
+    """The number of seconds in environment variable ``name`` (``default`` when unset or empty)."""
     raw = os.environ.get(name)
     if not raw:
         return default
@@ -62,7 +66,7 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 def stall_seconds() -> float:
-    return _env_seconds("DISTTORCH_STALL_WARNING", 60.0)
+    return env_seconds("DISTTORCH_STALL_WARNING", 60.0)
 
 
 def _stack_of_main(limit: int = 14) -> str:

@@ -52,6 +52,11 @@ MIN_MAX_MESSAGE = 128 << 10  # below this the backend's small-message paths (< 6
 MAKE_SECRET = "python -c 'import secrets; print(secrets.token_hex(16))'"
 
 _LEN = struct.Struct("<Q")
+_ONE_SHOT = 16 << 10  # parts of fewer bytes are joined and hashed in one call (Mac.sign)
+try:  # what hmac.digest calls for "sha256" when OpenSSL is there, without its Python wrapper
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - a Python without OpenSSL
+    _hmac_digest = hmac.digest
 
 
 class JobSecretError(RuntimeError):
@@ -241,9 +246,17 @@ class Mac:
         self._key = key
 
     def sign(self, *parts) -> bytes:
-        if len(parts) == 1 and type(parts[0]) is bytes and len(parts[0]) < 4096:
+        if len(parts) == 1 and type(parts[0]) is bytes and len(parts[0]) < _ONE_SHOT:
             # the common case (a header, a store request): one-shot, half the cost of the streaming object
-            return hmac.digest(self._key, _LEN.pack(len(parts[0])) + parts[0], "sha256")
+            return _hmac_digest(self._key, _LEN.pack(len(parts[0])) + parts[0], "sha256")
+        if len(parts) <= 4:
+            pieces, total = [], 0
+            for p in parts:
+                n = memoryview(p).nbytes
+                total += n
+                pieces += (_LEN.pack(n), p)
+            if total < _ONE_SHOT:  # small messages: joining costs less than the streaming object
+                return _hmac_digest(self._key, b"".join(pieces), "sha256")
         h = hmac.new(self._key, digestmod="sha256")
         for p in parts:
             h.update(_LEN.pack(memoryview(p).nbytes))

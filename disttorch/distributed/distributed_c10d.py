@@ -9,23 +9,32 @@ collective timeout (``timeout=`` of ``init_process_group``/``new_group``, else `
 default 300 s); a collective that outlives it raises ``RuntimeError`` naming the ranks that have not
 arrived and where each rank is (see ``_watchdog.py``, which also warns about stalls).
 
+Layers, each importing only from those below it: ``process_group.py`` (the backend interface, ReduceOp, Work),
+``groups.py`` (group handles and the world), ``runner.py`` (sequence numbers, fingerprints, timeouts, the
+watchdog, argument checks, copy-back), ``collectives.py`` (tensor collectives) and ``_objects.py`` (object
+collectives), then this module (init, groups, queries, re-exporting the collectives) and the package
+``__init__``. ``tests/distributed/test_layering.py`` holds that order.
+
 These collectives are not differentiable (as in PyTorch); ``disttorch.distributed.nn.functional`` has
 the differentiable ones.
 """
 from __future__ import annotations
 
 import os
-import warnings
 from datetime import timedelta
 from typing import Optional
 
 import numpy as np
 
-from .. import _dtype as D
-from . import _watchdog as WD
-from .process_group import BACKENDS, ReduceOp, Work
-from .process_group import ProcessGroup as _BackendGroup
-from .process_group import backend_class
+from . import runner
+from ._objects import (all_gather_object, broadcast_object_list, gather_object, recv_object_list,
+                       scatter_object_list, send_object_list)
+from .collectives import (all_gather, all_gather_into_tensor, all_reduce, all_to_all, all_to_all_single, barrier,
+                          batch_isend_irecv, broadcast, gather, irecv, isend, monitored_barrier, P2POp, recv, reduce,
+                          reduce_scatter, reduce_scatter_tensor, scatter, send)
+from .groups import GroupMember, group, not_initialized, ProcessGroup, resolve_group, seconds
+from .groups import world as _W  # the process's World (tests read c10d._W)
+from .process_group import BACKENDS, backend_class, ReduceOp, Work
 
 __all__ = [
     "Backend", "GroupMember", "group", "ProcessGroup", "ReduceOp", "Work", "P2POp",
@@ -34,15 +43,16 @@ __all__ = [
     "get_rank", "get_world_size", "get_backend", "new_group", "get_group_rank", "get_global_rank",
     "get_process_group_ranks", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor",
     "reduce_scatter", "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
-    "monitored_barrier", "send", "recv", "isend", "irecv", "batch_isend_irecv",
+    "monitored_barrier", "send", "recv", "isend", "irecv", "batch_isend_irecv", "all_gather_object",
+    "broadcast_object_list", "gather_object", "recv_object_list", "scatter_object_list", "send_object_list",
+    "get_default_backend_for_device",
 ]
 
 _MPI_ENV = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
-_DT = {d.np: d.name for d in D._ALL}
 
 
 # ------------------------------------------------------------------------------------------------------------
-# groups and global state
+# backends
 # ------------------------------------------------------------------------------------------------------------
 class Backend(str):
     """Backend names, as ``torch.distributed.Backend``: ``Backend("GLOO") == "gloo"``. disttorch runs ``gloo``
@@ -63,100 +73,6 @@ class Backend(str):
         if value not in cls.backend_list and ":" not in value:
             raise ValueError(f"Invalid backend: '{name}'")
         return str.__new__(cls, value)
-
-
-class ProcessGroup:
-    """A group of ranks, as ``torch.distributed.ProcessGroup``: what ``new_group`` returns and ``group=`` takes.
-
-    ``rank()`` and ``size()`` are this process's rank in the group and the group's size.
-    """
-
-    def __init__(self, pg: _BackendGroup, backend: str, name: str, ranks: list, timeout: float) -> None:
-        self._pg = pg
-        self._backend = backend
-        self.group_name = name
-        self._ranks = list(ranks)  # global rank of each group rank
-        self._rank_of = {r: i for i, r in enumerate(self._ranks)}
-        self._timeout = float(timeout)
-        self._seq = 0  # collectives entered (fingerprint sequence number)
-        self._last = ""  # fingerprint of the last one
-
-    def rank(self) -> int:
-        return self._pg.rank
-
-    def size(self) -> int:
-        return self._pg.size
-
-    def name(self) -> str:
-        return self._backend
-
-    @property
-    def group_desc(self) -> str:
-        return self.group_name
-
-    def __repr__(self) -> str:
-        return f"ProcessGroup(name={self.group_name!r}, backend={self._backend!r}, ranks={self._ranks})"
-
-
-class _WorldMeta(type):
-    @property
-    def WORLD(cls) -> Optional[ProcessGroup]:  # noqa: N802 - PyTorch's name
-        return _W.default
-
-
-class GroupMember(metaclass=_WorldMeta):
-    """``GroupMember.WORLD`` is the default group; ``new_group`` returns ``NON_GROUP_MEMBER`` on ranks outside."""
-
-    NON_GROUP_MEMBER = -100
-
-
-class group(metaclass=_WorldMeta):  # noqa: N801 - PyTorch's name
-    """``group.WORLD``: the default process group."""
-
-
-class _World:
-    def __init__(self) -> None:
-        self.default: Optional[ProcessGroup] = None
-        self.groups: dict = {}  # name -> ProcessGroup (this process's memberships)
-        self.count = 0  # groups created so far, members or not (names stay equal on all ranks)
-        self.aux: dict = {}  # backend name -> full-world backend group, for new_group(backend=other)
-        self.store = None
-        self.own_store = None  # the store init_process_group created (closed on destroy)
-        self.rank = -1
-        self.check = True
-        self.watchdog: Optional[WD.Watchdog] = None
-        self.generation = 0
-
-
-_W = _World()
-
-
-def _not_initialized() -> ValueError:
-    return ValueError("Default process group has not been initialized, please make sure to call "
-                      "init_process_group.")
-
-
-def _group(group, op: str) -> Optional[ProcessGroup]:
-    """The group handle for ``group=`` (None: the default group); None when this rank is not a member."""
-    if group is None:
-        g = _W.default
-        if g is None:
-            raise _not_initialized()
-        return g
-    if isinstance(group, ProcessGroup):
-        return group
-    if group == GroupMember.NON_GROUP_MEMBER:
-        if op:
-            warnings.warn(f"Running {op} on global rank {_W.rank} which does not belong to the given group.",
-                          stacklevel=3)
-        return None
-    raise TypeError(f"{op}: group must be a ProcessGroup returned by new_group (or None), got {type(group).__name__}")
-
-
-def _secs(timeout) -> float:
-    if isinstance(timeout, timedelta):
-        return timeout.total_seconds()
-    return float(timeout)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -207,6 +123,29 @@ def is_backend_available(backend: str) -> bool:
 
 def is_torchelastic_launched() -> bool:
     return os.environ.get("TORCHELASTIC_RUN_ID") is not None
+
+
+def get_default_backend_for_device(device) -> str:
+    """The backend ``init_process_group`` would pick for tensors on ``device``, as PyTorch's function.
+
+    ``"cuda"`` gives ``"nccl"``; ``"cpu"`` gives disttorch's default CPU backend, the one ``backend=None``
+    picks: ``"mpi"`` in a process an MPI launcher started (with mpi4py installed), else ``"zmq"`` (PyTorch
+    answers ``"gloo"``, which disttorch runs on ``zmq``).
+
+    Args:
+        device: a device type or device (``"cpu"``, ``"cuda:1"``, ``disttorch.device("cuda")``).
+
+    Raises:
+        ValueError: no backend is registered for that device type.
+    """
+    from .._device import device as _device
+
+    kind = device.type if isinstance(device, _device) else _device(device).type
+    if kind == "cpu":
+        return _choose_backend(None)
+    if kind == "cuda":
+        return "nccl"
+    raise ValueError(f"Default backend not registered for device : {device}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -430,7 +369,7 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
             raise ValueError("world_size must be positive if using store")
         if rank < 0:
             raise ValueError("rank must be non-negative if using store")
-    seconds = _secs(timeout) if timeout is not None else WD._env_seconds("DISTTORCH_COLLECTIVE_TIMEOUT", 300.0)
+    timeout_s = runner.collective_timeout(timeout)
     name = _choose_backend(backend)
     cls = _load_backend(name)
     own = None
@@ -442,9 +381,9 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
         rank, world_size = mrank, msize
         if store is None and init_method is None and not (os.environ.get("MASTER_ADDR")
                                                           and os.environ.get("MASTER_PORT")):
-            store = own = _mpi_store(rank, world_size, seconds)
+            store = own = _mpi_store(rank, world_size, timeout_s)
     if store is None:
-        store, rank, world_size = _rendezvous(init_method or "env://", rank, world_size, seconds)
+        store, rank, world_size = _rendezvous(init_method or "env://", rank, world_size, timeout_s)
         own = store
     from .store import PrefixStore
 
@@ -452,17 +391,15 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
     gname = group_name or "0"
     options = dict(pg_options) if isinstance(pg_options, dict) else {}
     try:
-        pg = cls.create(PrefixStore(f"pg/{_W.generation}/{gname}/", store), rank, world_size, seconds, options)
+        pg = cls.create(PrefixStore(f"pg/{_W.generation}/{gname}/", store), rank, world_size, timeout_s, options)
     except BaseException:
         if own is not None and hasattr(own, "close"):
             own.close()
         raise
-    g = ProcessGroup(pg, name, gname, list(range(world_size)), seconds)
+    g = ProcessGroup(pg, name, gname, list(range(world_size)), timeout_s)
     _W.default, _W.groups, _W.count, _W.aux = g, {gname: g}, 0, {}
     _W.store, _W.own_store, _W.rank = store, own, rank
-    _W.check = os.environ.get("DISTTORCH_CHECK_COLLECTIVES", "1") != "0"
-    if world_size > 1:
-        _W.watchdog = WD.Watchdog(_W, _debug_store(store, _W.generation), rank, world_size, WD.stall_seconds())
+    runner.configure(_debug_store(store, _W.generation) if world_size > 1 else None, rank, world_size)
 
 
 def destroy_process_group(group=None) -> None:
@@ -470,10 +407,8 @@ def destroy_process_group(group=None) -> None:
     again)."""
     if group is None or group is _W.default:
         if _W.default is None:
-            raise _not_initialized()
-        if _W.watchdog is not None:
-            _W.watchdog.stop()
-            _W.watchdog = None
+            raise not_initialized()
+        runner.shutdown()
         pgs = [g._pg for g in _W.groups.values() if g is not _W.default] + list(_W.aux.values())
         pgs.append(_W.default._pg)
         for pg in pgs:
@@ -483,7 +418,7 @@ def destroy_process_group(group=None) -> None:
         if own is not None and hasattr(own, "close"):
             own.close()
         return
-    g = _group(group, "destroy_process_group")
+    g = resolve_group(group, "destroy_process_group")
     if g is None:
         return
     g._pg.shutdown()
@@ -495,19 +430,19 @@ def destroy_process_group(group=None) -> None:
 # ------------------------------------------------------------------------------------------------------------
 def get_rank(group=None) -> int:
     """This process's rank in ``group`` (default: the world); -1 when it is not a member."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     return -1 if g is None else g._pg.rank
 
 
 def get_world_size(group=None) -> int:
     """Number of ranks in ``group`` (default: the world); -1 when this process is not a member."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     return -1 if g is None else g._pg.size
 
 
 def get_backend(group=None) -> str:
     """The backend name of ``group``: ``"zmq"``, ``"mpi"`` or ``"nccl"``."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     if g is None:
         raise ValueError("Invalid process group specified")
     return Backend(g._backend)
@@ -515,7 +450,7 @@ def get_backend(group=None) -> str:
 
 def get_group_rank(group, global_rank: int) -> int:
     """The rank within ``group`` of global rank ``global_rank``."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     if g is None:
         raise ValueError("Invalid process group specified")
     r = g._rank_of.get(global_rank)
@@ -526,7 +461,7 @@ def get_group_rank(group, global_rank: int) -> int:
 
 def get_global_rank(group, group_rank: int) -> int:
     """The global rank of rank ``group_rank`` of ``group``."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     if g is None:
         raise ValueError("Invalid process group specified")
     if not 0 <= group_rank < len(g._ranks):
@@ -536,7 +471,7 @@ def get_global_rank(group, group_rank: int) -> int:
 
 def get_process_group_ranks(group) -> list:
     """The global ranks of ``group``'s members."""
-    g = _group(group, "")
+    g = resolve_group(group, "")
     if g is None:
         raise ValueError("Invalid process group specified")
     return list(g._ranks)
@@ -555,7 +490,7 @@ def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional
     """
     world = _W.default
     if world is None:
-        raise _not_initialized()
+        raise not_initialized()
     n = world.size()
     members = sorted(set(int(r) for r in ranks)) if ranks is not None and len(ranks) else list(range(n))
     if ranks is not None and len(ranks) != len(members):
@@ -578,12 +513,6 @@ def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional
     sub = base.new_subgroup(members)
     if sub is None:
         return GroupMember.NON_GROUP_MEMBER
-    g = ProcessGroup(sub, name, gname, members, _secs(timeout) if timeout is not None else world._timeout)
+    g = ProcessGroup(sub, name, gname, members, seconds(timeout) if timeout is not None else world._timeout)
     _W.groups[gname] = g
     return g
-
-
-from ._tensor_collectives import (all_gather, all_gather_into_tensor, all_reduce, all_to_all,  # noqa: E402
-                                  all_to_all_single, barrier, batch_isend_irecv, broadcast, gather, irecv, isend,
-                                  monitored_barrier, P2POp, recv, reduce, reduce_scatter, reduce_scatter_tensor,
-                                  scatter, send)

@@ -1,4 +1,4 @@
-"""The interface every communication backend implements (mpi, zmq, later nccl), on raw arrays.
+"""The interface every communication backend implements (mpi, zmq; nccl is planned, issue 13), on raw arrays.
 
 ``disttorch.distributed`` (the torch.distributed API in ``distributed_c10d.py``) unwraps tensors to
 their arrays, checks arguments and fingerprints, and calls one of these methods; a backend only moves
@@ -204,18 +204,33 @@ class ProcessGroup:
         """Release sockets, threads and communicators."""
 
 
-# name -> (module, class): imported on first use only
+# name -> (module, class): imported on first use only. The nccl entry names the module the GPU build will add
+# (issue 13): is_nccl_available() looks for it, and backend_class refuses the name until it exists.
 BACKENDS = {
     "mpi": ("disttorch.distributed.backends.mpi", "MPIProcessGroup"),
     "zmq": ("disttorch.distributed.backends.zmq", "ZMQProcessGroup"),
     "nccl": ("disttorch.distributed.backends.nccl", "NCCLProcessGroup"),
 }
 
+_PLANNED = {
+    "nccl": "Distributed package doesn't have NCCL built in: disttorch's nccl backend needs the GPU build, which is "
+            "planned (issue 13) and not part of this version. Collectives run on CPU tensors: move the tensors to "
+            "the CPU and use backend='zmq' (alias 'gloo') or 'mpi'.",
+}
+
 
 def backend_class(name: str):
-    """The ProcessGroup class registered under ``name`` (imports its module)."""
-    import importlib
+    """The ProcessGroup class registered under ``name`` (imports its module).
 
+    Raises:
+        ValueError: ``name`` is not a backend.
+        RuntimeError: ``name`` is a planned backend whose module is not there yet (nccl).
+    """
+    import importlib
+    import importlib.util
+
+    if name in _PLANNED and importlib.util.find_spec(BACKENDS[name][0]) is None:
+        raise RuntimeError(_PLANNED[name])
     try:
         module, cls = BACKENDS[name]
     except KeyError:

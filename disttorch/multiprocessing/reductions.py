@@ -21,6 +21,7 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 
+from .. import _internals as E
 from . import _segments as S
 
 __all__ = ["ForkingPickler", "fd_id", "init_reductions", "rebuild_tensor", "reduce_tensor"]
@@ -52,7 +53,7 @@ def reduce_tensor(tensor):
     arr = tensor._data
     if not isinstance(arr, np.ndarray):
         # A CUDA tensor: copied through host memory (no CUDA IPC in disttorch yet).
-        return (_rebuild_device_copy, (type(tensor), arr.get(), tensor.device.index, tensor._requires_grad, state))
+        return (_rebuild_device_copy, (type(tensor), E.to_host(arr), tensor.device.index, tensor._requires_grad, state))
     S.share_tensors((tensor,), get_sharing_strategy())
     arr = tensor._data
     seg = S.segment_of(arr)

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .. import _internals as E
 from .. import _tensor as T
 from ..autograd.grad_mode import no_grad
 from ..ops.random import default_generator
@@ -132,7 +133,7 @@ def zeros_(tensor: T.Tensor) -> T.Tensor:
 
 def _assign(tensor: T.Tensor, arr) -> T.Tensor:
     with no_grad():
-        tensor.copy_(T._wrap(tensor._xp.asarray(arr)))
+        tensor.copy_(E.wrap(E.array_module(tensor).asarray(arr)))
     return tensor
 
 

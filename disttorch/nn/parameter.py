@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _tensor as T
+from .. import _internals as E
 from .._dtype import get_default_dtype
 from .._tensor import Tensor
 
@@ -15,7 +15,7 @@ _new = object.__new__
 def _share(cls, data, requires_grad: bool, what: str):
     """A new ``cls`` instance that shares ``data``'s memory and version counter, outside the graph."""
     if data is None:
-        data = T._wrap(_empty0())
+        data = E.wrap(_empty0())
     elif not isinstance(data, Tensor):
         raise TypeError(f"{what}(): argument 'data' (position 1) must be Tensor, not {type(data).__name__}")
     t = _new(cls)
@@ -64,7 +64,7 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        result = type(self)(T._wrap(self._data.copy()), self._requires_grad)
+        result = type(self)(E.wrap(E.array(self).copy()), self._requires_grad)
         if self.__dict__:
             import copy
 
@@ -73,12 +73,12 @@ class Parameter(Tensor):
         return result
 
     def __reduce_ex__(self, protocol):
-        arr = self._data if self._xp is np else self._data.get()
+        arr = E.to_host(E.array(self))
         return (_rebuild_parameter, (type(self), arr, self._requires_grad, self.__dict__ or None))
 
 
 def _rebuild_parameter(cls, arr, requires_grad: bool, state):
-    p = cls(T._wrap(arr), requires_grad)
+    p = cls(E.wrap(arr), requires_grad)
     if state:
         p.__dict__.update(state)
     return p
@@ -108,9 +108,9 @@ class Buffer(Tensor):
 
     def _as_tensor(self) -> Tensor:
         """A plain Tensor sharing this buffer's memory (what a module stores)."""
-        t = T._wrap(self._data)
-        t._vc = self._vc
-        t._requires_grad = self._requires_grad
+        t = self.data  # same memory and version counter, no graph
+        if self._requires_grad:
+            t.requires_grad = True
         return t
 
     def __repr__(self, *, tensor_contents=None) -> str:

@@ -67,6 +67,40 @@ def binary(a, b, op: str, out_dtype=None):
     raise TypeError(f"{op}(): expected at least one Tensor argument, got {type(a).__name__} and {type(b).__name__}")
 
 
+def promote(xp, x, y, op: str, out_dtype=None):
+    """``binary`` for the entry point's arguments: arrays (tensor operands) and Python numbers.
+
+    Returns ``(x, y)`` as arrays of the common dtype (``out_dtype`` overrides the promoted one).
+    """
+    if x.__class__ is y.__class__ is np.ndarray and out_dtype is None and x.dtype is y.dtype:
+        return x, y
+    x_a = hasattr(x, "shape") and not isinstance(x, np.generic)
+    y_a = hasattr(y, "shape") and not isinstance(y, np.generic)
+    if x_a and y_a:
+        if out_dtype is None:
+            if x.dtype is y.dtype or x.dtype == y.dtype:
+                return x, y
+            out_dtype = D.result_type(x, y)
+        nd = out_dtype.np
+        return (x if x.dtype == nd else x.astype(nd)), (y if y.dtype == nd else y.astype(nd))
+    if x_a:
+        _check_scalar(y, op)
+        nd = (out_dtype or D.result_type(x, y)).np
+        return (x if x.dtype == nd else x.astype(nd)), scalar_array(xp, y, nd)
+    if y_a:
+        _check_scalar(x, op)
+        nd = (out_dtype or D.result_type(x, y)).np
+        return scalar_array(xp, x, nd), (y if y.dtype == nd else y.astype(nd))
+    raise TypeError(f"{op}(): expected at least one Tensor argument, got {type(x).__name__} and {type(y).__name__}")
+
+
+def meta(x):
+    """(shape, NumPy dtype) of an array operand, None for a number (what ``reduce_grad`` needs)."""
+    if x.__class__ is np.ndarray or (hasattr(x, "shape") and not isinstance(x, np.generic)):
+        return x.shape, x.dtype
+    return None
+
+
 def _check_scalar(x, op: str) -> None:
     if not isinstance(x, _SCALARS):
         raise TypeError(f"{op}(): unsupported operand type {type(x).__name__}; expected a Tensor or a number")

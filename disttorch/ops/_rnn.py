@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
+from .._device import array_module_of
 from ..autograd.engine import grad as _autograd_grad
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.grad_mode import enable_grad
 from ._helpers import quiet
+from ._kept import attach_kept
 from .join import cat
 from .linear import linear
 from .pointwise import sigmoid, tanh
@@ -41,7 +43,7 @@ def _sigmoid_(xp, a):
 
 def _forward_raw(mode, gi, h0, c0, w_hh, b_hh, w_hr, bsz, offs, reverse, save):
     """Run the recurrence; returns ``(out, h_n, c_n, saved)`` (``saved`` is None unless ``save``)."""
-    xp = np if gi.__class__ is np.ndarray else T._array_module_of(gi)
+    xp = array_module_of(gi)
     n, steps = gi.shape[0], len(bsz)
     batch, hr = h0.shape
     hid = w_hh.shape[0] // _GATES[mode]
@@ -130,7 +132,7 @@ def _forward_raw(mode, gi, h0, c0, w_hh, b_hh, w_hr, bsz, offs, reverse, save):
 def _backward_raw(mode, arrs, sv, out, gout, ghn, gcn, bsz, offs, reverse):
     """Backpropagation through time; returns raw grads for (gi, h0, c0, w_hh, b_hh, w_hr)."""
     gi, h0, c0, w_hh, b_hh, w_hr = arrs
-    xp = np if gi.__class__ is np.ndarray else T._array_module_of(gi)
+    xp = array_module_of(gi)
     n, steps = gi.shape[0], len(bsz)
     batch, hr = h0.shape
     hid = w_hh.shape[0] // _GATES[mode]
@@ -224,10 +226,31 @@ def _backward_raw(mode, arrs, sv, out, gout, ghn, gcn, bsz, offs, reverse):
     return dgi, dh0, dc0, dw_hh, db_hh, dw_hr
 
 
-class RnnLayerBackward0(Node):
-    """One layer/direction of RNN, LSTM or GRU: inputs (gi, h0, c0, w_hh, b_hh, w_hr), outputs (out, h_n[, c_n])."""
+class RnnLayerBackward0(Op):
+    """One layer/direction of RNN, LSTM or GRU: inputs (gi, h0, c0, w_hh, b_hh, w_hr), outputs (out, h_n[, c_n]).
+
+    Backward is backpropagation through time over arrays; under ``create_graph`` the layer is recomputed
+    from differentiable Tensor ops (``compose_layer``) and that graph is differentiated.
+    """
+
+    op_name = "rnn_layer"
+
+    def forward(self, xp, gi, h0, c0, w_hh, b_hh, w_hr, mode="LSTM", bsz=(), offs=(), reverse=False):
+        dt = gi.dtype
+        cd = np.dtype(np.float32) if dt.name in _LOW else dt  # half types: compute in float32
+        need = bool(self.next_functions)
+        arrs = [None if a is None else _cast(a, cd) for a in (gi, h0, c0, w_hh, b_hh, w_hr)]
+        out, hn, cn, sv = _forward_raw(mode, *arrs, bsz, offs, reverse, need)
+        if need:
+            self.mode, self.bsz, self.offs, self.reverse = mode, bsz, offs, reverse
+            sv["out"], sv["cd"] = out, cd
+            self.save(0, 1, 2, 3, 4, 5)
+            self.kept = sv
+        res = (_cast(out, dt), _cast(hn, dt))
+        return res if cn is None else res + (_cast(cn, dt),)
 
     def backward(self, gout, ghn, gcn=None):
+        # Multi-output ops take no ``backward_arrays`` from the entry point: this node picks its path itself.
         if _GRAD.enabled:
             return self._double_backward(gout, ghn, gcn)
         *ins, sv = self.saved_tensors
@@ -235,13 +258,13 @@ class RnnLayerBackward0(Node):
         arrs = [None if t is None else _cast(t._data, cd) for t in ins]
         grads = _backward_raw(self.mode, arrs, sv, sv["out"], _cast(gout._data, cd), _cast(ghn._data, cd),
                               None if gcn is None else _cast(gcn._data, cd), self.bsz, self.offs, self.reverse)
-        return tuple(None if fn is None or gr is None else T._wrap(_cast(gr, t._data.dtype))
-                     for gr, t, (fn, _) in zip(grads, ins, self.next_functions))
+        return tuple(None if not need or gr is None else T._wrap(_cast(gr, t._data.dtype))
+                     for gr, t, need in zip(grads, ins, self._nig))
 
     def _double_backward(self, gout, ghn, gcn):
         # create_graph: recompute the layer from differentiable ops and differentiate that graph.
         ins = self.saved_tensors[:-1]
-        want = [i for i, (fn, _) in enumerate(self.next_functions) if fn is not None]
+        want = [i for i in range(6) if self._nig[i]]
         outs = compose_layer(self.mode, *ins, self.bsz, self.offs, self.reverse)
         pairs = [(o, g) for o, g in zip(outs, (gout, ghn, gcn)) if o is not None and g is not None]
         res = _autograd_grad([o for o, _ in pairs], [ins[i] for i in want], [g for _, g in pairs],
@@ -267,22 +290,12 @@ def rnn_layer(mode, gi, h0, c0, w_hh, b_hh, w_hr, bsz, offs, reverse):
         bsz, offs: per step, the number of running sequences and the first row of the step in ``gi``.
         reverse: run from the last step to the first.
     """
-    ins = (gi, h0, c0, w_hh, b_hh, w_hr)
-    need = T.needs_grad(*ins)
-    if need and not _FUSED:
-        return compose_layer(mode, *ins, bsz, offs, reverse)
-    dt = gi._data.dtype
-    cd = np.dtype(np.float32) if dt.name in _LOW else dt  # half types: compute in float32
-    arrs = [None if t is None else _cast(t._data, cd) for t in ins]
-    out, hn, cn, sv = _forward_raw(mode, *arrs, bsz, offs, reverse, need)
-    res = [T._wrap(_cast(out, dt)), T._wrap(_cast(hn, dt)), None if cn is None else T._wrap(_cast(cn, dt))]
-    if need:
-        node = RnnLayerBackward0(*ins)
-        node.mode, node.bsz, node.offs, node.reverse = mode, bsz, offs, reverse
-        sv["out"], sv["cd"] = out, cd
-        node.save_for_backward(*ins, sv)
-        node.set_outputs(*(r for r in res if r is not None))
-    return res
+    if not _FUSED and _GRAD.enabled:  # the composed reference (tests); it records a graph only in grad mode
+        return list(compose_layer(mode, gi, h0, c0, w_hh, b_hh, w_hr, bsz, offs, reverse))
+    res = RnnLayerBackward0.apply(gi, h0, c0, w_hh, b_hh, w_hr, mode=mode, bsz=bsz, offs=offs, reverse=reverse)
+    if res[0]._requires_grad:
+        attach_kept(res, RnnLayerBackward0)
+    return [res[0], res[1], res[2] if len(res) == 3 else None]
 
 
 def compose_layer(mode, gi, h0, c0, w_hh, b_hh, w_hr, bsz, offs, reverse):

@@ -18,8 +18,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._gelu import _erfc_abs, _gelu_deriv_erfc, _gelu_exact
 from . import inplace as _I
 from . import random as _R
@@ -69,36 +68,36 @@ def _run(xp, kernel, arr, params):
         return kernel(xp, arr, *params)
 
 
-class _ActNode(Node):
-    """Backward of an elementwise activation: ``g * f'(x)``.
+class _ActNode(Op):
+    """An elementwise activation ``kernel(xp, a, *params)``; its backward is ``g * f'(x)``.
 
-    Subclasses give ``deriv(xp, a, *params)`` on arrays (the usual backward) and ``dfdx(x, *params)`` with
-    Tensor ops (used when grad mode is on in backward, i.e. ``create_graph=True``, so it differentiates again).
+    Subclasses give ``deriv(xp, a, *params)`` on arrays (the usual backward, ``backward_arrays``) and
+    ``dfdx(x, *params)`` with Tensor ops (``backward``: used for ``create_graph=True``, so it differentiates
+    again).
     """
+
+    def forward(self, xp, arr, kernel, params):
+        self.params = params
+        self.save(0)
+        return _run(xp, kernel, arr, params)
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        if _GRAD.enabled:
-            return g * self.dfdx(x, *self.params)
-        gd, xd = g._data, x._data
-        with quiet(g._xp):
+        return g * self.dfdx(x, *self.params)
+
+    def backward_arrays(self, xp, gd):
+        xd = self.saved_tensors[0]._data
+        with quiet(xp):
             if xd.dtype in _LOW:
-                r = (gd.astype(_F32) * self.deriv(g._xp, xd.astype(_F32), *self.params)).astype(xd.dtype)
+                r = (gd.astype(_F32) * self.deriv(xp, xd.astype(_F32), *self.params)).astype(xd.dtype)
             else:
-                r = gd * self.deriv(g._xp, xd, *self.params)
-        return T._wrap(r.astype(xd.dtype, copy=False))
+                r = gd * self.deriv(xp, xd, *self.params)
+        return r.astype(xd.dtype, copy=False)
 
 
 def _act(x, kernel, node_cls, params=()):
-    """Apply ``kernel`` to float Tensor ``x``; record ``node_cls`` (saving ``x``) when grad is needed."""
-    r = T._wrap(_run(x._xp, kernel, x._data, params))
-    if _GRAD.enabled and x._requires_grad:
-        node = node_cls(x)
-        node.params = params
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    """Apply ``kernel`` to float Tensor ``x`` through ``node_cls`` (which saves ``x`` when grad is needed)."""
+    return node_cls.apply(x, kernel=kernel, params=params)
 
 
 def _inplace(input, op: str, fn, *args):
@@ -129,6 +128,8 @@ def relu_(input):
 
 
 class HardtanhBackward0(_ActNode):
+    op_name = "hardtanh"
+
     @staticmethod
     def deriv(xp, a, lo, hi):
         return ((a > lo) & (a < hi)).astype(a.dtype)
@@ -173,6 +174,8 @@ def relu6(input, inplace: bool = False):
 
 
 class LeakyReluBackward0(_ActNode):
+    op_name = "leaky_relu"
+
     @staticmethod
     def deriv(xp, a, slope):
         d = xp.multiply(a > 0, 1.0 - slope, dtype=a.dtype)
@@ -256,23 +259,21 @@ def threshold(input, threshold: float, value: float, inplace: bool = False):  # 
     """``input`` where ``input > threshold``, else ``value`` (the input's dtype is kept)."""
     if inplace:
         return threshold_(input, threshold, value)
-    x = tensor_arg(input, "threshold")
-    xp, a = x._xp, x._data
-    with quiet(xp):
-        r = T._wrap(xp.where(a > threshold, a, value).astype(a.dtype, copy=False))
-    if _GRAD.enabled and x._requires_grad:
-        node = ThresholdBackward0(x)
-        node.th = threshold
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ThresholdBackward0.apply(tensor_arg(input, "threshold"), th=threshold, value=value)
 
 
 _threshold = threshold  # the parameters of threshold/threshold_ shadow the function's name
 
 
-class ThresholdBackward0(Node):
+class ThresholdBackward0(Op):
+    op_name = "threshold"
+
+    def forward(self, xp, a, th, value):
+        self.th = th
+        self.save(0)
+        with quiet(xp):
+            return xp.where(a > th, a, value).astype(a.dtype, copy=False)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g.where(x > self.th, 0.0)
@@ -285,6 +286,8 @@ def threshold_(input, threshold: float, value: float):  # noqa: F811
 
 # ---- exponential linear units --------------------------------------------------------------------------
 class EluBackward0(_ActNode):
+    op_name = "elu"
+
     @staticmethod
     def deriv(xp, a, alpha, scale, input_scale):
         k = scale * alpha * input_scale
@@ -352,18 +355,32 @@ class GeluBackward0(_ActNode):
     """Exact GELU keeps ``erfc(|x|/sqrt 2)`` from the forward (``node.erfc``, one array the size of the input)
     so the backward needs one ``exp`` instead of the whole erfc polynomial again."""
 
+    op_name = "gelu"
     erfc = None
 
-    def backward(self, g):
-        if self.erfc is None or _GRAD.enabled:
-            return super().backward(g)
-        (x,) = self.saved_tensors
-        xd = x._data
-        with quiet(g._xp):
+    def forward(self, xp, xd, kernel, params):
+        if params[0] == "tanh":
+            return super().forward(xp, xd, kernel, params)
+        self.params = params
+        self.save(0)
+        with quiet(xp):
             a = xd.astype(_F32) if xd.dtype in _LOW else xd
-            d = _gelu_deriv_erfc(g._xp, a.reshape(self.erfc.shape), self.erfc).reshape(xd.shape)
-            d *= g._data
-        return T._wrap(d.astype(xd.dtype, copy=False))
+            a = a.reshape(-1) if a.ndim == 0 else a
+            e = _erfc_abs(xp, a)
+            y = _gelu_exact(xp, a, e)
+        if self.next_functions:
+            self.erfc = e
+        return y.astype(xd.dtype, copy=False).reshape(xd.shape)
+
+    def backward_arrays(self, xp, gd):
+        if self.erfc is None:
+            return super().backward_arrays(xp, gd)
+        xd = self.saved_tensors[0]._data
+        with quiet(xp):
+            a = xd.astype(_F32) if xd.dtype in _LOW else xd
+            d = _gelu_deriv_erfc(xp, a.reshape(self.erfc.shape), self.erfc).reshape(xd.shape)
+            d *= gd
+        return d.astype(xd.dtype, copy=False)
 
     @staticmethod
     def deriv(xp, a, approximate):
@@ -392,27 +409,12 @@ def gelu(input, approximate: str = "none"):
     """Gaussian error linear unit ``x * Phi(x)``; ``approximate='tanh'`` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    x = _float_input(input, "gelu")
-    if approximate == "tanh":
-        return _act(x, _gelu_k, GeluBackward0, (approximate,))
-    xp, xd = x._xp, x._data
-    with quiet(xp):
-        a = xd.astype(_F32) if xd.dtype in _LOW else xd
-        a = a.reshape(-1) if a.ndim == 0 else a
-        e = _erfc_abs(xp, a)
-        y = _gelu_exact(xp, a, e)
-    r = T._wrap(y.astype(xd.dtype, copy=False).reshape(xd.shape))
-    if _GRAD.enabled and x._requires_grad:
-        node = GeluBackward0(x)
-        node.params = (approximate,)
-        node.erfc = e
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return _act(_float_input(input, "gelu"), _gelu_k, GeluBackward0, (approximate,))
 
 
 class SiluBackward0(_ActNode):
+    op_name = "silu"
+
     @staticmethod
     def deriv(xp, a):
         s = _sigmoid_a(xp, a)
@@ -436,6 +438,8 @@ def silu(input, inplace: bool = False):
 
 
 class MishBackward0(_ActNode):
+    op_name = "mish"
+
     @staticmethod
     def deriv(xp, a):
         t = xp.tanh(_softplus_a(xp, a))
@@ -459,6 +463,8 @@ def mish(input, inplace: bool = False):
 
 
 class SoftplusBackward0(_ActNode):
+    op_name = "softplus"
+
     @staticmethod
     def deriv(xp, a, beta, thr):
         z = a * beta
@@ -481,6 +487,8 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: F811
 
 
 class LogSigmoidBackward0(_ActNode):
+    op_name = "log_sigmoid"
+
     @staticmethod
     def deriv(xp, a):
         return _sigmoid_a(xp, -a)
@@ -500,6 +508,8 @@ def logsigmoid(input):
 
 
 class HardsigmoidBackward0(_ActNode):
+    op_name = "hardsigmoid"
+
     @staticmethod
     def deriv(xp, a):
         return ((a > -3.0) & (a < 3.0)).astype(a.dtype) * (1.0 / 6.0)
@@ -521,6 +531,8 @@ def hardsigmoid(input, inplace: bool = False):
 
 
 class HardswishBackward0(_ActNode):
+    op_name = "hardswish"
+
     @staticmethod
     def deriv(xp, a):
         return xp.where(a < -3.0, 0.0, xp.where(a <= 3.0, a / 3.0 + 0.5, 1.0))

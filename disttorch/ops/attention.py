@@ -15,11 +15,11 @@ import numpy as np  # mask bookkeeping for the causal-mask cache
 from .. import _dtype as D
 from .. import _tensor as T
 from ..amp import _state as _amp
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from .dropout import dropout
 from .linear import linear
 from ._helpers import quiet, tensor_arg
+from ._kept import attach_kept
 from .join import cat, stack
 from .pointwise_binary import where
 from .softmax import softmax
@@ -215,21 +215,35 @@ def _sa_backward(xp, a, gd, o, saved, sf: float, out, bf: int) -> None:
     xp.matmul(dpt, xp.ascontiguousarray(_heads(a, H, bf)[0]), out=ov[1])  # dK = dS^T Q
 
 
-class SelfAttentionBackward0(Node):
-    """Gradient of ``softmax(q k^T * sf) v`` with respect to the packed projection."""
+class SelfAttentionBackward0(Op):
+    """``softmax(q k^T * sf) v`` of a packed projection (L, N, 3E) or, with ``bf``, (N, L, 3E): one input."""
+
+    op_name = "_native_multi_head_attention"
+
+    def forward(self, xp, a, num_heads=1, bf=0):
+        B0, B1, E3 = a.shape
+        E = E3 // 3
+        D = E // num_heads
+        sf = 1.0 / math.sqrt(D)
+        o = xp.empty((B0, B1, num_heads, D), dtype=a.dtype)
+        saved = _sa_forward(xp, a, num_heads, sf, o, bf)
+        if self.next_functions:
+            self.sf, self.oshape, self.bf = sf, o.shape, bf
+            self.save(0)
+            self.kept = (o, saved)
+        return o.reshape(B0 * B1, E)
+
+    def backward_arrays(self, xp, g):
+        qkv, (o, saved) = self.saved_tensors
+        a = qkv._data
+        out = xp.empty(o.shape[:2] + (3,) + o.shape[2:], dtype=a.dtype)
+        _sa_backward(xp, a, g.reshape(o.shape), o, saved, self.sf, out, self.bf)
+        return out.reshape(a.shape)
 
     def backward(self, g):
-        (qkv,) = self.saved_tensors
-        if _GRAD.enabled:
-            return (self._graph_backward(g, qkv),)
-        xp, a, o = g._xp, qkv._data, self.o
-        out = xp.empty(o.shape[:2] + (3,) + o.shape[2:], dtype=a.dtype)
-        _sa_backward(xp, a, g._data.reshape(o.shape), o, self.saved, self.sf, out, self.bf)
-        return (T._wrap(out.reshape(a.shape)),)
-
-    def _graph_backward(self, g, qkv):
         """The same gradient with Tensor ops (create_graph: differentiable in ``g`` and ``qkv``)."""
-        B0, B1, H, D = self.o.shape
+        qkv = self.saved_tensors[0]
+        B0, B1, H, D = self.oshape
         sf, bf = self.sf, self.bf
         x = qkv.reshape(B0, B1, 3, H, D).permute(_PERM5[bf])
         q, k, v = x[0], x[1], x[2]
@@ -246,25 +260,11 @@ def _self_attention(qkv, num_heads: int, bf: int = 0):
     """Unmasked multi-head self-attention on a packed projection, (L, N, 3E) or with ``bf`` (N, L, 3E);
     returns the heads' outputs as (L * N, E) (resp. (N * L, E)).
 
-    One Node instead of the composed chunk/reshape/transpose/matmul/softmax chain: fewer copies, no ``cat``
+    One op instead of the composed chunk/reshape/transpose/matmul/softmax chain: fewer copies, no ``cat``
     in the backward.
     """
-    a = qkv._data
-    xp = qkv._xp
-    B0, B1, E3 = a.shape
-    E = E3 // 3
-    D = E // num_heads
-    sf = 1.0 / math.sqrt(D)
-    o = xp.empty((B0, B1, num_heads, D), dtype=a.dtype)
-    saved = _sa_forward(xp, a, num_heads, sf, o, bf)
-    r = T._wrap(o.reshape(B0 * B1, E))
-    if T.needs_grad(qkv):
-        node = SelfAttentionBackward0(qkv)
-        node.sf, node.o, node.bf, node.saved = sf, o, bf, saved
-        node.save_for_backward(qkv)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    r = SelfAttentionBackward0.apply(qkv, num_heads=num_heads, bf=bf)
+    return attach_kept(r, SelfAttentionBackward0) if r._requires_grad else r
 
 
 # ---- multi-head attention ------------------------------------------------------------------------------
@@ -500,7 +500,3 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     if not is_batched:
         out = out.squeeze(1)
     return out, None
-
-
-class AttentionMethods:
-    __slots__ = ()

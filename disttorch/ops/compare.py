@@ -13,7 +13,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from . import inplace as _I
 from ._helpers import binary, broadcast_error, quiet, shape_of, tensor_arg
-from .elementwise import _call, _operand, _out
+from .elementwise import _operand, _out, _ufunc2
 
 __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
            "equal", "isclose", "allclose", "logical_and", "logical_or", "logical_xor", "logical_not",
@@ -28,9 +28,9 @@ def _cmp(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
     if x.dtype == _BF16:  # ml_dtypes warns on NaN comparisons; PyTorch never does
         with quiet(xp):
-            r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
+            r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     else:
-        r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
+        r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     return r if out is None else _out(r, out)
 
 
@@ -127,7 +127,7 @@ def _truth(xp, arr):
 
 def _logical(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
-    r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, _truth(xp, x), _truth(xp, y)))
+    r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, _truth(xp, x), _truth(xp, y)))
     return r if out is None else _out(r, out)
 
 
@@ -159,7 +159,7 @@ def _bitwise(input, other, op: str, ufunc_name: str, out, allow_bool: bool = Tru
     k = x.dtype.kind
     if k not in "iu" and not (k == "b" and allow_bool):
         raise RuntimeError(f'"{op}_cpu" not implemented for \'{_I._type_name(D._FROM_NP[x.dtype])}\'')
-    r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
+    r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     return r if out is None else _out(r, out)
 
 

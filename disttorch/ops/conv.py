@@ -22,10 +22,10 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from . import im2col as K
 from ._helpers import tensor_arg
+from ._kept import attach_kept
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 FUNCTIONAL = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold",
@@ -51,10 +51,77 @@ def _work(arr):
     return arr.astype(_F32) if arr.dtype in _LOW else arr
 
 
-class ConvolutionBackward0(Node):
+def _conv_arrays(xp, xa, wa, ba, stride, pads, dil, groups: int, transposed: bool, osize):
+    """(y, cols) of the convolution (or its transpose) over arrays, in ``xa``'s dtype; cols is the input's
+    im2col (None for the transpose)."""
+    dt = xa.dtype
+    xa, wa = _work(xa), _work(wa)
+    cols = None
+    if transposed:
+        y = K.conv_transpose(xp, xa, wa, pads, stride, dil, groups, osize)
+        if ba is not None:
+            y += _work(ba).reshape((-1,) + (1,) * (y.ndim - 2))
+    else:
+        y, cols = K.conv(xp, xa, wa, pads, stride, dil, groups, None if ba is None else _work(ba))
+    if y.dtype != dt:
+        y = y.astype(dt)
+    return y, cols
+
+
+def _weight_grad_arrays(xp, inp, gout, wshape, stride, pads, dil, groups: int):
+    cols, _ = K.conv_cols(xp, _work(inp), wshape[2:], pads, stride, dil, groups)
+    return K.weight_grad(xp, cols, _work(gout), wshape, groups).astype(inp.dtype, copy=False)
+
+
+class ConvolutionBackward0(Op):
+    """Convolution or transposed convolution: inputs (x, w, b); the fast backward reuses the im2col columns."""
+
+    op_name = "convolution"
+
+    def forward(self, xp, x, w, b, stride=None, pads=None, dil=None, groups=1, transposed=False, osize=None):
+        y, cols = _conv_arrays(xp, x, w, b, stride, pads, dil, groups, transposed, osize)
+        if self.next_functions:
+            self.stride, self.pads, self.dilation, self.groups, self.transposed = stride, pads, dil, groups, transposed
+            self.save(0, 1)
+            # The columns are the input's im2col: keeping them saves redoing it for the weight gradient.
+            if cols is not None and self._nig[1]:
+                self.kept = cols
+        return y
+
+    def backward_arrays(self, xp, g):
+        x, w, *kept = self.saved_tensors
+        x, w = x._data, w._data
+        need_x, need_w, need_b = self._nig[:3]
+        s, pads, d, groups = self.stride, self.pads, self.dilation, self.groups
+        gx = gw = gb = None
+        wshape = w.shape
+        if not self.transposed:
+            if need_x:
+                ap = _adjoint_pads(pads, x.shape[2:], g.shape[2:], wshape[2:], s, d)
+                gx = _conv_arrays(xp, g, w, None, s, ap, d, groups, True, x.shape[2:])[0]
+            if need_w:
+                if kept:
+                    gw = K.weight_grad(xp, kept[0], _work(g), wshape, groups).astype(w.dtype, copy=False)
+                else:
+                    gw = _weight_grad_arrays(xp, x, g, wshape, s, pads, d, groups)
+        elif need_x and need_w:
+            # Both gradients of a transposed conv read the columns of g: build them once.
+            y, gcols = K.conv(xp, _work(g), _work(w), pads, s, d, groups)
+            gx = y.astype(g.dtype, copy=False)
+            gw = K.weight_grad(xp, gcols, _work(x), wshape, groups).astype(w.dtype, copy=False)
+        else:
+            if need_x:
+                gx = _conv_arrays(xp, g, w, None, s, pads, d, groups, False, None)[0]
+            if need_w:
+                gw = _weight_grad_arrays(xp, g, x, wshape, s, pads, d, groups)
+        if need_b:
+            gb = T._wrap(g).sum((0,) + tuple(range(2, g.ndim)))._data
+        return gx, gw, gb
+
     def backward(self, g):
-        x, w, cols = self.saved_tensors
-        need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
+        """The same gradients with Tensor ops (create_graph): each is a convolution, so double backward works."""
+        x, w = self.saved_tensors[:2]
+        need_x, need_w, need_b = self._nig[:3]
         s, pads, d, groups = self.stride, self.pads, self.dilation, self.groups
         gx = gw = gb = None
         wshape = w._data.shape
@@ -63,17 +130,7 @@ class ConvolutionBackward0(Node):
                 ap = _adjoint_pads(pads, x._data.shape[2:], g._data.shape[2:], wshape[2:], s, d)
                 gx = _convolution(g, w, None, s, ap, d, groups, True, x._data.shape[2:])
             if need_w:
-                if cols is not None and not _GRAD.enabled:
-                    arr = K.weight_grad(g._xp, cols._data, _work(g._data), wshape, groups)
-                    gw = T._wrap(arr.astype(w._data.dtype, copy=False))
-                else:
-                    gw = _weight_grad(x, g, wshape, s, pads, d, groups)
-        elif need_x and need_w and not _GRAD.enabled:
-            # Both gradients of a transposed conv read the columns of g: build them once.
-            xp = g._xp
-            y, gcols = K.conv(xp, _work(g._data), _work(w._data), pads, s, d, groups)
-            gx = T._wrap(y.astype(g._data.dtype, copy=False))
-            gw = T._wrap(K.weight_grad(xp, gcols, _work(x._data), wshape, groups).astype(w._data.dtype, copy=False))
+                gw = _weight_grad(x, g, wshape, s, pads, d, groups)
         else:
             if need_x:
                 gx = _convolution(g, w, None, s, pads, d, groups, False)
@@ -86,56 +143,39 @@ class ConvolutionBackward0(Node):
 
 def _convolution(x, w, b, stride, pads, dil, groups: int, transposed: bool, osize=None):
     """Convolution (or its transpose, with output spatial size ``osize``) of checked, batched arguments."""
-    xp = x._xp
-    xa = _work(x._data)
-    wa = _work(w._data)
-    cols = None
-    if transposed:
-        y = K.conv_transpose(xp, xa, wa, pads, stride, dil, groups, osize)
-        if b is not None:
-            y += _work(b._data).reshape((-1,) + (1,) * (y.ndim - 2))
-    else:
-        y, cols = K.conv(xp, xa, wa, pads, stride, dil, groups, None if b is None else _work(b._data))
-    if y.dtype != x._data.dtype:
-        y = y.astype(x._data.dtype)
-    r = T._wrap(y)
-    if T.needs_grad(x, w, b):
-        node = ConvolutionBackward0(x, w, b)
-        node.stride, node.pads, node.dilation, node.groups, node.transposed = stride, pads, dil, groups, transposed
-        # The columns are the input's im2col: keeping them saves redoing it for the weight gradient.
-        keep = cols is not None and node.next_functions[1][0] is not None
-        node.save_for_backward(x, w, T._wrap(cols) if keep else None)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    r = ConvolutionBackward0.apply(x, w, b, stride=stride, pads=pads, dil=dil, groups=groups, transposed=transposed,
+                                   osize=osize)
+    return attach_kept(r, ConvolutionBackward0) if r._requires_grad else r
 
 
-class ConvolutionBackwardBackward0(Node):
+class ConvolutionBackwardBackward0(Op):
+    """The weight gradient of a convolution as a function of (input, output gradient): bilinear."""
+
+    op_name = "convolution_backward"
+
+    def forward(self, xp, inp, gout, wshape=None, stride=None, pads=None, dil=None, groups=1):
+        if self.next_functions:
+            self.stride, self.pads, self.dilation, self.groups = stride, pads, dil, groups
+            self.save(0, 1)
+        return _weight_grad_arrays(xp, inp, gout, wshape, stride, pads, dil, groups)
+
     def backward(self, ggw):
         inp, gout = self.saved_tensors
         s, pads, d, groups = self.stride, self.pads, self.dilation, self.groups
+        need_inp, need_gout = self._nig[:2]
         g_inp = g_gout = None
-        if self.next_functions[0][0] is not None:
+        if need_inp:
             ap = _adjoint_pads(pads, inp._data.shape[2:], gout._data.shape[2:], ggw._data.shape[2:], s, d)
             g_inp = _convolution(gout, ggw, None, s, ap, d, groups, True, inp._data.shape[2:])
-        if self.next_functions[1][0] is not None:
+        if need_gout:
             g_gout = _convolution(inp, ggw, None, s, pads, d, groups, False)
         return g_inp, g_gout
 
 
 def _weight_grad(inp, gout, wshape, stride, pads, dil, groups: int):
     """The weight gradient of ``conv(inp, w)`` for output gradient ``gout`` (bilinear, differentiable)."""
-    xp = inp._xp
-    cols, _ = K.conv_cols(xp, _work(inp._data), wshape[2:], pads, stride, dil, groups)
-    arr = K.weight_grad(xp, cols, _work(gout._data), wshape, groups)
-    r = T._wrap(arr.astype(inp._data.dtype, copy=False))
-    if T.needs_grad(inp, gout):
-        node = ConvolutionBackwardBackward0(inp, gout)
-        node.stride, node.pads, node.dilation, node.groups = stride, pads, dil, groups
-        node.save_for_backward(inp, gout)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ConvolutionBackwardBackward0.apply(inp, gout, wshape=wshape, stride=stride, pads=pads, dil=dil,
+                                              groups=groups)
 
 
 # ---- argument parsing and checks --------------------------------------------------------------------
@@ -320,12 +360,38 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 # ---- unfold / fold (im2col / col2im) -----------------------------------------------------------------
-class Im2ColBackward0(Node):
+class Im2ColBackward0(Op):
+    """unfold (im2col) of a batched (N, C, H, W) array; its adjoint is fold."""
+
+    op_name = "im2col"
+
+    def forward(self, xp, a, ks=None, dil=None, pad=None, st=None, osize=None, batched=True):
+        if self.next_functions:
+            self.size, self.kernel_size, self.dilation, self.padding, self.stride = a.shape[-2:], ks, dil, pad, st
+        arr = a if batched else a[None]
+        cols, _ = K.im2col(xp, arr, ks, tuple((p, p) for p in pad), st, dil)
+        cols = cols.reshape(arr.shape[0], -1, math.prod(osize))
+        return cols if batched else cols[0]
+
     def backward(self, g):
         return fold(g, self.size, self.kernel_size, self.dilation, self.padding, self.stride)
 
 
-class Col2ImBackward0(Node):
+class Col2ImBackward0(Op):
+    """fold (col2im): columns summed back into an image; its adjoint is unfold."""
+
+    op_name = "col2im"
+
+    def forward(self, xp, a, size=None, ks=None, dil=None, pad=None, st=None, osize=None, batched=True):
+        if self.next_functions:
+            self.kernel_size, self.dilation, self.padding, self.stride = ks, dil, pad, st
+        arr = a if batched else a[None]
+        kvol = ks[0] * ks[1]
+        n, c = arr.shape[0], arr.shape[1] // kvol
+        cols = arr.reshape((n, c, kvol) + osize).transpose(0, 2, 1, 3, 4)
+        out = K.col2im(xp, cols, ks, (n, c) + size, tuple((p, p) for p in pad), st, dil)
+        return out if batched else out[0]
+
     def backward(self, g):
         return unfold(g, self.kernel_size, self.dilation, self.padding, self.stride)
 
@@ -372,21 +438,12 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
         raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
                            f"dimensions for input, but got: {list(x.shape)}")
     arr = x._data if nd == 4 else x._data[None]
-    pads = tuple((p, p) for p in pad)
     osize = tuple(K.out_size(s, p, p, k, t, d) for s, p, k, t, d in zip(arr.shape[2:], pad, ks, st, dil))
     if any(o < 1 for o in osize):
         raise RuntimeError(f"Given input with spatial size ({arr.shape[2]}, {arr.shape[3]}), kernel_size={ks}, "
                            f"dilation={dil}, padding={pad}, calculated shape of the array of sliding blocks as "
                            f"({osize[0]}, {osize[1]}), but its components must be at least one.")
-    cols, _ = K.im2col(x._xp, arr, ks, pads, st, dil)
-    cols = cols.reshape(arr.shape[0], -1, math.prod(osize))
-    r = T._wrap(cols if nd == 4 else cols[0])
-    if T.needs_grad(x):
-        node = Im2ColBackward0(x)
-        node.size, node.kernel_size, node.dilation, node.padding, node.stride = x._data.shape[-2:], ks, dil, pad, st
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return Im2ColBackward0.apply(x, ks=ks, dil=dil, pad=pad, st=st, osize=osize, batched=nd == 4)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
@@ -412,13 +469,4 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                            f"stride={st}, expected size of input's dimension 2 to match the calculated number of "
                            f"sliding blocks {osize[0]} * {osize[1]} = {osize[0] * osize[1]}, but got "
                            f"input.size(2)={arr.shape[2]}.")
-    n, c = arr.shape[0], arr.shape[1] // kvol
-    cols = arr.reshape((n, c, kvol) + osize).transpose(0, 2, 1, 3, 4)
-    out = K.col2im(x._xp, cols, ks, (n, c) + size, tuple((p, p) for p in pad), st, dil)
-    r = T._wrap(out if nd == 3 else out[0])
-    if T.needs_grad(x):
-        node = Col2ImBackward0(x)
-        node.kernel_size, node.dilation, node.padding, node.stride = ks, dil, pad, st
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return Col2ImBackward0.apply(x, size=size, ks=ks, dil=dil, pad=pad, st=st, osize=osize, batched=nd == 3)

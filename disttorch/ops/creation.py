@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
-from .._device import CPU, array_module, device as _device_cls
+from .._device import CPU, array_module, to_host
+from .._device import device as _device_cls
 from ._helpers import quiet
 from .elementwise import _out
 
@@ -151,7 +152,7 @@ def _to_array(data, dtype, xp, copy: bool):
         elif copy:
             arr = arr.copy()
         if xp is not data._xp:
-            arr = arr.get() if xp is np else xp.asarray(arr)
+            arr = to_host(arr) if xp is np else xp.asarray(arr)
         return arr
     if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
         if isinstance(data, np.ndarray):

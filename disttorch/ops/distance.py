@@ -95,7 +95,3 @@ def pdist(input, p: float = 2.0):
     ii, jj = T._wrap(xp.asarray(i)), T._wrap(xp.asarray(j))
     diff = x.index_select(0, ii) - x.index_select(0, jj)
     return diff.norm(p, 1)
-
-
-class DistanceMethods:
-    __slots__ = ()

@@ -14,8 +14,7 @@ import warnings
 import numpy as np  # dtype constants and host-side mask sampling
 
 from .. import _tensor as T
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from . import inplace as _I
 from . import random as _R
 from ._helpers import tensor_arg
@@ -33,24 +32,27 @@ def _check_p(p) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-class NativeDropoutBackward0(Node):
+class NativeDropoutBackward0(Op):
+    """``x * m (+ b)`` for a (scaled) mask ``m``: inputs (x, m, b); the mask is saved once, backward is ``g * m``."""
+
+    op_name = "native_dropout"
+
+    def forward(self, xp, x, m, b):
+        if self.next_functions:
+            self.save(1)
+        arr = x * m
+        if b is not None:
+            arr += b
+        return arr
+
     def backward(self, g):
         (m,) = self.saved_tensors
-        return g * m
+        return g * m, None, None
 
 
 def _masked(x, m, b):
-    """``x * m (+ b)``, recording a node that saves the (scaled) mask ``m`` once."""
-    arr = x._data * m._data
-    if b is not None:
-        arr += b
-    r = T._wrap(arr)
-    if _GRAD.enabled and x._requires_grad:
-        node = NativeDropoutBackward0(x)
-        node.save_for_backward(m)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    """``x * m (+ b)`` for Tensors ``x``, ``m`` and an array ``b`` (or None)."""
+    return NativeDropoutBackward0.apply(x, m, b)
 
 
 def _dropout(input, p: float, training: bool, inplace: bool, op: str, alpha: bool, feature):

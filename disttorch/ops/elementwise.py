@@ -1,8 +1,8 @@
 """Elementwise arithmetic (add, sub, mul, div, remainder, pow, ...), the Tensor operators and their in-place forms.
 
-Pattern for every op here: promote with ``binary``, compute on arrays with ``xp`` from the inputs,
-wrap, and record a Node only when an input requires grad. Backward formulas use Tensor ops (so
-create_graph works); ``reduce_grad`` undoes broadcasting and casts back to the input's dtype.
+Every op here is an ``Op`` (disttorch/autograd/op.py): ``forward`` promotes its operands with ``promote``
+and computes on arrays; ``backward`` uses Tensor ops (so create_graph works) and ``reduce_grad`` to undo
+broadcasting and cast back to each input's dtype. ``Op.apply`` decides whether a graph is recorded.
 """
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import numpy as np  # the ndarray type, to accept arrays as operator operands
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import RESULT, Op, write_out
 from . import inplace as _I
-from ._helpers import binary, broadcast_error, quiet, shape_of, sum_to, tensor_arg
+from ._helpers import ERRSTATE, IGNORE, binary, broadcast_error, meta, promote, quiet, shape_of, sum_to, tensor_arg
 
 __all__ = ["add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
            "remainder", "fmod", "pow", "float_power", "reciprocal", "square", "neg", "negative", "positive"]
 
 
-# ---- shared plumbing (also used by pointwise.py and compare.py) ----------------------------------------
+# ---- shared plumbing (also used by pointwise_binary.py and compare.py until they move to Op) --------------
 def _ng(a, b) -> bool:
     """True when grad mode is on and ``a`` or ``b`` (Tensors or numbers) requires grad."""
     if not _GRAD.enabled:
@@ -82,6 +82,23 @@ def _call(xp, fn, op: str, a, b, x, y):
         raise broadcast_error(op, shape_of(a), shape_of(b)) from None
 
 
+def _ufunc2(fn, op: str, x, y):
+    """``fn(x, y)`` on the entry point's promoted arrays, NumPy's floating-point warnings off (as ``_call``)."""
+    if ERRSTATE is None:  # pragma: no cover - NumPy without the error-state context variable
+        try:
+            with np.errstate(all="ignore"):
+                return fn(x, y)
+        except ValueError:
+            raise broadcast_error(op, x.shape, y.shape) from None
+    tok = ERRSTATE.set(IGNORE)
+    try:
+        return fn(x, y)
+    except ValueError:
+        raise broadcast_error(op, x.shape, y.shape) from None
+    finally:
+        ERRSTATE.reset(tok)
+
+
 def _to_float(x, y):
     """Promote integer/bool operand arrays to the default float dtype (true division and friends)."""
     if x.dtype.kind in "biu":
@@ -91,21 +108,10 @@ def _to_float(x, y):
 
 
 def _out(r, out):
-    """Honour an ``out=`` argument: copy the result into ``out`` (resizing like PyTorch) and return it."""
+    """Honour an ``out=`` argument (ops not yet on ``Op.apply``; those pass ``out=`` to it)."""
     if out is None:
         return r
-    if not isinstance(out, T.Tensor):
-        raise TypeError(f"argument 'out' must be Tensor, not {type(out).__name__}")
-    if r._requires_grad or (out._requires_grad and _GRAD.enabled):
-        raise RuntimeError("functions with out=... arguments don't support automatic differentiation, but one "
-                           "of the arguments requires grad.")
-    if r._data.dtype != out._data.dtype:
-        _I.check_cast(r.dtype, out.dtype, "out=")
-    if out._data.shape != r._data.shape:
-        out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
-    out._xp.copyto(out._data, r._data, casting="unsafe")
-    out._vc[0] += 1
-    return out
+    return write_out(r, out, "out")
 
 
 def _operand(x):
@@ -130,13 +136,21 @@ def _scaled(arr, alpha, op: str):
     return arr * alpha
 
 
-class AddBackward0(Node):
+class AddBackward0(Op):
+    op_name = "add"
+
+    def forward(self, xp, a, b, alpha=1):
+        x, y = promote(xp, a, b, "add")
+        if alpha != 1:
+            y = _scaled(y, alpha, "add")
+        if self.next_functions:
+            self.a, self.b, self.alpha = meta(a), meta(b), alpha
+        return _ufunc2(xp.add, "add", x, y)
+
     def backward(self, g):
-        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
-        gb = None
-        if self.next_functions[1][0] is not None:
-            gb = reduce_grad(g if self.alpha == 1 else g * self.alpha, self.b)
-        return ga, gb
+        nig = self._nig
+        return (reduce_grad(g, self.a) if nig[0] else None,
+                reduce_grad(g if self.alpha == 1 else g * self.alpha, self.b) if nig[1] else None)
 
 
 def add(input, other, *, alpha=1, out=None):
@@ -146,21 +160,26 @@ def add(input, other, *, alpha=1, out=None):
         >>> add(disttorch.tensor([1., 2.]), disttorch.tensor([3., 4.]), alpha=2)
         tensor([ 7., 10.])
     """
-    xp, x, y = binary(input, other, "add")
-    if alpha != 1:
-        y = _scaled(y, alpha, "add")
-    r = T._wrap(_call(xp, xp.add, "add", input, other, x, y))
-    if _ng(input, other):
-        record2(AddBackward0, r, input, other).alpha = alpha
-    return r if out is None else _out(r, out)
+    if alpha == 1 and out is None:
+        return AddBackward0.apply(input, other)
+    return AddBackward0.apply(input, other, alpha=alpha, out=out)
 
 
-class SubBackward0(Node):
+class SubBackward0(Op):
+    op_name = "sub"
+
+    def forward(self, xp, a, b, alpha=1):
+        x, y = promote(xp, a, b, "sub")
+        if alpha != 1:
+            y = _scaled(y, alpha, "sub")
+        if self.next_functions:
+            self.a, self.b, self.alpha = meta(a), meta(b), alpha
+        return _ufunc2(xp.subtract, "sub", x, y)
+
     def backward(self, g):
-        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(-g if self.alpha == 1 else g * -self.alpha, self.b) \
-            if self.next_functions[1][0] is not None else None
-        return ga, gb
+        nig = self._nig
+        return (reduce_grad(g, self.a) if nig[0] else None,
+                reduce_grad(-g if self.alpha == 1 else g * -self.alpha, self.b) if nig[1] else None)
 
 
 def _sub_check(a, b) -> None:
@@ -176,13 +195,7 @@ def _sub_check(a, b) -> None:
 def sub(input, other, *, alpha=1, out=None):
     """``input - alpha * other`` (bool operands raise, as in PyTorch)."""
     _sub_check(input, other)
-    xp, x, y = binary(input, other, "sub")
-    if alpha != 1:
-        y = _scaled(y, alpha, "sub")
-    r = T._wrap(_call(xp, xp.subtract, "sub", input, other, x, y))
-    if _ng(input, other):
-        record2(SubBackward0, r, input, other).alpha = alpha
-    return r if out is None else _out(r, out)
+    return SubBackward0.apply(input, other, alpha=alpha, out=out)
 
 
 def rsub(input, other, *, alpha=1):
@@ -191,40 +204,63 @@ def rsub(input, other, *, alpha=1):
 
 
 # ---- mul / div -----------------------------------------------------------------------------------------
-class MulBackward0(Node):
+class MulBackward0(Op):
+    op_name = "mul"
+
+    def forward(self, xp, a, b):
+        x, y = promote(xp, a, b, "mul")
+        if self.next_functions:
+            nig = self._nig
+            self.a, self.b = meta(a), meta(b)
+            self.save(0 if nig[1] else None, 1 if nig[0] else None)
+        return _ufunc2(xp.multiply, "mul", x, y)
+
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = reduce_grad(g * _cj(b), self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(g * _cj(a), self.b) if self.next_functions[1][0] is not None else None
-        return ga, gb
+        nig = self._nig
+        return (reduce_grad(g * _cj(b), self.a) if nig[0] else None,
+                reduce_grad(g * _cj(a), self.b) if nig[1] else None)
 
 
 def mul(input, other, *, out=None):
     """Elementwise product with broadcasting and type promotion."""
-    xp, x, y = binary(input, other, "mul")
-    r = T._wrap(_call(xp, xp.multiply, "mul", input, other, x, y))
-    if _ng(input, other):
-        node = record2(MulBackward0, r, input, other)
-        node.save_for_backward(input if node.next_functions[1][0] is not None else None,
-                               other if node.next_functions[0][0] is not None else None)
-    return r if out is None else _out(r, out)
+    if out is None:
+        return MulBackward0.apply(input, other)
+    return MulBackward0.apply(input, other, out=out)
 
 
-class DivBackward0(Node):
+class DivBackward0(Op):
+    op_name = "div"
+
+    def forward(self, xp, a, b):
+        x, y = _to_float(*promote(xp, a, b, "div"))
+        if self.next_functions:
+            self.a, self.b = meta(a), meta(b)
+            self.save(0 if self._nig[1] else None, 1)
+        return _ufunc2(xp.true_divide, "div", x, y)
+
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = reduce_grad(g / _cj(b), self.a) if self.next_functions[0][0] is not None else None
+        nig = self._nig
+        ga = reduce_grad(g / _cj(b), self.a) if nig[0] else None
         # (a / b) / b rather than a / b**2: better behaved for large b (PyTorch's order).
-        gb = reduce_grad(-g * _cj((a / b) / b), self.b) if self.next_functions[1][0] is not None else None
+        gb = reduce_grad(-g * _cj((a / b) / b), self.b) if nig[1] else None
         return ga, gb
 
 
-class DivBackward1(Node):
+class DivBackward1(Op):
     """div with a rounding mode: piecewise constant, so the gradient is zero (as PyTorch)."""
 
+    op_name = "div"
+
+    def forward(self, xp, a, b, rounding_mode="floor", op="div"):
+        if self.next_functions:
+            self.a, self.b = meta(a), meta(b)
+        return _rounding_div(xp, a, b, rounding_mode, op)
+
     def backward(self, g):
-        return (zeros_grad(g, self.a) if self.next_functions[0][0] is not None else None,
-                zeros_grad(g, self.b) if self.next_functions[1][0] is not None else None)
+        nig = self._nig
+        return (zeros_grad(g, self.a) if nig[0] else None, zeros_grad(g, self.b) if nig[1] else None)
 
 
 def div(input, other, *, rounding_mode=None, out=None):
@@ -235,17 +271,8 @@ def div(input, other, *, rounding_mode=None, out=None):
         tensor([-4,  3])
     """
     if rounding_mode is not None:
-        r = _rounding_div(input, other, rounding_mode, "div")
-        if _ng(input, other):
-            record2(DivBackward1, r, input, other)
-        return r if out is None else _out(r, out)
-    xp, x, y = binary(input, other, "div")
-    x, y = _to_float(x, y)
-    r = T._wrap(_call(xp, xp.true_divide, "div", input, other, x, y))
-    if _ng(input, other):
-        node = record2(DivBackward0, r, input, other)
-        node.save_for_backward(input if node.next_functions[1][0] is not None else None, other)
-    return r if out is None else _out(r, out)
+        return DivBackward1.apply(input, other, rounding_mode=rounding_mode, out=out)
+    return DivBackward0.apply(input, other, out=out)
 
 
 def true_divide(dividend, divisor, *, out=None):
@@ -258,65 +285,70 @@ def _check_int_divisor(xp, y, op: str) -> None:
         raise RuntimeError(f"{op}: ZeroDivisionError")
 
 
-def _rounding_div(input, other, mode, op: str):
-    """``input / other`` rounded toward zero ('trunc') or down ('floor'), as a new tensor (no node)."""
+def _rounding_div(xp, a, b, mode, op: str):
+    """``a / b`` rounded toward zero ('trunc') or down ('floor'), over arrays."""
     if mode not in ("trunc", "floor"):
         raise RuntimeError(f"{op} expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
-    xp, x, y = binary(input, other, op)
+    x, y = promote(xp, a, b, op)
     if x.dtype.kind == "b":
         raise RuntimeError(f'{op}: "div_{mode}_cpu" not implemented for \'Bool\'')
     if x.dtype.kind in "iu":
         _check_int_divisor(xp, y, op)
         if mode == "floor":
-            data = _call(xp, xp.floor_divide, op, input, other, x, y)
-        else:
-            # a - fmod(a, b) is an exact multiple of b with a's sign: floor division then truncates.
-            data = _call(xp, lambda p, q: xp.floor_divide(p - xp.fmod(p, q), q), op, input, other, x, y)
-        return T._wrap(data)
+            return _ufunc2(xp.floor_divide, op, x, y)
+        # a - fmod(a, b) is an exact multiple of b with a's sign: floor division then truncates.
+        return _ufunc2(lambda p, q: xp.floor_divide(p - xp.fmod(p, q), q), op, x, y)
     if mode == "floor":
-        data = _call(xp, xp.floor_divide, op, input, other, x, y)
-    else:
-        data = xp.trunc(_call(xp, xp.true_divide, op, input, other, x, y))
-    return T._wrap(data)
+        return _ufunc2(xp.floor_divide, op, x, y)
+    return xp.trunc(_ufunc2(xp.true_divide, op, x, y))
 
 
-class FloorDivideBackward0(Node):
+class FloorDivideBackward0(Op):
+    op_name = "floor_divide"
+
+    def forward(self, xp, a, b):
+        return _rounding_div(xp, a, b, "floor", "floor_divide")
+
     def backward(self, g):
         raise NotImplementedError("the derivative for 'floor_divide' is not implemented.")
 
 
 def floor_divide(input, other, *, out=None):
     """``input // other``: division rounded down (Python semantics); not differentiable, as in PyTorch."""
-    r = _rounding_div(input, other, "floor", "floor_divide")
-    if _ng(input, other):
-        record2(FloorDivideBackward0, r, input, other)
-    return r if out is None else _out(r, out)
+    return FloorDivideBackward0.apply(input, other, out=out)
 
 
 # ---- remainder / fmod ----------------------------------------------------------------------------------
-class RemainderBackward0(Node):
+class RemainderBackward0(Op):
+    op_name = "remainder"
+    _ufunc, _mode = "remainder", "floor"
+
+    def forward(self, xp, a, b):
+        op = self.op_name
+        x, y = promote(xp, a, b, op)
+        if x.dtype.kind in "iub":
+            _check_int_divisor(xp, y, op)
+            if x.dtype.kind == "b":
+                raise RuntimeError(f'"{op}_cpu" not implemented for \'Bool\'')
+        if self.next_functions:
+            self.a, self.b = meta(a), meta(b)
+            if self._nig[1]:
+                self.save(0, 1)
+        return _ufunc2(getattr(xp, self._ufunc), op, x, y)
+
     def backward(self, g):
-        a, b = self.saved_tensors
-        ga = reduce_grad(g, self.a) if self.next_functions[0][0] is not None else None
+        nig = self._nig
+        ga = reduce_grad(g, self.a) if nig[0] else None
         gb = None
-        if self.next_functions[1][0] is not None:
-            gb = reduce_grad(-g * div(a, b, rounding_mode=self.mode), self.b)
+        if nig[1]:
+            a, b = self.saved_tensors
+            gb = reduce_grad(-g * div(a, b, rounding_mode=self._mode), self.b)
         return ga, gb
 
 
-def _mod(input, other, op: str, ufunc_name: str, mode: str, out):
-    xp, x, y = binary(input, other, op)
-    if x.dtype.kind in "iub":
-        _check_int_divisor(xp, y, op)
-        if x.dtype.kind == "b":
-            raise RuntimeError(f'"{op}_cpu" not implemented for \'Bool\'')
-    r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
-    if _ng(input, other):
-        node = record2(RemainderBackward0, r, input, other)
-        node.mode = mode
-        need_b = node.next_functions[1][0] is not None
-        node.save_for_backward(input if need_b else None, other if need_b else None)
-    return r if out is None else _out(r, out)
+class FmodBackward0(RemainderBackward0):
+    op_name = "fmod"
+    _ufunc, _mode = "fmod", "trunc"
 
 
 def remainder(input, other, *, out=None):
@@ -326,12 +358,12 @@ def remainder(input, other, *, out=None):
         >>> remainder(disttorch.tensor([-3, 3]), 2)
         tensor([1, 1])
     """
-    return _mod(input, other, "remainder", "remainder", "floor", out)
+    return RemainderBackward0.apply(input, other, out=out)
 
 
 def fmod(input, other, *, out=None):
     """C's ``fmod``: the remainder has the sign of ``input``."""
-    return _mod(input, other, "fmod", "fmod", "trunc", out)
+    return FmodBackward0.apply(input, other, out=out)
 
 
 # ---- pow -------------------------------------------------------------------------------------------------
@@ -346,7 +378,19 @@ def _int_pow(xp, x, y):
     return xp.where(neg, special, res).astype(res.dtype)
 
 
-class PowBackward0(Node):
+class PowBackward0(Op):
+    """``tensor ** number``."""
+
+    op_name = "pow"
+
+    def forward(self, xp, a, exponent):
+        x, e = promote(xp, a, exponent, "pow")
+        if x.dtype.kind in "iu" and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        self.exponent = exponent
+        self.save(0)
+        return _I.quiet_call(xp.power, x, e)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         e = self.exponent
@@ -355,13 +399,30 @@ class PowBackward0(Node):
         return g * (e * x.pow(e - 1))
 
 
-class PowBackward1(Node):
+class PowBackward1(Op):
+    """``tensor ** tensor`` and ``number ** tensor``."""
+
+    op_name = "pow"
+
+    def forward(self, xp, a, b):
+        x, e = promote(xp, a, b, "pow")
+        try:
+            with quiet(xp):
+                data = _int_pow(xp, x, e) if x.dtype.kind in "iu" else xp.power(x, e)
+        except ValueError:
+            raise broadcast_error("pow", x.shape, e.shape) from None
+        if self.next_functions:
+            self.a, self.b = meta(a), meta(b)
+            self.save(0, 1, RESULT if self._nig[1] else None)
+        return data
+
     def backward(self, g):
         x, e, r = self.saved_tensors
+        nig = self._nig
         ga = gb = None
-        if self.next_functions[0][0] is not None:
+        if nig[0]:
             ga = reduce_grad((g * (e * x.pow(e - 1))).where(e != 0, 0.0), self.a)
-        if self.next_functions[1][0] is not None:
+        if nig[1]:
             # d/de x**e = x**e log x, taken as 0 where x == 0 and e >= 0 (PyTorch's convention).
             if isinstance(x, T.Tensor):
                 gb = (g * (r * x.log())).where((x != 0) | (e < 0), 0.0)
@@ -387,28 +448,8 @@ def pow(input, exponent, *, out=None):  # noqa: A001 - PyTorch's name
         tensor([1., 4., 9.])
     """
     if isinstance(input, T.Tensor) and not isinstance(exponent, T.Tensor):
-        xp, x, e = binary(input, exponent, "pow")
-        if x.dtype.kind in "iu" and exponent < 0:
-            raise RuntimeError("Integers to negative integer powers are not allowed.")
-        r = T._wrap(_I.quiet_call(xp.power, x, e))
-        if _ng(input, None):
-            node = PowBackward0(input)
-            node.exponent = exponent
-            r._requires_grad = True
-            r.grad_fn = node
-            node.save_for_backward(input)
-        return r if out is None else _out(r, out)
-    xp, x, e = binary(input, exponent, "pow")
-    try:
-        with quiet(xp):
-            data = _int_pow(xp, x, e) if x.dtype.kind in "iu" else xp.power(x, e)
-    except ValueError:
-        raise broadcast_error("pow", shape_of(input), shape_of(exponent)) from None
-    r = T._wrap(data)
-    if _ng(input, exponent):
-        node = record2(PowBackward1, r, input, exponent)
-        node.save_for_backward(input, exponent, r if node.next_functions[1][0] is not None else None)
-    return r if out is None else _out(r, out)
+        return PowBackward0.apply(input, exponent, out=out)
+    return PowBackward1.apply(input, exponent, out=out)
 
 
 def float_power(input, exponent, *, out=None):
@@ -421,7 +462,16 @@ def float_power(input, exponent, *, out=None):
     return pow(wide(input), wide(exponent), out=out)
 
 
-class ReciprocalBackward0(Node):
+class ReciprocalBackward0(Op):
+    op_name = "reciprocal"
+
+    def forward(self, xp, x):
+        if x.dtype.kind not in "fcV":
+            x = x.astype(D.get_default_dtype().np)
+        self.save(RESULT)
+        with quiet(xp):
+            return xp.reciprocal(x)
+
     def backward(self, g):
         (r,) = self.saved_tensors
         return -g * (r * r)
@@ -429,18 +479,7 @@ class ReciprocalBackward0(Node):
 
 def reciprocal(input, *, out=None):
     """``1 / input`` (integer inputs compute in the default float dtype)."""
-    from ._helpers import as_float_array
-
-    x = tensor_arg(input, "reciprocal")
-    xp = x._xp
-    with quiet(xp):
-        r = T._wrap(xp.reciprocal(as_float_array(x)))
-    if _ng(x, None):
-        node = ReciprocalBackward0(x)
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(r)
-    return r if out is None else _out(r, out)
+    return ReciprocalBackward0.apply(tensor_arg(input, "reciprocal"), out=out)
 
 
 def square(input, *, out=None):
@@ -449,22 +488,22 @@ def square(input, *, out=None):
 
 
 # ---- neg / positive ------------------------------------------------------------------------------------
-class NegBackward0(Node):
+class NegBackward0(Op):
+    op_name = "neg"
+
+    def forward(self, xp, x):
+        if x.dtype.kind == "b":
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
+                               "to invert a mask, use the `~` or `logical_not()` operator instead.")
+        return xp.negative(x)
+
     def backward(self, g):
         return -g
 
 
 def neg(input, *, out=None):
     """``-input`` (bool tensors raise, as in PyTorch)."""
-    x = tensor_arg(input, "neg")
-    if x._data.dtype.kind == "b":
-        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
-                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
-    r = T._wrap(x._xp.negative(x._data))
-    if _ng(x, None):
-        r._requires_grad = True
-        r.grad_fn = NegBackward0(x)
-    return r if out is None else _out(r, out)
+    return NegBackward0.apply(tensor_arg(input, "neg"), out=out)
 
 
 def positive(input):

@@ -13,8 +13,7 @@ import numpy as np  # dtype constants only
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._helpers import quiet, tensor_arg
 
 __all__ = []
@@ -74,26 +73,43 @@ def _renorm_(weight, flat, max_norm: float, norm_type: float) -> None:
     weight._vc[0] += 1
 
 
-class EmbeddingBackward0(Node):
-    def backward(self, g):
+class EmbeddingBackward0(Op):
+    """Rows of the weight at integer indices: inputs (weight, indices); the gradient scatters into the rows."""
+
+    op_name = "embedding"
+
+    def forward(self, xp, w, idx, flat=None, pad=-1, freq=False):
+        if self.next_functions:
+            self.flat, self.num_weights, self.padding_idx, self.freq = flat, w.shape[0], pad, freq
+        return xp.take(w, idx, axis=0)
+
+    def _scaled(self, xp, g2, dtype):
+        """The per-occurrence gradient rows, divided by their index's frequency under scale_grad_by_freq."""
+        if not self.freq:
+            return g2
+        flat = self.flat
+        inv = (1.0 / xp.bincount(flat, minlength=self.num_weights)[flat]).astype(dtype)[:, None]
+        return g2 * (T._wrap(inv) if isinstance(g2, T.Tensor) else inv)
+
+    def backward_arrays(self, xp, g):
         flat, n, pad = self.flat, self.num_weights, self.padding_idx
-        dim = g._data.shape[-1]
-        xp = g._xp
-        g2 = g.reshape(flat.shape[0], dim)
-        if self.freq:  # scale_grad_by_freq: each occurrence counts 1 / (occurrences of its index)
-            inv = (1.0 / xp.bincount(flat, minlength=n)[flat]).astype(g._data.dtype)
-            g2 = g2 * T._wrap(inv[:, None])
-        if _GRAD.enabled:  # create_graph: a differentiable scatter
-            if pad >= 0:
-                g2 = g2 * T._wrap((flat != pad).astype(g._data.dtype)[:, None])
-            return T._wrap(xp.zeros((n, dim), dtype=g._data.dtype)).index_add(0, T._wrap(flat), g2)
-        gd = g2._data
+        gd = self._scaled(xp, g.reshape(flat.shape[0], g.shape[-1]), g.dtype)
         work = gd.astype(_F32) if gd.dtype in _LOW else gd
-        out = xp.zeros((n, dim), dtype=work.dtype)
+        out = xp.zeros((n, g.shape[-1]), dtype=work.dtype)
         xp.add.at(out, flat, work)
         if pad >= 0:
             out[pad] = 0
-        return T._wrap(out if out.dtype == gd.dtype else out.astype(gd.dtype))
+        return out if out.dtype == gd.dtype else out.astype(gd.dtype), None
+
+    def backward(self, g):
+        """A differentiable scatter (create_graph)."""
+        flat, n, pad = self.flat, self.num_weights, self.padding_idx
+        dim = g._data.shape[-1]
+        xp = g._xp
+        g2 = self._scaled(xp, g.reshape(flat.shape[0], dim), g._data.dtype)
+        if pad >= 0:
+            g2 = g2 * T._wrap((flat != pad).astype(g._data.dtype)[:, None])
+        return T._wrap(xp.zeros((n, dim), dtype=g._data.dtype)).index_add(0, T._wrap(flat), g2), None
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
@@ -121,13 +137,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     _check_range(xp, flat, n, "embedding")
     if max_norm is not None:
         _renorm_(w, flat, max_norm, norm_type)
-    r = T._wrap(xp.take(w._data, idx._data, axis=0))
-    if _GRAD.enabled and w._requires_grad:
-        node = EmbeddingBackward0(w)
-        node.flat, node.num_weights, node.padding_idx, node.freq = flat, n, pad, bool(scale_grad_by_freq)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return EmbeddingBackward0.apply(w, idx, flat=flat, pad=pad, freq=bool(scale_grad_by_freq))
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float = 2, scale_grad_by_freq: bool = False,

@@ -562,15 +562,9 @@ def _out(r, out):
     return out
 
 
-# gather/scatter build on the primitives above; they are re-exported here so Tensor and disttorch see them.
-from .scatter_ops import *  # noqa: E402,F401,F403
-from .scatter_ops import __all__ as _scatter_all  # noqa: E402
-from .scatter_ops import ScatterMethods  # noqa: E402
-
-__all__ += _scatter_all
-
-
-class IndexMethods(ScatterMethods):
+# gather/scatter live in scatter_ops.py, which builds on the primitives above; ops/__init__ exports both and
+# Tensor takes its methods from IndexMethods and ScatterMethods.
+class IndexMethods:
     __slots__ = ()
 
     __getitem__ = getitem

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..autograd import op as _op
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import ERRSTATE, IGNORE, _check_scalar, broadcast_error, quiet, sum_to
@@ -203,11 +204,7 @@ def inplace(self, op: str, fn, *args, **kwargs):
     Example: ``inplace(x, "mul_", mul, y)`` is ``x.mul_(y)``.
     """
     if needs_graph(self, op, *args, *kwargs.values()):
-        old = T._wrap(self._data.copy())
-        old._requires_grad = self._requires_grad
-        old.grad_fn = self.grad_fn
-        old._output_nr = self._output_nr
-        res = fn(old, *args, **kwargs)
+        res = fn(_op.snapshot(self), *args, **kwargs)
         if self._base is not None:
             return _through_base(self, _checked(self, res, op))
         write_result(self, res, op)
@@ -229,23 +226,8 @@ def inplace_light(self, op: str, fn, *args, **kwargs):
     return self
 
 
-class ZeroGradBackward0(Node):
-    """Gradient of an in-place op whose result does not depend differentiably on the old value."""
-
-    def backward(self, g):
-        return T._wrap(g._xp.zeros_like(g._data))
-
-
-def rebase(self, res) -> None:
-    """Make ``self`` (just overwritten with ``res``'s values) take ``res``'s place in the graph."""
-    if res._requires_grad:
-        self._requires_grad = True
-        self.grad_fn = res.grad_fn
-        self._output_nr = res._output_nr
-    elif self._requires_grad:
-        # e.g. ``y.floor_()``-like ops returning a non-differentiable value: the old graph gets zeros.
-        self.grad_fn = ZeroGradBackward0(self)
-        self._output_nr = 0
+ZeroGradBackward0 = _op.ZeroGradBackward0
+rebase = _op.rebase
 
 
 def _checked(self, res, op: str):
@@ -322,7 +304,7 @@ def fill_(self, value):
     if record and self._base is not None:
         return _through_base(self, vt if vt is not None else value)
     if record:
-        node = FillBackward0(self, vt)
+        node = _op.inplace_node(FillBackward0, self, vt)
         node.value_dtype = None if vt is None else vt._data.dtype
     try:
         self._xp.copyto(self._data, value, casting="unsafe")
@@ -333,9 +315,7 @@ def fill_(self, value):
         raise write_error(self, "fill_", [()], e) from None
     self._vc[0] += 1
     if record:
-        self._requires_grad = True
-        self.grad_fn = node
-        self._output_nr = 0
+        _op.set_history(self, node)
     return self
 
 
@@ -368,7 +348,7 @@ def copy_(self, src, non_blocking: bool = False):
     if record and self._base is not None:
         return _through_base(self, src)
     if record:
-        node = CopyBackwards(self, src)
+        node = _op.inplace_node(CopyBackwards, self, src)
         node.src_shape, node.src_dtype = src._data.shape, src._data.dtype
     try:
         self._xp.copyto(sd, src._data, casting="unsafe")
@@ -376,7 +356,5 @@ def copy_(self, src, non_blocking: bool = False):
         raise write_error(self, "copy_", [sd.shape, src._data.shape], e) from None
     self._vc[0] += 1
     if record:
-        self._requires_grad = True
-        self.grad_fn = node
-        self._output_nr = 0
+        _op.set_history(self, node)
     return self

@@ -17,8 +17,8 @@ from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
 from ..amp._state import fp32_op as _autocast_fp32
-from ..autograd.function import Node
-from ._helpers import binary, broadcast_shapes, sum_to, tensor_arg
+from ..autograd.op import Op
+from ._helpers import broadcast_shapes, promote, sum_to, tensor_arg
 from ._einsum import einsum
 from ._sparse_data import SparseCOO as _SparseCOO
 from .elementwise import _out
@@ -44,8 +44,8 @@ def _dtype_error(op: str, a, b, names=("m1", "m2")) -> RuntimeError:
                         f"{_CNAME[a.dtype.name]} != {_CNAME[b.dtype.name]}")
 
 
-def _shape_error(op: str, a, b) -> RuntimeError:
-    sa, sb = tuple(a._data.shape), tuple(b._data.shape)
+def _shape_error(op: str, sa: tuple, sb: tuple) -> RuntimeError:
+    sa, sb = tuple(sa), tuple(sb)
     ka = sa[-1]
     kb = sb[0] if len(sb) == 1 else sb[-2]
     if ka != kb:
@@ -53,9 +53,8 @@ def _shape_error(op: str, a, b) -> RuntimeError:
     return RuntimeError(f"{op}: batch dimensions of shapes {sa} and {sb} do not broadcast")
 
 
-def _product(op: str, a, b, fn, keep_f32: bool = False):
-    """``fn(xp, a_array, b_array)`` for two same-dtype tensors, low-precision floats via float32 (the result
-    rounded back, unless ``keep_f32``: then the caller adds to it in float32 and rounds once)."""
+def _check_pair(op: str, a, b) -> None:
+    """The dtype and device checks of the matrix products, before the entry point (PyTorch's order and wording)."""
     ad, bd = a._data, b._data
     dt = ad.dtype
     if dt is not bd.dtype and dt != bd.dtype:
@@ -63,18 +62,24 @@ def _product(op: str, a, b, fn, keep_f32: bool = False):
     if ad.__class__ is not bd.__class__:
         raise RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two "
                            f"devices, {a.device} and {b.device}!")
-    xp = a._xp
+    if dt is not _F32 and dt.kind == "b":
+        raise RuntimeError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\'')
+
+
+def _product(op: str, xp, ad, bd, fn, keep_f32: bool = False):
+    """``fn(xp, ad, bd)`` for two same-dtype arrays (checked by ``_check_pair``), low-precision floats via
+    float32 (the result rounded back, unless ``keep_f32``: then the caller adds to it in float32 and rounds
+    once)."""
+    dt = ad.dtype
     try:
         if dt is _F32 or dt is _F64:
             return fn(xp, ad, bd)
         if dt in _LOW:
             r = fn(xp, ad.astype(_F32), bd.astype(_F32))
             return r if keep_f32 else r.astype(dt)
-        if dt.kind == "b":
-            raise RuntimeError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\'')
         return fn(xp, ad, bd)
     except ValueError:
-        raise _shape_error(op, a, b) from None
+        raise _shape_error(op, ad.shape, bd.shape) from None
 
 
 def _matmul_arrays(xp, a, b):
@@ -114,37 +119,44 @@ def _mm_grads(a, b, g, need_a: bool, need_b: bool, a_shape: tuple, b_shape: tupl
     return ga, gb
 
 
-class MmBackward0(Node):
+class MmBackward0(Op):
+    """``a @ b`` of two arrays checked by ``_check_pair`` (matmul runs the node PyTorch names for its ranks)."""
+
+    op_name = "mm"
+
+    def forward(self, xp, a, b):
+        if self.next_functions:
+            nig = self._nig
+            self.a_shape, self.b_shape = a.shape, b.shape
+            self.save(0 if nig[1] else None, 1 if nig[0] else None)
+        dt = a.dtype
+        if dt is _F32 or dt is _F64:  # the common case, inlined: it is most of a small layer's cost
+            try:
+                return xp.matmul(a, b)
+            except ValueError:
+                raise _shape_error(self.op_name, a.shape, b.shape) from None
+        return _product(self.op_name, xp, a, b, _matmul_arrays)
+
     def backward(self, g):
         a, b = self.saved_tensors
-        return _mm_grads(a, b, g, self.next_functions[0][0] is not None, self.next_functions[1][0] is not None,
-                         self.a_shape, self.b_shape)
+        nig = self._nig
+        return _mm_grads(a, b, g, nig[0], nig[1], self.a_shape, self.b_shape)
 
 
 class BmmBackward0(MmBackward0):
-    pass
+    op_name = "bmm"
 
 
 class MvBackward0(MmBackward0):
-    pass
+    op_name = "mv"
 
 
 class DotBackward0(MmBackward0):
-    pass
+    op_name = "dot"
 
 
 class MatmulBackward0(MmBackward0):
-    pass
-
-
-def _record(r, node_cls, a, b):
-    node = node_cls(a, b)
-    node.a_shape, node.b_shape = a._data.shape, b._data.shape
-    node.save_for_backward(a if node.next_functions[1][0] is not None else None,
-                           b if node.next_functions[0][0] is not None else None)
-    r._requires_grad = True
-    r.grad_fn = node
-    return r
+    op_name = "matmul"
 
 
 _NODE_BY_RANK = {(1, 1): DotBackward0, (2, 1): MvBackward0, (3, 3): BmmBackward0}
@@ -159,20 +171,40 @@ def matmul(input, other, *, out=None):
     """
     a = input if input.__class__ is T.Tensor else tensor_arg(input, "matmul")
     b = other if other.__class__ is T.Tensor else tensor_arg(other, "matmul", "other")
-    na, nb = a._data.ndim, b._data.ndim
+    ad, bd = a._data, b._data
+    na, nb = ad.ndim, bd.ndim
     if na == 0 or nb == 0:
         raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
                            f"{na}D and {nb}D")
-    if a._data.__class__ is _SparseCOO or b._data.__class__ is _SparseCOO:
+    if ad.__class__ is _SparseCOO or bd.__class__ is _SparseCOO:
         from .sparse_mm import matmul_with_sparse
 
         return _out(matmul_with_sparse(a, b, "matmul"), out)
     if _AC.active:
         a, b = _autocast(a, b)
-    r = T._wrap(_product("matmul", a, b, _matmul_arrays))
-    if T.needs_grad(a, b):
-        _record(r, MmBackward0 if na == 2 and nb == 2 else _NODE_BY_RANK.get((na, nb), MatmulBackward0), a, b)
-    return r if out is None else _out(r, out)
+        ad, bd = a._data, b._data
+    dt = ad.dtype
+    if dt is not bd.dtype or (dt is not _F32 and dt is not _F64) or ad.__class__ is not bd.__class__:
+        _check_pair("matmul", a, b)
+    if na == 2 and nb == 2:
+        sa, sb = ad.shape, bd.shape
+        if sa[1] != sb[0]:  # checked here: the node is mm's and would name mm in the error
+            raise _shape_error("matmul", sa, sb)
+        cls = MmBackward0
+    else:
+        cls = _NODE_BY_RANK.get((na, nb), MatmulBackward0)
+        if cls is not MatmulBackward0:
+            _check_matmul_shapes(ad.shape, bd.shape)
+    if out is None:
+        return cls.apply(a, b)
+    return cls.apply(a, b, out=out)
+
+
+def _check_matmul_shapes(sa: tuple, sb: tuple) -> None:
+    """Shape errors of matmul on 1-D and 3-D operands (their nodes are dot's, mv's and bmm's)."""
+    ka, kb = sa[-1], (sb[0] if len(sb) == 1 else sb[-2])
+    if ka != kb or (len(sa) == 3 and sa[0] != sb[0] and sa[0] != 1 and sb[0] != 1):
+        raise _shape_error("matmul", sa, sb)
 
 
 def _check_ndim(op: str, a, b, na: int, nb: int, what: str) -> None:
@@ -191,10 +223,8 @@ def mm(input, mat2, *, out=None):
         return _out(matmul_with_sparse(a, b, "mm"), out)
     if _AC.active:
         a, b = _autocast(a, b)
-    r = T._wrap(_product("mm", a, b, _matmul_arrays))
-    if T.needs_grad(a, b):
-        _record(r, MmBackward0, a, b)
-    return r if out is None else _out(r, out)
+    _check_pair("mm", a, b)
+    return MmBackward0.apply(a, b, out=out)
 
 
 def _check_bmm(op: str, a, b) -> None:
@@ -211,10 +241,8 @@ def bmm(input, mat2, *, out=None):
     _check_bmm("bmm", a, b)
     if _AC.active:
         a, b = _autocast(a, b)
-    r = T._wrap(_product("bmm", a, b, _matmul_arrays))
-    if T.needs_grad(a, b):
-        _record(r, BmmBackward0, a, b)
-    return r if out is None else _out(r, out)
+    _check_pair("bmm", a, b)
+    return BmmBackward0.apply(a, b, out=out)
 
 
 def mv(input, vec, *, out=None):
@@ -225,10 +253,8 @@ def mv(input, vec, *, out=None):
         from .sparse_mm import matmul_with_sparse
 
         return _out(matmul_with_sparse(a, b, "mv"), out)
-    r = T._wrap(_product("mv", a, b, _matmul_arrays))
-    if T.needs_grad(a, b):
-        _record(r, MvBackward0, a, b)
-    return r if out is None else _out(r, out)
+    _check_pair("mv", a, b)
+    return MvBackward0.apply(a, b, out=out)
 
 
 def _check_dot(op: str, a, b) -> None:
@@ -247,10 +273,17 @@ def dot(input, tensor, *, out=None):
     """Inner product of two 1-D tensors of the same size and dtype (a 0-d result)."""
     a, b = tensor_arg(input, "dot"), tensor_arg(tensor, "dot", "tensor")
     _check_dot("dot", a, b)
-    r = T._wrap(_product("dot", a, b, _matmul_arrays))
-    if T.needs_grad(a, b):
-        _record(r, DotBackward0, a, b)
-    return r if out is None else _out(r, out)
+    _check_pair("dot", a, b)
+    return DotBackward0.apply(a, b, out=out)
+
+
+class VdotBackward0(Op):
+    op_name = "vdot"
+
+    def forward(self, xp, a, b):
+        if self.next_functions:
+            raise NotImplementedError("vdot: autograd for complex inputs is not implemented in disttorch")
+        return _product("vdot", xp, a, b, lambda xp, x, y: xp.asarray(xp.vdot(x, y)))
 
 
 def vdot(input, other, *, out=None):
@@ -259,10 +292,7 @@ def vdot(input, other, *, out=None):
     _check_dot("vdot", a, b)
     if not a.dtype.is_complex:
         return dot(a, b, out=out)
-    if T.needs_grad(a, b):
-        raise NotImplementedError("vdot: autograd for complex inputs is not implemented in disttorch")
-    r = T._wrap(_product("vdot", a, b, lambda xp, x, y: xp.asarray(xp.vdot(x, y))))
-    return r if out is None else _out(r, out)
+    return VdotBackward0.apply(a, b, out=out)
 
 
 def inner(input, other, *, out=None):
@@ -294,44 +324,6 @@ ger = outer
 # ------------------------------------------------------------------------------------------
 # beta * input + alpha * product
 # ------------------------------------------------------------------------------------------
-class AddmmBackward0(Node):
-    """Backward of ``beta * input + alpha * prod(a, b)``; ``kind`` says how ``prod`` maps to matmul."""
-
-    def backward(self, g):
-        a, b = self.saved_tensors
-        need = [fn is not None for fn, _ in self.next_functions]
-        gx = sum_to(g if self.beta == 1 else g * self.beta, self.x_shape) if need[0] else None
-        gp = g if self.alpha == 1 else g * self.alpha
-        if self.kind == "addbmm":
-            gp = gp.unsqueeze(0)
-        if self.kind == "addr":
-            ga = matmul(gp, b) if need[1] else None
-            gb = matmul(gp.t(), a) if need[2] else None
-        else:
-            ga, gb = _mm_grads(a, b, gp, need[1], need[2], self.a_shape, self.b_shape)
-        return gx, ga, gb
-
-
-class AddmvBackward0(AddmmBackward0):
-    pass
-
-
-class BaddbmmBackward0(AddmmBackward0):
-    pass
-
-
-class AddbmmBackward0(AddmmBackward0):
-    pass
-
-
-class AddrBackward0(AddmmBackward0):
-    pass
-
-
-_ADD_NODES = {"addmm": AddmmBackward0, "addmv": AddmvBackward0, "baddbmm": BaddbmmBackward0,
-              "addbmm": AddbmmBackward0, "addr": AddrBackward0}
-
-
 def _addbmm_arrays(xp, a, b):
     return xp.matmul(a, b).sum(0)
 
@@ -354,40 +346,91 @@ def _outer_arrays(xp, a, b):
     return xp.multiply(a[:, None], b[None, :])
 
 
-def _addprod(op: str, input, a, b, beta, alpha, fn, out):
+class AddmmBackward0(Op):
+    """``beta * input + alpha * prod(a, b)``; ``op`` says how ``prod`` maps to matmul (see ``_addprod``)."""
+
+    op_name = "addmm"
+    _fn = staticmethod(_matmul_arrays)  # the product over arrays
+
+    def forward(self, xp, x, a, b, beta=1, alpha=1):
+        op = self.op_name
+        res = _addprod_arrays(op, xp, x, a, b, beta, alpha, self._fn)
+        if self.next_functions:
+            nig = self._nig
+            self.kind, self.beta, self.alpha, self.x_shape = op, beta, alpha, tuple(x.shape)
+            self.a_shape, self.b_shape = a.shape, b.shape
+            self.save(None, 1 if nig[2] else None, 2 if nig[1] else None)
+        return res
+
+    def backward(self, g):
+        _, a, b = self.saved_tensors
+        need = self._nig
+        gx = sum_to(g if self.beta == 1 else g * self.beta, self.x_shape) if need[0] else None
+        gp = g if self.alpha == 1 else g * self.alpha
+        if self.kind == "addbmm":
+            gp = gp.unsqueeze(0)
+        if self.kind == "addr":
+            ga = matmul(gp, b) if need[1] else None
+            gb = matmul(gp.t(), a) if need[2] else None
+        else:
+            ga, gb = _mm_grads(a, b, gp, need[1], need[2], self.a_shape, self.b_shape)
+        return gx, ga, gb
+
+
+class AddmvBackward0(AddmmBackward0):
+    op_name = "addmv"
+
+
+class BaddbmmBackward0(AddmmBackward0):
+    op_name = "baddbmm"
+
+
+class AddbmmBackward0(AddmmBackward0):
+    op_name = "addbmm"
+    _fn = staticmethod(_addbmm_arrays)
+
+
+class AddrBackward0(AddmmBackward0):
+    op_name = "addr"
+    _fn = staticmethod(_outer_arrays)
+
+
+_ADD_NODES = {"addmm": AddmmBackward0, "addmv": AddmvBackward0, "baddbmm": BaddbmmBackward0,
+              "addbmm": AddbmmBackward0, "addr": AddrBackward0}
+
+
+def _addprod(op: str, input, a, b, beta, alpha, out):
     x = tensor_arg(input, op)
     if x._data.dtype != a._data.dtype:
         raise _dtype_error(op, x, a, ("self", "mat1"))
     if a.dtype._cat < 2 and (isinstance(alpha, float) or isinstance(beta, float)):
         raise RuntimeError(f"{op}: For integral input tensors, argument alpha and beta must not be a floating "
                            "point number.")
-    low = a._data.dtype in _LOW
-    res = _product(op, a, b, fn, keep_f32=low)
-    bshape = broadcast_shapes(x._data.shape, res.shape, op=op)
+    _check_pair(op, a, b)
+    if beta == 1 and alpha == 1 and out is None:
+        return _ADD_NODES[op].apply(x, a, b)
+    return _ADD_NODES[op].apply(x, a, b, beta=beta, alpha=alpha, out=out)
+
+
+def _addprod_arrays(op: str, xp, x, a, b, beta, alpha, fn):
+    """The arrays of ``beta * x + alpha * fn(a, b)`` (float16/bfloat16 summed in float32, rounded once)."""
+    low = a.dtype in _LOW
+    res = _product(op, xp, a, b, fn, keep_f32=low)
+    bshape = broadcast_shapes(x.shape, res.shape, op=op)
     if bshape != res.shape:
-        raise RuntimeError(f"{op}: input of shape {tuple(x._data.shape)} does not broadcast to the product's "
+        raise RuntimeError(f"{op}: input of shape {tuple(x.shape)} does not broadcast to the product's "
                            f"shape {tuple(res.shape)}")
     if low and op == "addbmm":
-        res = _addbmm_low(a._xp, x._data, a._data, b._data, beta, alpha)
-    else:
-        # float16/bfloat16: the sum is formed in float32 and rounded once, as PyTorch's CPU kernels do
-        xd = x._data.astype(_F32) if low else x._data
-        if alpha != 1:
-            res *= alpha
-        if beta != 0:  # beta == 0 ignores input entirely, NaN and inf included, as PyTorch does
-            res += xd if beta == 1 else xd * beta
-        if low:
-            res = res.astype(a._data.dtype)
-    r = T._wrap(res)
-    if T.needs_grad(x, a, b):
-        node = _ADD_NODES[op](x, a, b)
-        node.kind, node.beta, node.alpha, node.x_shape = op, beta, alpha, tuple(x._data.shape)
-        node.a_shape, node.b_shape = a._data.shape, b._data.shape
-        node.save_for_backward(a if node.next_functions[2][0] is not None else None,
-                               b if node.next_functions[1][0] is not None else None)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r if out is None else _out(r, out)
+        return _addbmm_low(xp, x, a, b, beta, alpha)
+    # float16/bfloat16: the sum is formed in float32 and rounded once, as PyTorch's CPU kernels do
+    xd = x.astype(_F32) if low else x
+    if alpha != 1:
+        res *= alpha
+    if beta != 0:  # beta == 0 ignores input entirely, NaN and inf included, as PyTorch does
+        res += xd if beta == 1 else xd * beta
+    if low:
+        res = res.astype(a.dtype)
+    return res
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
@@ -400,14 +443,14 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
         return _out(addmm_with_sparse(input, a, b, beta, alpha, masked=False), out)
     if _AC.active:
         input, a, b = _autocast(input, a, b)
-    return _addprod("addmm", input, a, b, beta, alpha, _matmul_arrays, out)
+    return _addprod("addmm", input, a, b, beta, alpha, out)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat @ vec)``."""
     a, b = tensor_arg(mat, "addmv", "mat"), tensor_arg(vec, "addmv", "vec")
     _check_ndim("addmv", a, b, 2, 1, "a 2-D matrix and a 1-D vector")
-    return _addprod("addmv", input, a, b, beta, alpha, _matmul_arrays, out)
+    return _addprod("addmv", input, a, b, beta, alpha, out)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
@@ -416,7 +459,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     _check_bmm("baddbmm", a, b)
     if _AC.active:
         input, a, b = _autocast(input, a, b)
-    return _addprod("baddbmm", input, a, b, beta, alpha, _matmul_arrays, out)
+    return _addprod("baddbmm", input, a, b, beta, alpha, out)
 
 
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
@@ -425,14 +468,14 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     _check_bmm("addbmm", a, b)
     if _AC.active:
         input, a, b = _autocast(input, a, b)
-    return _addprod("addbmm", input, a, b, beta, alpha, _addbmm_arrays, out)
+    return _addprod("addbmm", input, a, b, beta, alpha, out)
 
 
 def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * outer(vec1, vec2)``."""
     a, b = tensor_arg(vec1, "addr", "vec1"), tensor_arg(vec2, "addr", "vec2")
     _check_ndim("addr", a, b, 1, 1, "1-D vectors")
-    return _addprod("addr", input, a, b, beta, alpha, _outer_arrays, out)
+    return _addprod("addr", input, a, b, beta, alpha, out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -487,11 +530,21 @@ def kron(input, other, *, out=None):
 _warned = {"cross": False}
 
 
-class LinalgCrossBackward0(Node):
+class LinalgCrossBackward0(Op):
+    op_name = "cross"
+
+    def forward(self, xp, a, b, dim=-1):
+        x, y = promote(xp, a, b, "cross")
+        if self.next_functions:
+            self.dim, self.a_shape, self.b_shape = dim, tuple(a.shape), tuple(b.shape)
+            self.save(0, 1)
+        return xp.cross(x, y, axis=dim)
+
     def backward(self, g):
         a, b = self.saved_tensors
-        ga = sum_to(cross(b, g, dim=self.dim), self.a_shape) if self.next_functions[0][0] is not None else None
-        gb = sum_to(cross(g, a, dim=self.dim), self.b_shape) if self.next_functions[1][0] is not None else None
+        nig = self._nig
+        ga = sum_to(cross(b, g, dim=self.dim), self.a_shape) if nig[0] else None
+        gb = sum_to(cross(g, a, dim=self.dim), self.b_shape) if nig[1] else None
         return ga, gb
 
 
@@ -516,18 +569,23 @@ def cross(input, other, dim=None, *, out=None):
     if a._data.shape[d] != 3 or b._data.shape[d] != 3:
         raise RuntimeError(f"cross: inputs dimension {dim} must have length 3. Got {a._data.shape[d]} and "
                            f"{b._data.shape[d]}")
-    xp, ad, bd = binary(a, b, "cross")
-    r = T._wrap(xp.cross(ad, bd, axis=d))
-    if T.needs_grad(a, b):
-        node = LinalgCrossBackward0(a, b)
-        node.dim, node.a_shape, node.b_shape = d, tuple(a._data.shape), tuple(b._data.shape)
-        node.save_for_backward(a, b)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r if out is None else _out(r, out)
+    return LinalgCrossBackward0.apply(a, b, dim=d, out=out)
 
 
-class TraceBackward0(Node):
+class TraceBackward0(Op):
+    op_name = "trace"
+
+    def forward(self, xp, arr):
+        if self.next_functions:
+            self.shape = arr.shape
+        if arr.dtype.kind in "biu":
+            res = arr.trace(dtype=np.int64)
+        elif arr.dtype in _LOW:
+            res = arr.astype(_F32).trace().astype(arr.dtype)
+        else:
+            res = arr.trace()
+        return xp.asarray(res)
+
     def backward(self, g):
         n, m = self.shape
         return g * T._wrap(g._xp.eye(n, m, dtype=g._data.dtype))
@@ -537,22 +595,9 @@ class TraceBackward0(Node):
 def trace(input):
     """Sum of the main diagonal of a 2-D tensor (integer inputs give int64)."""
     x = tensor_arg(input, "trace")
-    arr = x._data
-    if arr.ndim != 2:
-        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {arr.ndim}")
-    if arr.dtype.kind in "biu":
-        res = arr.trace(dtype=np.int64)
-    elif arr.dtype in _LOW:
-        res = arr.astype(_F32).trace().astype(arr.dtype)
-    else:
-        res = arr.trace()
-    r = T._wrap(x._xp.asarray(res))
-    if T.needs_grad(x):
-        node = TraceBackward0(x)
-        node.shape = arr.shape
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    if x._data.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x._data.ndim}")
+    return TraceBackward0.apply(x)
 
 
 class LinalgMethods:

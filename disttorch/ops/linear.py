@@ -10,7 +10,7 @@ import numpy as np
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ..autograd.grad_mode import STATE as _GRAD
 from ._helpers import tensor_arg
 from .linalg import matmul
@@ -22,10 +22,34 @@ _LOW = ("float16", "bfloat16")
 _FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class LinearBackward0(Node):
+class LinearBackward0(Op):
+    """``x @ W^T + b``: inputs (x, weight, bias); one BLAS call forward, two products and a sum backward."""
+
+    op_name = "linear"
+
+    def forward(self, xp, xd, wd, bd):
+        w2 = wd if wd.ndim == 2 else wd.reshape(1, -1)
+        x2 = xd.reshape(-1, xd.shape[-1])
+        if xd.dtype.name in _LOW:
+            out = xp.matmul(x2.astype("float32"), w2.T.astype("float32"))
+        else:
+            out = xp.matmul(x2, w2.T)
+        if bd is not None:
+            out += bd
+        if out.dtype != xd.dtype:
+            out = out.astype(xd.dtype)
+        if self.next_functions:
+            self.w_shape, self.w_ndim, self.x_shape = w2.shape, wd.ndim, xd.shape
+            # x is needed only for the weight's gradient, the weight only for the input's
+            nig = self._nig
+            self.save(0 if nig[1] else None, 1 if nig[0] else None)
+        return out.reshape(xd.shape[:-1] + ((w2.shape[0],) if wd.ndim == 2 else ()))
+
     def backward(self, g):
         x, w = self.saved_tensors
-        need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
+        if w is not None and self.w_ndim == 1:
+            w = w.reshape(1, -1)
+        need_x, need_w, need_b = self._nig[:3]
         out_f, in_f = self.w_shape
         g2 = g.reshape(-1, out_f)
         gx = matmul(g2, w).reshape(self.x_shape) if need_x else None
@@ -79,35 +103,11 @@ def linear(input, weight, bias=None):
     if xd.dtype != wd.dtype:
         raise RuntimeError(f"linear: expected input and weight to have the same dtype, but got input {x.dtype} and "
                            f"weight {w.dtype}")
-    w2 = wd if wd.ndim == 2 else wd.reshape(1, -1)
-    if wd.ndim not in (1, 2) or xd.shape[-1] != w2.shape[1]:
+    if wd.ndim not in (1, 2) or xd.shape[-1] != (wd.shape[1] if wd.ndim == 2 else wd.shape[0]):
         raise _shape_error(x, w)
-    xp = x._xp
-    x2 = xd.reshape(-1, xd.shape[-1])
-    if xd.dtype.name in _LOW:
-        out = xp.matmul(x2.astype("float32"), w2.T.astype("float32"))
-    else:
-        out = xp.matmul(x2, w2.T)
-    b = None
-    if bias is not None:
-        b = bias if bias.__class__ is T.Tensor else tensor_arg(bias, "linear", "bias")
-        out += b._data
-    if out.dtype != xd.dtype:
-        out = out.astype(xd.dtype)
-    shape = xd.shape[:-1] + ((w2.shape[0],) if wd.ndim == 2 else ())
-    r = T._wrap(out.reshape(shape))
-    if T.needs_grad(x, w, b):
-        node = LinearBackward0(x, w, b)
-        node.w_shape = w2.shape
-        node.w_ndim = wd.ndim
-        node.x_shape = xd.shape
-        # x is needed only for the weight's gradient, the weight only for the input's
-        node.save_for_backward(x if node.next_functions[1][0] is not None else None,
-                               (w if wd.ndim == 2 else w.reshape(1, -1)) if node.next_functions[0][0] is not None
-                               else None)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    if bias is not None and bias.__class__ is not T.Tensor:
+        bias = tensor_arg(bias, "linear", "bias")
+    return LinearBackward0.apply(x, w, bias)
 
 
 def bilinear(input1, input2, weight, bias=None):

@@ -16,9 +16,9 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._helpers import broadcast_shapes, quiet, tensor_arg
+from ._kept import attach_kept
 from .activation import logsigmoid as log_sigmoid
 from .loss_extra import (apply_reduction, check_reduction, cosine_embedding_loss, gaussian_nll_loss,  # noqa: F401
                          hinge_embedding_loss, kl_div, legacy_get_string, margin_ranking_loss,
@@ -215,13 +215,13 @@ def _reduce_elem(xp, c, loss_el, reduction: str, out_dtype):
         return (total / denom).astype(out_dtype), denom
 
 
-def _grad_scale(g, c, reduction: str, denom, wd):
-    """The incoming gradient as an array to broadcast over per-target losses (target layout or 0-d)."""
-    ga = g._data.astype(wd, copy=False)
+def _grad_scale(xp, g, c, reduction: str, denom, wd):
+    """The incoming gradient array ``g`` to broadcast over per-target losses (target layout or 0-d)."""
+    ga = g.astype(wd, copy=False)
     if reduction == "none":
         return ga.reshape(c.valid.shape)
     if reduction == "mean":
-        with quiet(g._xp):
+        with quiet(xp):
             return ga / denom
     return ga
 
@@ -241,20 +241,32 @@ def _to_input_shape(c, arr):
 
 
 # ---- nll_loss ----------------------------------------------------------------------------------------
-class NllLossBackward0(Node):
+class NllLossBackward0(Op):
+    """Negative log-likelihood of class indices: one input (log-probabilities); the targets live in ``c``."""
+
+    op_name = "nll_loss"
+
+    def forward(self, xp, xa, c=None, reduction="mean"):
+        wd = c.wv.dtype
+        with quiet(xp):
+            picked = xa.reshape(c.lay)[c.idx].astype(wd, copy=False)
+            loss_el = xp.where(c.valid, -picked * c.wv if c.w is not None else -picked, 0)
+        res, denom = _reduce_elem(xp, c, loss_el, reduction, xa.dtype)
+        if self.next_functions:
+            self.reduction, self.dtype = reduction, xa.dtype
+            self.kept = (c, denom)
+        return res
+
+    def backward_arrays(self, xp, g):
+        c, denom = self.saved_tensors[-1]
+        s = _grad_scale(xp, g, c, self.reduction, denom, c.wv.dtype)
+        return _to_input_shape(c, c.onehot(xp, -(s * c.wv), self.dtype))
+
     def backward(self, g):
-        if self._released:
-            self.saved_tensors  # noqa: B018 - raises PyTorch's "backward through the graph a second time"
-        c, denom = self._saved[0].tensor
-        x = c.x
-        xp = g._xp
-        dt = x._data.dtype
-        if _GRAD.enabled:  # create_graph: the gradient must be a differentiable function of g
-            a = _to_input_shape(c, c.onehot(xp, -c.wv, dt))
-            return _grad_scale_tensor(g, c, self.reduction, denom) * T._wrap(a)
-        s = _grad_scale(g, c, self.reduction, denom, c.wv.dtype)
-        gx = c.onehot(xp, -(s * c.wv), dt)
-        return T._wrap(_to_input_shape(c, gx))
+        """The gradient as a differentiable function of ``g`` (create_graph)."""
+        c, denom = self.saved_tensors[-1]
+        a = _to_input_shape(c, c.onehot(g._xp, -c.wv, self.dtype))
+        return _grad_scale_tensor(g, c, self.reduction, denom) * T._wrap(a)
 
 
 @_autocast_fp32  # on PyTorch's CPU autocast float32 list
@@ -269,60 +281,89 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     x = tensor_arg(input, "nll_loss")
     reduction = reduction_arg(size_average, reduce, reduction)
     c = _Classes(x, target, weight, ignore_index, "nll_loss")
-    xp = x._xp
-    xa = x._data.reshape(c.lay)
-    wd = c.wv.dtype
-    with quiet(xp):
-        picked = xa[c.idx].astype(wd, copy=False)
-        loss_el = xp.where(c.valid, -picked * c.wv if c.w is not None else -picked, 0)
-    res, denom = _reduce_elem(xp, c, loss_el, reduction, x._data.dtype)
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        node = NllLossBackward0(x)
-        node.reduction = reduction
-        node.save_for_backward((c, denom))
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    r = NllLossBackward0.apply(x, c=c, reduction=reduction)
+    return attach_kept(r, NllLossBackward0) if r._requires_grad else r
 
 
 # ---- cross_entropy -----------------------------------------------------------------------------------
-class CrossEntropyLossBackward0(Node):
+class CrossEntropyLossBackward0(Op):
     """Fused log_softmax + nll (+ label smoothing): d loss / d x = scale * (A * softmax(x) - a).
 
-    The forward saves ``e = exp(x - max)`` and its sum ``se`` (softmax unnormalised), so normalising costs no
-    pass of its own.
+    The forward keeps ``e = exp(x - max)`` and its sum ``se`` (softmax unnormalised), so normalising costs no
+    pass of its own. The input itself is not saved (PyTorch's log_softmax saves its output, so changing the
+    input in place after the loss does not raise); the create_graph path reads it from ``c``.
     """
 
-    def backward(self, g):
-        if self._released:
-            self.saved_tensors  # noqa: B018 - raises PyTorch's "backward through the graph a second time"
-        c, e, se, denom = self._saved[0].tensor
-        xp = g._xp
+    op_name = "cross_entropy_loss"
+
+    def forward(self, xp, xa, c=None, reduction="mean", label_smoothing=0.0):
+        dt = xa.dtype
+        xa = xa.reshape(c.lay)
+        low = xa.dtype in _LOW
+        if low:
+            xa = xa.astype(_F32)  # a private copy: the scratch array below
+        C, eps = c.C, label_smoothing
+        with quiet(xp):
+            # One scratch array: z = x - max, the target logits and smoothing sums read from it, then exp in place.
+            if C:
+                z = xp.subtract(xa, xa.max(axis=1, keepdims=True), out=xa if low else xp.empty(xa.shape, dtype=xa.dtype))
+            else:
+                z = xa.copy()
+            zt = z[c.idx]
+            if eps:
+                zs = z.sum(axis=1) if c.w is None else (z * c.wb()).sum(axis=1)
+            e = xp.exp(z, out=z)
+            se = _row_sum(xp, e)
+            lse = xp.log(se)
+            nll = lse - zt
+            loss_el = xp.where(c.valid, nll if c.w is None else nll * c.wv, 0)
+            if eps:
+                smooth = (C if c.w is None else c.w.sum()) * lse - zs
+                loss_el = (1.0 - eps) * loss_el + (eps / C) * xp.where(c.valid, smooth, 0)
+        res, denom = _reduce_elem(xp, c, loss_el, reduction, dt)
+        if self.next_functions:
+            self.reduction, self.label_smoothing, self.dtype = reduction, eps, dt
+            self.kept = (c, e, se, denom)  # softmax(x) = e / se, normalised in the backward's one pass
+        return res
+
+    def _masses(self, c):
+        """A: the total target mass per row (what multiplies softmax)."""
         eps, C = self.label_smoothing, c.C
-        wd = c.wv.dtype
-        dt = c.x._data.dtype
-        # A: total target mass per row (what multiplies softmax); a: the mass on each class.
         A = (1.0 - eps) * c.wv
         if eps:
             W = C if c.w is None else c.w.sum()
             A = A + (eps / C * W) * c.valid
-        if _GRAD.enabled:  # create_graph: rebuild with Tensor ops so the gradient is differentiable
-            a = c.onehot(xp, (1.0 - eps) * c.wv, wd)
-            if eps:
-                a += c.bcast((eps / C) * c.valid.astype(wd)) * (1.0 if c.w is None else c.wb())
-            probs = c.x.softmax(0 if len(c.xshape) == 1 else 1)
-            A_t = T._wrap(c.bcast(A).reshape(c.unit_shape()).astype(dt))
-            a_t = T._wrap(_to_input_shape(c, a.astype(dt)))
-            return _grad_scale_tensor(g, c, self.reduction, denom) * (probs * A_t - a_t)
-        s = _grad_scale(g, c, self.reduction, denom, wd)
+        return A
+
+    def backward_arrays(self, xp, g):
+        c, e, se, denom = self.saved_tensors[-1]
+        eps, C = self.label_smoothing, c.C
+        wd = c.wv.dtype
+        s = _grad_scale(xp, g, c, self.reduction, denom, wd)
+        A = self._masses(c)
         with quiet(xp):
             gx = e * c.bcast(s * A / se)  # a new array: e must survive for retain_graph=True
             gx[c.idx] -= s * ((1.0 - eps) * c.wv)
             if eps:
                 sm = c.bcast(s * (eps / C) * c.valid)
                 gx -= sm if c.w is None else sm * c.wb()
-        return T._wrap(_to_input_shape(c, gx).astype(dt, copy=False))
+        return _to_input_shape(c, gx).astype(self.dtype, copy=False)
+
+    def backward(self, g):
+        """Rebuilt with Tensor ops so the gradient is differentiable (create_graph)."""
+        c, _, _, denom = self.saved_tensors[-1]
+        xp = g._xp
+        eps, C = self.label_smoothing, c.C
+        wd = c.wv.dtype
+        dt = self.dtype
+        A = self._masses(c)
+        a = c.onehot(xp, (1.0 - eps) * c.wv, wd)
+        if eps:
+            a += c.bcast((eps / C) * c.valid.astype(wd)) * (1.0 if c.w is None else c.wb())
+        probs = c.x.softmax(0 if len(c.xshape) == 1 else 1)
+        A_t = T._wrap(c.bcast(A).reshape(c.unit_shape()).astype(dt))
+        a_t = T._wrap(_to_input_shape(c, a.astype(dt)))
+        return _grad_scale_tensor(g, c, self.reduction, denom) * (probs * A_t - a_t)
 
 
 def _row_sum(xp, e):
@@ -335,39 +376,8 @@ def _row_sum(xp, e):
 
 def _ce_index(x, target, weight, ignore_index: int, reduction: str, label_smoothing: float):
     c = _Classes(x, target, weight, ignore_index, "cross_entropy")
-    xp = x._xp
-    xa = x._data.reshape(c.lay)
-    low = xa.dtype in _LOW
-    if low:
-        xa = xa.astype(_F32)  # a private copy: the scratch array below
-    C, eps = c.C, label_smoothing
-    need = T.needs_grad(x)
-    with quiet(xp):
-        # One scratch array: z = x - max, the target logits and smoothing sums read from it, then exp in place.
-        if C:
-            z = xp.subtract(xa, xa.max(axis=1, keepdims=True), out=xa if low else xp.empty(xa.shape, dtype=xa.dtype))
-        else:
-            z = xa.copy()
-        zt = z[c.idx]
-        if eps:
-            zs = z.sum(axis=1) if c.w is None else (z * c.wb()).sum(axis=1)
-        e = xp.exp(z, out=z)
-        se = _row_sum(xp, e)
-        lse = xp.log(se)
-        nll = lse - zt
-        loss_el = xp.where(c.valid, nll if c.w is None else nll * c.wv, 0)
-        if eps:
-            smooth = (C if c.w is None else c.w.sum()) * lse - zs
-            loss_el = (1.0 - eps) * loss_el + (eps / C) * xp.where(c.valid, smooth, 0)
-    res, denom = _reduce_elem(xp, c, loss_el, reduction, x._data.dtype)
-    r = T._wrap(res)
-    if need:
-        node = CrossEntropyLossBackward0(x)
-        node.reduction, node.label_smoothing = reduction, eps
-        node.save_for_backward((c, e, se, denom))  # softmax(x) = e / se, normalised in the backward's one pass
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    r = CrossEntropyLossBackward0.apply(x, c=c, reduction=reduction, label_smoothing=label_smoothing)
+    return attach_kept(r, CrossEntropyLossBackward0) if r._requires_grad else r
 
 
 def _ce_probs(x, t, weight, reduction: str, label_smoothing: float):
@@ -429,17 +439,35 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 
 
 # ---- binary cross entropy ----------------------------------------------------------------------------
-class BinaryCrossEntropyBackward0(Node):
+class BinaryCrossEntropyBackward0(Op):
+    """``-w (t log x + (1 - t) log(1 - x))`` elementwise: inputs (x, t, weight), the weight never differentiated."""
+
+    op_name = "binary_cross_entropy"
+
+    def forward(self, xp, x, t, w):
+        xa, ta = x, t
+        if xa.dtype in _LOW:
+            xa, ta = xa.astype(_F32), ta.astype(_F32)
+        if not bool(((xa >= 0) & (xa <= 1)).all()):
+            raise RuntimeError("all elements of input should be between 0 and 1")
+        with quiet(xp):
+            loss = -(ta * xp.maximum(xp.log(xa), -100) + (1 - ta) * xp.maximum(xp.log1p(-xa), -100))
+        if w is not None:
+            loss = loss * w
+        if self.next_functions:
+            self.save(0, 1, None if w is None else 2)
+        return loss.astype(x.dtype, copy=False)
+
     def backward(self, g):
         x, t, w = self.saved_tensors
         gx = gt = None
-        if self.next_functions[0][0] is not None:
+        if self._nig[0]:
             gx = g * (x - t) / (x * (1 - x)).clamp_min(1e-12)
             gx = gx if w is None else gx * w
-        if self.next_functions[1][0] is not None:
+        if self._nig[1]:
             gt = g * ((-x).log1p().clamp_min(-100) - x.log().clamp_min(-100))
             gt = gt if w is None else gt * w
-        return gx, gt
+        return gx, gt, None
 
 
 @_autocast_fp32  # on PyTorch's CPU autocast float32 list
@@ -463,22 +491,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                                f"expanded to the target size {list(t._data.shape)}")
         if weight._data.dtype != x._data.dtype:
             weight = weight.to(x.dtype)
-    xp = x._xp
-    xa, ta = x._data, t._data
-    if xa.dtype in _LOW:
-        xa, ta = xa.astype(_F32), ta.astype(_F32)
-    if not bool(((xa >= 0) & (xa <= 1)).all()):
-        raise RuntimeError("all elements of input should be between 0 and 1")
-    with quiet(xp):
-        loss = -(ta * xp.maximum(xp.log(xa), -100) + (1 - ta) * xp.maximum(xp.log1p(-xa), -100))
-    if weight is not None:
-        loss = loss * weight._data
-    r = T._wrap(loss.astype(x._data.dtype, copy=False))
-    if T.needs_grad(x, t):
-        node = BinaryCrossEntropyBackward0(x, t)
-        node.save_for_backward(x, t, weight)
-        r._requires_grad = True
-        r.grad_fn = node
+    r = BinaryCrossEntropyBackward0.apply(x, t, weight)
     return apply_reduction(r, reduction)
 
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._helpers import quiet, tensor_arg
 from .join import cat
 
@@ -52,9 +51,8 @@ def _work(arr, op: str):
     return arr
 
 
-def _param(p, wdtype, shape):
+def _param(a, wdtype, shape):
     """A weight/bias array in the compute dtype, viewed with ``shape`` for broadcasting."""
-    a = p._data
     if a.dtype != wdtype:
         a = a.astype(wdtype)
     return a.reshape(shape)
@@ -78,50 +76,15 @@ def _rows(xshape, rows: int, cols: int, ashape, wview, waxes, eps, center=True) 
     return _Spec(xshape, (rows, cols), (0,), ashape, wview, waxes, center, eps)
 
 
-def _normalize(x, weight, bias, spec: _Spec, node_cls, op: str, fixed=None):
-    """Normalise ``x`` per ``spec``; returns ``(y, mean, biased var)`` (arrays in the compute dtype).
+def _normalize(x, weight, bias, spec: _Spec, node_cls, op: str, fixed=None, stats=None):
+    """Normalise Tensor ``x`` per ``spec`` through ``node_cls`` (the op's entry point).
 
-    ``fixed = (mean, var)`` uses given statistics (batch norm in eval mode) instead of the input's.
+    ``fixed = (mean, var)`` arrays use given statistics (batch norm in eval mode) instead of the input's;
+    a list ``stats`` receives ``(mean, biased var)`` (arrays in the compute dtype) for the running buffers.
     """
-    xp = x._xp
-    a = _work(x._data, op).reshape(spec.sshape)
-    wd = a.dtype
-    keep, kshape = spec.keep, spec.kshape
-    with quiet(xp):
-        if fixed is None:
-            n = spec.n
-            if spec.center:
-                mu = (_esum(xp, a, None, keep) * (1.0 / n if n else math.nan)).reshape(kshape)
-                xc = a - mu
-            else:
-                mu, xc = None, a
-            var = (_esum(xp, xc, xc, keep) * (1.0 / n if n else math.nan)).reshape(kshape).astype(wd, copy=False)
-        else:
-            mu, var = fixed
-            xc = a - mu
-        rstd = 1.0 / xp.sqrt(var + spec.eps)
-        if xc is a:
-            xhat = a * rstd
-        else:
-            xc *= rstd
-            xhat = xc
-    grad = T.needs_grad(x, weight, bias)
-    y = xhat.reshape(spec.ashape)
-    if weight is not None:
-        y = y * _param(weight, wd, spec.wview) if grad else _imul(y, _param(weight, wd, spec.wview))
-    if bias is not None:
-        b = _param(bias, wd, spec.wview)
-        y = y + b if (grad and weight is None) else _iadd(y, b)
-    r = T._wrap(y.reshape(spec.xshape).astype(x._data.dtype, copy=False))
-    if grad:
-        node = node_cls(x, weight, bias)
-        node.spec, node.xhat, node.rstd, node.mu = spec, xhat, rstd, mu
-        node.batch_stats = fixed is None
-        node.bias_meta = None if bias is None else (bias._data.shape, bias._data.dtype)
-        node.save_for_backward(x, weight)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r, mu, var
+    if fixed is None and stats is None:
+        return node_cls.apply(x, weight, bias, spec=spec, op=op)
+    return node_cls.apply(x, weight, bias, spec=spec, op=op, fixed=fixed, stats=stats)
 
 
 def _imul(a, b):
@@ -134,30 +97,68 @@ def _iadd(a, b):
     return a
 
 
-class _NormBackward(Node):
-    """Closed-form gradient of ``y = xhat * w + b`` with ``xhat = (x - mean) * rstd``."""
+class _NormBackward(Op):
+    """``y = xhat * w + b`` with ``xhat = (x - mean) * rstd``: inputs (x, weight, bias); closed-form backward.
 
-    def backward(self, g):
-        need_x, need_w, need_b = (fn is not None for fn, _ in self.next_functions)
+    The fast backward works on the arrays the forward keeps; under ``create_graph`` the statistics are
+    recomputed with Tensor ops, so double backward is exact.
+    """
+
+    def forward(self, xp, xa, wa, ba, spec=None, op="", fixed=None, stats=None):
+        a = _work(xa, op).reshape(spec.sshape)
+        wd = a.dtype
+        keep, kshape = spec.keep, spec.kshape
+        with quiet(xp):
+            if fixed is None:
+                n = spec.n
+                if spec.center:
+                    mu = (_esum(xp, a, None, keep) * (1.0 / n if n else math.nan)).reshape(kshape)
+                    xc = a - mu
+                else:
+                    mu, xc = None, a
+                var = (_esum(xp, xc, xc, keep) * (1.0 / n if n else math.nan)).reshape(kshape).astype(wd, copy=False)
+            else:
+                mu, var = fixed
+                xc = a - mu
+            rstd = 1.0 / xp.sqrt(var + spec.eps)
+            if xc is a:
+                xhat = a * rstd
+            else:
+                xc *= rstd
+                xhat = xc
+        if stats is not None:
+            stats.append((mu, var))
+        grad = bool(self.next_functions)  # backward reads xhat: no in-place affine on it then
+        y = xhat.reshape(spec.ashape)
+        if wa is not None:
+            y = y * _param(wa, wd, spec.wview) if grad else _imul(y, _param(wa, wd, spec.wview))
+        if ba is not None:
+            b = _param(ba, wd, spec.wview)
+            y = y + b if (grad and wa is None) else _iadd(y, b)
+        if grad:
+            self.spec, self.xhat, self.rstd, self.mu = spec, xhat, rstd, mu
+            self.batch_stats = fixed is None
+            self.bias_meta = None if ba is None else (ba.shape, ba.dtype)
+            self.save(0, None if wa is None else 1)
+        return y.reshape(spec.xshape).astype(xa.dtype, copy=False)
+
+    def backward_arrays(self, xp, g):
+        need_x, need_w, need_b = self._nig[:3]
         x, w = self.saved_tensors
-        if _GRAD.enabled:
-            return self._graph_backward(g, x, w, need_x, need_w, need_b)
         spec, xhat, rstd = self.spec, self.xhat, self.rstd
-        xp = g._xp
-        ga = g._data
-        ga = (ga.astype(_F32) if ga.dtype in _LOW else ga).reshape(spec.ashape)
+        ga = (g.astype(_F32) if g.dtype in _LOW else g).reshape(spec.ashape)
         wd = xhat.dtype
         keep_w = tuple(i for i in range(len(spec.ashape)) if i not in spec.waxes)
         gw = gb = gx = None
         with quiet(xp):
             if need_w:
-                gw = T._wrap(_esum(xp, ga, xhat.reshape(spec.ashape), keep_w).reshape(w._data.shape)
-                             .astype(w._data.dtype, copy=False))
+                gw = (_esum(xp, ga, xhat.reshape(spec.ashape), keep_w).reshape(w._data.shape)
+                      .astype(w._data.dtype, copy=False))
             if need_b:
                 bshape, bdtype = self.bias_meta
-                gb = T._wrap(_esum(xp, ga, None, keep_w).reshape(bshape).astype(bdtype, copy=False))
+                gb = _esum(xp, ga, None, keep_w).reshape(bshape).astype(bdtype, copy=False)
             if need_x:
-                gxh = ga * _param(w, wd, spec.wview) if w is not None else ga.astype(wd)
+                gxh = ga * _param(w._data, wd, spec.wview) if w is not None else ga.astype(wd)
                 gxh = gxh.reshape(spec.sshape)
                 if self.batch_stats:
                     inv_n = 1.0 / spec.n if spec.n else math.nan
@@ -167,11 +168,13 @@ class _NormBackward(Node):
                         gxh -= (_esum(xp, gxh, None, keep) * inv_n).reshape(kshape)
                     gxh -= xhat * m2
                 gxh *= rstd
-                gx = T._wrap(gxh.reshape(spec.xshape).astype(x._data.dtype, copy=False))
+                gx = gxh.reshape(spec.xshape).astype(x._data.dtype, copy=False)
         return gx, gw, gb
 
-    def _graph_backward(self, g, x, w, need_x, need_w, need_b):
+    def backward(self, g):
         """The same formulas with Tensor ops, statistics recomputed from ``x`` (double backward)."""
+        need_x, need_w, need_b = self._nig[:3]
+        x, w = self.saved_tensors
         spec = self.spec
         low = x._data.dtype in _LOW
         xt = (x.float() if low else x).reshape(spec.sshape)
@@ -203,19 +206,19 @@ class _NormBackward(Node):
 
 
 class NativeBatchNormBackward0(_NormBackward):
-    pass
+    op_name = "native_batch_norm"
 
 
 class NativeLayerNormBackward0(_NormBackward):
-    pass
+    op_name = "native_layer_norm"
 
 
 class NativeGroupNormBackward0(_NormBackward):
-    pass
+    op_name = "native_group_norm"
 
 
 class FusedRmsNormBackward0(_NormBackward):
-    pass
+    op_name = "_fused_rms_norm"
 
 
 def _opt_tensor(t, op: str, name: str):
@@ -273,7 +276,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(shape)}")
     spec = _Spec(shape, (n, c, s), (1,), (n, c, s), (1, c, 1), (0, 2), True, eps)
     if training:
-        r, mu, var = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op)
+        stats: list = []
+        r = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op, stats=stats)
+        mu, var = stats[0]
         cnt = n * s
         if running_mean is not None:
             _update_running(running_mean, mu, m)
@@ -284,8 +289,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if running_mean is None or running_var is None:
         raise RuntimeError(f"{op}: running_mean and running_var must be defined in evaluation mode")
     wd = _F32 if x._data.dtype in _LOW else x._data.dtype
-    fixed = (_param(running_mean, wd, (1, c, 1)), _param(running_var, wd, (1, c, 1)))
-    return _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op, fixed)[0]
+    fixed = (_param(running_mean._data, wd, (1, c, 1)), _param(running_var._data, wd, (1, c, 1)))
+    return _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op, fixed)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
@@ -310,7 +315,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if s == 1:
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(shape)}")
     spec = _rows(shape, n * c, s, (n, c, s), (1, c, 1), (0, 2), eps)
-    r, mu, var = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op)
+    stats: list = []
+    r = _normalize(x, weight, bias, spec, NativeBatchNormBackward0, op, stats=stats)
+    mu, var = stats[0]
     if running_mean is not None:
         _update_running(running_mean, mu.reshape(n, c).mean(0), m)
     if running_var is not None:
@@ -353,7 +360,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     d = math.prod(ns)
     rows = math.prod(shape[:len(shape) - len(ns)])
     spec = _rows(shape, rows, d, (rows, d), (1, d), (0,), eps)
-    return _normalize(x, weight, bias, spec, NativeLayerNormBackward0, op)[0]
+    return _normalize(x, weight, bias, spec, NativeLayerNormBackward0, op)
 
 
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-05, cudnn_enabled: bool = True):
@@ -373,7 +380,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-0
             raise RuntimeError(f"{op}: Expected {what} to be a vector of size equal to the number of channels in "
                                f"input, but got {what} of shape {list(t._data.shape)} and input of shape {list(shape)}")
     spec = _rows(shape, n * num_groups, c // num_groups * s, (n, c, s), (1, c, 1), (0, 2), eps)
-    return _normalize(x, weight, bias, spec, NativeGroupNormBackward0, op)[0]
+    return _normalize(x, weight, bias, spec, NativeGroupNormBackward0, op)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps: float | None = None):
@@ -392,7 +399,7 @@ def rms_norm(input, normalized_shape, weight=None, eps: float | None = None):
     d = math.prod(ns)
     rows = math.prod(shape[:len(shape) - len(ns)])
     spec = _rows(shape, rows, d, (rows, d), (1, d), (0,), eps, center=False)
-    return _normalize(x, weight, None, spec, FusedRmsNormBackward0, op)[0]
+    return _normalize(x, weight, None, spec, FusedRmsNormBackward0, op)
 
 
 def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
@@ -415,7 +422,3 @@ def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.7
     for j in range(1, size):
         acc = acc + padded.narrow(1, j, c)
     return x / (acc * (alpha / size) + k) ** beta
-
-
-class NormMethods:
-    __slots__ = ()

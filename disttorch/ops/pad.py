@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np  # index bookkeeping on the host; tensor math goes through ``xp``
 
 from .. import _tensor as T
+from .._device import array_module_of
 from ..amp import _state as _amp
 from ..autograd.function import Node
 from ._helpers import tensor_arg
@@ -107,7 +108,7 @@ def tap_maps(plans):
     def run(a, steps):
         if not steps:
             return a.copy()
-        xp = _xp_of(a)
+        xp = array_module_of(a)
         cd = compute_dtype(a)
         b = a.astype(cd) if cd != a.dtype else a
         for axis, idx, w, n in steps:
@@ -129,10 +130,6 @@ def tap_maps(plans):
         return run(g, reverse)
 
     return fwd, adj
-
-
-def _xp_of(a):
-    return np if a.__class__ is np.ndarray else T._array_module_of(a)
 
 
 # ---- constant padding -----------------------------------------------------------------------------------
@@ -314,9 +311,3 @@ def pad(input, pad, mode: str = "constant", value=None):
     fwd, adj = tap_maps(plans)
     cls = CircularPadBackward0 if mode == "circular" else _NODES[(mode, k)]
     return linear_apply(x, fwd, adj, cls, PadBackwardBackward0)
-
-
-class PadMethods:
-    """No Tensor methods: ``F.pad`` has no ``Tensor.pad`` counterpart in PyTorch."""
-
-    __slots__ = ()

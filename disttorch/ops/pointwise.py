@@ -11,15 +11,14 @@ import math
 import numpy as np  # dtype constants only
 
 from .. import _dtype as D
-from ..autograd.function import Node
+from ..autograd.op import RESULT
 from . import _special
 from . import inplace as _I
-from .elementwise import _out
 from .pointwise_binary import *  # noqa: F401,F403 - public binary math, re-exported
 from .pointwise_binary import BinaryMathMethods
 from .pointwise_binary import __all__ as _binary_all
 from .pointwise_sign import *  # noqa: F401,F403 - abs, sign, rounding, relu, re-exported
-from .pointwise_sign import SignRoundMethods, unary_op
+from .pointwise_sign import FloatUnaryOp, SignRoundMethods, unary_op
 from .pointwise_sign import __all__ as _sign_all
 
 __all__ = ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "asin",
@@ -29,11 +28,6 @@ __all__ = ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsq
 
 _F32 = np.dtype(np.float32)
 _LOW = (np.dtype(np.float16), D.bfloat16.np)
-
-
-def _float_op(input, op: str, kernel, node_cls, save, out):
-    """``unary_op`` computing integer inputs in the default float dtype."""
-    return unary_op(input, op, kernel, node_cls, save, out, to_float=True)
 
 
 def _wide(fn):
@@ -46,7 +40,11 @@ def _wide(fn):
 
 
 # ---- exponentials and logarithms -------------------------------------------------------------------
-class ExpBackward0(Node):
+class ExpBackward0(FloatUnaryOp):
+    op_name = "exp"
+    kernel = "exp"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * r
@@ -54,10 +52,14 @@ class ExpBackward0(Node):
 
 def exp(input, *, out=None):
     """``e ** input``."""
-    return _float_op(input, "exp", "exp", ExpBackward0, "out", out)
+    return unary_op(input, ExpBackward0, out)
 
 
-class Exp2Backward0(Node):
+class Exp2Backward0(FloatUnaryOp):
+    op_name = "exp2"
+    kernel = "exp2"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * r * math.log(2.0)
@@ -65,10 +67,14 @@ class Exp2Backward0(Node):
 
 def exp2(input, *, out=None):
     """``2 ** input``."""
-    return _float_op(input, "exp2", "exp2", Exp2Backward0, "out", out)
+    return unary_op(input, Exp2Backward0, out)
 
 
-class Expm1Backward0(Node):
+class Expm1Backward0(FloatUnaryOp):
+    op_name = "expm1"
+    kernel = "expm1"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (r + 1)
@@ -76,10 +82,14 @@ class Expm1Backward0(Node):
 
 def expm1(input, *, out=None):
     """``exp(input) - 1``, accurate near zero."""
-    return _float_op(input, "expm1", "expm1", Expm1Backward0, "out", out)
+    return unary_op(input, Expm1Backward0, out)
 
 
-class LogBackward0(Node):
+class LogBackward0(FloatUnaryOp):
+    op_name = "log"
+    kernel = "log"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / x
@@ -87,10 +97,14 @@ class LogBackward0(Node):
 
 def log(input, *, out=None):
     """Natural logarithm (``log(0) = -inf``, negative inputs give NaN, silently)."""
-    return _float_op(input, "log", "log", LogBackward0, "in", out)
+    return unary_op(input, LogBackward0, out)
 
 
-class Log2Backward0(Node):
+class Log2Backward0(FloatUnaryOp):
+    op_name = "log2"
+    kernel = "log2"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * math.log(2.0))
@@ -98,10 +112,14 @@ class Log2Backward0(Node):
 
 def log2(input, *, out=None):
     """Base-2 logarithm."""
-    return _float_op(input, "log2", "log2", Log2Backward0, "in", out)
+    return unary_op(input, Log2Backward0, out)
 
 
-class Log10Backward0(Node):
+class Log10Backward0(FloatUnaryOp):
+    op_name = "log10"
+    kernel = "log10"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * math.log(10.0))
@@ -109,10 +127,14 @@ class Log10Backward0(Node):
 
 def log10(input, *, out=None):
     """Base-10 logarithm."""
-    return _float_op(input, "log10", "log10", Log10Backward0, "in", out)
+    return unary_op(input, Log10Backward0, out)
 
 
-class Log1PBackward0(Node):
+class Log1PBackward0(FloatUnaryOp):
+    op_name = "log1p"
+    kernel = "log1p"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x + 1)
@@ -120,10 +142,14 @@ class Log1PBackward0(Node):
 
 def log1p(input, *, out=None):
     """``log(1 + input)``, accurate near zero."""
-    return _float_op(input, "log1p", "log1p", Log1PBackward0, "in", out)
+    return unary_op(input, Log1PBackward0, out)
 
 
-class SqrtBackward0(Node):
+class SqrtBackward0(FloatUnaryOp):
+    op_name = "sqrt"
+    kernel = "sqrt"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g / (2 * r)
@@ -131,13 +157,7 @@ class SqrtBackward0(Node):
 
 def sqrt(input, *, out=None):
     """Square root (negative inputs give NaN)."""
-    return _float_op(input, "sqrt", "sqrt", SqrtBackward0, "out", out)
-
-
-class RsqrtBackward0(Node):
-    def backward(self, g):
-        r = self.saved_tensors[0]
-        return -0.5 * g * r.pow(3)
+    return unary_op(input, SqrtBackward0, out)
 
 
 def _rsqrt_k(xp, a):
@@ -145,13 +165,27 @@ def _rsqrt_k(xp, a):
     return xp.reciprocal(r, out=r)
 
 
+class RsqrtBackward0(FloatUnaryOp):
+    op_name = "rsqrt"
+    kernel = staticmethod(_rsqrt_k)
+    saves = (RESULT,)
+
+    def backward(self, g):
+        r = self.saved_tensors[0]
+        return -0.5 * g * r.pow(3)
+
+
 def rsqrt(input, *, out=None):
     """``1 / sqrt(input)``."""
-    return _float_op(input, "rsqrt", _rsqrt_k, RsqrtBackward0, "out", out)
+    return unary_op(input, RsqrtBackward0, out)
 
 
 # ---- trigonometric and hyperbolic -----------------------------------------------------------------------
-class SinBackward0(Node):
+class SinBackward0(FloatUnaryOp):
+    op_name = "sin"
+    kernel = "sin"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.cos()
@@ -159,10 +193,14 @@ class SinBackward0(Node):
 
 def sin(input, *, out=None):
     """Sine."""
-    return _float_op(input, "sin", "sin", SinBackward0, "in", out)
+    return unary_op(input, SinBackward0, out)
 
 
-class CosBackward0(Node):
+class CosBackward0(FloatUnaryOp):
+    op_name = "cos"
+    kernel = "cos"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return -g * x.sin()
@@ -170,10 +208,14 @@ class CosBackward0(Node):
 
 def cos(input, *, out=None):
     """Cosine."""
-    return _float_op(input, "cos", "cos", CosBackward0, "in", out)
+    return unary_op(input, CosBackward0, out)
 
 
-class TanBackward0(Node):
+class TanBackward0(FloatUnaryOp):
+    op_name = "tan"
+    kernel = "tan"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (1 + r * r)
@@ -181,10 +223,14 @@ class TanBackward0(Node):
 
 def tan(input, *, out=None):
     """Tangent."""
-    return _float_op(input, "tan", "tan", TanBackward0, "out", out)
+    return unary_op(input, TanBackward0, out)
 
 
-class AsinBackward0(Node):
+class AsinBackward0(FloatUnaryOp):
+    op_name = "asin"
+    kernel = "arcsin"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (1 - x * x).rsqrt()
@@ -192,10 +238,14 @@ class AsinBackward0(Node):
 
 def asin(input, *, out=None):
     """Inverse sine (NaN outside [-1, 1])."""
-    return _float_op(input, "asin", "arcsin", AsinBackward0, "in", out)
+    return unary_op(input, AsinBackward0, out)
 
 
-class AcosBackward0(Node):
+class AcosBackward0(FloatUnaryOp):
+    op_name = "acos"
+    kernel = "arccos"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return -g * (1 - x * x).rsqrt()
@@ -203,10 +253,14 @@ class AcosBackward0(Node):
 
 def acos(input, *, out=None):
     """Inverse cosine (NaN outside [-1, 1])."""
-    return _float_op(input, "acos", "arccos", AcosBackward0, "in", out)
+    return unary_op(input, AcosBackward0, out)
 
 
-class AtanBackward0(Node):
+class AtanBackward0(FloatUnaryOp):
+    op_name = "atan"
+    kernel = "arctan"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * x + 1)
@@ -214,10 +268,14 @@ class AtanBackward0(Node):
 
 def atan(input, *, out=None):
     """Inverse tangent."""
-    return _float_op(input, "atan", "arctan", AtanBackward0, "in", out)
+    return unary_op(input, AtanBackward0, out)
 
 
-class SinhBackward0(Node):
+class SinhBackward0(FloatUnaryOp):
+    op_name = "sinh"
+    kernel = "sinh"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.cosh()
@@ -225,10 +283,14 @@ class SinhBackward0(Node):
 
 def sinh(input, *, out=None):
     """Hyperbolic sine."""
-    return _float_op(input, "sinh", "sinh", SinhBackward0, "in", out)
+    return unary_op(input, SinhBackward0, out)
 
 
-class CoshBackward0(Node):
+class CoshBackward0(FloatUnaryOp):
+    op_name = "cosh"
+    kernel = "cosh"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.sinh()
@@ -236,10 +298,14 @@ class CoshBackward0(Node):
 
 def cosh(input, *, out=None):
     """Hyperbolic cosine."""
-    return _float_op(input, "cosh", "cosh", CoshBackward0, "in", out)
+    return unary_op(input, CoshBackward0, out)
 
 
-class TanhBackward0(Node):
+class TanhBackward0(FloatUnaryOp):
+    op_name = "tanh"
+    kernel = "tanh"
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (1 - r * r)
@@ -247,10 +313,14 @@ class TanhBackward0(Node):
 
 def tanh(input, *, out=None):
     """Hyperbolic tangent."""
-    return _float_op(input, "tanh", "tanh", TanhBackward0, "out", out)
+    return unary_op(input, TanhBackward0, out)
 
 
-class AsinhBackward0(Node):
+class AsinhBackward0(FloatUnaryOp):
+    op_name = "asinh"
+    kernel = "arcsinh"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (x * x + 1).rsqrt()
@@ -258,10 +328,14 @@ class AsinhBackward0(Node):
 
 def asinh(input, *, out=None):
     """Inverse hyperbolic sine."""
-    return _float_op(input, "asinh", "arcsinh", AsinhBackward0, "in", out)
+    return unary_op(input, AsinhBackward0, out)
 
 
-class AcoshBackward0(Node):
+class AcoshBackward0(FloatUnaryOp):
+    op_name = "acosh"
+    kernel = "arccosh"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (x * x - 1).rsqrt()
@@ -269,10 +343,14 @@ class AcoshBackward0(Node):
 
 def acosh(input, *, out=None):
     """Inverse hyperbolic cosine (NaN below 1)."""
-    return _float_op(input, "acosh", "arccosh", AcoshBackward0, "in", out)
+    return unary_op(input, AcoshBackward0, out)
 
 
-class AtanhBackward0(Node):
+class AtanhBackward0(FloatUnaryOp):
+    op_name = "atanh"
+    kernel = "arctanh"
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (1 - x * x)
@@ -280,13 +358,7 @@ class AtanhBackward0(Node):
 
 def atanh(input, *, out=None):
     """Inverse hyperbolic tangent (±inf at ±1)."""
-    return _float_op(input, "atanh", "arctanh", AtanhBackward0, "in", out)
-
-
-class SigmoidBackward0(Node):
-    def backward(self, g):
-        r = self.saved_tensors[0]
-        return g * (r * (1 - r))
+    return unary_op(input, AtanhBackward0, out)
 
 
 @_wide
@@ -297,12 +369,32 @@ def _sigmoid_k(xp, a):
     return xp.reciprocal(t, out=t)
 
 
+class SigmoidBackward0(FloatUnaryOp):
+    op_name = "sigmoid"
+    kernel = staticmethod(_sigmoid_k)
+    saves = (RESULT,)
+
+    def backward(self, g):
+        r = self.saved_tensors[0]
+        return g * (r * (1 - r))
+
+
 def sigmoid(input, *, out=None):
     """The logistic function ``1 / (1 + exp(-input))``."""
-    return _float_op(input, "sigmoid", _sigmoid_k, SigmoidBackward0, "out", out)
+    return unary_op(input, SigmoidBackward0, out)
 
 
-class LogitBackward0(Node):
+class LogitBackward0(FloatUnaryOp):
+    op_name = "logit"
+
+    def forward(self, xp, a, eps=None):
+        if self.next_functions:
+            self.eps = eps
+            self.save(0)
+        if a.dtype.kind not in "fcV":
+            a = a.astype(D.get_default_dtype().np)
+        return _I.quiet_call(_logit_k, xp, a, eps)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         res = g / (x * (1 - x))
@@ -311,21 +403,25 @@ class LogitBackward0(Node):
         return res.where((x >= self.eps) & (x <= 1 - self.eps), 0.0)
 
 
+def _logit_k(xp, a, eps):
+    if a.dtype in _LOW:  # computed in float32 for accuracy, as _wide does
+        return _logit_k(xp, a.astype(_F32), eps).astype(a.dtype)
+    if eps is not None:
+        a = xp.minimum(xp.maximum(a, eps), 1 - eps)
+    return xp.log(a / (1 - a))
+
+
 def logit(input, eps=None, *, out=None):
     """``log(p / (1 - p))``, with ``p`` clamped to [eps, 1 - eps] when ``eps`` is given."""
-    def kernel(xp, a):
-        if eps is not None:
-            a = xp.minimum(xp.maximum(a, eps), 1 - eps)
-        return xp.log(a / (1 - a))
-
-    r = _float_op(input, "logit", _wide(kernel), LogitBackward0, "in", None)
-    if r.grad_fn is not None:
-        r.grad_fn.eps = eps
-    return r if out is None else _out(r, out)
+    return unary_op(input, LogitBackward0, out, eps=eps)
 
 
 # ---- error function -------------------------------------------------------------------------------------
-class ErfBackward0(Node):
+class ErfBackward0(FloatUnaryOp):
+    op_name = "erf"
+    kernel = staticmethod(_special.erf)
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi))
@@ -333,10 +429,14 @@ class ErfBackward0(Node):
 
 def erf(input, *, out=None):
     """The error function, accurate to float64 precision (W. J. Cody's rational approximations)."""
-    return _float_op(input, "erf", _special.erf, ErfBackward0, "in", out)
+    return unary_op(input, ErfBackward0, out)
 
 
-class ErfcBackward0(Node):
+class ErfcBackward0(FloatUnaryOp):
+    op_name = "erfc"
+    kernel = staticmethod(_special.erfc)
+    saves = (0,)
+
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (-(x * x)).exp() * (-2.0 / math.sqrt(math.pi))
@@ -344,10 +444,14 @@ class ErfcBackward0(Node):
 
 def erfc(input, *, out=None):
     """``1 - erf(input)``, without cancellation for large inputs."""
-    return _float_op(input, "erfc", _special.erfc, ErfcBackward0, "in", out)
+    return unary_op(input, ErfcBackward0, out)
 
 
-class ErfinvBackward0(Node):
+class ErfinvBackward0(FloatUnaryOp):
+    op_name = "erfinv"
+    kernel = staticmethod(_special.erfinv)
+    saves = (RESULT,)
+
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (r * r).exp() * (0.5 * math.sqrt(math.pi))
@@ -355,27 +459,33 @@ class ErfinvBackward0(Node):
 
 def erfinv(input, *, out=None):
     """Inverse error function on (-1, 1) (±inf at ±1, NaN outside)."""
-    return _float_op(input, "erfinv", _special.erfinv, ErfinvBackward0, "out", out)
+    return unary_op(input, ErfinvBackward0, out)
 
 
-class Deg2RadBackward0(Node):
+class Deg2RadBackward0(FloatUnaryOp):
+    op_name = "deg2rad"
+    kernel = staticmethod(lambda xp, a: a * (math.pi / 180.0))
+
     def backward(self, g):
         return g * (math.pi / 180.0)
 
 
-class Rad2DegBackward0(Node):
+class Rad2DegBackward0(FloatUnaryOp):
+    op_name = "rad2deg"
+    kernel = staticmethod(lambda xp, a: a * (180.0 / math.pi))
+
     def backward(self, g):
         return g * (180.0 / math.pi)
 
 
 def deg2rad(input, *, out=None):
     """Degrees to radians."""
-    return _float_op(input, "deg2rad", lambda xp, a: a * (math.pi / 180.0), Deg2RadBackward0, None, out)
+    return unary_op(input, Deg2RadBackward0, out)
 
 
 def rad2deg(input, *, out=None):
     """Radians to degrees."""
-    return _float_op(input, "rad2deg", lambda xp, a: a * (180.0 / math.pi), Rad2DegBackward0, None, out)
+    return unary_op(input, Rad2DegBackward0, out)
 
 
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh

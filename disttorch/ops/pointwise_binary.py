@@ -12,36 +12,49 @@ import math
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
-from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import RESULT, Op
 from . import inplace as _I
-from ._helpers import binary, broadcast_error, quiet, scalar_array, shape_of, tensor_arg
-from .elementwise import _call, _meta, _ng, _out, _to_float, add, div, mul, record2, reduce_grad, zeros_grad
+from ._helpers import broadcast_error, meta, promote, quiet, scalar_array, tensor_arg
+from .elementwise import _cj, _to_float, _ufunc2, reduce_grad, zeros_grad
 
 __all__ = ["where", "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "atan2",
            "arctan2", "hypot", "logaddexp", "logaddexp2", "xlogy", "copysign", "lerp", "addcmul", "addcdiv"]
 
 
-def _any_grad(*xs) -> bool:
-    if not _GRAD.enabled:
-        return False
-    for x in xs:
-        if isinstance(x, T.Tensor) and x._requires_grad:
-            return True
-    return False
-
-
-def _as_tensor(v, arr):
-    """``v`` itself when it is a Tensor, else its promoted array wrapped (for backward formulas)."""
-    return v if isinstance(v, T.Tensor) else T._wrap(arr)
+def _operands(node):
+    """The node's saved (input, other, result), a number operand as its promoted 0-d array (a Tensor)."""
+    a, b, r = node.saved_tensors
+    na, nb = node._nums
+    return (a if na is None else T._wrap(na)), (b if nb is None else T._wrap(nb)), r
 
 
 # ---- where ---------------------------------------------------------------------------------------------
-class WhereBackward0(Node):
+class WhereBackward0(Op):
+    """``where(condition, input, other)``; the condition is an attribute (not differentiable, no edge)."""
+
+    op_name = "where"
+
+    def forward(self, xp, a, b, cond):
+        cd = cond._data
+        if cd.dtype.kind != "b":
+            cd = cd.astype(bool)
+        if xp is None:  # both branches are numbers
+            xp, nd = cond._xp, D.result_type(a, b).np
+            x, y = scalar_array(xp, a, nd), scalar_array(xp, b, nd)
+        else:
+            x, y = promote(xp, a, b, "where")
+        if self.next_functions:
+            self.cond, self.a, self.b = cond, meta(a), meta(b)
+        try:
+            return _select(xp, cd, x, y)
+        except ValueError:
+            raise broadcast_error("where", cd.shape, getattr(a, "shape", ()), getattr(b, "shape", ())) from None
+
     def backward(self, g):
         c = self.cond
-        ga = reduce_grad(where(c, g, 0.0), self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(where(c, 0.0, g), self.b) if self.next_functions[1][0] is not None else None
+        nig = self._nig
+        ga = reduce_grad(where(c, g, 0.0), self.a) if nig[0] else None
+        gb = reduce_grad(where(c, 0.0, g), self.b) if nig[1] else None
         return ga, gb
 
 
@@ -80,29 +93,32 @@ def where(condition, input=None, other=None, *, out=None):
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
     cond = tensor_arg(condition, "where", "condition")
-    cd = cond._data
-    if cd.dtype.kind != "b":
-        if cd.dtype.kind != "u" or cd.dtype.itemsize != 1:
-            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
-                               f"{_I._type_name(cond.dtype)}")
-        cd = cd.astype(bool)
-    if isinstance(input, T.Tensor) or isinstance(other, T.Tensor):
-        xp, x, y = binary(input, other, "where")
-    else:
-        xp, nd = cond._xp, D.result_type(input, other).np
-        x, y = scalar_array(xp, input, nd), scalar_array(xp, other, nd)
-    try:
-        r = T._wrap(_select(xp, cd, x, y))
-    except ValueError:
-        raise broadcast_error("where", cd.shape, shape_of(input), shape_of(other)) from None
-    if _ng(input, other):
-        record2(WhereBackward0, r, input, other).cond = cond
-    return r if out is None else _out(r, out)
+    cdt = cond._data.dtype
+    if cdt.kind != "b" and (cdt.kind != "u" or cdt.itemsize != 1):
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{_I._type_name(cond.dtype)}")
+    if out is None:
+        return WhereBackward0.apply(input, other, cond=cond)
+    return WhereBackward0.apply(input, other, cond=cond, out=out)
 
 
 # ---- clamp -------------------------------------------------------------------------------------------
-class ClampBackward1(Node):
+class ClampBackward1(Op):
     """clamp with number bounds."""
+
+    op_name = "clamp"
+
+    def forward(self, xp, a, min=None, max=None):  # noqa: A002 - PyTorch's names
+        if self.next_functions:
+            self.lo, self.hi = min, max
+            self.save(0)
+        numbers = (min is None or min.__class__ in (int, float)) and (max is None or max.__class__ in (int, float))
+        if numbers and (a.dtype.kind == "f" or (a.dtype.kind in "iu" and float not in (min.__class__, max.__class__))):
+            nd = a.dtype  # number bounds that keep the dtype: the common, fast case
+        else:
+            nd = D.result_type(*[v for v in (a, min, max) if v is not None]).np
+            a = a if a.dtype == nd else a.astype(nd)
+        return _I.quiet_call(_clamp_arrays, xp, a, _bound(xp, min, nd), _bound(xp, max, nd))
 
     def backward(self, g):
         (x,) = self.saved_tensors
@@ -116,12 +132,26 @@ class ClampBackward1(Node):
         return g.where(mask, 0.0)
 
 
-class ClampBackward0(Node):
+class ClampBackward0(Op):
     """clamp with tensor bounds: each bound gets the gradient where it was selected."""
+
+    op_name = "clamp"
+
+    def forward(self, xp, a, lo, hi):
+        nd = D.result_type(*[v for v in (a, lo, hi) if v is not None]).np
+        if self.next_functions:
+            self.metas = (meta(a), meta(lo), meta(hi))
+            self.save(0, 1, 2)
+        a = a if a.dtype == nd else a.astype(nd)
+        lo, hi = _bound(xp, lo, nd), _bound(xp, hi, nd)
+        try:
+            return _I.quiet_call(_clamp_arrays, xp, a, lo, hi)
+        except ValueError:
+            raise broadcast_error("clamp", a.shape, getattr(lo, "shape", ()), getattr(hi, "shape", ())) from None
 
     def backward(self, g):
         x, lo, hi = self.saved_tensors
-        nx, nlo, nhi = (fn is not None for fn, _ in self.next_functions)
+        nx, nlo, nhi = self._nig
         gx = glo = ghi = None
         if lo is not None and hi is not None:
             if nx:
@@ -142,11 +172,11 @@ class ClampBackward0(Node):
 
 
 def _bound(xp, v, nd):
+    """A clamp bound (None, a number or an array) as an array of dtype ``nd``."""
     if v is None:
         return None
-    if isinstance(v, T.Tensor):
-        a = v._data
-        return a if a.dtype == nd else a.astype(nd)
+    if hasattr(v, "dtype") and not isinstance(v, np.generic):
+        return v if v.dtype == nd else v.astype(nd)
     return scalar_array(xp, v, nd)
 
 
@@ -166,31 +196,11 @@ def clamp(input, min=None, max=None, *, out=None):  # noqa: A002 - PyTorch's nam
     x = tensor_arg(input, "clamp")
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    xp, a = x._xp, x._data
-    numbers = (min is None or min.__class__ in (int, float)) and (max is None or max.__class__ in (int, float))
-    if numbers and (a.dtype.kind == "f" or (a.dtype.kind in "iu" and float not in (min.__class__, max.__class__))):
-        nd = a.dtype  # number bounds that keep the dtype: the common, fast case
-    else:
-        nd = D.result_type(*[v for v in (x, min, max) if v is not None]).np
-        a = a if a.dtype == nd else a.astype(nd)
-    lo, hi = _bound(xp, min, nd), _bound(xp, max, nd)
-    try:
-        r = T._wrap(_I.quiet_call(_clamp_arrays, xp, a, lo, hi))
-    except ValueError:
-        raise broadcast_error("clamp", a.shape, shape_of(min), shape_of(max)) from None
-    if _any_grad(x, min, max):
-        if isinstance(min, T.Tensor) or isinstance(max, T.Tensor):
-            node = ClampBackward0(x, min if isinstance(min, T.Tensor) else None,
-                                  max if isinstance(max, T.Tensor) else None)
-            node.metas = (_meta(x), _meta(min), _meta(max))
-            node.save_for_backward(x, min, max)
-        else:
-            node = ClampBackward1(x)
-            node.lo, node.hi = min, max
-            node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r if out is None else _out(r, out)
+    if isinstance(min, T.Tensor) or isinstance(max, T.Tensor):
+        return ClampBackward0.apply(x, min, max, out=out)
+    if out is None:
+        return ClampBackward1.apply(x, min=min, max=max)
+    return ClampBackward1.apply(x, min=min, max=max, out=out)
 
 
 clip = clamp
@@ -207,141 +217,155 @@ def clamp_max(input, max):  # noqa: A002
 
 
 # ---- maximum / minimum / fmax / fmin ---------------------------------------------------------------------
-class MaximumBackward0(Node):
+class _BinaryOp(Op):
+    """A binary op of two operands (Tensors or numbers) promoted to a common dtype.
+
+    Subclasses set ``kernel`` (a ufunc name of ``xp`` or ``staticmethod(fn)`` with ``fn(xp, x, y)``) and
+    ``to_float`` (integer operands compute in the default float dtype). When a graph is recorded the node
+    keeps both operands' metadata and saves the operands and the result (see :func:`_operands`).
+    """
+
+    kernel = None
+    to_float = False
+    save_result = True
+
+    def forward(self, xp, a, b):
+        op = self.op_name
+        x, y = promote(xp, a, b, op)
+        if self.to_float:
+            x, y = _to_float(x, y)
+        if self.next_functions:
+            self.a, self.b = meta(a), meta(b)
+            self._nums = (x if self.a is None else None, y if self.b is None else None)
+            self.save(0 if self.a is not None else None, 1 if self.b is not None else None,
+                      RESULT if self.save_result else None)
+        k = self.kernel
+        if k.__class__ is str:
+            return _ufunc2(getattr(xp, k), op, x, y)
+        return _ufunc2(lambda p, q: k(xp, p, q), op, x, y)
+
+
+class MaximumBackward0(_BinaryOp):
+    op_name = kernel = "maximum"
+    save_result = False
+
     def backward(self, g):
-        a, b = self.saved_tensors
+        a, b, _ = _operands(self)
         tie = where(a == b, g / 2, g)
-        ga = reduce_grad(where(a < b, 0.0, tie), self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(where(a > b, 0.0, tie), self.b) if self.next_functions[1][0] is not None else None
-        return ga, gb
+        return _grads(self, lambda: where(a < b, 0.0, tie), lambda: where(a > b, 0.0, tie))
 
 
-class MinimumBackward0(Node):
+class MinimumBackward0(_BinaryOp):
+    op_name = kernel = "minimum"
+    save_result = False
+
     def backward(self, g):
-        a, b = self.saved_tensors
+        a, b, _ = _operands(self)
         tie = where(a == b, g / 2, g)
-        ga = reduce_grad(where(a > b, 0.0, tie), self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(where(a < b, 0.0, tie), self.b) if self.next_functions[1][0] is not None else None
-        return ga, gb
+        return _grads(self, lambda: where(a > b, 0.0, tie), lambda: where(a < b, 0.0, tie))
 
 
-class FmaxBackward0(Node):
+class FmaxBackward0(_BinaryOp):
+    op_name = kernel = "fmax"
+    save_result = False
+
     def backward(self, g):
-        a, b = self.saved_tensors
-        first = (a >= b) | b.isnan() if self.is_max else (a <= b) | b.isnan()
-        ga = reduce_grad(where(first, g, 0.0), self.a) if self.next_functions[0][0] is not None else None
-        gb = reduce_grad(where(first, 0.0, g), self.b) if self.next_functions[1][0] is not None else None
-        return ga, gb
+        a, b, _ = _operands(self)
+        first = (a >= b) | b.isnan() if self.op_name == "fmax" else (a <= b) | b.isnan()
+        return _grads(self, lambda: where(first, g, 0.0), lambda: where(first, 0.0, g))
 
 
 class FminBackward0(FmaxBackward0):
-    pass
-
-
-def _extremum(input, other, op: str, ufunc_name: str, node_cls, out):
-    xp, x, y = binary(input, other, op)
-    r = T._wrap(_call(xp, getattr(xp, ufunc_name), op, input, other, x, y))
-    if _ng(input, other):
-        node = record2(node_cls, r, input, other)
-        node.is_max = ufunc_name == "fmax"
-        node.save_for_backward(_as_tensor(input, x), _as_tensor(other, y))
-    return r if out is None else _out(r, out)
+    op_name = kernel = "fmin"
 
 
 def maximum(input, other, *, out=None):
     """Elementwise maximum; NaN propagates. Ties split the gradient evenly."""
-    return _extremum(input, other, "maximum", "maximum", MaximumBackward0, out)
+    return MaximumBackward0.apply(input, other, out=out)
 
 
 def minimum(input, other, *, out=None):
     """Elementwise minimum; NaN propagates. Ties split the gradient evenly."""
-    return _extremum(input, other, "minimum", "minimum", MinimumBackward0, out)
+    return MinimumBackward0.apply(input, other, out=out)
 
 
 def fmax(input, other, *, out=None):
     """Elementwise maximum ignoring NaN (NaN only where both are NaN)."""
-    return _extremum(input, other, "fmax", "fmax", FmaxBackward0, out)
+    return FmaxBackward0.apply(input, other, out=out)
 
 
 def fmin(input, other, *, out=None):
     """Elementwise minimum ignoring NaN."""
-    return _extremum(input, other, "fmin", "fmin", FminBackward0, out)
+    return FminBackward0.apply(input, other, out=out)
 
 
 # ---- float-valued binary functions -----------------------------------------------------------------------
-def _float_binary(input, other, op: str, kernel, node_cls, out):
-    """A float-valued binary op (ints promote to the default float); the node saves both operands and the result.
+class FloatBinaryOp(_BinaryOp):
+    """A float-valued binary op (integer operands promote to the default float); saves operands and result."""
 
-    ``kernel`` is a ufunc name of ``xp`` or a function ``(xp, x, y) -> array``.
-    """
-    xp, x, y = binary(input, other, op)
-    x, y = _to_float(x, y)
-    fn = getattr(xp, kernel) if kernel.__class__ is str else (lambda p, q: kernel(xp, p, q))
-    r = T._wrap(_call(xp, fn, op, input, other, x, y))  # _call silences NumPy's warnings
-    if _ng(input, other):
-        node = record2(node_cls, r, input, other)
-        node.save_for_backward(_as_tensor(input, x), _as_tensor(other, y), r)
-    return r if out is None else _out(r, out)
+    to_float = True
 
 
 def _grads(node, ga, gb):
     """Apply ``reduce_grad`` to the gradient callables whose inputs need them."""
-    return (reduce_grad(ga(), node.a) if node.next_functions[0][0] is not None else None,
-            reduce_grad(gb(), node.b) if node.next_functions[1][0] is not None else None)
+    nig = node._nig
+    return (reduce_grad(ga(), node.a) if nig[0] else None, reduce_grad(gb(), node.b) if nig[1] else None)
 
 
-class Atan2Backward0(Node):
+class Atan2Backward0(FloatBinaryOp):
+    op_name, kernel = "atan2", "arctan2"
+
     def backward(self, g):
-        a, b, _ = self.saved_tensors
+        a, b, _ = _operands(self)
         rec = (a * a + b * b).reciprocal()
         return _grads(self, lambda: g * b * rec, lambda: g * -a * rec)
 
 
 def atan2(input, other, *, out=None):
     """The angle of the point (other, input): ``atan(input / other)`` in the right quadrant."""
-    return _float_binary(input, other, "atan2", "arctan2", Atan2Backward0, out)
+    return Atan2Backward0.apply(input, other, out=out)
 
 
 arctan2 = atan2
 
 
-class HypotBackward0(Node):
+class HypotBackward0(FloatBinaryOp):
+    op_name = kernel = "hypot"
+
     def backward(self, g):
-        a, b, r = self.saved_tensors
+        a, b, r = _operands(self)
         return _grads(self, lambda: g * a / r, lambda: g * b / r)
 
 
 def hypot(input, other, *, out=None):
     """``sqrt(input**2 + other**2)`` without overflow."""
-    return _float_binary(input, other, "hypot", "hypot", HypotBackward0, out)
+    return HypotBackward0.apply(input, other, out=out)
 
 
-class LogaddexpBackward0(Node):
+class LogaddexpBackward0(FloatBinaryOp):
+    op_name = kernel = "logaddexp"
+
     def backward(self, g):
-        a, b, _ = self.saved_tensors
+        a, b, _ = _operands(self)
         return _grads(self, lambda: g / (1 + (b - a).exp()), lambda: g / (1 + (a - b).exp()))
 
 
 def logaddexp(input, other, *, out=None):
     """``log(exp(input) + exp(other))`` computed stably."""
-    return _float_binary(input, other, "logaddexp", "logaddexp", LogaddexpBackward0, out)
+    return LogaddexpBackward0.apply(input, other, out=out)
 
 
-class Logaddexp2Backward0(Node):
+class Logaddexp2Backward0(FloatBinaryOp):
+    op_name = kernel = "logaddexp2"
+
     def backward(self, g):
-        a, b, _ = self.saved_tensors
+        a, b, _ = _operands(self)
         return _grads(self, lambda: g / (1 + 2 ** (b - a)), lambda: g / (1 + 2 ** (a - b)))
 
 
 def logaddexp2(input, other, *, out=None):
     """``log2(2**input + 2**other)`` computed stably."""
-    return _float_binary(input, other, "logaddexp2", "logaddexp2", Logaddexp2Backward0, out)
-
-
-class XlogyBackward0(Node):
-    def backward(self, g):
-        a, b, _ = self.saved_tensors
-        return _grads(self, lambda: where((a == 0) & (b <= 0), 0.0, xlogy(g, b)), lambda: g * a / b)
+    return Logaddexp2Backward0.apply(input, other, out=out)
 
 
 def _xlogy_k(xp, p, q):
@@ -350,27 +374,70 @@ def _xlogy_k(xp, p, q):
     return xp.where((p == 0) & (q == q), 0.0, r).astype(r.dtype)
 
 
+class XlogyBackward0(FloatBinaryOp):
+    op_name = "xlogy"
+    kernel = staticmethod(_xlogy_k)
+
+    def backward(self, g):
+        a, b, _ = _operands(self)
+        return _grads(self, lambda: where((a == 0) & (b <= 0), 0.0, xlogy(g, b)), lambda: g * a / b)
+
+
 def xlogy(input, other, *, out=None):
     """``input * log(other)``, defined as 0 where ``input == 0`` (unless ``other`` is NaN)."""
-    return _float_binary(input, other, "xlogy", _xlogy_k, XlogyBackward0, out)
+    return XlogyBackward0.apply(input, other, out=out)
 
 
-class CopysignBackward0(Node):
+class CopysignBackward0(FloatBinaryOp):
+    op_name = kernel = "copysign"
+
     def backward(self, g):
-        a, b, r = self.saved_tensors
+        a, b, r = _operands(self)
         return _grads(self, lambda: g * where(a == 0, 0.0, r / a), lambda: zeros_grad(g, self.b))
 
 
 def copysign(input, other, *, out=None):
     """``|input|`` with the sign of ``other`` (gradient flows to ``input`` only)."""
-    return _float_binary(input, other, "copysign", "copysign", CopysignBackward0, out)
+    return CopysignBackward0.apply(input, other, out=out)
 
 
 # ---- lerp, addcmul, addcdiv ----------------------------------------------------------------------------
-class LerpBackward0(Node):
+class LerpBackward0(Op):
+    """lerp; a number ``weight`` is an attribute (two edges), a tensor one an input (three, as PyTorch)."""
+
+    op_name = "lerp"
+
+    def forward(self, xp, input, end, weight):
+        a, b = promote(xp, input, end, "lerp")
+        if a.dtype.kind in "biu":
+            raise RuntimeError(f'"lerp_kernel" not implemented for \'{_I._type_name(D._FROM_NP[a.dtype])}\'')
+        w_t = hasattr(weight, "dtype") and not isinstance(weight, np.generic)
+        if self.next_functions:
+            self.metas = (meta(input), meta(end), meta(weight) if w_t else None)
+            self.weight = None if w_t else weight
+            if w_t:
+                self.save(0, 1, 2)
+            else:
+                self.save(0, 1)
+        try:
+            with quiet(xp):
+                diff = b - a
+                if w_t:
+                    w = weight.astype(a.dtype) if weight.dtype != a.dtype else weight
+                    data = xp.where(xp.abs(w) < 0.5, a + w * diff, b - diff * (1 - w))
+                elif math.fabs(weight) < 0.5:
+                    data = a + diff * weight
+                else:
+                    data = b - diff * (1 - weight)
+        except ValueError:
+            raise broadcast_error("lerp", a.shape, b.shape, getattr(weight, "shape", ()) if w_t else ()) from None
+        return data.astype(a.dtype) if data.dtype != a.dtype else data
+
     def backward(self, g):
-        s, e, w = self.saved_tensors
-        n = [fn is not None for fn, _ in self.next_functions]
+        saved = self.saved_tensors
+        s, e = saved[0], saved[1]
+        w = saved[2] if len(saved) > 2 else self.weight
+        n = self._nig
         return (reduce_grad(g * (1 - w), self.metas[0]) if n[0] else None,
                 reduce_grad(g * w, self.metas[1]) if n[1] else None,
                 reduce_grad(g * (e - s), self.metas[2]) if len(n) > 2 and n[2] else None)
@@ -380,30 +447,9 @@ def lerp(input, end, weight, *, out=None):
     """``input + weight * (end - input)``; ``weight`` is a number or a tensor (PyTorch's stable form)."""
     s = tensor_arg(input, "lerp")
     e = tensor_arg(end, "lerp", "end")
-    xp, a, b = binary(s, e, "lerp")
-    if a.dtype.kind in "biu":
-        raise RuntimeError(f'"lerp_kernel" not implemented for \'{_I._type_name(D._FROM_NP[a.dtype])}\'')
-    w_t = isinstance(weight, T.Tensor)
-    try:
-        with quiet(xp):
-            diff = b - a
-            if w_t:
-                w = weight._data.astype(a.dtype) if weight._data.dtype != a.dtype else weight._data
-                data = xp.where(xp.abs(w) < 0.5, a + w * diff, b - diff * (1 - w))
-            elif math.fabs(weight) < 0.5:
-                data = a + diff * weight
-            else:
-                data = b - diff * (1 - weight)
-    except ValueError:
-        raise broadcast_error("lerp", a.shape, b.shape, shape_of(weight)) from None
-    r = T._wrap(data.astype(a.dtype) if data.dtype != a.dtype else data)
-    if _any_grad(s, e, weight):
-        node = LerpBackward0(s, e, weight) if w_t else LerpBackward0(s, e)
-        node.metas = (_meta(s), _meta(e), _meta(weight))
-        node.save_for_backward(s, e, weight)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r if out is None else _out(r, out)
+    if isinstance(weight, T.Tensor):
+        return LerpBackward0.apply(s, e, weight, out=out)
+    return LerpBackward0.apply(s, e, weight=weight, out=out)
 
 
 def _check_value(nd, value, op: str) -> None:
@@ -411,25 +457,66 @@ def _check_value(nd, value, op: str) -> None:
         raise RuntimeError(f"{op}: For integral input tensors, argument value must not be a floating point number.")
 
 
+class AddcmulBackward0(Op):
+    op_name = "addcmul"
+
+    def forward(self, xp, x, t1, t2, value=1):
+        nd = D.result_type(x, t1, t2).np
+        _check_value(nd, value, "addcmul")
+        if self.next_functions:
+            self.metas, self.value = (meta(x), meta(t1), meta(t2)), value
+            self.save(1, 2)
+        try:
+            with quiet(xp):
+                tmp = xp.multiply(t1.astype(nd, copy=False), t2.astype(nd, copy=False))
+                if value != 1:
+                    tmp = tmp * value
+                return xp.add(x.astype(nd, copy=False), tmp)
+        except ValueError:
+            raise broadcast_error("addcmul", x.shape, t1.shape, t2.shape) from None
+
+    def backward(self, g):
+        t1, t2 = self.saved_tensors
+        n, m, v = self._nig, self.metas, self.value
+        return (reduce_grad(g, m[0]) if n[0] else None,
+                reduce_grad(g * _cj(t2 if v == 1 else t2 * v), m[1]) if n[1] else None,
+                reduce_grad(g * _cj(t1 if v == 1 else t1 * v), m[2]) if n[2] else None)
+
+
 def addcmul(input, tensor1, tensor2, *, value=1, out=None):
     """``input + value * tensor1 * tensor2``."""
     x = tensor_arg(input, "addcmul")
     t1, t2 = tensor_arg(tensor1, "addcmul", "tensor1"), tensor_arg(tensor2, "addcmul", "tensor2")
-    if _any_grad(x, t1, t2):
-        prod = mul(t1, t2)
-        return add(x, prod if value == 1 else mul(prod, value), out=out)
-    nd = D.result_type(x, t1, t2).np
-    _check_value(nd, value, "addcmul")
-    xp = x._xp
-    try:
-        with quiet(xp):
-            tmp = xp.multiply(t1._data.astype(nd, copy=False), t2._data.astype(nd, copy=False))
-            if value != 1:
-                tmp = tmp * value
-            data = xp.add(x._data.astype(nd, copy=False), tmp)
-    except ValueError:
-        raise broadcast_error("addcmul", x._data.shape, t1._data.shape, t2._data.shape) from None
-    return _out(T._wrap(data), out)
+    return AddcmulBackward0.apply(x, t1, t2, value=value, out=out)
+
+
+class AddcdivBackward0(Op):
+    op_name = "addcdiv"
+
+    def forward(self, xp, x, t1, t2, value=1):
+        nd = D.result_type(x, t1, t2).np
+        if self.next_functions:
+            self.metas, self.value = (meta(x), meta(t1), meta(t2)), value
+            self.save(1, 2)
+        try:
+            with quiet(xp):
+                tmp = xp.true_divide(t1.astype(nd, copy=False), t2.astype(nd, copy=False))
+                if value != 1:
+                    tmp *= value
+                return xp.add(x.astype(nd, copy=False), tmp)
+        except ValueError:
+            raise broadcast_error("addcdiv", x.shape, t1.shape, t2.shape) from None
+
+    def backward(self, g):
+        t1, t2 = self.saved_tensors
+        n, m, v = self._nig, self.metas, self.value
+        g1 = g2 = None
+        if n[1]:
+            g1 = reduce_grad(g * _cj(t2.reciprocal() if v == 1 else v / t2), m[1])
+        if n[2]:
+            q = t1 / (t2 * t2)
+            g2 = reduce_grad(-g * _cj(q if v == 1 else q * v), m[2])
+        return (reduce_grad(g, m[0]) if n[0] else None), g1, g2
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
@@ -443,20 +530,7 @@ def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
                            "integer inputs and as (input + value * tensor1 / tensor2) for float inputs. The future "
                            "addcdiv behavior is just the latter implementation: (input + value * tensor1 / "
                            "tensor2), for all dtypes.")
-    if _any_grad(x, t1, t2):
-        q = div(t1, t2)
-        return add(x, q if value == 1 else mul(q, value), out=out)
-    nd = D.result_type(x, t1, t2).np
-    xp = x._xp
-    try:
-        with quiet(xp):
-            tmp = xp.true_divide(t1._data.astype(nd, copy=False), t2._data.astype(nd, copy=False))
-            if value != 1:
-                tmp *= value
-            data = xp.add(x._data.astype(nd, copy=False), tmp)
-    except ValueError:
-        raise broadcast_error("addcdiv", x._data.shape, t1._data.shape, t2._data.shape) from None
-    return _out(T._wrap(data), out)
+    return AddcdivBackward0.apply(x, t1, t2, value=value, out=out)
 
 
 # ---- in-place forms (optimizers call these under no_grad: compute into self's array) --------------------------
@@ -483,7 +557,7 @@ def lerp_(self, end, weight):
     if not isinstance(weight, T.Tensor) and e._data.dtype == sd.dtype and sd.dtype.kind == "f" \
             and not _I.needs_graph(self, "lerp_", e):
         xp = self._xp
-        tmp = _call(xp, xp.subtract, "lerp_", e, self, e._data, sd)
+        tmp = _ufunc2(xp.subtract, "lerp_", e._data, sd)
         if math.fabs(weight) < 0.5:
             tmp *= weight
             _I.ufunc_into(self, "lerp_", xp.add, sd, tmp)
@@ -507,7 +581,7 @@ def addcmul_(self, tensor1, tensor2, *, value=1):
         if _I.can_fuse(self, t1._data, t2._data):
             _I.fused_into(self, (xp.multiply, t1._data, t2._data), value)
             return self
-        tmp = _call(xp, xp.multiply, "addcmul_", t1, t2, t1._data, t2._data)
+        tmp = _ufunc2(xp.multiply, "addcmul_", t1._data, t2._data)
         if value != 1:
             tmp *= value
         _I.ufunc_into(self, "addcmul_", xp.add, self._data, tmp)
@@ -524,7 +598,7 @@ def addcdiv_(self, tensor1, tensor2, *, value=1):
             _I.fused_into(self, (xp.true_divide, t1._data, t2._data), value)
             return self
         with quiet(xp):
-            tmp = _call(xp, xp.true_divide, "addcdiv_", t1, t2, t1._data, t2._data)
+            tmp = _ufunc2(xp.true_divide, "addcdiv_", t1._data, t2._data)
             if value != 1:
                 tmp *= value
             _I.ufunc_into(self, "addcdiv_", xp.add, self._data, tmp)

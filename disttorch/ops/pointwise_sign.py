@@ -3,84 +3,99 @@
 Unlike the float-valued functions in pointwise.py (which re-exports these), integer and bool
 inputs keep their dtype, as in PyTorch. Backward follows PyTorch: abs'(0) = 0, relu'(0) = 0, and
 sign and the rounding functions are piecewise constant (zero gradient).
+
+Both unary families run through :class:`UnaryOp`, an ``Op`` whose subclasses declare their kernel, what
+they save and whether integer inputs compute in the default float dtype; :func:`unary_op` is the public
+functions' shared body.
 """
 from __future__ import annotations
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import RESULT, Op
 from . import inplace as _I
-from ._helpers import as_float_array, tensor_arg
+from ._helpers import tensor_arg
 from .elementwise import _out
 
 __all__ = ["abs", "absolute", "sign", "sgn", "signbit", "floor", "ceil", "round", "trunc", "fix", "frac", "relu",
            "nan_to_num"]
 
+_FLOAT_KINDS = "fcV"  # V: ml_dtypes' bfloat16 is a void-kind dtype
 
-class _ZeroGrad(Node):
+
+class UnaryOp(Op):
+    """An elementwise op of one tensor (the shared recipe of the unary families).
+
+    Subclasses set ``kernel`` (a ufunc name of ``xp``, or ``staticmethod(fn)`` with ``fn(xp, array)``),
+    ``saves`` (``(0,)`` the input, ``(RESULT,)`` the output, ``()`` nothing) and ``to_float`` (integer and
+    bool inputs compute in the default float dtype: exp, sqrt...; otherwise the dtype is kept: abs, floor...).
+    """
+
+    kernel = None
+    saves = ()
+    to_float = False
+
+    def forward(self, xp, a):
+        if self.to_float and a.dtype.kind not in _FLOAT_KINDS:
+            a = a.astype(D.get_default_dtype().np)
+        if self.next_functions and self.saves:
+            self.save(*self.saves)
+        k = self.kernel
+        if k.__class__ is str:
+            return _I.quiet_call(getattr(xp, k), a)
+        return _I.quiet_call(k, xp, a)
+
+
+class FloatUnaryOp(UnaryOp):
+    """A ``UnaryOp`` computing integer and bool inputs in the default float dtype."""
+
+    to_float = True
+
+
+def unary_op(input, cls, out=None, **attrs):
+    """Run the unary op ``cls`` on ``input`` (a Tensor), honouring ``out=`` (the body of exp, abs, ...).
+
+    A string ``kernel`` writes straight into a matching ``out`` when no graph is needed (no temporary).
+    """
+    if input.__class__ is not T.Tensor and not isinstance(input, T.Tensor):
+        tensor_arg(input, cls.op_name)
+    if out is None:
+        return cls.apply(input, **attrs) if attrs else cls.apply(input)
+    if cls.kernel.__class__ is str and out.__class__ is T.Tensor and not attrs:
+        arr = input._data
+        if cls.to_float and arr.dtype.kind not in _FLOAT_KINDS:
+            arr = arr.astype(D.get_default_dtype().np)
+        if (out._data.dtype == arr.dtype and out._data.shape == arr.shape
+                and not (_GRAD.enabled and (input._requires_grad or out._requires_grad))):
+            _I.ufunc_into(out, cls.op_name, getattr(input._xp, cls.kernel), arr)
+            return out
+    return cls.apply(input, out=out, **attrs)
+
+
+class _ZeroGrad(UnaryOp):
     """Piecewise-constant functions: the gradient is zero (PyTorch's convention)."""
 
     def backward(self, g):
         return T._wrap(g._xp.zeros_like(g._data))
 
 
-def unary_op(input, op: str, kernel, node_cls, save, out, to_float: bool = False):
-    """Apply an elementwise ``kernel`` and record ``node_cls`` when grad is needed (shared by the unary families).
+class AbsBackward0(UnaryOp):
+    op_name = "abs"
+    saves = (0,)
 
-    ``kernel`` is a ufunc name of ``xp`` or a function ``(xp, array) -> array``; ``save`` is "in" (the node
-    saves the input), "out" (the result) or None; ``to_float`` computes integer inputs in the default float
-    dtype (exp, sqrt...), otherwise the dtype is kept (abs, floor...).
-    """
-    x = tensor_arg(input, op)
-    xp = x._xp
-    arr = as_float_array(x) if to_float else x._data
-    if kernel.__class__ is str:
-        fn = getattr(xp, kernel)
-        if (out is not None and out.__class__ is T.Tensor and out._data.dtype == arr.dtype
-                and out._data.shape == arr.shape and not (_GRAD.enabled and (x._requires_grad or out._requires_grad))):
-            _I.ufunc_into(out, op, fn, arr)  # straight into out's memory: no temporary
-            return out
-        r = T._wrap(_I.quiet_call(fn, arr))
-    else:
-        r = T._wrap(_I.quiet_call(kernel, xp, arr))
-    if _GRAD.enabled and x._requires_grad:
-        node = node_cls(x)
-        r._requires_grad = True
-        r.grad_fn = node
-        if save == "in":
-            node.save_for_backward(x)
-        elif save == "out":
-            node.save_for_backward(r)
-    return r if out is None else _out(r, out)
+    @staticmethod
+    def kernel(xp, a):
+        return a.copy() if a.dtype.kind == "b" else xp.abs(a)
 
-
-def _keep_op(input, op: str, kernel, node_cls, save, out):
-    """``unary_op`` keeping the input's dtype."""
-    return unary_op(input, op, kernel, node_cls, save, out)
-
-
-class AbsBackward0(Node):
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.sgn()
 
 
-def _abs_k(xp, a):
-    return a.copy() if a.dtype.kind == "b" else xp.abs(a)
-
-
 def abs(input, *, out=None):  # noqa: A001 - PyTorch's name
     """Absolute value (integer dtypes are kept; the gradient at 0 is 0)."""
-    return _keep_op(input, "abs", _abs_k, AbsBackward0, "in", out)
-
-
-class SignBackward0(_ZeroGrad):
-    pass
-
-
-class SgnBackward0(_ZeroGrad):
-    pass
+    return unary_op(input, AbsBackward0, out)
 
 
 def _sign_k(xp, a):
@@ -92,20 +107,31 @@ def _sign_k(xp, a):
     return r
 
 
+def _sgn_k(xp, a):
+    if a.dtype.kind != "c":
+        return _sign_k(xp, a)
+    m = xp.abs(a)
+    return xp.where(m == 0, 0, a / xp.where(m == 0, 1, m))
+
+
+class SignBackward0(_ZeroGrad):
+    op_name = "sign"
+    kernel = staticmethod(_sign_k)
+
+
+class SgnBackward0(_ZeroGrad):
+    op_name = "sgn"
+    kernel = staticmethod(_sgn_k)
+
+
 def sign(input, *, out=None):
     """-1, 0 or 1 by the sign of each element (NaN gives 0, as in PyTorch)."""
-    return _keep_op(input, "sign", _sign_k, SignBackward0, None, out)
+    return unary_op(input, SignBackward0, out)
 
 
 def sgn(input, *, out=None):
     """``sign`` for real tensors (``x / |x|`` for complex)."""
-    x = tensor_arg(input, "sgn")
-    if x._data.dtype.kind == "c":
-        def kernel(xp, a):
-            m = xp.abs(a)
-            return xp.where(m == 0, 0, a / xp.where(m == 0, 1, m))
-        return _keep_op(x, "sgn", kernel, SgnBackward0, None, out)
-    return _keep_op(x, "sgn", _sign_k, SgnBackward0, None, out)
+    return unary_op(input, SgnBackward0, out)
 
 
 def signbit(input, *, out=None):
@@ -120,54 +146,49 @@ def signbit(input, *, out=None):
     return r if out is None else _out(r, out)
 
 
-class FloorBackward0(_ZeroGrad):
-    pass
-
-
-class CeilBackward0(_ZeroGrad):
-    pass
-
-
-class RoundBackward0(_ZeroGrad):
-    pass
-
-
-class TruncBackward0(_ZeroGrad):
-    pass
-
-
 def _rounder(ufunc_name: str):
     def kernel(xp, a):
         return a.copy() if a.dtype.kind in "biu" else getattr(xp, ufunc_name)(a)
-    return kernel
+    return staticmethod(kernel)
 
 
-_floor_k, _ceil_k, _trunc_k = _rounder("floor"), _rounder("ceil"), _rounder("trunc")
+class FloorBackward0(_ZeroGrad):
+    op_name = "floor"
+    kernel = _rounder("floor")
+
+
+class CeilBackward0(_ZeroGrad):
+    op_name = "ceil"
+    kernel = _rounder("ceil")
+
+
+class TruncBackward0(_ZeroGrad):
+    op_name = "trunc"
+    kernel = _rounder("trunc")
 
 
 def floor(input, *, out=None):
     """Round down to an integer value (integer tensors are returned as a copy)."""
-    return _keep_op(input, "floor", _floor_k, FloorBackward0, None, out)
+    return unary_op(input, FloorBackward0, out)
 
 
 def ceil(input, *, out=None):
     """Round up to an integer value."""
-    return _keep_op(input, "ceil", _ceil_k, CeilBackward0, None, out)
+    return unary_op(input, CeilBackward0, out)
 
 
 def trunc(input, *, out=None):
     """Round toward zero."""
-    return _keep_op(input, "trunc", _trunc_k, TruncBackward0, None, out)
+    return unary_op(input, TruncBackward0, out)
 
 
 fix = trunc
 
 
-def round(input, *, decimals: int = 0, out=None):  # noqa: A001 - PyTorch's name
-    """Round half to even, to ``decimals`` decimal places (negative: to tens, hundreds, ...)."""
-    decimals = int(decimals)
+class RoundBackward0(_ZeroGrad):
+    op_name = "round"
 
-    def kernel(xp, a):
+    def forward(self, xp, a, decimals=0):
         if a.dtype.kind in "biu":
             return a.copy() if decimals >= 0 else xp.round(a, decimals)
         if decimals == 0:
@@ -178,16 +199,24 @@ def round(input, *, decimals: int = 0, out=None):  # noqa: A001 - PyTorch's name
         p = 10.0 ** -decimals
         return xp.rint(a / p) * p
 
-    return _keep_op(input, "round", kernel, RoundBackward0, None, out)
+
+def round(input, *, decimals: int = 0, out=None):  # noqa: A001 - PyTorch's name
+    """Round half to even, to ``decimals`` decimal places (negative: to tens, hundreds, ...)."""
+    decimals = int(decimals)
+    if decimals:
+        return unary_op(input, RoundBackward0, out, decimals=decimals)
+    return unary_op(input, RoundBackward0, out)
 
 
-class FracBackward0(Node):
+class FracBackward0(UnaryOp):
+    op_name = "frac"
+
+    @staticmethod
+    def kernel(xp, a):
+        return a - xp.trunc(a)
+
     def backward(self, g):
         return g
-
-
-def _frac_k(xp, a):
-    return a - xp.trunc(a)
 
 
 def frac(input, *, out=None):
@@ -195,29 +224,36 @@ def frac(input, *, out=None):
     x = tensor_arg(input, "frac")
     if x._data.dtype.kind in "biu":
         raise RuntimeError(f'"frac_cpu" not implemented for \'{_I._type_name(x.dtype)}\'')
-    return _keep_op(x, "frac", _frac_k, FracBackward0, None, out)
+    return unary_op(x, FracBackward0, out)
 
 
 _BITS = {2: "int16", 4: "int32", 8: "int64"}
 
 
-class ReluBackward0(Node):
+class ReluBackward0(UnaryOp):
+    op_name = "relu"
+    saves = (RESULT,)
+
+    @staticmethod
+    def kernel(xp, a):
+        return xp.maximum(a, 0)
+
     def backward(self, g):
         r = self.saved_tensors[0]
-        ga, ra = g._data, r._data
-        if not _GRAD.enabled and ga.dtype == ra.dtype and ga.shape == ra.shape and ga.dtype.kind in "fV":
+        return g.where(r > 0, 0.0)
+
+    def backward_arrays(self, xp, ga):
+        ra = self.saved_tensors[0]._data
+        if ga.dtype == ra.dtype and ga.shape == ra.shape and ga.dtype.kind in "fV":
             # threshold_backward(g, r, 0) = (r <= 0 ? 0 : g) as one bitwise AND with a 0 / all-ones mask:
             # exact (+0.0, no inf * 0 = NaN) and as cheap as a multiply; np.where is branchy and ~6x slower.
             bits = _BITS.get(ga.dtype.itemsize)
             if bits is not None and ga.ndim:
-                mask = g._xp.less_equal(ra, 0).view("int8")
+                mask = xp.less_equal(ra, 0).view("int8")
                 mask -= 1
-                return T._wrap(g._xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype))
-        return g.where(r > 0, 0.0)
-
-
-def _relu_k(xp, a):
-    return xp.maximum(a, 0)
+                return xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype)
+        res = xp.where(ra > 0, ga, xp.zeros((), dtype=ga.dtype))
+        return res.astype(ga.dtype, copy=False)
 
 
 def relu(input):
@@ -225,20 +261,15 @@ def relu(input):
     x = tensor_arg(input, "relu")
     if x._data.dtype.kind == "b":
         raise RuntimeError('"clamp_min_cpu" not implemented for \'Bool\'')
-    return _keep_op(x, "relu", _relu_k, ReluBackward0, "out", None)
+    return ReluBackward0.apply(x)
 
 
-class NanToNumBackward0(Node):
-    def backward(self, g):
-        x = self.saved_tensors[0]
-        return g.where(x.isfinite(), 0.0)
+class NanToNumBackward0(UnaryOp):
+    op_name = "nan_to_num"
 
-
-def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None, *, out=None):
-    """Replace NaN, +inf and -inf by finite numbers (infinities default to the dtype's extremes)."""
-    x = tensor_arg(input, "nan_to_num")
-
-    def kernel(xp, a):
+    def forward(self, xp, a, nan=0.0, posinf=None, neginf=None):
+        if self.next_functions:
+            self.save(0)
         if a.dtype.kind in "biu":
             return a.copy()
         info = D.finfo(D._FROM_NP[a.dtype])
@@ -246,7 +277,14 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None, *, out=None):
         r = xp.where(r == float("inf"), info.max if posinf is None else posinf, r).astype(a.dtype)
         return xp.where(r == float("-inf"), info.min if neginf is None else neginf, r).astype(a.dtype)
 
-    return _keep_op(x, "nan_to_num", kernel, NanToNumBackward0, "in", out)
+    def backward(self, g):
+        x = self.saved_tensors[0]
+        return g.where(x.isfinite(), 0.0)
+
+
+def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None, *, out=None):
+    """Replace NaN, +inf and -inf by finite numbers (infinities default to the dtype's extremes)."""
+    return unary_op(input, NanToNumBackward0, out, nan=nan, posinf=posinf, neginf=neginf)
 
 
 absolute = abs

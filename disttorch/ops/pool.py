@@ -14,17 +14,21 @@ import numbers
 import numpy as np  # dtype constants and index tables
 
 from .. import _tensor as T
-from .pad import LinearNode, compute_dtype, linear_apply
+from .._device import array_module_of
 from ._helpers import tensor_arg
+from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _ints
+from .pad import LinearNode, compute_dtype, linear_apply
+# Adaptive pools and max_unpool live in pool_adaptive.py; ops.pool stays the one pool module that ops/__init__
+# and nn.functional import from.
+from .pool_adaptive import (  # noqa: F401
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool1d_with_indices,
+    adaptive_max_pool2d, adaptive_max_pool2d_with_indices, max_unpool1d, max_unpool2d)
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "avg_pool1d", "adaptive_avg_pool1d"]
 FUNCTIONAL = ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices", "avg_pool1d",
               "avg_pool2d", "lp_pool1d", "lp_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
               "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool1d_with_indices",
               "adaptive_max_pool2d_with_indices", "max_unpool1d", "max_unpool2d")
-
-_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
 class MaxPool2DWithIndicesBackward0(LinearNode):
@@ -43,33 +47,7 @@ class AvgPool2DBackwardBackward0(LinearNode):
     pass
 
 
-# ---- argument handling ------------------------------------------------------------------------------------
-def _ints(v, n: int, what: str, op: str, msg: str) -> tuple:
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-        return (int(v),) * n
-    if isinstance(v, (list, tuple)):
-        for e in v:
-            if not (isinstance(e, numbers.Integral) and not isinstance(e, bool)):
-                raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, but found element of type "
-                                f"{type(e).__name__}")
-        if len(v) == 1:
-            return (int(v[0]),) * n
-        if len(v) == n:
-            return tuple(int(e) for e in v)
-        raise RuntimeError(msg)
-    raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, not {type(v).__name__}")
-
-
-def _args2d(op, kernel_size, stride, padding, dilation=1):
-    k = _ints(kernel_size, 2, "kernel_size", op, f"{op}: kernel_size must either be a single int, or a tuple of "
-                                                 f"two ints")
-    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else _ints(
-        stride, 2, "stride", op, f"{op}: stride must either be omitted, a single int, or a tuple of two ints")
-    p = _ints(padding, 2, "padding", op, f"{op}: padding must either be a single int, or a tuple of two ints")
-    d = _ints(dilation, 2, "dilation", op, f"{op}: dilation must be either a single int, or a tuple of two ints")
-    return k, s, p, d
-
-
+# ---- geometry (argument checks: _pool_args.py) ------------------------------------------------------------
 def _out_len(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
     if ceil and (o - 1) * s >= n + p:  # the last window must start inside the input or left padding
@@ -106,14 +84,6 @@ def _geometry(x, op: str, k, s, p, d, ceil: bool):
     return oh, ow
 
 
-def _check_dtype(x, op: str, allow_int: bool) -> None:
-    k = x._data.dtype.kind
-    if k in "fV" or (allow_int and k in "iu"):
-        return
-    name = _TORCH_NAMES.get(x._data.dtype.name, x._data.dtype.name)
-    raise RuntimeError(f'"{op}" not implemented for \'{name}\'')
-
-
 def _padded(xp, a, p, size, fill):
     """``a`` placed at offset ``p`` in a ``size`` plane filled with ``fill`` (``a`` itself when that is a no-op)."""
     h, w = a.shape[-2:]
@@ -123,10 +93,6 @@ def _padded(xp, a, p, size, fill):
     hh, ww = min(h, size[0] - p[0]), min(w, size[1] - p[1])
     out[..., p[0]:p[0] + hh, p[1]:p[1] + ww] = a[..., :hh, :ww]
     return out
-
-
-def _xp_of(a):
-    return np if a.__class__ is np.ndarray else T._array_module_of(a)
 
 
 # ---- max pool: one strided view of the (padded) input per kernel position ----------------------------------
@@ -163,7 +129,7 @@ def _max_fwd(xp, a, geo, want_arg: bool):
 
 def _max_gather(b, kk, geo):
     """The pool with fixed argmax ``kk`` (linear in ``b``): the forward of double backward."""
-    xp = _xp_of(b)
+    xp = array_module_of(b)
     views = _views(_padded(xp, b, geo[2], geo[6], 0), geo)
     out = views[0].copy()
     for q in range(1, len(views)):
@@ -173,7 +139,7 @@ def _max_gather(b, kk, geo):
 
 def _max_scatter(g, kk, geo):
     """The adjoint: each output gradient goes to its window's argmax position."""
-    xp = _xp_of(g)
+    xp = array_module_of(g)
     k, s, p, d, _, hw, size = geo
     buf = xp.zeros(g.shape[:-2] + size, dtype=g.dtype)
     disjoint = s[0] >= d[0] * (k[0] - 1) + 1 and s[1] >= d[1] * (k[1] - 1) + 1
@@ -226,7 +192,7 @@ def _kk2x2(bh, bv):
 
 def _scatter2x2(g, bh, bv, hw):
     """The adjoint of the 2x2 pool: each gradient to its window's chosen element (two pairwise splits)."""
-    xp = _xp_of(g)
+    xp = array_module_of(g)
     lead, (oh, ow) = g.shape[:-2], g.shape[-2:]
     rows = xp.empty(lead + (oh, 2, ow), dtype=g.dtype)
     xp.multiply(g, ~bv, out=rows[..., 0, :])
@@ -386,7 +352,7 @@ def _avg_factors(n, k, s, p, o, count_include_pad):
 
 
 def _avg_maps(a, k, s, p, o, ceil_mode, count_include_pad, divisor_override):
-    xp = _xp_of(a)
+    xp = array_module_of(a)
     hw = a.shape[-2:]
     dh, mh = _avg_factors(hw[0], k[0], s[0], p[0], o[0], count_include_pad)
     dw, mw = _avg_factors(hw[1], k[1], s[1], p[1], o[1], count_include_pad)
@@ -454,22 +420,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
     return linear_apply(x, fwd, adj, AvgPool2DBackward0, AvgPool2DBackwardBackward0)
 
 
-def _check1d(op: str, v, what: str, allow_empty: bool = False):
-    if isinstance(v, (list, tuple)):
-        if allow_empty and len(v) == 0:
-            return None
-        if len(v) != 1:
-            raise RuntimeError(f"{op}() argument '{what}' should contain one int (got {len(v)})")
-        return v[0]
-    return v
-
-
-def _dim_range(x, op: str) -> None:
-    if x.ndim not in (2, 3):
-        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for argument #1 "
-                           f"'self' (while checking arguments for {op})")
-
-
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
     """1-D average pooling over (N, C, L) or (C, L) input."""
     x = tensor_arg(input, "avg_pool1d")
@@ -492,16 +442,3 @@ def lp_pool1d(input, norm_type, kernel_size: int, stride=None, ceil_mode: bool =
     """1-D power-average pooling."""
     out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
     return (out.sign() * out.abs()).mul(kernel_size).pow(1.0 / norm_type)
-
-
-# Adaptive pools and max_unpool live in pool_adaptive.py (which uses the helpers above); ops.pool stays the one
-# pool module that __init__ and nn.functional import from.
-from .pool_adaptive import (  # noqa: E402,F401
-    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool1d_with_indices,
-    adaptive_max_pool2d, adaptive_max_pool2d_with_indices, max_unpool1d, max_unpool2d)
-
-
-class PoolMethods:
-    """No Tensor methods: PyTorch has no ``Tensor.max_pool2d``."""
-
-    __slots__ = ()

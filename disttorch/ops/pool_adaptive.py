@@ -1,4 +1,5 @@
-"""Adaptive pools (average 1-D/2-D/3-D, max 1-D/2-D) and max_unpool, re-exported by pool.py.
+"""Adaptive pools (average 1-D/2-D/3-D, max 1-D/2-D) and max_unpool, re-exported by pool.py (imports go one way:
+pool.py -> pool_adaptive.py -> _pool_args.py).
 
 Adaptive window ``i`` of ``m`` over ``n`` inputs is ``[floor(i*n/m), ceil((i+1)*n/m))``. Adaptive average
 pooling is separable, so it runs as per-axis tap maps (pad.py); adaptive max gathers each window through a
@@ -12,10 +13,11 @@ import numbers
 import numpy as np  # index tables on the host
 
 from .. import _tensor as T
+from .._device import array_module_of
 from ..amp._state import fp32_op as _autocast_fp32
 from ._helpers import tensor_arg
 from .pad import LinearNode, compute_dtype, linear_apply, simplify_taps, tap_maps
-from .pool import _args2d, _check1d, _check_dtype, _dim_range, _xp_of
+from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range
 
 __all__: list = []  # pool.py re-exports these functions and lists them in its __all__ / FUNCTIONAL
 
@@ -51,7 +53,7 @@ class MaxUnpool2DBackwardBackward0(LinearNode):
 # ---- flat-index gather / scatter ---------------------------------------------------------------
 def _flat_gather(a, idx):
     """``out[..., i, j] = a[..., idx[..., i, j]]`` over the flattened last two axes of ``a``."""
-    xp = _xp_of(a)
+    xp = array_module_of(a)
     lead = a.shape[:-2]
     flat = a.reshape(lead + (a.shape[-2] * a.shape[-1],))
     return xp.take_along_axis(flat, idx.reshape(lead + (idx.shape[-2] * idx.shape[-1],)), -1).reshape(idx.shape)
@@ -59,7 +61,7 @@ def _flat_gather(a, idx):
 
 def _flat_scatter(g, idx, hw: tuple):
     """The adjoint of ``_flat_gather``: gradients summed into an ``hw`` plane (one bincount)."""
-    xp = _xp_of(g)
+    xp = array_module_of(g)
     lead = g.shape[:-2]
     rows = math.prod(lead)
     n = hw[0] * hw[1]

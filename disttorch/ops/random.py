@@ -23,6 +23,7 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import device as _device_cls
+from .._device import to_host
 from ..autograd.function import Node
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from .creation import _finish, _resolve, _size_args
@@ -92,7 +93,7 @@ class Generator:
         if not isinstance(new_state, T.Tensor) or new_state.dtype is not D.uint8:
             got = new_state.dtype if isinstance(new_state, T.Tensor) else type(new_state).__name__
             raise TypeError(f"RNG state must be a disttorch.ByteTensor (uint8 tensor), got {got}")
-        raw = np.asarray(new_state._data if new_state._xp is np else new_state._data.get()).reshape(-1)
+        raw = to_host(new_state._data).reshape(-1)
         if raw.size != _STATE_BYTES:
             raise RuntimeError(f"set_state: expected an RNG state of {_STATE_BYTES} bytes (from Generator.get_state), "
                                f"got {raw.size}")
@@ -124,8 +125,13 @@ default_generator.seed()
 
 
 def manual_seed(seed) -> Generator:
-    """Seed the default generator (all devices: disttorch samples on the host); returns it."""
-    return default_generator.manual_seed(seed)
+    """Seed the default generator (all devices: disttorch samples on the host) and, as PyTorch, every GPU's
+    generator (lazily, see ``disttorch.cuda.manual_seed_all``); returns the default generator."""
+    from .. import cuda
+
+    gen = default_generator.manual_seed(seed)
+    cuda.manual_seed_all(seed)
+    return gen
 
 
 def seed() -> int:
@@ -317,10 +323,6 @@ def _zero_grad_node(r, cls, *inputs):
     return r
 
 
-def _host(x):
-    return x._data if x._xp is np else x._data.get()
-
-
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
            requires_grad: bool = False, pin_memory: bool = False):
     """Normal samples: ``normal(mean_tensor, std_tensor)``, ``normal(mean_tensor, 1.0)``,
@@ -345,12 +347,12 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
     if not (dt.is_floating_point or dt.is_complex):
         dt = D.get_default_dtype()
     shape = broadcast_shapes(*(t._data.shape for t in tensors), op="normal")
-    std_h = _host(std) if st else std
+    std_h = to_host(std._data) if st else std
     if st and bool(np.any(std_h < 0)):
         raise RuntimeError("normal expects all elements of std >= 0.0")
     cd = _compute_dtype(dt)
     with quiet(np):
-        arr = _normal01(rng, shape, dt).astype(cd) * (np.asarray(std_h, cd)) + np.asarray(_host(mean) if mt else
+        arr = _normal01(rng, shape, dt).astype(cd) * (np.asarray(std_h, cd)) + np.asarray(to_host(mean._data) if mt else
                                                                                            mean, cd)
     xp = tensors[0]._xp
     r = T._wrap(_on(xp, arr.astype(dt.np)))
@@ -379,7 +381,7 @@ def bernoulli(input, p=None, *, generator=None, out=None):
     """0/1 samples with probabilities ``input`` (or the number ``p``), in ``input``'s shape and dtype."""
     x = tensor_arg(input, "bernoulli")
     if p is None:
-        probs = _host(x)
+        probs = to_host(x._data)
         if probs.dtype.kind not in "fV":
             probs = probs.astype(_F64)
     else:
@@ -416,7 +418,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     if not replacement and n > k:
         raise RuntimeError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement "
                            f"({n} > {k})")
-    p = _host(x).astype(_F64).reshape(-1, k)
+    p = to_host(x._data).astype(_F64).reshape(-1, k)
     if not bool(np.isfinite(p).all()) or bool((p < 0).any()):
         raise RuntimeError("multinomial: probability tensor contains either `inf`, `nan` or element < 0")
     if bool((p.sum(1) <= 0).any()):
@@ -447,7 +449,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
 def poisson(input, generator=None):
     """Poisson samples with rates ``input`` (same shape and dtype)."""
     x = tensor_arg(input, "poisson")
-    lam = _host(x).astype(_F64)
+    lam = to_host(x._data).astype(_F64)
     if not bool(np.all(lam >= 0)):
         raise RuntimeError("poisson: invalid Poisson rate, expected all rates to be non-negative and not NaN")
     arr = _rng(generator).poisson(lam).astype(x._data.dtype)
@@ -544,7 +546,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
 
 def bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 0/1 samples drawn with probability ``p`` (a number or a tensor broadcastable to self)."""
-    probs = _host(p) if isinstance(p, T.Tensor) else float(p)
+    probs = to_host(p._data) if isinstance(p, T.Tensor) else float(p)
     _check_prob(np.asarray(probs), "bernoulli_")
     if isinstance(p, T.Tensor):
         broadcast_shapes(probs.shape, self._data.shape, op="bernoulli_")

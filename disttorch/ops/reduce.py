@@ -15,7 +15,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
 from .. import return_types as R
-from ..autograd.function import Node
+from ..autograd.op import RESULT, Op
 from ._helpers import dims_arg, quiet, tensor_arg
 from .scan import _flip, _shift, cumprod
 from .sort import (MaxBackward0, MedianBackward1, MinBackward0, ModeBackward0, NanmedianBackward1, _as_1d,
@@ -72,7 +72,30 @@ def _sum_dtype(arr, dtype):
     return D.int64.np if arr.dtype.kind in "biu" else arr.dtype
 
 
-class SumBackward0(Node):
+class _Reduction(Op):
+    """A reduction over ``dims`` of its input: backward broadcasts the gradient back to the input's shape."""
+
+    def _keep(self, arr, dims: tuple, keepdim: bool) -> None:
+        if self.next_functions:
+            self.shape, self.dims, self.keepdim = arr.shape, dims, keepdim
+
+
+def _sum_array(xp, arr, dims: tuple, keepdim: bool, out_np):
+    if out_np.kind in "iu":
+        return arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
+    with quiet(xp):  # inf + -inf and overflow give IEEE results silently
+        if arr.dtype in _LOW or out_np in _LOW:
+            return arr.sum(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
+        return arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
+
+
+class SumBackward0(_Reduction):
+    op_name = "sum"
+
+    def forward(self, xp, arr, dims, keepdim, out_np):
+        self._keep(arr, dims, keepdim)
+        return _sum_array(xp, arr, dims, keepdim, out_np)  # complex too: the backward is the same expand
+
     def backward(self, g):
         return _expand_back(g, self.shape, self.dims, self.keepdim)
 
@@ -81,35 +104,25 @@ class SumBackward1(SumBackward0):
     """PyTorch's name for the node of ``sum(dim=...)``."""
 
 
-def _record(node_cls, x, r, shape, dims, keepdim):
-    node = node_cls(x)
-    node.shape, node.dims, node.keepdim = shape, dims, keepdim
-    r._requires_grad = True
-    r.grad_fn = node
-    return node
-
-
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
     """Sum over ``dim`` (all dims when None); bool and int inputs sum in int64 as PyTorch does."""
     x = tensor_arg(input, "sum")
     arr = x._data
     dims = _rdims(dim, arr.ndim, "sum")
-    out_np = _sum_dtype(arr, dtype)
-    if out_np.kind in "iu":
-        res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
-    else:
-        with quiet(x._xp):  # inf + -inf and overflow give IEEE results silently
-            if arr.dtype in _LOW or out_np in _LOW:
-                res = arr.sum(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
-            else:
-                res = arr.sum(axis=dims, keepdims=keepdim, dtype=out_np)
-    r = T._wrap(res)
-    if T.needs_grad(x) and (r.dtype.is_floating_point or r.dtype.is_complex):  # complex: the same expand
-        _record(SumBackward0 if dim is None else SumBackward1, x, r, arr.shape, dims, keepdim)
-    return r
+    return (SumBackward0 if dim is None else SumBackward1).apply(x, dims, keepdim, _sum_dtype(arr, dtype))
 
 
-class MeanBackward0(Node):
+class MeanBackward0(_Reduction):
+    op_name = "mean"
+
+    def forward(self, xp, arr, dims, keepdim):
+        self._keep(arr, dims, keepdim)
+        self.count = count = math.prod(arr.shape[d] for d in dims)
+        with quiet(xp):
+            if arr.dtype in _LOW:
+                return (arr.sum(axis=dims, keepdims=keepdim, dtype=_F32) / count).astype(arr.dtype)
+            return arr.sum(axis=dims, keepdims=keepdim) / arr.dtype.type(count)
+
     def backward(self, g):
         return _expand_back(g / self.count, self.shape, self.dims, self.keepdim)
 
@@ -131,23 +144,22 @@ def _float_only(x, dtype, op: str):
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
     """Arithmetic mean over ``dim`` (nan for an empty reduction); integer inputs need a floating ``dtype``."""
     x = _float_only(tensor_arg(input, "mean"), dtype, "mean")
-    arr = x._data
-    dims = _rdims(dim, arr.ndim, "mean")
-    count = math.prod(arr.shape[d] for d in dims)
-    with quiet(x._xp):
-        if arr.dtype in _LOW:
-            res = (arr.sum(axis=dims, keepdims=keepdim, dtype=_F32) / count).astype(arr.dtype)
-        else:
-            res = arr.sum(axis=dims, keepdims=keepdim) / arr.dtype.type(count)
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        _record(MeanBackward0 if dim is None else MeanBackward1, x, r, arr.shape, dims, keepdim).count = count
-    return r
+    dims = _rdims(dim, x._data.ndim, "mean")
+    return (MeanBackward0 if dim is None else MeanBackward1).apply(x, dims, keepdim)
 
 
-class NansumBackward0(Node):
+class NansumBackward0(_Reduction):
+    op_name = "nansum"
+
+    def forward(self, xp, arr, dims, keepdim, out_np):
+        self._keep(arr, dims, keepdim)
+        keep = ~xp.isnan(arr)
+        if self.next_functions:
+            self.weight = keep
+        return _sum_array(xp, xp.where(keep, arr, 0).astype(arr.dtype, copy=False), dims, keepdim, out_np)
+
     def backward(self, g):
-        return _expand_back(g, self.shape, self.dims, self.keepdim) * self.weight
+        return _expand_back(g, self.shape, self.dims, self.keepdim) * _const(g._data.dtype, self.weight)
 
 
 def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
@@ -156,14 +168,8 @@ def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
     arr = x._data
     if arr.dtype.kind in "biu":
         return sum(x, dim, keepdim, dtype=dtype)
-    xp = x._xp
     dims = _rdims(dim, arr.ndim, "nansum")
-    keep = ~xp.isnan(arr)
-    clean = xp.where(keep, arr, 0).astype(arr.dtype, copy=False)
-    r = sum(T._wrap(clean), dims if arr.ndim else None, keepdim, dtype=dtype)
-    if T.needs_grad(x) and r.dtype.is_floating_point:
-        _record(NansumBackward0, x, r, arr.shape, dims, keepdim).weight = _const(r._data.dtype, keep)
-    return r
+    return NansumBackward0.apply(x, dims, keepdim, _sum_dtype(arr, dtype))
 
 
 def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None):
@@ -176,7 +182,18 @@ def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None):
     return nansum(x, dim, keepdim) / T._wrap(count.astype(arr.dtype))
 
 
-class ProdBackward0(Node):
+class ProdBackward0(_Reduction):
+    op_name = "prod"
+
+    def forward(self, xp, arr, dims, keepdim, out_np, dim):
+        self._keep(arr, dims, keepdim)
+        self.dim = dim
+        self.save(0, RESULT)
+        with quiet(xp):
+            if arr.dtype in _LOW or out_np in _LOW:
+                return arr.prod(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
+            return arr.prod(axis=dims, keepdims=keepdim, dtype=out_np)
+
     def backward(self, g):
         x, r = self.saved_tensors
         if x._data.ndim == 0:
@@ -201,24 +218,19 @@ def prod(input, dim: int | None = None, keepdim: bool = False, *, dtype=None):
     out_np = _sum_dtype(x._data, dtype)
     if x._data.dtype != out_np and out_np.kind in "fcV" and T.needs_grad(x):
         x = x.to(D._FROM_NP[out_np])
-    arr = x._data
-    dims = _rdims(dim, arr.ndim, "prod")
-    with quiet(x._xp):
-        if arr.dtype in _LOW or out_np in _LOW:
-            res = arr.prod(axis=dims, keepdims=keepdim, dtype=_F32).astype(out_np)
-        else:
-            res = arr.prod(axis=dims, keepdims=keepdim, dtype=out_np)
-    r = T._wrap(res)
-    if T.needs_grad(x) and r.dtype.is_floating_point:
-        node = _record(ProdBackward0, x, r, arr.shape, dims, keepdim)
-        node.dim = dims[0] if dim is not None and dims else None
-        node.save_for_backward(x, r)
-    return r
+    dims = _rdims(dim, x._data.ndim, "prod")
+    return ProdBackward0.apply(x, dims, keepdim, out_np, dims[0] if dim is not None and dims else None)
 
 
 # ---- max / min family ---------------------------------------------------------------------------
-class _EvenlyBackward(Node):
-    """Gradient of a value-selecting reduction without indices: split evenly among the ties."""
+class _EvenlyBackward(_Reduction):
+    """A value-selecting reduction without indices; ``compute(xp, arr)`` gives the value. The gradient is split
+    evenly among the ties."""
+
+    def forward(self, xp, arr, dims, keepdim, compute):
+        self._keep(arr, dims, keepdim)
+        self.save(0, RESULT)
+        return compute(xp, arr)
 
     def backward(self, g):
         x, r = self.saved_tensors
@@ -232,34 +244,27 @@ class _EvenlyBackward(Node):
 
 
 class MaxBackward1(_EvenlyBackward):
-    pass
+    op_name = "max"
 
 
 class MinBackward1(_EvenlyBackward):
-    pass
+    op_name = "min"
 
 
 class AmaxBackward0(_EvenlyBackward):
-    pass
+    op_name = "amax"
 
 
 class AminBackward0(_EvenlyBackward):
-    pass
+    op_name = "amin"
 
 
 class MedianBackward0(_EvenlyBackward):
-    pass
+    op_name = "median"
 
 
 class NanmedianBackward0(_EvenlyBackward):
-    pass
-
-
-def _record_evenly(node_cls, x, r, dims, keepdim):
-    if T.needs_grad(x):
-        node = _record(node_cls, x, r, x._data.shape, dims, keepdim)
-        node.save_for_backward(x, r)
-    return r
+    op_name = "nanmedian"
 
 
 def _no_identity(op: str) -> RuntimeError:
@@ -284,10 +289,12 @@ def _extreme(input, dim, keepdim: bool, other, high: bool):
     if dim is None:
         if arr.size == 0:
             raise _no_identity(op)
-        with quiet(xp):
-            res = arr.max() if high else arr.min()
-        r = T._wrap(xp.asarray(res, dtype=arr.dtype))
-        return _record_evenly(MaxBackward1 if high else MinBackward1, x, r, tuple(range(arr.ndim)), False)
+
+        def compute(xp, a):
+            with quiet(xp):
+                return xp.asarray(a.max() if high else a.min(), dtype=a.dtype)
+
+        return (MaxBackward1 if high else MinBackward1).apply(x, tuple(range(arr.ndim)), False, compute)
     if isinstance(dim, (list, tuple)):
         raise TypeError(f"{op}(): argument 'dim' must be int, not {type(dim).__name__}")
     was_0d = arr.ndim == 0
@@ -323,10 +330,13 @@ def _amax(input, dim, keepdim: bool, high: bool):
         if dim is None or (isinstance(dim, (list, tuple)) and not dim):
             raise _no_identity(op)
         _check_dims_nonempty(arr, dims, op)
-    with quiet(x._xp):
-        res = arr.max(axis=dims, keepdims=keepdim) if high else arr.min(axis=dims, keepdims=keepdim)
-    r = T._wrap(x._xp.asarray(res, dtype=arr.dtype))
-    return _record_evenly(AmaxBackward0 if high else AminBackward0, x, r, dims, keepdim)
+
+    def compute(xp, a):
+        with quiet(xp):
+            res = a.max(axis=dims, keepdims=keepdim) if high else a.min(axis=dims, keepdims=keepdim)
+        return xp.asarray(res, dtype=a.dtype)
+
+    return (AmaxBackward0 if high else AminBackward0).apply(x, dims, keepdim, compute)
 
 
 def amax(input, dim=(), keepdim: bool = False):
@@ -390,12 +400,10 @@ def _var_args(dim, unbiased, correction):
     return dim, correction
 
 
-def _var_forward(x, dims: tuple, correction, keepdim: bool, op: str):
-    arr = x._data
+def _var_forward(xp, arr, dims: tuple, correction, keepdim: bool, op: str):
     if arr.dtype.kind in "biu":
         raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes (got "
-                           f"{_torch_name(x)})")
-    xp = x._xp
+                           f"{_TORCH_NAME.get(arr.dtype.name, arr.dtype.name)})")
     work = arr.astype(_F32) if arr.dtype in _LOW else arr
     n = math.prod(arr.shape[d] for d in dims)
     with quiet(xp):
@@ -407,7 +415,15 @@ def _var_forward(x, dims: tuple, correction, keepdim: bool, op: str):
     return var.astype(real, copy=False), n - correction
 
 
-class VarBackward0(Node):
+class VarBackward0(_Reduction):
+    op_name = "var"
+
+    def forward(self, xp, arr, dims, keepdim, correction):
+        self._keep(arr, dims, keepdim)
+        res, self.dof = _var_forward(xp, arr, dims, correction, keepdim, self.op_name)
+        self.save(0)
+        return res
+
     def backward(self, g):
         (x,) = self.saved_tensors
         scale = 2.0 / self.dof if self.dof else math.inf
@@ -423,16 +439,19 @@ def var(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
     x = tensor_arg(input, "var")
     dim, correction = _var_args(dim, unbiased, correction)
     dims = _rdims(dim, x._data.ndim, "var")
-    res, dof = _var_forward(x, dims, correction, keepdim, "var")
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        node = _record(VarBackward0, x, r, x._data.shape, dims, keepdim)
-        node.dof = dof
-        node.save_for_backward(x)
-    return r
+    return VarBackward0.apply(x, dims, keepdim, correction)
 
 
-class StdBackward0(Node):
+class StdBackward0(_Reduction):
+    op_name = "std"
+
+    def forward(self, xp, arr, dims, keepdim, correction):
+        self._keep(arr, dims, keepdim)
+        res, self.dof = _var_forward(xp, arr, dims, correction, keepdim, self.op_name)
+        self.save(0, RESULT)
+        with quiet(xp):
+            return xp.sqrt(res)
+
     def backward(self, g):
         x, r = self.saved_tensors
         shape, dims, keepdim = self.shape, self.dims, self.keepdim
@@ -448,14 +467,7 @@ def std(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
     x = tensor_arg(input, "std")
     dim, correction = _var_args(dim, unbiased, correction)
     dims = _rdims(dim, x._data.ndim, "std")
-    res, dof = _var_forward(x, dims, correction, keepdim, "std")
-    with quiet(x._xp):
-        r = T._wrap(x._xp.sqrt(res))
-    if T.needs_grad(x):
-        node = _record(StdBackward0, x, r, x._data.shape, dims, keepdim)
-        node.dof = dof
-        node.save_for_backward(x, r)
-    return r
+    return StdBackward0.apply(x, dims, keepdim, correction)
 
 
 def var_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
@@ -525,18 +537,20 @@ def _median(input, dim, keepdim: bool, ignore_nan: bool):
     xp, arr = x._xp, x._data
     is_float = arr.dtype.kind == "f" or arr.dtype == D.bfloat16.np
     if dim is None:
-        flat = order_array(arr.reshape(-1))
-        n = flat.shape[0]
-        nan = int(xp.isnan(flat).sum()) if is_float else 0
-        m = n - nan if ignore_nan else n
-        if n == 0 or m == 0 or (nan and not ignore_nan):
-            val = xp.asarray(math.nan if is_float else np.iinfo(arr.dtype).min if arr.dtype.kind in "iu" else 0)
-        else:
-            k = (m - 1) // 2
-            val = xp.partition(flat, k)[k]
-        r = T._wrap(xp.asarray(val).astype(arr.dtype))
-        return _record_evenly(NanmedianBackward0 if ignore_nan else MedianBackward0, x, r,
-                              tuple(range(arr.ndim)), False)
+        def compute(xp, a):
+            flat = order_array(a.reshape(-1))
+            n = flat.shape[0]
+            nan = int(xp.isnan(flat).sum()) if is_float else 0
+            m = n - nan if ignore_nan else n
+            if n == 0 or m == 0 or (nan and not ignore_nan):
+                val = xp.asarray(math.nan if is_float else np.iinfo(a.dtype).min if a.dtype.kind in "iu" else 0)
+            else:
+                k = (m - 1) // 2
+                val = xp.partition(flat, k)[k]
+            return xp.asarray(val).astype(a.dtype)
+
+        return (NanmedianBackward0 if ignore_nan else MedianBackward0).apply(x, tuple(range(arr.ndim)), False,
+                                                                             compute)
     was_0d = arr.ndim == 0
     x1 = _as_1d(x)
     a1 = x1._data

@@ -455,15 +455,9 @@ def _meta_inplace(self, r, op: str):
     return self
 
 
-# Copying shape ops (repeat, flip, roll, tril, diagonal...) live in rearrange.py; re-exported from here.
-from .rearrange import *  # noqa: E402,F401,F403
-from .rearrange import __all__ as _rearrange_all  # noqa: E402
-from .rearrange import RearrangeMethods  # noqa: E402
-
-__all__ += _rearrange_all
-
-
-class ShapeMethods(RearrangeMethods):
+# The copying shape ops (repeat, flip, roll, tril, diagonal...) live in rearrange.py, which builds on this file;
+# ops/__init__ exports both and Tensor takes its methods from ShapeMethods and RearrangeMethods.
+class ShapeMethods:
     __slots__ = ()
 
     def reshape(self, *shape, **kw):

@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
-from ._helpers import as_float_array, dims_arg, quiet, tensor_arg
+from ..autograd.op import RESULT, Op
+from ._helpers import dims_arg, quiet, tensor_arg
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -43,7 +43,19 @@ def _shifted(xp, arr, axis):
     return work - work.max(axis=axis, keepdims=True)
 
 
-class SoftmaxBackward0(Node):
+class SoftmaxBackward0(Op):
+    op_name = "softmax"
+
+    def forward(self, xp, arr, d, axis):
+        self.dim = d
+        self.save(RESULT)
+        if arr.size == 0:
+            return arr.copy()
+        with quiet(xp):
+            e = xp.exp(_shifted(xp, arr, axis))
+            e /= e.sum(axis=axis, keepdims=True)
+        return e.astype(arr.dtype, copy=False)
+
     def backward(self, g):
         (y,) = self.saved_tensors
         return y * (g - (g * y).sum(self.dim, keepdim=True))
@@ -57,26 +69,22 @@ def softmax(input, dim: int | None = None, dtype=None):
         tensor([0.5, 0.5])
     """
     x, d, axis = _prepare(input, dim, dtype, "softmax")
-    arr = x._data
-    xp = x._xp
-    if arr.size == 0:
-        res = arr.copy()
-    else:
+    return SoftmaxBackward0.apply(x, d=d, axis=axis)
+
+
+class LogSoftmaxBackward0(Op):
+    op_name = "log_softmax"
+
+    def forward(self, xp, arr, d, axis):
+        self.dim = d
+        self.save(RESULT)
+        if arr.size == 0:
+            return arr.copy()
         with quiet(xp):
-            e = xp.exp(_shifted(xp, arr, axis))
-            e /= e.sum(axis=axis, keepdims=True)
-        res = e.astype(arr.dtype, copy=False)
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        node = SoftmaxBackward0(x)
-        node.dim = d
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(r)
-    return r
+            z = _shifted(xp, arr, axis)
+            z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+        return z.astype(arr.dtype, copy=False)
 
-
-class LogSoftmaxBackward0(Node):
     def backward(self, g):
         (y,) = self.saved_tensors
         return g - y.exp() * g.sum(self.dim, keepdim=True)
@@ -85,26 +93,31 @@ class LogSoftmaxBackward0(Node):
 def log_softmax(input, dim: int | None = None, dtype=None):
     """``x - logsumexp(x)`` along ``dim``, computed stably; ``dtype`` casts the input first."""
     x, d, axis = _prepare(input, dim, dtype, "log_softmax")
-    arr = x._data
-    xp = x._xp
-    if arr.size == 0:
-        res = arr.copy()
-    else:
+    return LogSoftmaxBackward0.apply(x, d=d, axis=axis)
+
+
+class LogsumexpBackward0(Op):
+    op_name = "logsumexp"
+
+    def forward(self, xp, arr, dims, keepdim):
+        self.dims, self.keepdim = dims, keepdim
+        self.save(0, RESULT)
+        nd = arr.ndim
+        if arr.dtype.kind in "biu":
+            arr = arr.astype(D.get_default_dtype().np)
+        work = arr.astype(np.float32) if arr.dtype in _LOW else arr
         with quiet(xp):
-            z = _shifted(xp, arr, axis)
-            z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
-        res = z.astype(arr.dtype, copy=False)
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        node = LogSoftmaxBackward0(x)
-        node.dim = d
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(r)
-    return r
+            if work.size and all(work.shape[i] for i in dims):
+                m = work.max(axis=dims, keepdims=True)
+                m = xp.where(xp.isfinite(m), m, 0)
+            else:
+                m = xp.zeros((1,) * nd, dtype=work.dtype)
+            s = xp.exp(work - m).sum(axis=dims, keepdims=True)
+            res = xp.log(s) + m
+        if not keepdim:
+            res = res.reshape(tuple(n for i, n in enumerate(res.shape) if i not in dims))
+        return res.astype(arr.dtype, copy=False)
 
-
-class LogsumexpBackward0(Node):
     def backward(self, g):
         x, r = self.saved_tensors
         shape, dims = x._data.shape, self.dims
@@ -122,32 +135,12 @@ def logsumexp(input, dim=None, keepdim: bool = False):
     x = tensor_arg(input, "logsumexp")
     if x._data.dtype.kind in "biu":
         x = x.to(D.get_default_dtype())
-    arr = as_float_array(x)
-    xp = x._xp
-    nd = arr.ndim
+    nd = x._data.ndim
     if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
         dims = tuple(range(nd))
     else:
         dims = dims_arg(dim, nd, "logsumexp") if nd else ()
-    work = arr.astype(np.float32) if arr.dtype in _LOW else arr
-    with quiet(xp):
-        if work.size and all(work.shape[i] for i in dims):
-            m = work.max(axis=dims, keepdims=True)
-            m = xp.where(xp.isfinite(m), m, 0)
-        else:
-            m = xp.zeros((1,) * nd, dtype=work.dtype)
-        s = xp.exp(work - m).sum(axis=dims, keepdims=True)
-        res = xp.log(s) + m
-    if not keepdim:
-        res = res.reshape(tuple(n for i, n in enumerate(res.shape) if i not in dims))
-    r = T._wrap(res.astype(arr.dtype, copy=False))
-    if T.needs_grad(x):
-        node = LogsumexpBackward0(x)
-        node.dims, node.keepdim = dims, keepdim
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(x, r)
-    return r
+    return LogsumexpBackward0.apply(x, dims=dims, keepdim=keepdim)
 
 
 class SoftmaxMethods:

@@ -11,7 +11,7 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .. import return_types as R
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ._helpers import tensor_arg
 from .elementwise import _out
 
@@ -57,7 +57,17 @@ def _index_tuple(xp, idx, axis: int) -> tuple:
     return tuple(out)
 
 
-class GatherBackward0(Node):
+class GatherBackward0(Op):
+    """``x`` gathered at integer array ``idx`` along ``dim`` (see ``take_along``)."""
+
+    op_name = "gather"
+
+    def forward(self, xp, x, idx=None, dim=0, unique=True, squeeze=False):
+        if self.next_functions:
+            self.idx, self.dim, self.shape, self.unique, self.squeeze = idx, dim, x.shape, unique, squeeze
+        res = xp.take_along_axis(x, idx, axis=dim)
+        return res.squeeze(dim) if squeeze else res
+
     def backward(self, g):
         if self.squeeze:
             g = g.unsqueeze(self.dim)
@@ -66,43 +76,43 @@ class GatherBackward0(Node):
 
 # PyTorch's node names for the ops whose values are a gather of the input.
 class SortBackward0(GatherBackward0):
-    pass
+    op_name = "sort"
 
 
 class TopkBackward0(GatherBackward0):
-    pass
+    op_name = "topk"
 
 
 class KthvalueBackward0(GatherBackward0):
-    pass
+    op_name = "kthvalue"
 
 
 class MaxBackward0(GatherBackward0):
-    pass
+    op_name = "max"
 
 
 class MinBackward0(GatherBackward0):
-    pass
+    op_name = "min"
 
 
 class MedianBackward1(GatherBackward0):
-    pass
+    op_name = "median"
 
 
 class NanmedianBackward1(GatherBackward0):
-    pass
+    op_name = "nanmedian"
 
 
 class ModeBackward0(GatherBackward0):
-    pass
+    op_name = "mode"
 
 
 class CummaxBackward0(GatherBackward0):
-    pass
+    op_name = "cummax"
 
 
 class CumminBackward0(GatherBackward0):
-    pass
+    op_name = "cummin"
 
 
 def take_along(x, idx, dim: int, node_cls=GatherBackward0, unique: bool = True, squeeze: bool = False):
@@ -111,41 +121,36 @@ def take_along(x, idx, dim: int, node_cls=GatherBackward0, unique: bool = True, 
     ``unique`` says no index repeats along ``dim`` (the backward can assign instead of add);
     ``squeeze`` drops ``dim`` from the result (``idx`` must then have size 1 there).
     """
-    res = x._xp.take_along_axis(x._data, idx, axis=dim)
-    r = T._wrap(res.squeeze(dim) if squeeze else res)
-    if T.needs_grad(x):
-        node = node_cls(x)
-        node.idx, node.dim, node.shape, node.unique, node.squeeze = idx, dim, x._data.shape, unique, squeeze
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return node_cls.apply(x, idx=idx, dim=dim, unique=unique, squeeze=squeeze)
 
 
-class ScatterBackward0(Node):
+class ScatterBackward0(Op):
+    """Zeros of ``shape`` with ``g`` added at ``idx`` along ``dim`` (see ``put_along``)."""
+
+    op_name = "scatter"
+
+    def forward(self, xp, g, idx=None, dim=0, shape=(), unique=True):
+        if self.next_functions:
+            self.idx, self.dim, self.unique = idx, dim, unique
+        out = xp.zeros(shape, dtype=g.dtype)
+        where = _index_tuple(xp, idx, dim)
+        if unique:
+            out[where] = g
+        elif xp is np:
+            np.add.at(out, where, g)
+        else:  # pragma: no cover - CUDA only
+            import cupyx
+
+            cupyx.scatter_add(out, where, g)
+        return out
+
     def backward(self, g):
         return take_along(g, self.idx, self.dim, unique=self.unique)
 
 
 def put_along(g, idx, dim: int, shape: tuple, unique: bool = True):
     """Zeros of ``shape`` with ``g`` added at ``idx`` along ``dim``: the adjoint of ``take_along``."""
-    xp = g._xp
-    out = xp.zeros(shape, dtype=g._data.dtype)
-    where = _index_tuple(xp, idx, dim)
-    if unique:
-        out[where] = g._data
-    elif xp is np:
-        np.add.at(out, where, g._data)
-    else:  # pragma: no cover - CUDA only
-        import cupyx
-
-        cupyx.scatter_add(out, where, g._data)
-    r = T._wrap(out)
-    if T.needs_grad(g):
-        node = ScatterBackward0(g)
-        node.idx, node.dim, node.unique = idx, dim, unique
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ScatterBackward0.apply(g, idx=idx, dim=dim, shape=shape, unique=unique)
 
 
 def _as_1d(x):

@@ -15,12 +15,12 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.function import Node
+from ..autograd.op import RESULT
 from . import inplace as _I
 from ._helpers import tensor_arg
 from .elementwise import _out
-from .pointwise_binary import _float_binary, _grads, where
-from .pointwise_sign import unary_op
+from .pointwise_binary import FloatBinaryOp, _grads, _operands, where
+from .pointwise_sign import FloatUnaryOp, unary_op
 
 __all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "i0", "sinc", "igamma", "igammac"]
 
@@ -71,10 +71,10 @@ def widen2(fn):
     return kernel
 
 
-def _unary(input, name: str, kernel, node_cls, save, out, half: bool = True):
-    x = tensor_arg(input, name)
-    check_dtype(x, name, half)
-    return unary_op(x, name, widen(kernel), node_cls, save, out, to_float=True)
+def _unary(input, cls, out, half: bool = True, **attrs):
+    x = tensor_arg(input, cls.op_name)
+    check_dtype(x, cls.op_name, half)
+    return unary_op(x, cls, out, **attrs)
 
 
 def _ufunc(fname: str):
@@ -86,25 +86,23 @@ def _ufunc(fname: str):
 
 
 # ---- gamma family ----------------------------------------------------------------------------------------
-class LgammaBackward0(Node):
+def _lgamma_k(xp, a):
+    return xp.where(a == -math.inf, math.inf, sp(xp).gammaln(a))  # SciPy gives -inf at -inf, PyTorch +inf
+
+
+class LgammaBackward0(FloatUnaryOp):
+    op_name = "lgamma"
+    kernel = staticmethod(widen(_lgamma_k))
+    saves = (0,)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * digamma(x)
 
 
-def _lgamma_k(xp, a):
-    return xp.where(a == -math.inf, math.inf, sp(xp).gammaln(a))  # SciPy gives -inf at -inf, PyTorch +inf
-
-
 def lgamma(input, *, out=None):
     """``log|Gamma(input)|`` (``+inf`` at 0, at the negative integers and at ``-inf``)."""
-    return _unary(input, "lgamma", _lgamma_k, LgammaBackward0, "in", out)
-
-
-class DigammaBackward0(Node):
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        return g * polygamma(1, x)
+    return _unary(input, LgammaBackward0, out)
 
 
 def _digamma_k(xp, a):
@@ -112,12 +110,43 @@ def _digamma_k(xp, a):
     return xp.where(a == 0, xp.copysign(math.inf, -a), sp(xp).psi(a))
 
 
+class DigammaBackward0(FloatUnaryOp):
+    op_name = "digamma"
+    kernel = staticmethod(widen(_digamma_k))
+    saves = (0,)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g * polygamma(1, x)
+
+
 def digamma(input, *, out=None):
     """The logarithmic derivative of the gamma function, ``Gamma'(x) / Gamma(x)``."""
-    return _unary(input, "digamma", _digamma_k, DigammaBackward0, "in", out)
+    return _unary(input, DigammaBackward0, out)
 
 
-class PolygammaBackward0(Node):
+def _polygamma_k(xp, a, n):
+    if n == 1:  # trigamma: zeta(2, x) with the reflection formula below 1/2, as PyTorch's calc_trigamma
+        s = sp(xp)
+        refl = a < 0.5
+        xr = xp.where(refl, 1 - a, a)
+        r = s.zeta(2.0, xr)
+        pis = xp.sin(math.pi * a)
+        return xp.where(refl, math.pi ** 2 / (pis * pis) - r, r)
+    return sp(xp).polygamma(n, a)
+
+
+class PolygammaBackward0(FloatUnaryOp):
+    op_name = "polygamma"
+
+    def forward(self, xp, a, n=1):
+        if self.next_functions:
+            self.n = n
+            self.save(0)
+        if a.dtype.kind not in "fcV":
+            a = a.astype(D.get_default_dtype().np)
+        return _I.quiet_call(widen(lambda p, q: _polygamma_k(p, q, n)), xp, a)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * polygamma(self.n + 1, x)
@@ -130,21 +159,7 @@ def polygamma(n: int, input, *, out=None):
         raise RuntimeError(f"polygamma(n, x) does not support negative n (got n={n}).")
     if n == 0:
         return digamma(input, out=out)
-
-    def kernel(xp, a):
-        if n == 1:  # trigamma: zeta(2, x) with the reflection formula below 1/2, as PyTorch's calc_trigamma
-            s = sp(xp)
-            refl = a < 0.5
-            xr = xp.where(refl, 1 - a, a)
-            r = s.zeta(2.0, xr)
-            pis = xp.sin(math.pi * a)
-            return xp.where(refl, math.pi ** 2 / (pis * pis) - r, r)
-        return sp(xp).polygamma(n, a)
-
-    r = _unary(input, "polygamma", kernel, PolygammaBackward0, "in", None)
-    if r.grad_fn is not None:
-        r.grad_fn.n = n
-    return r if out is None else _out(r, out)
+    return _unary(input, PolygammaBackward0, out, n=n)
 
 
 def mvlgamma(input, p: int, *, out=None):
@@ -165,7 +180,11 @@ def mvlgamma(input, p: int, *, out=None):
 
 
 # ---- modified Bessel functions of the first kind ---------------------------------------------------------
-class I0Backward0(Node):
+class I0Backward0(FloatUnaryOp):
+    op_name = "i0"
+    kernel = staticmethod(widen(_ufunc("i0")))
+    saves = (0,)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * i1(x)
@@ -173,22 +192,34 @@ class I0Backward0(Node):
 
 def i0(input, *, out=None):
     """The modified Bessel function of the first kind of order 0."""
-    return _unary(input, "i0", _ufunc("i0"), I0Backward0, "in", out)
+    return _unary(input, I0Backward0, out)
 
 
-class SpecialI0EBackward0(Node):
+class SpecialI0EBackward0(FloatUnaryOp):
+    op_name = "i0e"
+    kernel = staticmethod(widen(_ufunc("i0e")))
+    saves = (0, RESULT)
+
     def backward(self, g):
         x, r = self.saved_tensors
         return g * (i1e(x) - x.sgn() * r)
 
 
-class SpecialI1Backward0(Node):
+class SpecialI1Backward0(FloatUnaryOp):
+    op_name = "i1"
+    kernel = staticmethod(widen(_ufunc("i1")))
+    saves = (0, RESULT)
+
     def backward(self, g):
         x, r = self.saved_tensors
         return g * _tiny_safe(x, lambda s: i0(s) - r / s)
 
 
-class SpecialI1EBackward0(Node):
+class SpecialI1EBackward0(FloatUnaryOp):
+    op_name = "i1e"
+    kernel = staticmethod(widen(_ufunc("i1e")))
+    saves = (0, RESULT)
+
     def backward(self, g):
         x, r = self.saved_tensors
         return g * _tiny_safe(x, lambda s: i0e(s) - r * (s.sgn() + s.reciprocal()))
@@ -201,32 +232,27 @@ def _tiny_safe(x, f):
     return where(big, f(where(big, x, eps)), 0.5)
 
 
-def _unary_saving_both(input, name, kernel, node_cls, out, half=True):
-    x = tensor_arg(input, name)
-    check_dtype(x, name, half)
-    r = unary_op(x, name, widen(kernel), node_cls, None, None, to_float=True)
-    if r.grad_fn is not None:
-        r.grad_fn.save_for_backward(x, r)
-    return r if out is None else _out(r, out)
-
-
 def i0e(input, *, out=None):
     """The exponentially scaled ``i0``: ``exp(-|x|) * i0(x)``."""
-    return _unary_saving_both(input, "i0e", _ufunc("i0e"), SpecialI0EBackward0, out)
+    return _unary(input, SpecialI0EBackward0, out)
 
 
 def i1(input, *, out=None):
     """The modified Bessel function of the first kind of order 1."""
-    return _unary_saving_both(input, "i1", _ufunc("i1"), SpecialI1Backward0, out)
+    return _unary(input, SpecialI1Backward0, out)
 
 
 def i1e(input, *, out=None):
     """The exponentially scaled ``i1``: ``exp(-|x|) * i1(x)``."""
-    return _unary_saving_both(input, "i1e", _ufunc("i1e"), SpecialI1EBackward0, out)
+    return _unary(input, SpecialI1EBackward0, out)
 
 
 # ---- sinc, entr ------------------------------------------------------------------------------------------
-class SincBackward0(Node):
+class SincBackward0(FloatUnaryOp):
+    op_name = "sinc"
+    kernel = staticmethod(widen(lambda xp, a: xp.sinc(a)))
+    saves = (0,)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         px = x * math.pi
@@ -238,10 +264,14 @@ class SincBackward0(Node):
 def sinc(input, *, out=None):
     """The normalised sinc function ``sin(pi x) / (pi x)`` (1 at 0); complex inputs are supported."""
     x = tensor_arg(input, "sinc")
-    return unary_op(x, "sinc", widen(lambda xp, a: xp.sinc(a)), SincBackward0, "in", out, to_float=True)
+    return unary_op(x, SincBackward0, out)
 
 
-class SpecialEntrBackward0(Node):
+class SpecialEntrBackward0(FloatUnaryOp):
+    op_name = "entr"
+    kernel = staticmethod(widen(_ufunc("entr")))
+    saves = (0,)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * -(1 + x.log())
@@ -249,11 +279,15 @@ class SpecialEntrBackward0(Node):
 
 def entr(input, *, out=None):
     """Elementwise entropy ``-x log x`` (0 at 0, ``-inf`` for negative x)."""
-    return _unary(input, "entr", _ufunc("entr"), SpecialEntrBackward0, "in", out)
+    return _unary(input, SpecialEntrBackward0, out)
 
 
 # ---- error-function relatives -----------------------------------------------------------------------------
-class SpecialErfcxBackward0(Node):
+class SpecialErfcxBackward0(FloatUnaryOp):
+    op_name = "erfcx"
+    kernel = staticmethod(widen(_ufunc("erfcx")))
+    saves = (0, RESULT)
+
     def backward(self, g):
         x, r = self.saved_tensors
         return (2.0 * x * r - 2.0 / math.sqrt(math.pi)) * g
@@ -261,10 +295,14 @@ class SpecialErfcxBackward0(Node):
 
 def erfcx(input, *, out=None):
     """The scaled complementary error function ``exp(x^2) * erfc(x)``."""
-    return _unary_saving_both(input, "erfcx", _ufunc("erfcx"), SpecialErfcxBackward0, out, half=False)
+    return _unary(input, SpecialErfcxBackward0, out, half=False)
 
 
-class SpecialNdtrBackward0(Node):
+class SpecialNdtrBackward0(FloatUnaryOp):
+    op_name = "ndtr"
+    kernel = staticmethod(widen(_ufunc("ndtr")))
+    saves = (0,)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g * (x * x * -0.5).exp() * (1 / _SQRT_2PI)
@@ -272,10 +310,14 @@ class SpecialNdtrBackward0(Node):
 
 def ndtr(input, *, out=None):
     """The standard normal cumulative distribution function."""
-    return _unary(input, "ndtr", _ufunc("ndtr"), SpecialNdtrBackward0, "in", out)
+    return _unary(input, SpecialNdtrBackward0, out)
 
 
-class SpecialLogNdtrBackward0(Node):
+class SpecialLogNdtrBackward0(FloatUnaryOp):
+    op_name = "log_ndtr"
+    kernel = staticmethod(widen(_ufunc("log_ndtr")))
+    saves = (0, RESULT)
+
     def backward(self, g):
         x, r = self.saved_tensors
         return g / _SQRT_2PI * (-(r + x * x / 2)).exp()
@@ -283,10 +325,14 @@ class SpecialLogNdtrBackward0(Node):
 
 def log_ndtr(input, *, out=None):
     """The log of the standard normal CDF, accurate far into both tails."""
-    return _unary_saving_both(input, "log_ndtr", _ufunc("log_ndtr"), SpecialLogNdtrBackward0, out, half=False)
+    return _unary(input, SpecialLogNdtrBackward0, out, half=False)
 
 
-class SpecialNdtriBackward0(Node):
+class SpecialNdtriBackward0(FloatUnaryOp):
+    op_name = "ndtri"
+    kernel = staticmethod(widen(_ufunc("ndtri")))
+    saves = (RESULT,)
+
     def backward(self, g):
         (r,) = self.saved_tensors
         return g * _SQRT_2PI * (r * r / 2).exp()
@@ -294,7 +340,7 @@ class SpecialNdtriBackward0(Node):
 
 def ndtri(input, *, out=None):
     """The inverse of :func:`ndtr` (the standard normal quantile function)."""
-    return _unary(input, "ndtri", _ufunc("ndtri"), SpecialNdtriBackward0, "out", out, half=False)
+    return _unary(input, SpecialNdtriBackward0, out, half=False)
 
 
 # ---- binary functions ------------------------------------------------------------------------------------
@@ -310,16 +356,22 @@ def _not_implemented(what: str):
     raise NotImplementedError(f"the derivative for '{what}' is not implemented.")
 
 
-class IgammaBackward0(Node):
+class IgammaBackward0(FloatBinaryOp):
+    op_name = "igamma"
+    kernel = staticmethod(widen2(lambda xp, a, b: sp(xp).gammainc(a, b)))
+
     def backward(self, g):
-        a, x, _ = self.saved_tensors
+        a, x, _ = _operands(self)
         return _grads(self, lambda: _not_implemented("igamma: input"),
                       lambda: g * ((a - 1) * x.log() - x - lgamma(a)).exp())
 
 
-class IgammacBackward0(Node):
+class IgammacBackward0(FloatBinaryOp):
+    op_name = "igammac"
+    kernel = staticmethod(widen2(lambda xp, a, b: sp(xp).gammaincc(a, b)))
+
     def backward(self, g):
-        a, x, _ = self.saved_tensors
+        a, x, _ = _operands(self)
         return _grads(self, lambda: _not_implemented("igammac: input"),
                       lambda: -g * ((a - 1) * x.log() - x - lgamma(a)).exp())
 
@@ -330,21 +382,13 @@ def igamma(input, other, *, out=None):
     Only ``other`` has a gradient, as in PyTorch.
     """
     _binary_check(input, other, "igamma", ints=False)
-    return _float_binary(input, other, "igamma", widen2(lambda xp, a, b: sp(xp).gammainc(a, b)), IgammaBackward0,
-                         out)
+    return IgammaBackward0.apply(input, other, out=out)
 
 
 def igammac(input, other, *, out=None):
     """The regularized upper incomplete gamma function ``Q(input, other) = 1 - P(input, other)``."""
     _binary_check(input, other, "igammac", ints=False)
-    return _float_binary(input, other, "igammac", widen2(lambda xp, a, b: sp(xp).gammaincc(a, b)),
-                         IgammacBackward0, out)
-
-
-class SpecialXlog1PyBackward0(Node):
-    def backward(self, g):
-        a, b, _ = self.saved_tensors
-        return _grads(self, lambda: where((a == 0) & (b <= -1), 0.0, xlog1py(g, b)), lambda: g * a / (b + 1))
+    return IgammacBackward0.apply(input, other, out=out)
 
 
 def _xlog1py_k(xp, p, q):
@@ -353,15 +397,27 @@ def _xlog1py_k(xp, p, q):
     return xp.where((p == 0) & (q == q), 0.0, r).astype(r.dtype)
 
 
+class SpecialXlog1PyBackward0(FloatBinaryOp):
+    op_name = "xlog1py"
+    kernel = staticmethod(widen2(_xlog1py_k))
+
+    def backward(self, g):
+        a, b, _ = _operands(self)
+        return _grads(self, lambda: where((a == 0) & (b <= -1), 0.0, xlog1py(g, b)), lambda: g * a / (b + 1))
+
+
 def xlog1py(input, other, *, out=None):
     """``input * log1p(other)``, defined as 0 where ``input == 0`` (unless ``other`` is NaN)."""
     _binary_check(input, other, "xlog1py")
-    return _float_binary(input, other, "xlog1py", widen2(_xlog1py_k), SpecialXlog1PyBackward0, out)
+    return SpecialXlog1PyBackward0.apply(input, other, out=out)
 
 
-class SpecialZetaBackward0(Node):
+class SpecialZetaBackward0(FloatBinaryOp):
+    op_name = "zeta"
+    kernel = staticmethod(widen2(lambda xp, a, b: sp(xp).zeta(a, b)))
+
     def backward(self, g):
-        x, q, _ = self.saved_tensors
+        x, q, _ = _operands(self)
         return _grads(self, lambda: _not_implemented("zeta"), lambda: g * -x * zeta(x + 1.0, q))
 
 
@@ -371,7 +427,7 @@ def zeta(input, other, *, out=None):
     Only ``other`` has a gradient, as in PyTorch.
     """
     _binary_check(input, other, "zeta", half=False)
-    return _float_binary(input, other, "zeta", widen2(lambda xp, a, b: sp(xp).zeta(a, b)), SpecialZetaBackward0, out)
+    return SpecialZetaBackward0.apply(input, other, out=out)
 
 
 _polygamma, _mvlgamma, _igamma, _igammac = polygamma, mvlgamma, igamma, igammac

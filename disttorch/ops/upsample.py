@@ -401,9 +401,3 @@ def pixel_unshuffle(input, downscale_factor: int):
         raise RuntimeError(f"pixel_unshuffle expects width to be divisible by downscale_factor, but "
                            f"input.size(-1)={w} is not divisible by {r}")
     return _record(T._wrap(_unshuffle(x._data, r)), x, PixelUnshuffleBackward0, r)
-
-
-class UpsampleMethods:
-    """No Tensor methods: PyTorch has no ``Tensor.pixel_shuffle`` or ``Tensor.interpolate``."""
-
-    __slots__ = ()

@@ -1,4 +1,5 @@
-"""ReduceLROnPlateau, CyclicLR, CosineAnnealingWarmRestarts and OneCycleLR (re-exported by ``lr_scheduler``)."""
+"""ReduceLROnPlateau, CyclicLR, CosineAnnealingWarmRestarts and OneCycleLR (re-exported by ``lr_scheduler``;
+they build on ``_lr_scheduler_base``)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import types
 import warnings
 from functools import partial
 
-from .lr_scheduler import (
+from ._lr_scheduler_base import (
     EPOCH_DEPRECATION_WARNING,
     LRScheduler,
     _format_param,

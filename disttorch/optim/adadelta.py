@@ -1,8 +1,8 @@
 """Adadelta, as ``torch.optim.Adadelta``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, restore_group_defaults
 from ._functional_extra import adadelta_update
 from .optimizer import Optimizer
 
@@ -34,12 +34,7 @@ class Adadelta(Optimizer):
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
                  foreach=None, *, capturable: bool = False, maximize: bool = False,
                  differentiable: bool = False) -> None:
-        check_lr(lr)
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
-        check_nonneg(eps, "epsilon")
-        check_nonneg(weight_decay, "weight_decay")
-        no_differentiable("Adadelta", differentiable)
+        check_options("Adadelta", lr, rho=rho, eps=eps, weight_decay=weight_decay, differentiable=differentiable)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize, capturable=capturable,
                         foreach=foreach, differentiable=differentiable)
         super().__init__(params, defaults)
@@ -62,10 +57,10 @@ class Adadelta(Optimizer):
                 st = state[p]
                 if not st:
                     st["step"] = new_scalar()
-                    st["square_avg"] = T._wrap(p._xp.zeros_like(p._data))
-                    st["acc_delta"] = T._wrap(p._xp.zeros_like(p._data))
+                    st["square_avg"] = new_state_like(p)
+                    st["acc_delta"] = new_state_like(p)
                 bump_step(st["step"])
-                adadelta_update(p._xp, p._data, g._data, st["square_avg"]._data, st["acc_delta"]._data, lr, rho, eps,
-                                weight_decay, maximize)
-                p._vc[0] += 1
+                adadelta_update(E.array_module(p), E.array(p), E.array(g), E.array(st["square_avg"]),
+                                E.array(st["acc_delta"]), lr, rho, eps, weight_decay, maximize)
+                E.bump_version(p)
         return loss

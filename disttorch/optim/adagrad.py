@@ -1,8 +1,8 @@
 """Adagrad, as ``torch.optim.Adagrad``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, restore_group_defaults
 from ._functional_extra import adagrad_update
 from .optimizer import Optimizer
 
@@ -35,21 +35,14 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *, maximize: bool = False,
                  differentiable: bool = False, fused=None) -> None:
-        check_lr(lr)
-        check_nonneg(lr_decay, "lr_decay")
-        check_nonneg(weight_decay, "weight_decay")
-        check_nonneg(initial_accumulator_value, "initial_accumulator_value")
-        check_nonneg(eps, "epsilon")
+        check_options("Adagrad", lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                      initial_accumulator_value=initial_accumulator_value, eps=eps)
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-        no_differentiable("Adagrad", differentiable)
+        # PyTorch checks the flags after the param groups exist (an empty parameter list fails first).
+        check_options("Adagrad", lr, differentiable=differentiable, fused=fused, foreach=foreach)
         for group in self.param_groups:
             for p in group["params"]:
                 self._init_state(self.state[p], p, initial_accumulator_value)
@@ -58,8 +51,9 @@ class Adagrad(Optimizer):
     def _init_state(st: dict, p, value: float) -> None:
         st["step"] = new_scalar()
         # a complex parameter's accumulator starts at value + value*j (both halves of its real view)
-        fill = complex(value, value) if p._data.dtype.kind == "c" else value
-        st["sum"] = T._wrap(p._xp.full_like(p._data, fill))
+        data = E.array(p)
+        fill = complex(value, value) if data.dtype.kind == "c" else value
+        st["sum"] = E.wrap(E.array_module(p).full_like(data, fill))
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -86,7 +80,7 @@ class Adagrad(Optimizer):
                 if not st:  # a parameter added with add_param_group
                     self._init_state(st, p, float(self.defaults["initial_accumulator_value"]))
                 step = bump_step(st["step"])
-                adagrad_update(p._xp, p._data, g._data, st["sum"]._data, step, lr, lr_decay, weight_decay, eps,
-                               maximize)
-                p._vc[0] += 1
+                adagrad_update(E.array_module(p), E.array(p), E.array(g), E.array(st["sum"]), step, lr, lr_decay,
+                               weight_decay, eps, maximize)
+                E.bump_version(p)
         return loss

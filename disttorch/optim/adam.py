@@ -1,36 +1,12 @@
 """Adam (and, with decoupled weight decay, AdamW's rule), as ``torch.optim.Adam``."""
 from __future__ import annotations
 
-import numpy as np
-
-from .. import _tensor as T
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, tensorize_scalars
 from ._functional import adam_update
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
-
-
-def _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, fused, name: str) -> None:
-    if isinstance(lr, T.Tensor) and lr.numel() != 1:
-        raise ValueError("Tensor lr must be 1-element")
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-    if fused:
-        if differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if foreach:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-    if differentiable:
-        raise NotImplementedError(f"{name}(differentiable=True) is not supported by disttorch: the update runs in "
-                                  "place on raw arrays, outside autograd")
 
 
 class Adam(Optimizer):
@@ -64,7 +40,8 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False) -> None:
-        _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, fused, type(self).__name__)
+        check_options(type(self).__name__, lr, eps=eps, betas=betas, weight_decay=weight_decay,
+                      differentiable=differentiable, fused=fused, foreach=foreach)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
@@ -80,10 +57,7 @@ class Adam(Optimizer):
             group.setdefault("differentiable", False)
             group.setdefault("decoupled_weight_decay", False)
             group.setdefault("fused", None)
-            for p in group["params"]:
-                st = self.state.get(p)
-                if st and "step" in st and not isinstance(st["step"], T.Tensor):
-                    st["step"] = T._wrap(np.array(float(st["step"]), np.float32))
+        tensorize_scalars(self)
 
     def step(self, closure=None):
         """One Adam step over every parameter that has a gradient; returns ``closure()``'s loss if given."""
@@ -104,25 +78,23 @@ class Adam(Optimizer):
                 st = state[p]
                 if not st:
                     _init_state(st, p, amsgrad)
-                count = st["step"]._data
-                # step_t += 1 on the 0-d float32 counter (fill() rounds to float32 as the add would, ~5x faster)
-                count.fill(float(count) + 1.0)
+                step = bump_step(st["step"])
                 vmax = None
                 if amsgrad:
                     vmax = st.get("max_exp_avg_sq")
                     if vmax is None:  # amsgrad switched on after the state was made
-                        vmax = st["max_exp_avg_sq"] = T._wrap(p._xp.zeros_like(p._data))
-                    vmax = vmax._data
-                adam_update(p._xp, p._data, g._data, st["exp_avg"]._data, st["exp_avg_sq"]._data, vmax,
-                            float(count), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled)
-                p._vc[0] += 1
+                        vmax = st["max_exp_avg_sq"] = new_state_like(p)
+                    vmax = E.array(vmax)
+                adam_update(E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]),
+                            E.array(st["exp_avg_sq"]), vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                            maximize, decoupled)
+                E.bump_version(p)
         return loss
 
 
 def _init_state(st: dict, p, amsgrad: bool) -> None:
-    zeros_like = p._xp.zeros_like
-    st["step"] = T._wrap(np.zeros((), np.float32))
-    st["exp_avg"] = T._wrap(zeros_like(p._data))
-    st["exp_avg_sq"] = T._wrap(zeros_like(p._data))
+    st["step"] = new_scalar()
+    st["exp_avg"] = new_state_like(p)
+    st["exp_avg_sq"] = new_state_like(p)
     if amsgrad:
-        st["max_exp_avg_sq"] = T._wrap(zeros_like(p._data))
+        st["max_exp_avg_sq"] = new_state_like(p)

@@ -1,10 +1,9 @@
 """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, new_scalar, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, restore_group_defaults
 from ._functional_extra import adamax_update
-from .adam import _check_adam_args
 from .optimizer import Optimizer
 
 __all__ = ["Adamax"]
@@ -35,7 +34,7 @@ class Adamax(Optimizer):
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, foreach=None, *, maximize: bool = False, differentiable: bool = False,
                  capturable: bool = False) -> None:
-        _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, None, "Adamax")
+        check_options("Adamax", lr, eps=eps, betas=betas, weight_decay=weight_decay, differentiable=differentiable)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
@@ -59,10 +58,10 @@ class Adamax(Optimizer):
                 st = state[p]
                 if not st:
                     st["step"] = new_scalar()
-                    st["exp_avg"] = T._wrap(p._xp.zeros_like(p._data))
-                    st["exp_inf"] = T._wrap(p._xp.zeros_like(p._data))
+                    st["exp_avg"] = new_state_like(p)
+                    st["exp_inf"] = new_state_like(p)
                 step = bump_step(st["step"])
-                adamax_update(p._xp, p._data, g._data, st["exp_avg"]._data, st["exp_inf"]._data, step, lr, beta1,
-                              beta2, eps, weight_decay, maximize)
-                p._vc[0] += 1
+                adamax_update(E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]), E.array(st["exp_inf"]),
+                              step, lr, beta1, beta2, eps, weight_decay, maximize)
+                E.bump_version(p)
         return loss

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _internals as E
 from .. import _tensor as T
 from ..autograd.grad_mode import enable_grad
-from ._common import check_lr
+from ._common import check_options
 from .optimizer import Optimizer
 
 __all__ = ["LBFGS"]
@@ -125,17 +126,17 @@ def _pack(v):
     if isinstance(v, list):
         return [_pack(x) for x in v]
     if isinstance(v, np.generic):  # before float: np.float64 is a float subclass
-        return T._wrap(np.asarray(v))
+        return E.wrap(np.asarray(v))
     if v is None or isinstance(v, (int, float)):
         return v
-    return T._wrap(v)
+    return E.wrap(v)
 
 
 def _unpack(v):
     if isinstance(v, list):
         return [_unpack(x) for x in v]
     if isinstance(v, T.Tensor):
-        arr = v._data
+        arr = E.array(v)
         return arr[()] if arr.ndim == 0 and arr.__class__ is np.ndarray else arr
     return v
 
@@ -172,7 +173,7 @@ class LBFGS(Optimizer):
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None) -> None:
-        check_lr(lr)
+        check_options("LBFGS", lr)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
@@ -196,40 +197,40 @@ class LBFGS(Optimizer):
     def _gather_flat_grad(self):
         views = []
         for p in self._params:
-            data = p._data
+            data = E.array(p)
             real = data.real.dtype if data.dtype.kind == "c" else data.dtype
             n = 2 * data.size if data.dtype.kind == "c" else data.size
             g = p._grad
             if g is None:
-                views.append(p._xp.zeros(n, real))
+                views.append(E.array_module(p).zeros(n, real))
             else:
-                v = g._data.reshape(-1)
+                v = E.array(g).reshape(-1)
                 views.append(v.view(real) if v.dtype.kind == "c" else v)
-        return self._params[0]._xp.concatenate(views)
+        return E.array_module(self._params[0]).concatenate(views)
 
     def _add_grad(self, step_size, update) -> None:
         offset = 0
         for p in self._params:
-            data = p._data
+            data = E.array(p)
             if data.dtype.kind == "c":  # the update holds the real view: (re, im) pairs
                 n = 2 * data.size
                 seg = update[offset:offset + n].view(data.dtype).reshape(data.shape)
             else:
                 n = data.size
                 seg = update[offset:offset + n].reshape(data.shape)
-            p._xp.add(data, step_size * seg, out=data)  # p.add_(update, alpha=step_size)
-            p._vc[0] += 1
+            E.array_module(p).add(data, step_size * seg, out=data)  # p.add_(update, alpha=step_size)
+            E.bump_version(p)
             offset += n
         if offset != self._numel():
             raise AssertionError(f"Expected offset {offset} to equal {self._numel()}")
 
     def _clone_param(self) -> list:
-        return [p._data.copy() for p in self._params]
+        return [E.array(p).copy() for p in self._params]
 
     def _set_param(self, params_data) -> None:
         for p, data in zip(self._params, params_data):
-            p._xp.copyto(p._data, data)
-            p._vc[0] += 1
+            E.array_module(p).copyto(E.array(p), data)
+            E.bump_version(p)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
@@ -260,7 +261,7 @@ class LBFGS(Optimizer):
         state["func_evals"] += 1
 
         flat_grad = self._gather_flat_grad()
-        xp = self._params[0]._xp
+        xp = E.array_module(self._params[0])
         if xp.abs(flat_grad).max() <= tolerance_grad:  # already optimal
             return orig_loss
 

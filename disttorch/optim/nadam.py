@@ -1,10 +1,9 @@
 """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, restore_group_defaults
 from ._functional_extra import nadam_update
-from .adam import _check_adam_args
 from .optimizer import Optimizer
 
 __all__ = ["NAdam"]
@@ -40,9 +39,8 @@ class NAdam(Optimizer):
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
                  foreach=None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False) -> None:
-        _check_adam_args(lr, betas, eps, weight_decay, foreach, False, None, "NAdam")
-        check_nonneg(momentum_decay, "momentum_decay")
-        no_differentiable("NAdam", differentiable)
+        check_options("NAdam", lr, eps=eps, betas=betas, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                      differentiable=differentiable)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
                         capturable=capturable, differentiable=differentiable)
@@ -70,13 +68,13 @@ class NAdam(Optimizer):
                 if not st:
                     st["step"] = new_scalar()
                     st["mu_product"] = new_scalar(1.0)
-                    st["exp_avg"] = T._wrap(p._xp.zeros_like(p._data))
-                    st["exp_avg_sq"] = T._wrap(p._xp.zeros_like(p._data))
+                    st["exp_avg"] = new_state_like(p)
+                    st["exp_avg_sq"] = new_state_like(p)
                 step = bump_step(st["step"])
-                mu_product = st["mu_product"]._data
-                new = nadam_update(p._xp, p._data, g._data, st["exp_avg"]._data, st["exp_avg_sq"]._data, step,
-                                   float(mu_product), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled,
-                                   maximize)
+                mu_product = E.array(st["mu_product"])
+                new = nadam_update(E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]),
+                                   E.array(st["exp_avg_sq"]), step, float(mu_product), lr, beta1, beta2, eps,
+                                   weight_decay, momentum_decay, decoupled, maximize)
                 mu_product.fill(new)
-                p._vc[0] += 1
+                E.bump_version(p)
         return loss

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .. import _tensor as T
+from .. import _internals as E
 from .._tensor import Tensor
 from ..autograd.grad_mode import enable_grad
+from ..utils.hooks import RemovableHandle, _add_hook
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
 
@@ -35,44 +36,17 @@ _GLOBAL_PRE_HOOKS: OrderedDict = OrderedDict()
 _GLOBAL_POST_HOOKS: OrderedDict = OrderedDict()
 
 
-class RemovableHandle:
-    """Handle returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks: OrderedDict) -> None:
-        self.hooks = hooks
-        self.id = next(RemovableHandle._next_id)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-def _register(hooks: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = hook
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
-    return handle
-
-
 def register_optimizer_step_pre_hook(hook) -> RemovableHandle:
     """Register ``hook(optimizer, args, kwargs)`` to run before every optimizer's ``step``.
 
     It may return ``(new_args, new_kwargs)`` to replace the arguments.
     """
-    return _register(_GLOBAL_PRE_HOOKS, hook)
+    return _add_hook(_GLOBAL_PRE_HOOKS, hook)
 
 
 def register_optimizer_step_post_hook(hook) -> RemovableHandle:
     """Register ``hook(optimizer, args, kwargs)`` to run after every optimizer's ``step``."""
-    return _register(_GLOBAL_POST_HOOKS, hook)
+    return _add_hook(_GLOBAL_POST_HOOKS, hook)
 
 
 def _hooked(step):
@@ -260,27 +234,27 @@ class Optimizer:
     # ---- hooks ---------------------------------------------------------------------------------------
     def register_step_pre_hook(self, hook) -> RemovableHandle:
         """Register ``hook(optimizer, args, kwargs)`` to run before ``step``; it may return ``(args, kwargs)``."""
-        return _register(self._optimizer_step_pre_hooks, hook)
+        return _add_hook(self._optimizer_step_pre_hooks, hook)
 
     def register_step_post_hook(self, hook) -> RemovableHandle:
         """Register ``hook(optimizer, args, kwargs)`` to run after ``step``."""
-        return _register(self._optimizer_step_post_hooks, hook)
+        return _add_hook(self._optimizer_step_post_hooks, hook)
 
     def register_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Register ``hook(optimizer)`` to run before ``state_dict()`` builds its result."""
-        return _register(self._optimizer_state_dict_pre_hooks, hook, prepend)
+        return _add_hook(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
     def register_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Register ``hook(optimizer, state_dict)`` to run on ``state_dict()``'s result (it may return a new one)."""
-        return _register(self._optimizer_state_dict_post_hooks, hook, prepend)
+        return _add_hook(self._optimizer_state_dict_post_hooks, hook, prepend)
 
     def register_load_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Register ``hook(optimizer, state_dict)`` to run before loading (it may return a new state dict)."""
-        return _register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+        return _add_hook(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
     def register_load_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Register ``hook(optimizer)`` to run after ``load_state_dict``."""
-        return _register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+        return _add_hook(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
     # ---- state dict ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -362,15 +336,15 @@ class Optimizer:
 def _cast(param: Tensor, value, key=None):
     """A copy of a loaded state ``value`` placed like ``param`` (PyTorch keeps ``step`` as saved)."""
     if isinstance(value, Tensor):
-        arr = value._data
-        pdata = param._data
+        arr = E.array(value)
+        pdata = E.array(param)
         if key != "step" and (param.is_floating_point() or param.is_complex()) and arr.dtype != pdata.dtype:
             arr = arr.astype(pdata.dtype)
         else:
             arr = arr.copy()
         if key != "step":
             arr = _to_module_of(arr, pdata)
-        return T._wrap(arr)
+        return E.wrap(arr)
     if isinstance(value, dict):
         return {k: _cast(param, v, k) for k, v in value.items()}
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -383,6 +357,6 @@ def _to_module_of(arr, like):
     if arr.__class__ is like.__class__:
         return arr
     if like.__class__ is np.ndarray:
-        return arr.get()
+        return E.to_host(arr)
     with like.device:  # a CuPy array: copy onto the parameter's GPU
-        return T._wrap(like)._xp.asarray(arr)
+        return E.array_module_of(like).asarray(arr)

@@ -1,10 +1,9 @@
 """RAdam (rectified Adam), as ``torch.optim.RAdam``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, new_scalar, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, restore_group_defaults
 from ._functional_extra import radam_update
-from .adam import _check_adam_args
 from .optimizer import Optimizer
 
 __all__ = ["RAdam"]
@@ -39,7 +38,7 @@ class RAdam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False) -> None:
-        _check_adam_args(lr, betas, eps, weight_decay, foreach, differentiable, None, "RAdam")
+        check_options("RAdam", lr, eps=eps, betas=betas, weight_decay=weight_decay, differentiable=differentiable)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
                         capturable=capturable, decoupled_weight_decay=decoupled_weight_decay,
                         differentiable=differentiable)
@@ -65,10 +64,10 @@ class RAdam(Optimizer):
                 st = state[p]
                 if not st:
                     st["step"] = new_scalar()
-                    st["exp_avg"] = T._wrap(p._xp.zeros_like(p._data))
-                    st["exp_avg_sq"] = T._wrap(p._xp.zeros_like(p._data))
+                    st["exp_avg"] = new_state_like(p)
+                    st["exp_avg_sq"] = new_state_like(p)
                 step = bump_step(st["step"])
-                radam_update(p._xp, p._data, g._data, st["exp_avg"]._data, st["exp_avg_sq"]._data, step, lr, beta1,
-                             beta2, eps, weight_decay, decoupled, maximize)
-                p._vc[0] += 1
+                radam_update(E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]),
+                             E.array(st["exp_avg_sq"]), step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
+                E.bump_version(p)
         return loss

@@ -1,8 +1,8 @@
 """RMSprop, as ``torch.optim.RMSprop``."""
 from __future__ import annotations
 
-from .. import _tensor as T
-from ._common import bump_step, check_lr, check_nonneg, new_scalar, no_differentiable, restore_group_defaults
+from .. import _internals as E
+from ._common import bump_step, check_options, new_scalar, new_state_like, restore_group_defaults
 from ._functional_extra import rmsprop_update
 from .optimizer import Optimizer
 
@@ -37,12 +37,8 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
                  momentum: float = 0, centered: bool = False, capturable: bool = False, foreach=None,
                  maximize: bool = False, differentiable: bool = False) -> None:
-        check_lr(lr)
-        check_nonneg(eps, "epsilon")
-        check_nonneg(momentum, "momentum")
-        check_nonneg(weight_decay, "weight_decay")
-        check_nonneg(alpha, "alpha")
-        no_differentiable("RMSprop", differentiable)
+        check_options("RMSprop", lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha,
+                      differentiable=differentiable)
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,
                         capturable=capturable, foreach=foreach, maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
@@ -67,20 +63,20 @@ class RMSprop(Optimizer):
                 st = state[p]
                 if not st:
                     st["step"] = new_scalar()
-                    st["square_avg"] = T._wrap(p._xp.zeros_like(p._data))
+                    st["square_avg"] = new_state_like(p)
                 bump_step(st["step"])
                 buf = gavg = None
                 if momentum > 0:
                     buf = st.get("momentum_buffer")
                     if buf is None:  # a new state, or momentum switched on after the state was made
-                        buf = st["momentum_buffer"] = T._wrap(p._xp.zeros_like(p._data))
-                    buf = buf._data
+                        buf = st["momentum_buffer"] = new_state_like(p)
+                    buf = E.array(buf)
                 if centered:
                     gavg = st.get("grad_avg")
                     if gavg is None:
-                        gavg = st["grad_avg"] = T._wrap(p._xp.zeros_like(p._data))
-                    gavg = gavg._data
-                rmsprop_update(p._xp, p._data, g._data, st["square_avg"]._data, gavg, buf, lr, alpha, eps,
-                               weight_decay, momentum, maximize)
-                p._vc[0] += 1
+                        gavg = st["grad_avg"] = new_state_like(p)
+                    gavg = E.array(gavg)
+                rmsprop_update(E.array_module(p), E.array(p), E.array(g), E.array(st["square_avg"]), gavg, buf, lr,
+                               alpha, eps, weight_decay, momentum, maximize)
+                E.bump_version(p)
         return loss

@@ -1,18 +1,12 @@
 """Stochastic gradient descent (optionally with momentum), as ``torch.optim.SGD``."""
 from __future__ import annotations
 
-from .. import _tensor as T
+from .. import _internals as E
+from ._common import check_options
 from ._functional import sgd_update
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
-
-
-def _check_lr(lr) -> None:
-    if isinstance(lr, T.Tensor) and lr.numel() != 1:
-        raise ValueError("Tensor lr must be 1-element")
-    if lr < 0.0:
-        raise ValueError(f"Invalid learning rate: {lr}")
 
 
 class SGD(Optimizer):
@@ -41,14 +35,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False, foreach=None,
                  differentiable: bool = False, fused=None) -> None:
-        _check_lr(lr)
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if differentiable:
-            raise NotImplementedError("SGD(differentiable=True) is not supported by disttorch: the update runs "
-                                      "in place on raw arrays, outside autograd")
+        check_options("SGD", lr, momentum=momentum, weight_decay=weight_decay, differentiable=differentiable)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
                         fused=fused)
@@ -82,11 +69,12 @@ class SGD(Optimizer):
                 if momentum != 0:
                     st = state[p]
                     buf = st.get("momentum_buffer")
-                    new = sgd_update(p._xp, p._data, g._data, None if buf is None else buf._data, lr, momentum,
-                                     dampening, weight_decay, nesterov, maximize)
+                    new = sgd_update(E.array_module(p), E.array(p), E.array(g), None if buf is None else E.array(buf),
+                                     lr, momentum, dampening, weight_decay, nesterov, maximize)
                     if buf is None:
-                        st["momentum_buffer"] = T._wrap(new)
+                        st["momentum_buffer"] = E.wrap(new)
                 else:
-                    sgd_update(p._xp, p._data, g._data, None, lr, 0.0, dampening, weight_decay, nesterov, maximize)
-                p._vc[0] += 1
+                    sgd_update(E.array_module(p), E.array(p), E.array(g), None, lr, 0.0, dampening, weight_decay,
+                               nesterov, maximize)
+                E.bump_version(p)
         return loss

@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from .. import _dtype as D
+from .. import _internals as E
 from .._tensor import Tensor
 
 __all__ = ["assert_close", "assert_allclose"]
@@ -78,11 +79,6 @@ def _mismatch_msg(default_identifier: str, extra: Optional[str], abs_diff, abs_i
     return msg.strip()
 
 
-def _host(t: Tensor) -> np.ndarray:
-    a = t._data
-    return a if isinstance(a, np.ndarray) else a.get()
-
-
 def _item(a: np.ndarray):
     return a.reshape(()).item()
 
@@ -101,7 +97,7 @@ def _compare_tensors(actual: Tensor, expected: Tensor, *, rtol, atol, equal_nan:
     if check_stride and actual.stride() != expected.stride():
         attr_fail("stride()", actual.stride(), expected.stride())
     rtol, atol = _tolerances(actual.dtype, expected.dtype, rtol=rtol, atol=atol, id=id)
-    a, e = _host(actual), _host(expected)
+    a, e = E.to_host(E.array(actual)), E.to_host(E.array(expected))
     if a.dtype != e.dtype:
         common = D.promote_types(actual.dtype, expected.dtype).np
         a, e = a.astype(common), e.astype(common)

@@ -259,14 +259,21 @@ def test_future_then_and_errors():
         Future().value()
 
 
-def test_future_lazy_from_work():
+def test_future_lazy_of_work():
     w = Work()
-    f = Future._from_work(w, [7])
+    f = Future._of_work(w)
     g = f.then(lambda x: x.value()[0] + 1)
-    w._finish()
+    assert not f.done() and not g.done()
+    w._finish(result=[7])
+    assert g.done() and f.done()  # done() finds the work finished and completes the chain in this thread
     assert g.wait() == 8
-    assert wait_all([Future._from_work(Work.completed(), 1)]) == [1]
+    assert wait_all([Future._of_work(Work.completed(1)), Future._of_work(Work.completed(1), "given")]) == [1, "given"]
     assert collect_all([f]).wait() == [f]
+    failed = Work()
+    h = Future._of_work(failed)
+    failed._finish(ValueError("backend broke"))
+    with pytest.raises(ValueError, match="backend broke"):
+        h.wait()
 
 
 # ---- SyncBatchNorm --------------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""Communication backends (``mpi``, ``zmq``, ``nccl``), each a ``ProcessGroup`` subclass imported on first use."""
+"""Communication backends (``mpi``, ``zmq``; ``nccl`` is planned, issue 13),
+each a ``ProcessGroup`` subclass imported on first use."""

@@ -11,24 +11,24 @@ Example:
 """
 from __future__ import annotations
 
-from ... import _tensor as T
+from ... import _internals as E
 from ...autograd.function import Function
 from .. import distributed_c10d as c10d
-from .._runner import _check_tensor
-from .._tensor_collectives import all_gather as _all_gather
-from .._tensor_collectives import all_reduce as _all_reduce
-from .._tensor_collectives import all_to_all as _all_to_all
-from .._tensor_collectives import broadcast as _broadcast
-from .._tensor_collectives import reduce as _reduce
-from .._tensor_collectives import reduce_scatter as _reduce_scatter
+from ..collectives import all_gather as _all_gather
+from ..collectives import all_reduce as _all_reduce
+from ..collectives import all_to_all as _all_to_all
+from ..collectives import broadcast as _broadcast
+from ..collectives import reduce as _reduce
+from ..collectives import reduce_scatter as _reduce_scatter
 from ..process_group import ReduceOp
+from ..runner import check_tensor
 
 __all__ = ["all_reduce", "all_gather", "broadcast", "reduce_scatter", "all_to_all"]
 
 
 def _fresh(t):
     """A contiguous copy of ``t`` outside the graph."""
-    return T._wrap(t._data.copy(order="C"))
+    return E.wrap(E.array(t).copy(order="C"))
 
 
 class _AllReduce(Function):
@@ -52,7 +52,7 @@ class _AllGather(Function):
     def forward(ctx, group, tensor):
         ctx.group = group
         n = c10d.get_world_size(group)
-        outs = [T._wrap(tensor._xp.empty(tensor._data.shape, tensor._data.dtype)) for _ in range(n)]
+        outs = [E.wrap(E.array_module(tensor).empty(E.array(tensor).shape, E.array(tensor).dtype)) for _ in range(n)]
         _all_gather(outs, tensor, group=group)
         return tuple(outs)
 
@@ -66,7 +66,7 @@ class _ReduceScatter(Function):
     def forward(ctx, op, group, *inputs):
         ctx.op, ctx.group = op, group
         first = inputs[0]
-        out = T._wrap(first._xp.empty(first._data.shape, first._data.dtype))
+        out = E.wrap(E.array_module(first).empty(E.array(first).shape, E.array(first).dtype))
         _reduce_scatter(out, [_fresh(x) for x in inputs], op=op, group=group)
         return out
 
@@ -95,7 +95,7 @@ class _Broadcast(Function):
         gx = _fresh(grad)
         _reduce(gx, dst=ctx.src, op=ReduceOp.SUM, group=ctx.group)
         if c10d.get_rank() != ctx.src:
-            gx._data[...] = 0
+            E.array(gx)[...] = 0
         return None, None, gx
 
 
@@ -105,7 +105,7 @@ class _AllToAll(Function):
         ctx.group = group
         ctx.in_shapes = [tuple(x.shape) for x in inputs]
         first = inputs[0]
-        outs = [T._wrap(first._xp.empty(s, first._data.dtype)) for s in out_shapes]
+        outs = [E.wrap(E.array_module(first).empty(s, E.array(first).dtype)) for s in out_shapes]
         _all_to_all(outs, [_fresh(x) for x in inputs], group=group)
         return tuple(outs)
 
@@ -117,31 +117,31 @@ class _AllToAll(Function):
 def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group=None):
     """The reduction of ``tensor`` over all ranks, as a new tensor; backward all-reduces the gradient
     (SUM and AVG)."""
-    _check_tensor(tensor, "tensor")
+    check_tensor(tensor, "tensor")
     return _AllReduce.apply(op, group, tensor)
 
 
 def all_gather(tensor, group=None) -> tuple:
     """A tuple with every rank's ``tensor``; backward reduce-scatters the gradients (sum over ranks)."""
-    _check_tensor(tensor, "tensor")
+    check_tensor(tensor, "tensor")
     return _AllGather.apply(group, tensor)
 
 
 def broadcast(tensor, src: int, group=None):
     """Global rank ``src``'s ``tensor`` on every rank; backward sums the gradients onto ``src`` (zeros elsewhere)."""
-    _check_tensor(tensor, "tensor")
+    check_tensor(tensor, "tensor")
     return _Broadcast.apply(src, group, tensor)
 
 
 def reduce_scatter(output, input_list: list, op: ReduceOp = ReduceOp.SUM, group=None):
     """The reduction over ranks of their ``input_list[rank]``, as a new tensor shaped like ``output``; backward
     all-gathers the gradient."""
-    _check_tensor(output, "output")
+    check_tensor(output, "output")
     if len(input_list) != c10d.get_world_size(group):
         raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors but the group has "
                          f"{c10d.get_world_size(group)} ranks")
     for i, x in enumerate(input_list):
-        _check_tensor(x, f"input_list[{i}]")
+        check_tensor(x, f"input_list[{i}]")
         if tuple(x.shape) != tuple(output.shape):
             raise RuntimeError(f"reduce_scatter: input_list[{i}] has shape {list(x.shape)} but output has "
                                f"{list(output.shape)}")

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ... import _dtype as D
+from ... import _internals as E
 from ... import _tensor as T
 
 __all__ = ["BlockMask", "flex_attention", "AuxOutput", "AuxRequest", "FlexKernelOptions", "create_block_mask",
@@ -148,7 +149,7 @@ class BlockMask:
 
     def to_dense(self):
         """The block-level mask (B, H, Q blocks, KV blocks): 1 where a block has any kept pair."""
-        return T._wrap(self._blocks())
+        return E.wrap(self._blocks())
 
     def sparsity(self) -> float:
         """The percentage of blocks that are not computed (PyTorch's formula)."""

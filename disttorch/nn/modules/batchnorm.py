@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ... import _dtype as D
-from ..._tensor import Tensor, _wrap
+from ... import _internals as E
+from ..._tensor import Tensor
 from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
 from ...ops.creation import empty, ones, tensor, zeros
@@ -167,9 +168,9 @@ def _dist():
 
 def _all_reduce_f64(values, process_group):
     """Sum a float64 array over the group (one collective) and return it."""
-    t = _wrap(values)
+    t = E.wrap(values)
     _dist().all_reduce(t, group=process_group)
-    return t._data
+    return E.array(t)
 
 
 class _SyncBatchNormFunction(Function):
@@ -182,8 +183,8 @@ class _SyncBatchNormFunction(Function):
 
     @staticmethod
     def forward(ctx, input, weight, bias, running_mean, running_var, eps, momentum, process_group, world_size):
-        x = input._data
-        xp = input._xp
+        x = E.array(input)
+        xp = E.array_module(input)
         n, c = x.shape[0], x.shape[1]
         x3 = x.reshape(n, c, -1)
         wd = np.float32 if x.dtype in (D.float16.np, D.bfloat16.np) else x.dtype
@@ -204,27 +205,27 @@ class _SyncBatchNormFunction(Function):
         xhat = (x3.astype(wd, copy=False) - mean) * invstd
         y = xhat
         if weight is not None:
-            y = y * weight._data.astype(wd)[None, :, None]
+            y = y * E.array(weight).astype(wd)[None, :, None]
         if bias is not None:
-            y = y + bias._data.astype(wd)[None, :, None]
+            y = y + E.array(bias).astype(wd)[None, :, None]
         if running_mean is not None:
-            rm = running_mean._data
+            rm = E.array(running_mean)
             rm[...] = (1 - momentum) * rm + momentum * mean64.astype(rm.dtype)
-            running_mean._vc[0] += 1
+            E.bump_version(running_mean)
         if running_var is not None:
-            rv = running_var._data
+            rv = E.array(running_var)
             rv[...] = (1 - momentum) * rv + momentum * (var64 * (count / (count - 1))).astype(rv.dtype)
-            running_var._vc[0] += 1
+            E.bump_version(running_var)
         ctx.stats = (x3, mean, invstd, count, wd, x.shape)
         ctx.weight = weight
         ctx.process_group = process_group
-        return _wrap(y.astype(x.dtype, copy=False).reshape(x.shape))
+        return E.wrap(y.astype(x.dtype, copy=False).reshape(x.shape))
 
     @staticmethod
     def backward(ctx, grad_output):
         x3, mean, invstd, count, wd, shape = ctx.stats
-        xp = grad_output._xp
-        g = grad_output._data.reshape(x3.shape).astype(wd, copy=False)
+        xp = E.array_module(grad_output)
+        g = E.array(grad_output).reshape(x3.shape).astype(wd, copy=False)
         xmu = x3.astype(wd, copy=False) - mean
         sum_dy = g.sum((0, 2))
         sum_dy_xmu = xp.einsum("ncs,ncs->c", g, xmu)
@@ -232,9 +233,9 @@ class _SyncBatchNormFunction(Function):
         need_in, need_w, need_b = ctx.needs_input_grad[:3]
         grad_input = grad_weight = grad_bias = None
         if need_w:
-            grad_weight = _wrap((sum_dy_xmu * invstd[0, :, 0]).astype(weight._data.dtype))
+            grad_weight = E.wrap((sum_dy_xmu * invstd[0, :, 0]).astype(E.array(weight).dtype))
         if need_b:
-            grad_bias = _wrap(sum_dy.astype(weight._data.dtype if weight is not None else wd))
+            grad_bias = E.wrap(sum_dy.astype(E.array(weight).dtype if weight is not None else wd))
         if need_in:
             c = sum_dy.shape[0]
             packed = xp.empty(2 * c, dtype=np.float64)
@@ -243,9 +244,9 @@ class _SyncBatchNormFunction(Function):
             packed = _all_reduce_f64(packed, ctx.process_group)
             mean_dy = (packed[:c] / count).astype(wd)[None, :, None]
             mean_dy_xmu = (packed[c:] / count).astype(wd)[None, :, None]
-            scale = invstd if weight is None else invstd * weight._data.astype(wd)[None, :, None]
+            scale = invstd if weight is None else invstd * E.array(weight).astype(wd)[None, :, None]
             gi = (g - mean_dy - xmu * (invstd * invstd) * mean_dy_xmu) * scale
-            grad_input = _wrap(gi.astype(grad_output._data.dtype, copy=False).reshape(shape))
+            grad_input = E.wrap(gi.astype(E.array(grad_output).dtype, copy=False).reshape(shape))
         return grad_input, grad_weight, grad_bias, None, None, None, None, None, None
 
 

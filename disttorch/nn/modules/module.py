@@ -246,11 +246,11 @@ class Module(StateDictMixin):
             # Parameters keep their identity (optimizers hold them): swap the array in place.
             with no_grad():
                 applied = fn(param)
-            param._data = applied._data
+            param.data = applied
             grad = param._grad
             if grad is not None:
                 with no_grad():
-                    grad._data = fn(grad)._data
+                    grad.data = fn(grad)
         for key, buf in self._buffers.items():
             if buf is not None:
                 self._buffers[key] = fn(buf)

@@ -11,8 +11,8 @@ import math
 import numbers
 import warnings
 
-import numpy as np
 
+from ... import _internals as E
 from ... import _tensor as T
 from ...amp import _state as _amp
 from ...ops._rnn import rnn_layer
@@ -35,7 +35,7 @@ def _regular(steps: int, batch: int):
 
 
 def _packed_offsets(batch_sizes):
-    bsz = tuple(int(b) for b in (batch_sizes._data if batch_sizes._xp is np else batch_sizes._data.get()))
+    bsz = tuple(int(b) for b in E.to_host(E.array(batch_sizes)))
     offs, o = [], 0
     for b in bsz:
         offs.append(o)

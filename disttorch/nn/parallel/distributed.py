@@ -23,7 +23,8 @@ from typing import Any, Callable, List, Optional
 
 import numpy as np
 
-from ..._tensor import Tensor, _view_of, _wrap
+from ... import _internals as E
+from ..._tensor import Tensor
 from ...autograd.function import AccumulateGrad
 from ...autograd.grad_mode import is_grad_enabled
 from ...distributed.algorithms.join import Join, Joinable, JoinHook
@@ -110,15 +111,15 @@ class _Bucket:
         self.index = index
         self.param_ids = param_ids
         self.params = params
-        xp = params[0]._xp
+        xp = E.array_module(params[0])
         self.offsets, total = [], 0
         for p in params:
             self.offsets.append(total)
-            total += p._data.size
-        self.buffer = xp.zeros(total, dtype=params[0]._data.dtype)
-        self.tensor = _wrap(self.buffer)
-        self.views = [self.buffer[o:o + p._data.size].reshape(p._data.shape) for o, p in zip(self.offsets, params)]
-        self.grad_views = [_view_of(self.tensor, v) for v in self.views]
+            total += E.array(p).size
+        self.buffer = xp.zeros(total, dtype=E.array(params[0]).dtype)
+        self.tensor = E.wrap(self.buffer)
+        self.views = [self.buffer[o:o + p.numel()].reshape(p.shape) for o, p in zip(self.offsets, params)]
+        self.grad_views = [E.view_of(self.tensor, v) for v in self.views]
         self.pending = len(params)
         self.future: Optional[Future] = None
         self.shadow: Optional[Tensor] = None
@@ -289,8 +290,8 @@ class DistributedDataParallel(Module, Joinable):
     # ---- construction ----------------------------------------------------------------------------
     def _build_buckets(self, limits: List[int]) -> None:
         order = list(range(len(self._params)))[::-1]
-        sizes = [self._params[i]._data.nbytes for i in order]
-        keys = [str(self._params[i]._data.dtype) for i in order]
+        sizes = [E.array(self._params[i]).nbytes for i in order]
+        keys = [str(E.array(self._params[i]).dtype) for i in order]
         assignment = _compute_bucket_assignment_by_size(sizes, keys, limits)
         self._buckets: List[_Bucket] = []
         self._param_slot = [(0, 0)] * len(self._params)  # param index -> (bucket, position in bucket)
@@ -311,26 +312,26 @@ class DistributedDataParallel(Module, Joinable):
         src = self._global_rank(src_group_rank)
         groups: dict = {}
         for t in tensors:
-            groups.setdefault(t._data.dtype, []).append(t)
+            groups.setdefault(E.array(t).dtype, []).append(t)
         for dtype, ts in groups.items():
             chunk, nbytes = [], 0
             for t in ts + [None]:
-                if t is not None and (not chunk or nbytes + t._data.nbytes <= _BROADCAST_BUCKET_BYTES):
+                if t is not None and (not chunk or nbytes + E.array(t).nbytes <= _BROADCAST_BUCKET_BYTES):
                     chunk.append(t)
-                    nbytes += t._data.nbytes
+                    nbytes += E.array(t).nbytes
                     continue
                 if chunk:
-                    xp = chunk[0]._xp
-                    flat = xp.concatenate([c._data.reshape(-1) for c in chunk]) if len(chunk) > 1 \
-                        else chunk[0]._data.reshape(-1).copy()
-                    self._dist.broadcast(_wrap(flat), src, group=self.process_group)
+                    xp = E.array_module(chunk[0])
+                    flat = xp.concatenate([E.array(c).reshape(-1) for c in chunk]) if len(chunk) > 1 \
+                        else E.array(chunk[0]).reshape(-1).copy()
+                    self._dist.broadcast(E.wrap(flat), src, group=self.process_group)
                     off = 0
                     for c in chunk:
-                        n = c._data.size
-                        c._data[...] = flat[off:off + n].reshape(c._data.shape)
-                        c._vc[0] += 1
-                        off += n
-                chunk, nbytes = ([t], t._data.nbytes) if t is not None else ([], 0)
+                        arr = E.array(c)
+                        arr[...] = flat[off:off + arr.size].reshape(arr.shape)
+                        E.bump_version(c)
+                        off += arr.size
+                chunk, nbytes = ([t], E.array(t).nbytes) if t is not None else ([], 0)
 
     def _sync_module_states(self, src_group_rank: int, with_buffers: bool = True) -> None:
         """Make every rank's parameters (and buffers) equal to those of ``src_group_rank``."""
@@ -367,18 +368,18 @@ class DistributedDataParallel(Module, Joinable):
         return output
 
     def _find_common_rank(self, input_rank: int, rank_cond: bool) -> int:
-        t = _wrap(np.array([input_rank if rank_cond else -1], dtype=np.int64))
+        t = E.wrap(np.array([input_rank if rank_cond else -1], dtype=np.int64))
         self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self.process_group)
-        r = int(t._data[0])
+        r = int(E.array(t)[0])
         if r == -1:
             raise ValueError("BUG! Expected rank_cond to be true for at least one process.")
         return r
 
     def _check_global_requires_backward_grad_sync(self, is_joined_rank: bool) -> bool:
         flag = 1 if (not is_joined_rank and self.require_backward_grad_sync) else 0
-        t = _wrap(np.array([flag], dtype=np.int64))
+        t = E.wrap(np.array([flag], dtype=np.int64))
         self._dist.all_reduce(t, group=self.process_group)
-        return bool(t._data[0])
+        return bool(E.array(t)[0])
 
     def _check_previous_reduction(self) -> None:
         if not (self._expect_hooks and self._hooks_fired):
@@ -447,9 +448,9 @@ class DistributedDataParallel(Module, Joinable):
             view[...] = 0
         elif g is not bucket.grad_views[j]:
             if d != 1:
-                p._xp.divide(g._data, d, out=view)
+                E.array_module(p).divide(E.array(g), d, out=view)
             else:
-                view[...] = g._data
+                view[...] = E.array(g)
             if self.gradient_as_bucket_view:
                 p._grad = bucket.grad_views[j]
         elif d != 1:
@@ -486,7 +487,7 @@ class DistributedDataParallel(Module, Joinable):
         if d != 1 and prescaled != d:
             buf.div_(d)
         work = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
-        return Future._from_work(work, buf)
+        return Future._of_work(work, buf)
 
     def _finalize(self) -> None:
         self._expect_hooks = False
@@ -498,7 +499,7 @@ class DistributedDataParallel(Module, Joinable):
             if isinstance(result, (list, tuple)):
                 result = result[0]
             if result is not None and result is not bucket.tensor:
-                bucket.buffer[...] = result._data.reshape(-1)
+                bucket.buffer[...] = E.array(result).reshape(-1)
             for j, i in enumerate(bucket.param_ids):
                 p = self._params[i]
                 if p._grad is None and i in unused:
@@ -513,12 +514,12 @@ class DistributedDataParallel(Module, Joinable):
         if self.gradient_as_bucket_view:
             if g is not bucket.grad_views[j]:
                 p._grad = bucket.grad_views[j]
-            bucket.grad_views[j]._vc[0] += 1
+            E.bump_version(bucket.grad_views[j])
         elif g is None:
-            p._grad = _wrap(view.copy())
+            p._grad = E.wrap(view.copy())
         else:
-            g._data[...] = view
-            g._vc[0] += 1
+            E.array(g)[...] = view
+            E.bump_version(g)
 
     def _fill_unused_used_elsewhere(self, unused: set) -> None:
         # ... unless another rank used it: a non-zero averaged gradient must reach .grad on every rank so
@@ -531,15 +532,15 @@ class DistributedDataParallel(Module, Joinable):
             b_idx, j = self._param_slot[i]
             view = self._buckets[b_idx].views[j]
             if view.any():
-                p._grad = self._buckets[b_idx].grad_views[j] if self.gradient_as_bucket_view else _wrap(view.copy())
+                p._grad = self._buckets[b_idx].grad_views[j] if self.gradient_as_bucket_view else E.wrap(view.copy())
 
     def _match_all_reduce_for_bwd_pass(self) -> None:
         """A joined rank's side of one backward: all-reduce a zero buffer per bucket, in bucket order."""
         futures = []
         for bucket in self._buckets:
-            if bucket.shadow is None or bucket.shadow._data.shape != bucket.buffer.shape:
-                bucket.shadow = _wrap(bucket.buffer.copy())
-            bucket.shadow._data[...] = 0
+            if bucket.shadow is None or E.array(bucket.shadow).shape != bucket.buffer.shape:
+                bucket.shadow = E.wrap(bucket.buffer.copy())
+            E.array(bucket.shadow)[...] = 0
             futures.append(self._launch(bucket, bucket.shadow))
         for f in futures:
             f.wait()

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ... import _tensor as T
+from ... import _internals as E
 from ..._tensor import Tensor
 from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
@@ -190,7 +190,7 @@ class _Solve(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        x = T._wrap(a._xp.linalg.solve(a._data, b._data))
+        x = E.wrap(E.array_module(a).linalg.solve(E.array(a), E.array(b)))
         ctx.save_for_backward(a, x)
         return x
 
@@ -209,10 +209,10 @@ def _householder_product(a: Tensor, tau: Tensor) -> Tensor:
     """
     n, k = a.shape[-2], a.shape[-1]
     q = _eye_like(a, n).expand(*a.shape[:-2], n, n)
-    xp, dt = a._xp, a._data.dtype
+    xp, dt = E.array_module(a), E.array(a).dtype
     rows = xp.arange(n)
     for i in range(tau.shape[-1]):
-        below, unit = T._wrap((rows > i).astype(dt)), T._wrap((rows == i).astype(dt))
+        below, unit = E.wrap((rows > i).astype(dt)), E.wrap((rows == i).astype(dt))
         v = a[..., :, i] * below + unit
         qv = (q @ v.unsqueeze(-1))
         q = q - tau[..., i].unsqueeze(-1).unsqueeze(-1) * (qv @ v.unsqueeze(-2))
@@ -238,7 +238,7 @@ def _make_orthogonal(a: Tensor) -> Tensor:
     q, r = np.linalg.qr(arr)
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs[signs == 0] = 1
-    return T._wrap(np.ascontiguousarray(q * signs[..., None, :]).astype(arr.dtype)).to(a.device)
+    return E.wrap(np.ascontiguousarray(q * signs[..., None, :]).astype(arr.dtype)).to(a.device)
 
 
 def _is_orthogonal(q: Tensor) -> bool:
@@ -312,7 +312,7 @@ class _Orthogonal(Module):
                 diag = np.einsum("...ii->...i", h[..., :k, :k])  # a writable view of the diagonal
                 diag[...] = np.sign(diag)
                 diag[tau == 0.0] *= -1
-                out = T._wrap(np.ascontiguousarray(h)).to(q.device)
+                out = E.wrap(np.ascontiguousarray(h)).to(q.device)
                 return out.mT if transpose else out
             if n == k:
                 q = _make_orthogonal(q) if not _is_orthogonal(q) else q.clone()

@@ -16,6 +16,7 @@ import copyreg
 from contextlib import contextmanager
 from copy import deepcopy
 
+from ... import _internals as E
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..modules.container import ModuleDict, ModuleList
@@ -62,8 +63,7 @@ def _maybe_set(dest: Tensor, src: Tensor) -> None:
         with no_grad():
             dest.copy_(src)
     else:  # only reachable with unsafe=True: the tensor changes shape or dtype (PyTorch's set_)
-        dest._data = src.detach()._data
-        dest._vc[0] += 1
+        E.set_array(dest, E.array(src.detach()))
 
 
 class ParametrizationList(ModuleList):

@@ -11,6 +11,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from ... import _internals as E
 from ... import _tensor as T
 from ...ops.creation import full
 from ...ops.join import cat, stack
@@ -21,25 +22,19 @@ __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_
 _I64 = np.dtype(np.int64)
 
 
-def _host(t) -> np.ndarray:
-    """A tensor's values as a host NumPy array (for index bookkeeping)."""
-    arr = t._data
-    return arr if arr.__class__ is np.ndarray else arr.get()
-
-
 def _index(xp, arr) -> T.Tensor:
-    return T._wrap(xp.asarray(arr, dtype=_I64))
+    return E.wrap(xp.asarray(arr, dtype=_I64))
 
 
 def invert_permutation(permutation: T.Tensor | None) -> T.Tensor | None:
     """The inverse of a permutation tensor (None stays None)."""
     if permutation is None:
         return None
-    xp = permutation._xp
-    p = permutation._data
+    xp = E.array_module(permutation)
+    p = E.array(permutation)
     out = xp.empty_like(p)
     out[p] = xp.arange(p.shape[0], dtype=p.dtype)
-    return T._wrap(out)
+    return E.wrap(out)
 
 
 class PackedSequence_(NamedTuple):
@@ -131,7 +126,7 @@ def _lengths_array(lengths) -> np.ndarray:
         if lengths.dim() != 1:
             raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D "
                                f"{lengths.device} {lengths.dtype} tensor")
-        return _host(lengths).astype(_I64)
+        return E.to_host(E.array(lengths)).astype(_I64)
     return np.asarray(lengths, dtype=_I64).reshape(-1)
 
 
@@ -149,7 +144,7 @@ def pack_padded_sequence(input: T.Tensor, lengths, batch_first: bool = False,
     """
     lens = _lengths_array(lengths)
     x = input
-    xp = x._xp
+    xp = E.array_module(x)
     bdim = 0 if batch_first else 1
     if x.dim() < 2:
         raise RuntimeError(f"pack_padded_sequence: expected a padded input of at least 2 dimensions, got "
@@ -182,7 +177,7 @@ def pack_padded_sequence(input: T.Tensor, lengths, batch_first: bool = False,
     flat = b_idx * x.shape[1] + t_idx if batch_first else t_idx * batch + b_idx
     trail = tuple(x.shape[2:])
     data = x.reshape((-1,) + trail).index_select(0, _index(xp, flat))
-    batch_sizes = T._wrap((np.arange(steps)[:, None] < lens[None, :]).sum(1).astype(_I64))
+    batch_sizes = E.wrap((np.arange(steps)[:, None] < lens[None, :]).sum(1).astype(_I64))
     return _packed_sequence_init(data, batch_sizes, sorted_indices, None)
 
 
@@ -194,7 +189,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         >>> padded, lengths = pad_packed_sequence(packed, batch_first=True)
     """
     data, bsz_t = sequence.data, sequence.batch_sizes
-    bsz = _host(bsz_t).astype(_I64)
+    bsz = E.to_host(E.array(bsz_t)).astype(_I64)
     steps = bsz.shape[0]
     if total_length is not None:
         if total_length < steps:
@@ -203,7 +198,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         steps = total_length
     batch = int(bsz[0]) if bsz.shape[0] else 0
     n = data.shape[0]
-    xp = data._xp
+    xp = E.array_module(data)
     offs = np.cumsum(bsz) - bsz
     active = np.arange(batch)[None, :] < bsz[:, None]
     idx = np.full((steps, batch), n, dtype=_I64)
@@ -217,8 +212,8 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     if sequence.unsorted_indices is not None:
         u = sequence.unsorted_indices
         padded = padded.index_select(0 if batch_first else 1, u)
-        lengths = lengths[_host(u)]
-    return padded, T._wrap(lengths)
+        lengths = lengths[E.to_host(E.array(u))]
+    return padded, E.wrap(lengths)
 
 
 def pad_sequence(sequences: Sequence[T.Tensor], batch_first: bool = False, padding_value: float = 0.0,

@@ -31,7 +31,7 @@ def _allreduce_fut(process_group, tensor) -> Future:
     """Average ``tensor`` over the group in place; the future's value is ``tensor``."""
     tensor.div_(_group_size(process_group))
     work = _dist().all_reduce(tensor, group=process_group, async_op=True)
-    return Future._from_work(work, tensor)
+    return Future._of_work(work, tensor)
 
 
 def allreduce_hook(process_group: Any, bucket) -> Future:
@@ -49,7 +49,7 @@ def _compress_hook(dtype, process_group, bucket) -> Future:
         buffer.copy_(value[0] if isinstance(value, (list, tuple)) else value)
         return buffer
 
-    return Future._from_work(work, compressed).then(decompress)
+    return Future._of_work(work, compressed).then(decompress)
 
 
 def fp16_compress_hook(process_group: Any, bucket) -> Future:

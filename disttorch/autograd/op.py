@@ -1,0 +1,387 @@
+"""The one entry point of built-in differentiable ops: ``Op.apply`` (as Chainer's ``FunctionNode.apply``).
+
+An op is a subclass of :class:`Op` that declares
+
+- ``op_name``: PyTorch's name of the op (errors, profiler events, tracers);
+- ``forward(self, xp, *args, **attrs)``: the computation over arrays. ``xp`` is the array module of the
+  tensor inputs (NumPy or CuPy); each Tensor argument arrives as its array, anything else (numbers, None) as
+  it is. It returns an array or a tuple of arrays, and may keep what backward needs on ``self`` (shapes,
+  dtypes, small arrays) and name tensors to save with ``self.save(...)``;
+- ``backward(self, *grads)``: the gradients of the inputs, written with Tensor ops so that
+  ``create_graph=True`` works (None for an input that needs none; ``self.needs_input_grad`` says which);
+- optionally ``backward_arrays(self, xp, *grads)``: the same over arrays, used when no higher-order graph is
+  being built. An op with both forms has a test that holds them equal (gradcheck on both paths).
+
+``apply`` alone decides whether a graph node is needed (grad mode on and a Tensor input requires grad),
+checks that the tensor inputs share a device, builds the edges, saves tensors with their versions (so an
+in-place change before backward raises), attaches the outputs (floating/complex ones only), records the
+anomaly-mode trace, honours ``out=``, and calls the observers (profilers, tracers) with each op's name, inputs,
+attributes, outputs and times. In-place forms go through :func:`apply_` (leaf and view checks, version bump,
+rebasing onto the new node).
+
+Example (a complete op; see CONTRIBUTING.md, "Adding an op"):
+
+    class Cube(Op):
+        op_name = "cube"
+
+        def forward(self, xp, x):
+            self.save(0)            # input 0, for backward
+            return x * x * x
+
+        def backward(self, g):
+            (x,) = self.saved_tensors
+            return 3 * g * x * x
+
+    y = Cube.apply(t)
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+
+from .._device import array_module_of
+from ..utils.hooks import RemovableHandle
+from . import anomaly as _anomaly
+from .function import Node, _Saved, _seq, edge
+from .grad_mode import STATE as _GRAD
+
+__all__ = ["Op", "RESULT", "apply_", "write_out", "add_observer", "observing", "notify", "array_backward"]
+
+RESULT = "result"  # in ``self.save(...)``: the op's (first) output
+
+_Tensor = None  # disttorch._tensor.Tensor, bound on first use (the tensor module imports autograd)
+_wrap = None
+_I = None  # disttorch.ops.inplace: the in-place write machinery
+
+# Profiler and tracer hooks (handle id -> fn): each is called as fn(name, inputs, attrs, outputs, start_ns, end_ns) after
+# an op ran. Kept as a plain dict so the hot path pays one truth test when none is installed.
+OBSERVERS: collections.OrderedDict = collections.OrderedDict()
+_new = object.__new__
+_ARRAY_BACKWARD = [True]  # False: every op uses its Tensor backward (tests hold the two forms together)
+
+
+class array_backward:
+    """Context manager: ``array_backward(False)`` makes ops with a ``backward_arrays`` fast path use their Tensor
+    ``backward`` instead, so a test can gradcheck both forms of a fused op.
+
+    Example:
+        >>> with array_backward(False):
+        ...     assert gradcheck(fused_op, (x,))
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = _ARRAY_BACKWARD[0]
+        _ARRAY_BACKWARD[0] = self.enabled
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _ARRAY_BACKWARD[0] = self.prev
+_NO_EDGE = (None, 0)
+
+
+def _bind() -> None:
+    global _Tensor, _wrap, _I
+    from .. import _tensor as T
+    from ..ops import inplace
+
+    _Tensor, _wrap, _I = T.Tensor, T._wrap, inplace
+
+
+def add_observer(fn) -> RemovableHandle:
+    """Call ``fn(name, inputs, attrs, outputs, start_ns, end_ns)`` after every op (profilers, ONNX tracing).
+
+    ``inputs`` are the op's arguments as given (Tensors, numbers), ``outputs`` a tuple of Tensors, times from
+    ``time.perf_counter_ns``. Ops run by ``fn`` itself are not observed. Returns a handle with ``remove()``.
+    """
+    handle = RemovableHandle(OBSERVERS)
+    OBSERVERS[handle.id] = fn
+    return handle
+
+
+def observing() -> bool:
+    """True when an observer is installed (ops outside ``Op`` call :func:`notify` only then)."""
+    return bool(OBSERVERS)
+
+
+_busy = [False]
+
+
+def notify(name: str, inputs: tuple, attrs: dict, outputs: tuple, start_ns: int, end_ns: int) -> None:
+    """Report one op to the observers (for the few fast paths that do not run through ``Op.apply``)."""
+    if _busy[0]:
+        return
+    _busy[0] = True
+    try:
+        for fn in list(OBSERVERS.values()):
+            fn(name, inputs, attrs, outputs, start_ns, end_ns)
+    finally:
+        _busy[0] = False
+
+
+def _device_error(name: str, a, b) -> RuntimeError:
+    return RuntimeError(f"{name}: Expected all tensors to be on the same device, but found at least two devices, "
+                        f"{a.device} and {b.device}!")
+
+
+def write_out(r, out, name: str):
+    """Honour an ``out=`` argument: copy result ``r`` into ``out`` (resized as PyTorch does) and return ``out``."""
+    if _Tensor is None:
+        _bind()
+    if not isinstance(out, _Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if r._requires_grad or (out._requires_grad and _GRAD.enabled):
+        raise RuntimeError("functions with out=... arguments don't support automatic differentiation, but one "
+                           "of the arguments requires grad.")
+    if r._data.dtype != out._data.dtype:
+        _I.check_cast(r.dtype, out.dtype, "out=")
+    if out._data.shape != r._data.shape:
+        out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
+    out._xp.copyto(out._data, r._data, casting="unsafe")
+    out._vc[0] += 1
+    return out
+
+
+class Op(Node):
+    """Base class of built-in differentiable ops (see the module docstring for what a subclass declares)."""
+
+    op_name = "op"
+    backward_arrays = None  # optional array-level backward (see the module docstring)
+    _saved = ()
+    _released = False
+    _save = ()
+    next_functions = ()
+    _nig = (False,) * 16  # needs_input_grad while no graph is recorded (apply sets it otherwise)
+
+    def __init__(self) -> None:  # nodes are made by apply (object.__new__); nothing to initialise
+        pass
+
+    def save(self, *which) -> None:
+        """Save tensors for backward: input positions (ints), ``RESULT`` for the output, or None (a gap)."""
+        self._save = which
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        return self._nig
+
+    def forward(self, xp, *args, **attrs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def run_backward(self, grads: list) -> tuple:
+        """(Engine) run backward; ``backward_arrays`` when grad mode is off (no higher-order graph)."""
+        if self.backward_arrays is not None and not _GRAD.enabled and not self._multi and _ARRAY_BACKWARD[0]:
+            g = grads[0]
+            res = self.backward_arrays(g._xp, g._data)
+            if res.__class__ is not tuple:
+                res = (res,)
+            return tuple(None if a is None else _wrap(a) for a in res)
+        return Node.run_backward(self, grads)
+
+    @classmethod
+    def apply(cls, *inputs, out=None, **attrs):
+        """Run the op on ``inputs`` (Tensors, numbers, None) with keyword attributes; ``out=`` as in PyTorch."""
+        T = _Tensor
+        if T is None:
+            _bind()
+            T = _Tensor
+        # Unwrap the inputs, check their devices and see whether any requires grad. One and two inputs (most
+        # ops) are unrolled: this is the per-op overhead every call pays.
+        n = len(inputs)
+        nf = None
+        if n == 2:
+            a, b = inputs
+            if a.__class__ is T or isinstance(a, T):
+                src = da = a._data
+                if b.__class__ is T or isinstance(b, T):
+                    db = b._data
+                    if da.__class__ is not db.__class__:
+                        _check_devices(cls, (a, b))
+                    if (a._requires_grad or b._requires_grad) and _GRAD.enabled:
+                        nf = (edge(a), edge(b))
+                else:
+                    db = b
+                    if a._requires_grad and _GRAD.enabled:
+                        nf = (edge(a), _NO_EDGE)
+            elif b.__class__ is T or isinstance(b, T):
+                da, src = a, b._data
+                db = src
+                if b._requires_grad and _GRAD.enabled:
+                    nf = (_NO_EDGE, edge(b))
+            else:
+                da, db, src = a, b, None
+            args = (da, db)
+        elif n == 1:
+            a = inputs[0]
+            if a.__class__ is T or isinstance(a, T):
+                src = a._data
+                if a._requires_grad and _GRAD.enabled:
+                    nf = (edge(a),)
+                args = (src,)
+            else:
+                src, args = None, inputs
+        else:
+            args, src, need = _unwrap(cls, inputs, T)
+            if need and _GRAD.enabled:
+                nf = tuple(edge(x) if isinstance(x, T) else _NO_EDGE for x in inputs)
+        node = _new(cls)
+        if nf is not None:
+            node.next_functions = nf
+            node._nig = ((nf[0][0] is not None, nf[1][0] is not None) if n == 2 else
+                         tuple([e[0] is not None for e in nf]))
+        xp = None if src is None else (np if src.__class__ is np.ndarray else array_module_of(src))
+        if OBSERVERS and not _busy[0]:
+            t0 = time.perf_counter_ns()
+            outs = _attach(node, node.forward(xp, *args, **attrs), inputs, nf is not None)
+            notify(cls.op_name, inputs, attrs, outs if outs.__class__ is tuple else (outs,), t0, time.perf_counter_ns())
+        else:
+            res = node.forward(xp, *args, **attrs) if attrs else node.forward(xp, *args)
+            if nf is None and res.__class__ is not tuple:
+                outs = _wrap(res)
+            else:
+                outs = _attach(node, res, inputs, nf is not None)
+        if out is not None:
+            if outs.__class__ is tuple:
+                return _write_outs(outs, out, cls.op_name)
+            return write_out(outs, out, cls.op_name)
+        return outs
+
+
+def _unwrap(cls, inputs: tuple, T):
+    """The general case of ``_run``'s unwrapping: (arrays and other arguments, the first array, need)."""
+    need = False
+    first = None
+    args = []
+    for x in inputs:
+        if x.__class__ is T or isinstance(x, T):
+            d = x._data
+            if first is None:
+                first = x
+            elif d.__class__ is not first._data.__class__:
+                _check_devices(cls, (first, x))
+            if x._requires_grad:
+                need = True
+            args.append(d)
+        else:
+            args.append(x)
+    return tuple(args), (None if first is None else first._data), need
+
+
+def _check_devices(cls, tensors) -> None:
+    """Raise PyTorch's error when the tensors' arrays live on different devices (a sparse operand has an array
+    class of its own: its ops decide)."""
+    a, b = tensors
+    if getattr(a._data, "sparse_dim", None) is not None or getattr(b._data, "sparse_dim", None) is not None:
+        return
+    if a.device != b.device:
+        raise _device_error(cls.op_name, a, b)
+
+
+def _write_outs(outs: tuple, out, name: str):
+    if not isinstance(out, (tuple, list)) or len(out) != len(outs):
+        raise TypeError(f"{name}(): argument 'out' must be a tuple of {len(outs)} Tensors")
+    return tuple(write_out(r, o, name) for r, o in zip(outs, out))
+
+
+def _differentiable(arr) -> bool:
+    return arr.dtype.kind in "fcV"  # V: bfloat16 (ml_dtypes)
+
+
+def _attach(node, res, inputs: tuple, need: bool):
+    """Wrap forward's array(s); when a graph is needed, attach the outputs to ``node`` and save tensors."""
+    if res.__class__ is tuple:
+        outs = tuple(_wrap(a) for a in res)
+        if need:
+            node._seq = next(_seq)
+            if _anomaly.STATE.enabled:
+                node._trace = _anomaly.capture_trace()
+            diff = [o for o in outs if _differentiable(o._data)]
+            if diff:
+                node._multi = True
+                node._out_meta = []
+                for i, o in enumerate(outs):
+                    node._out_meta.append((o._data.shape, o._data.dtype, o._xp))
+                    if _differentiable(o._data):
+                        o._requires_grad = True
+                        o.grad_fn = node
+                        o._output_nr = i
+            _save(node, inputs, outs[0])
+        return outs
+    r = _wrap(res)
+    if need and _differentiable(r._data):
+        node._seq = next(_seq)
+        if _anomaly.STATE.enabled:
+            node._trace = _anomaly.capture_trace()
+        r._requires_grad = True
+        r.grad_fn = node
+        if node._save:
+            _save(node, inputs, r)
+    return r
+
+
+def _save(node, inputs: tuple, result) -> None:
+    which = node._save
+    if which:
+        node._saved = tuple(None if w is None else _Saved(result if w == RESULT else inputs[w], node) for w in which)
+
+
+def apply_(cls_or_fn, self, *others, light: bool = False, name: str | None = None, **attrs):
+    """The in-place form of an op: ``self`` overwritten with the op's result, through the entry point.
+
+    ``cls_or_fn`` is an ``Op`` subclass or an out-of-place function built on ops. ``light`` says the op's
+    backward never reads the old ``self`` (no snapshot of it is taken when a graph is recorded). Leaf and
+    view checks, the version bump and rebasing ``self`` onto the new node happen here (disttorch/ops/inplace.py
+    holds the write rules).
+    """
+    if _Tensor is None:
+        _bind()
+    fn = cls_or_fn.apply if isinstance(cls_or_fn, type) else cls_or_fn
+    op = name or (cls_or_fn.op_name + "_" if isinstance(cls_or_fn, type) else cls_or_fn.__name__ + "_")
+    return (_I.inplace_light if light else _I.inplace)(self, op, fn, *others, **attrs)
+
+
+# ---- in-place writes: how the graph follows a tensor overwritten in place ----------------------------------
+class ZeroGradBackward0(Node):
+    """Gradient of an in-place op whose result does not depend differentiably on the old value."""
+
+    def backward(self, g):
+        return _wrap(g._xp.zeros_like(g._data))
+
+
+def snapshot(self):
+    """A copy of ``self``'s values standing in for it in the graph: what an in-place op whose backward reads the
+    old values computes from, before ``self`` is overwritten."""
+    if _Tensor is None:
+        _bind()
+    old = _wrap(self._data.copy())
+    old._requires_grad = self._requires_grad
+    old.grad_fn = self.grad_fn
+    old._output_nr = self._output_nr
+    return old
+
+
+def set_history(self, node, output_nr: int = 0) -> None:
+    """Make ``node`` the producer of ``self`` (which requires grad from now on)."""
+    self._requires_grad = True
+    self.grad_fn = node
+    self._output_nr = output_nr
+
+
+def rebase(self, res) -> None:
+    """Make ``self`` (just overwritten with ``res``'s values) take ``res``'s place in the graph."""
+    if res._requires_grad:
+        set_history(self, res.grad_fn, res._output_nr)
+    elif self._requires_grad:
+        # e.g. ``y.floor_()``-like ops returning a non-differentiable value: the old graph gets zeros.
+        self.grad_fn = ZeroGradBackward0(self)
+        self._output_nr = 0
+
+
+def inplace_node(cls, self, *inputs):
+    """A node of ``cls`` over ``self`` (its value before the write) and ``inputs``, for in-place ops that write
+    into ``self``'s memory directly (fill_, copy_, index_put_); attach it with :func:`set_history` afterwards."""
+    return cls(self, *inputs)
+

@@ -1,0 +1,360 @@
+"""The collective runner: how every collective runs, and the argument checks they share.
+
+Every tensor collective (``collectives.py``) and every point-to-point op goes through this module, which
+owns what must be the same for all of them: the per-group sequence number and the fingerprint
+``"seq=12 all_reduce(float32[4, 3], SUM)"`` that every rank verifies before the backend runs
+(``DISTTORCH_CHECK_COLLECTIVES=0`` skips that), the group's timeout on every wait, the hand-off to the
+watchdog (``_watchdog.py``: stall warnings, and the report of where each rank is that a timeout error
+carries), and the copy-back of results into non-contiguous tensors with their version bump. A failure
+that looks like a timeout becomes a RuntimeError naming the op, the rank, the ranks that have not arrived
+and where each rank is; mismatch errors from ``verify`` pass unchanged.
+
+Internal API (for ``collectives``, ``_objects``, ``distributed_c10d`` and ``distributed.nn``):
+    ``run(g, name, detail, launch, finish, async_op, out=None)``: one collective, sync or async.
+    ``run_p2p(g, what, launch, finish)``: one point-to-point op (no sequence number), always async.
+    ``CollectiveWork``: the ``Work`` that async collectives return.
+    ``collective_timeout(timeout)``, ``configure(debug_store, rank, world_size)``, ``shutdown()``:
+    the timeout default and the watchdog's start and stop, for ``init_process_group``/``destroy``.
+    Checks and helpers: ``check_tensor``, ``array_of``, ``tensor_list``, ``check_reduce_op``, ``same_dtype``,
+    ``group_peer``, ``contiguous``, ``divide``, ``copy_back``, ``signature``, ``dtype_name``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+import time
+
+import numpy as np
+
+from .. import _dtype as D
+from .. import _internals as E
+from .._tensor import Tensor
+from . import _watchdog as WD
+from .groups import ProcessGroup, seconds, world
+from .process_group import ProcessGroup as BackendGroup
+from .process_group import ReduceOp, Work
+
+_ident = threading.get_ident
+_monotonic = time.monotonic
+
+
+# ------------------------------------------------------------------------------------------------------------
+# lifetime: timeout default, fingerprint checks, watchdog
+# ------------------------------------------------------------------------------------------------------------
+def collective_timeout(timeout=None) -> float:
+    """The collective timeout in seconds: ``timeout`` (a ``timedelta`` or seconds) when given, else
+    ``DISTTORCH_COLLECTIVE_TIMEOUT``, else 300 s."""
+    if timeout is not None:
+        return seconds(timeout)
+    return WD.env_seconds("DISTTORCH_COLLECTIVE_TIMEOUT", 300.0)
+
+
+def configure(debug_store, rank: int, world_size: int) -> None:
+    """Start running collectives for a freshly initialised world: read ``DISTTORCH_CHECK_COLLECTIVES`` and,
+    with more than one rank, start the watchdog on ``debug_store`` (a store of its own, see ``_watchdog``)."""
+    world.check = os.environ.get("DISTTORCH_CHECK_COLLECTIVES", "1") != "0"
+    if world_size > 1:
+        world.watchdog = WD.Watchdog(world, debug_store, rank, world_size, WD.stall_seconds())
+
+
+def shutdown() -> None:
+    """Stop the watchdog (``destroy_process_group`` of the default group)."""
+    if world.watchdog is not None:
+        world.watchdog.stop()
+        world.watchdog = None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# running a collective: fingerprint, verify, wait with the timeout
+# ------------------------------------------------------------------------------------------------------------
+def dtype_name(dt) -> str:
+    """PyTorch's name of a NumPy dtype (``float32``), or NumPy's name for one disttorch has no dtype for."""
+    try:
+        return D.from_numpy_dtype(dt).name
+    except TypeError:
+        return str(dt)
+
+
+def signature(a) -> str:
+    """What a fingerprint says about an array: ``float32[4, 3]``."""
+    return f"{dtype_name(a.dtype)}{list(a.shape)}"
+
+
+def _looks_like_timeout(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, TimeoutError) or "timed out" in text or "timeout" in text or "did not complete" in text
+
+
+def _timeout_error(g: ProcessGroup, name: str, seq: int, fp: str, waited: float, cause=None) -> RuntimeError:
+    wd = world.watchdog
+    if wd is not None:
+        try:
+            missing, where = wd.report(g, seq)
+        except Exception as e:  # the store is gone too
+            missing, where = "unknown", f"  (could not ask the other ranks: {e})"
+    else:
+        missing, where = "unknown", "  (no store to ask the other ranks)"
+    msg = (f"{name} timed out on rank {world.rank} after {waited:.1f} s (timeout {g._timeout:g} s; set timeout= in "
+           f"init_process_group/new_group or DISTTORCH_COLLECTIVE_TIMEOUT): collective {fp} in group {g.group_name}; "
+           f"ranks that have not arrived: {missing}. Where each rank is:\n{where}")
+    if cause is not None:
+        msg += f"\n(backend: {cause})"
+    return RuntimeError(msg)
+
+
+def _verify(g: ProcessGroup, fp: str) -> None:
+    pg = g._pg
+    if type(pg).verify is not BackendGroup.verify:
+        pg.verify(fp)
+        return
+    # The interface's default verify, with this group's timeout on each wait (a skipped collective then raises).
+    size, timeout = pg.size, g._timeout
+    # One 16-byte all-reduce(MAX) of [h, -h]: both entries come back unchanged on every rank exactly when all
+    # ranks hashed the same fingerprint. Only a mismatch pays for gathering the calls to name them.
+    h = int.from_bytes(hashlib.blake2b(fp.encode(), digest_size=8).digest(), "little") >> 2
+    pair = np.array([h, -h], dtype=np.int64)
+    pg.allreduce([pair], ReduceOp.MAX).wait(timeout)
+    if pair[0] == h and pair[1] == -h:
+        return
+    raw = np.zeros(512, np.uint8)
+    enc = fp.encode()[:512]
+    raw[:len(enc)] = np.frombuffer(enc, np.uint8)
+    texts = [np.empty(512, np.uint8) for _ in range(size)]
+    pg.allgather(texts, raw).wait(timeout)
+    calls = [bytes(t).rstrip(b"\0").decode(errors="replace") for t in texts]
+    other = next(r for r, c in enumerate(calls) if c != calls[0])
+    lines = "\n".join(f"  rank {g._ranks[r]}: {c}" for r, c in enumerate(calls))
+    raise RuntimeError(f"Mismatched collective calls (this is rank {g._ranks[pg.rank]}, calling {calls[pg.rank]}): "
+                       f"rank {g._ranks[0]} called {calls[0]} but rank {g._ranks[other]} called {calls[other]}. "
+                       f"All calls:\n{lines}")
+
+
+def _fail(g, name, seq, fp, tok, e, t0):
+    """Turn a backend failure into the error to raise (timeouts get the report of where every rank is)."""
+    WD.leave(tok)
+    if str(e).startswith("Mismatched collective"):
+        return e
+    if _looks_like_timeout(e):
+        return _timeout_error(g, name, seq, fp, _monotonic() - t0, cause=e)
+    return e
+
+
+def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool, out=None):
+    """Run one collective of group ``g``: fingerprint ``name(detail)``, verify it, ``launch() -> Work``, and
+    run ``finish()`` (AVG division, copy-back, version bumps) once it completes.
+
+    Returns None, or with ``async_op`` a ``CollectiveWork`` whose future gives ``out``.
+    """
+    g._seq += 1
+    seq = g._seq
+    fp = f"seq={seq} {name}({detail})"
+    g._last = fp
+    tok = WD.enter(g, seq, fp, _ident())
+    t0 = _monotonic()
+    try:
+        if world.check:
+            _verify(g, fp)
+        work = launch()
+    except Exception as e:
+        err = _fail(g, name, seq, fp, tok, e, t0)
+        if err is e:
+            raise
+        raise err from e
+    if async_op:
+        WD.ACTIVE[tok] = (g, seq, fp, t0, None)
+        return CollectiveWork(g, name, seq, fp, work, finish, tok, t0, out)
+    try:
+        work.wait(g._timeout)
+    except Exception as e:
+        if not work.is_completed():
+            WD.leave(tok)
+            raise _timeout_error(g, name, seq, fp, _monotonic() - t0) from None
+        err = _fail(g, name, seq, fp, tok, e, t0)
+        if err is e:
+            raise
+        raise err from e
+    WD.leave(tok)
+    if finish is not None:
+        finish()
+    return None
+
+
+_p2p_ids = itertools.count(1)
+
+
+def run_p2p(g: ProcessGroup, what: str, launch, finish) -> "CollectiveWork":
+    """Start one point-to-point op (``what``: ``"isend(float32[3] to rank 1, tag 0)"``) and return its Work.
+
+    Point-to-point ops are not fingerprinted (ranks do not all take part), but the watchdog sees them and
+    their ``wait()`` has the group's timeout.
+    """
+    tok_seq = -next(_p2p_ids)  # p2p ops have no group sequence number; a unique one keeps warnings apart
+    tok = WD.enter(g, tok_seq, what, None)
+    t0 = _monotonic()
+    try:
+        work = launch()
+    except Exception:
+        WD.leave(tok)
+        raise
+    return CollectiveWork(g, what.split("(")[0], tok_seq, what, work, finish, tok, t0)
+
+
+class CollectiveWork(Work):
+    """The Work an ``async_op=True`` collective returns: ``wait()`` applies the group's timeout and
+    finishes the result (AVG division, copies back into non-contiguous tensors) before it reports done."""
+
+    def __init__(self, g, name, seq, fp, inner: Work, finish, tok, t0, out=None) -> None:
+        super().__init__(fp)
+        self._out = out  # what get_future().value() gives: the output tensors, as in PyTorch
+        self._g, self._name, self._seq, self._fp, self._tok, self._t0 = g, name, seq, fp, tok, t0
+        self._finish_fn = finish
+        self._inner = inner
+        inner.then(self._complete)
+
+    def _complete(self, inner: Work) -> None:
+        exc = inner.exception()
+        if exc is None and self._finish_fn is not None:
+            try:
+                self._finish_fn()
+            except Exception as e:
+                exc = e
+        WD.leave(self._tok)
+        self._finish(exc, self._out if self._out is not None else inner.result())
+
+    def is_completed(self) -> bool:
+        # Polling the backend's work drives it where nothing else does (e.g. MPI requests).
+        return self._inner.is_completed() and self._done.is_set()
+
+    def wait(self, timeout=None) -> bool:
+        t = self._g._timeout if timeout is None else seconds(timeout)
+        deadline = _monotonic() + t
+        if not self._done.is_set():
+            try:
+                self._inner.wait(t)  # the backend's wait also makes progress (MPI requests, inline calls)
+            except Exception:
+                if not self._inner.is_completed():
+                    raise _timeout_error(self._g, self._name, self._seq, self._fp, _monotonic() - self._t0) from None
+        if not self._done.wait(max(0.0, deadline - _monotonic()) + 1.0):
+            raise _timeout_error(self._g, self._name, self._seq, self._fp, _monotonic() - self._t0)
+        exc = self._exc
+        if exc is not None:
+            if _looks_like_timeout(exc) and not str(exc).startswith(self._name):
+                raise _timeout_error(self._g, self._name, self._seq, self._fp, _monotonic() - self._t0,
+                                     cause=exc) from exc
+            raise exc
+        return True
+
+    def get_future(self):
+        """A ``Future`` completed with the output tensors once the collective is done (as PyTorch's)."""
+        from ..futures import Future
+
+        return Future._of_work(self)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# argument checks
+# ------------------------------------------------------------------------------------------------------------
+def check_tensor(t, param: str) -> None:
+    """PyTorch's TypeError when ``t`` (argument ``param``) is not a Tensor."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"Invalid function argument. Expected parameter `{param}` of type torch.Tensor\n but got "
+                        f"{type(t)} instead.")
+
+
+def array_of(t, param: str, g: ProcessGroup, op: str):
+    """The array behind tensor argument ``param`` of ``op``, checked against the group's backend's device."""
+    check_tensor(t, param)
+    a = E.array(t)
+    if a.__class__ is not np.ndarray and g._backend != "nccl":
+        raise RuntimeError(f"{op}: the {g._backend} backend works on CPU tensors, but `{param}` is on {t.device} "
+                           "(use backend='nccl' for CUDA tensors)")
+    return a
+
+
+def tensor_list(ts, param: str, g: ProcessGroup, op: str, like=None) -> list:
+    """The arrays of a list argument with one tensor per rank (each like the array ``like`` when given)."""
+    if not isinstance(ts, (list, tuple)):
+        raise TypeError(f"Invalid function argument. Expected parameter `{param}` of type List[torch.Tensor]\n but "
+                        f"got {type(ts)} instead.")
+    arrays = [array_of(t, f"{param}[{i}]", g, op) for i, t in enumerate(ts)]
+    if len(arrays) != g._pg.size:
+        raise ValueError(f"{op}: `{param}` has {len(arrays)} tensors on rank {world.rank} but the group has "
+                         f"{g._pg.size} ranks")
+    if like is not None:
+        for i, a in enumerate(arrays):
+            if a.dtype != like.dtype:
+                raise RuntimeError(f"{op}: `{param}[{i}]` has dtype {dtype_name(a.dtype)} but the input has "
+                                   f"{dtype_name(like.dtype)} (rank {world.rank})")
+            if a.shape != like.shape:
+                raise RuntimeError(f"{op}: `{param}[{i}]` has shape {list(a.shape)} but the input has "
+                                   f"{list(like.shape)} (rank {world.rank})")
+    return arrays
+
+
+def check_reduce_op(op, a, name: str) -> None:
+    """Refuse a reduce op the array's dtype (or disttorch's backends) cannot do."""
+    if not isinstance(op, ReduceOp):
+        raise TypeError(f"{name}: op must be a dist.ReduceOp, got {op!r}")
+    kind = a.dtype.kind
+    if op is ReduceOp.AVG and kind in "iub":
+        raise RuntimeError(f"{name}: ReduceOp.AVG is not supported for integer or bool tensors (got "
+                           f"{dtype_name(a.dtype)}); use ReduceOp.SUM and divide")
+    if op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR) and kind not in "iub":
+        raise RuntimeError(f"{name}: ReduceOp.{op.name} needs an integer or bool tensor, got {dtype_name(a.dtype)}")
+    if op in (ReduceOp.MIN, ReduceOp.MAX) and kind == "c":
+        raise RuntimeError(f"{name}: ReduceOp.{op.name} is not supported for complex tensors ({dtype_name(a.dtype)})")
+    if op is ReduceOp.PREMUL_SUM:
+        raise RuntimeError(f"{name}: ReduceOp.PREMUL_SUM is not supported by disttorch's backends")
+
+
+def same_dtype(a, b, what: str, op: str) -> None:
+    """Refuse two arrays (``what``: "output and input") of different dtypes."""
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{op}: {what} dtypes differ: {dtype_name(a.dtype)} vs {dtype_name(b.dtype)} "
+                           f"(rank {world.rank})")
+
+
+def group_peer(g: ProcessGroup, rank, group_rank, op: str, what: str, default=None) -> int:
+    """The group rank for a ``src=``/``dst=`` (global) or ``group_src=``/``group_dst=`` (group) argument."""
+    if group_rank is not None:
+        if rank is not None:
+            raise ValueError(f"{op}: give either {what} or group_{what}, not both")
+        if not 0 <= group_rank < g._pg.size:
+            raise ValueError(f"{op}: group_{what}={group_rank} is out of range for a group of {g._pg.size} ranks")
+        return int(group_rank)
+    if rank is None:
+        if default is None:
+            raise ValueError(f"{op}: {what} (or group_{what}) must be specified")
+        rank = default
+    r = g._rank_of.get(rank)
+    if r is None:
+        raise ValueError(f"{op}: {what}={rank} is not part of group {g.group_name} (global ranks {g._ranks})")
+    return r
+
+
+# ------------------------------------------------------------------------------------------------------------
+# buffers and results
+# ------------------------------------------------------------------------------------------------------------
+def contiguous(a):
+    """``a`` itself when C-contiguous, else a C-contiguous copy (the backends need contiguous buffers)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a) if a.__class__ is np.ndarray \
+        else a.__class__(a, copy=True, order="C")
+
+
+def divide(buf, n: int) -> None:
+    """``buf /= n`` in place (ReduceOp.AVG), through float32 for the 2-byte float types."""
+    if buf.dtype.itemsize == 2 and buf.dtype.kind != "i" and buf.dtype.kind != "u":  # float16/bfloat16
+        buf[...] = (buf.astype(np.float32) / n).astype(buf.dtype)
+    else:
+        buf /= n
+
+
+def copy_back(tensors, arrays, buffers) -> None:
+    """Write each result buffer into its tensor's array (where the backend worked on a copy) and record the
+    write in every tensor's version counter, as in-place ops do."""
+    for a, buf in zip(arrays, buffers):
+        if buf is not a:
+            a[...] = buf
+    E.bump_version(*tensors)
