@@ -3,7 +3,9 @@
 A worker joins with ``init()``: it reads the launcher's environment, registers with the scheduler and learns
 the servers' addresses. Requests to the servers are pipelined: ``KVClient.send`` queues a request for the
 communication thread (``io_thread``, which signs and sends it) and returns a handle at once; ``KVClient.wait``
-collects the reply. A step sends the requests for every shard before waiting for any.
+collects the reply. A step sends the requests for every shard before waiting for any. The key-value calls
+that wait at once (``push``, ``pull``, ``push_pull``) send and receive from the calling thread when nothing
+else is in flight.
 """
 from __future__ import annotations
 
@@ -178,13 +180,18 @@ class KVClient:
         except BaseException:
             self.close()
             raise
-        self.io = IOThread(self.peers)  # from here on only its thread touches the sockets
+        self.io = IOThread(self.peers)  # from here on only the thread holding its lock touches the sockets
         self.placement: dict = {}  # key -> server index, where the caller chose one
+        self._hashed: dict = {}  # key -> server index by hash (cached: a step asks for every key)
 
     def server_of(self, key) -> int:
         """The server that holds ``key``: as placed by ``init(..., server=)``, else a stable hash."""
         s = self.placement.get(key)
-        return s if s is not None else _stable_hash(key) % len(self.peers)
+        if s is None:
+            s = self._hashed.get(key)
+            if s is None:
+                s = self._hashed[key] = _stable_hash(key) % len(self.peers)
+        return s
 
     # ---- pipelined requests ---------------------------------------------------------------------------------
     def send(self, kind: str, key, fields: Optional[dict] = None, arrays=()) -> Handle:
@@ -196,6 +203,12 @@ class KVClient:
         """``(header, arrays)`` of the reply to ``handle``."""
         return self.io.wait(handle, self.timeout)
 
+    def _call(self, kind: str, key, fields: dict, arrays=()) -> tuple:
+        """One request about ``key``, waited for at once (driven from this thread when nothing else is in
+        flight)."""
+        fields["k"] = key
+        return self.io.call(self.server_of(key), kind, fields, arrays, self.timeout)
+
     # ---- the key-value API ----------------------------------------------------------------------------------
     def init(self, key, value, rule: str = "assign", mode: str = "async", staleness: int = 0,
              server: Optional[int] = None, **hparams) -> bool:
@@ -204,29 +217,29 @@ class KVClient:
         wins; returns False when the key existed already."""
         if server is not None:
             self.placement[key] = int(server)
-        h, _ = self.wait(self.send("init", key, {"rule": rule, "mode": mode, "s": int(staleness), "hp": hparams},
-                                   [_array(value)]))
+        h, _ = self._call("init", key, {"rule": rule, "mode": mode, "s": int(staleness), "hp": hparams},
+                          [_array(value)])
         return not h.get("exists", False)
 
     def push(self, key, value, clock: int = 0) -> None:
         """Push ``value`` (a gradient, for an optimizer rule) to ``key``; ``clock`` counts this worker's pushes
         in sync/ssp keys."""
-        self.wait(self.send("push", key, {"c": int(clock), "w": self.rank}, [_array(value)]))
+        self._call("push", key, {"c": int(clock), "w": self.rank}, [_array(value)])
 
     def pull(self, key, min_version: int = 0):
         """The value of ``key`` once at least ``min_version`` updates are applied, as a Tensor."""
-        _, arrays = self.wait(self.send("pull", key, {"min": int(min_version)}))
+        _, arrays = self._call("pull", key, {"min": int(min_version)})
         return _tensor(arrays[0])
 
     def push_pull(self, key, value, clock: int = 0, min_version: int = 0):
         """``push`` then ``pull`` in one round trip."""
-        _, arrays = self.wait(self.send("pushpull", key, {"c": int(clock), "w": self.rank, "min": int(min_version)},
-                                        [_array(value)]))
+        _, arrays = self._call("pushpull", key, {"c": int(clock), "w": self.rank, "min": int(min_version)},
+                               [_array(value)])
         return _tensor(arrays[0])
 
     def stats(self, server: int = 0) -> dict:
         """The server's dropped-frame counters per reason and its number of keys."""
-        h, _ = self.io.wait(self.io.submit(server, "stats", {}), self.timeout)
+        h, _ = self.io.call(server, "stats", {}, (), self.timeout)
         return {"drops": h.get("drops", {}), "keys": h.get("keys")}
 
     def close(self) -> None:

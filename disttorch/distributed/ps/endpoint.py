@@ -11,6 +11,8 @@ hold the secret) and answers an authenticated request it cannot serve with an ``
 """
 from __future__ import annotations
 
+import collections
+import os
 import time
 from typing import Optional
 
@@ -21,10 +23,73 @@ _RCVHWM = 10000  # requests queued per peer: a worker pipelines one per key
 _REBIND_SECONDS = 5.0  # how long a fixed port is retried while a dead predecessor's socket goes away
 
 
-class Service:
-    """A bound ROUTER socket that authenticates requests and hands them to ``handle``."""
+# zmq.SNDMORE, NOBLOCK, EVENTS, POLLIN as plain ints: pyzmq's enum conversions cost per frame
+_SNDMORE, _NOBLOCK, _EVENTS, _POLLIN = 2, 1, 15, 1
+_COPY_BELOW = 64 << 10  # frames below this are copied into ZeroMQ (cheaper than a zero-copy Frame)
 
-    def __init__(self, ctx, bind: str, secret: bytes, what: str, secure: bool = False) -> None:
+
+def send_frames(sock, frames: list) -> None:
+    """``sock.send_multipart(frames)``: large frames without copies, small ones copied (pyzmq's per-frame
+    overhead is most of the cost of a small message)."""
+    last = len(frames) - 1
+    for i, f in enumerate(frames):
+        sock.send(f, _SNDMORE if i < last else 0, copy=len(f) < _COPY_BELOW)
+
+
+def recv_frames(sock, flags: int = 0) -> list:
+    """``sock.recv_multipart(flags, copy=False)`` with less per-frame overhead (no socket option reads)."""
+    f = sock.recv(flags, copy=False)
+    parts = [f]
+    while f.more:  # the rest of a multipart message has arrived with its first frame
+        f = sock.recv(0, copy=False)
+        parts.append(f)
+    return parts
+
+
+def drain(sock, take, again) -> None:
+    """Pass every message waiting on ``sock`` to ``take`` (``again``: ``zmq.Again``)."""
+    try:
+        frames = recv_frames(sock, _NOBLOCK)
+    except again:
+        return
+    while True:
+        take(frames)
+        if not sock.get(_EVENTS) & _POLLIN:
+            return
+        frames = recv_frames(sock, _NOBLOCK)
+
+
+HASH_THRESHOLD = 256 << 10  # tensor bytes from which a Service hashes a message on its hashing threads
+HASH_THREADS_VAR = "DISTTORCH_PS_HASH_THREADS"
+
+
+def hash_threads_default() -> int:
+    """``DISTTORCH_PS_HASH_THREADS`` if set (0: hash on the loop thread), else ``min(4, cores)``."""
+    raw = os.environ.get(HASH_THREADS_VAR, "").strip()
+    if not raw:
+        return min(4, os.cpu_count() or 1)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{HASH_THREADS_VAR}={raw!r}: expected a number of threads (0 to hash on the loop "
+                         f"thread)") from None
+    if not 0 <= value <= 256:
+        raise ValueError(f"{HASH_THREADS_VAR}={value}: expected 0 to 256 threads")
+    return value
+
+
+class Service:
+    """A bound ROUTER socket that authenticates requests and hands them to ``handle``.
+
+    With ``hash_threads`` > 0, a message whose tensors reach ``hash_threshold`` bytes has its MAC checked (and a
+    reply that large is signed) on a small pool of hashing threads: hashlib releases the GIL, so several large
+    messages hash side by side while the loop goes on receiving, handling and sending the others. Messages from
+    one peer (ROUTER identity) are still handled in the order they arrived, and replies to one peer leave in the
+    order they were made; ``wake_fd`` becomes readable when a hash is done (``pump`` then moves things on).
+    """
+
+    def __init__(self, ctx, bind: str, secret: bytes, what: str, secure: bool = False, hash_threads: int = 0,
+                 hash_threshold: int = HASH_THRESHOLD) -> None:
         import zmq
 
         self._zmq = zmq
@@ -35,6 +100,11 @@ class Service:
         self.drops = _wire.DropLog(what)
         self.counter = 0
         self.id = _wire.nonce()
+        self.hash_threshold = int(hash_threshold)
+        self._pool = None
+        self.wake_fd: Optional[int] = None
+        self._inbox: collections.deque = collections.deque()  # (ident, mac, header, tensors, future, frames)
+        self._outbox: collections.deque = collections.deque()  # (ident, header, tensors, future)
         self.sock = ctx.socket(zmq.ROUTER)
         _wire.harden(self.sock, self.limit, rcvhwm=_RCVHWM)
         if secure:
@@ -53,6 +123,13 @@ class Service:
                                f"set DISTTORCH_INTERFACE to an address of this host)") from None
         self.address = f"{_advertised(host)}:{self.port}"
         self.drops.what = f"{what} {self.address}"
+        if hash_threads > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(hash_threads, thread_name_prefix="disttorch-ps-hash")
+            self.wake_fd, self._wake_w = os.pipe()
+            os.set_blocking(self.wake_fd, False)
+            os.set_blocking(self._wake_w, False)
 
     def _bind_retry(self, endpoint: str) -> None:
         """Bind a fixed port; a predecessor that just died may hold it for a moment (EADDRINUSE is retried)."""
@@ -69,19 +146,71 @@ class Service:
             time.sleep(0.05)
 
     def receive(self) -> None:
-        """Handle every message waiting on the socket."""
-        zmq = self._zmq
-        while True:
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            self._receive(frames)
+        """Handle every message waiting on the socket (large ones once their MAC is checked: see ``pump``)."""
+        drain(self.sock, self._receive, self._zmq.Again)
+        if self._inbox or self._outbox:
+            self.pump()
 
     def _receive(self, frames: list) -> None:
         ident = frames[0].bytes
         try:
-            header, arrays = P.decode(self.mac, frames[1:])
+            sig, raw, tensors = P.split(frames[1:])
+        except P.ProtocolError as e:
+            self.drops.drop(e.reason, detail=str(e))
+            return
+        if self._pool is not None:
+            future = None
+            if _nbytes(tensors) >= self.hash_threshold:
+                future = self._pool.submit(self.mac.verify, sig, raw, *tensors)
+                future.add_done_callback(self._wake)
+            if future is not None or self._inbox:  # a small one behind others is checked when its turn comes
+                self._inbox.append((ident, sig, raw, tensors, future, frames))  # frames: the buffers stay alive
+                return
+        self._accept(ident, sig, raw, tensors, None)
+
+    def pump(self) -> None:
+        """Handle the received messages whose MAC check is done, and send the replies whose signature is done,
+        each in its peer's order. Call it when ``wake_fd`` is readable (``receive`` calls it too)."""
+        if self.wake_fd is not None:
+            try:
+                os.read(self.wake_fd, 4096)
+            except BlockingIOError:
+                pass
+        if self._inbox:
+            blocked, keep, inbox = set(), collections.deque(), self._inbox
+            self._inbox = keep
+            while inbox:
+                e = inbox.popleft()
+                if e[0] in blocked or (e[4] is not None and not e[4].done()):
+                    blocked.add(e[0])
+                    keep.append(e)
+                else:
+                    self._accept(*e[:5])
+        if self._outbox:
+            blocked, keep, outbox = set(), collections.deque(), self._outbox
+            self._outbox = keep
+            while outbox:
+                e = outbox.popleft()
+                if e[0] in blocked or (e[3] is not None and not e[3].done()):
+                    blocked.add(e[0])
+                    keep.append(e)
+                else:
+                    ident, raw, bufs, future = e
+                    sig = future.result() if future is not None else self.mac.sign(raw, *bufs)
+                    send_frames(self.sock, [ident, sig, raw, *bufs])
+
+    def _wake(self, _future) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):  # full: the loop wakes anyway; closed: the service is gone
+            pass
+
+    def _accept(self, ident: bytes, sig: bytes, raw, tensors: list, future) -> None:
+        if not (future.result() if future is not None else self.mac.verify(sig, raw, *tensors)):
+            self.drops.drop("bad_mac", detail="bad MAC")
+            return
+        try:
+            header, arrays = P.parse(raw, tensors)
         except P.ProtocolError as e:
             self.drops.drop(e.reason, detail=str(e))
             return
@@ -113,19 +242,43 @@ class Service:
         raise NotImplementedError
 
     def send(self, ident: bytes, header: dict, arrays=()) -> None:
+        """Sign and send one message (``header`` is completed in place: a fresh dict)."""
         self.counter += 1
-        frames = P.encode(self.mac, dict(header, n=self.counter, f=self.id), arrays)
-        self.sock.send_multipart([ident, *frames], copy=False)
+        header["n"], header["f"] = self.counter, self.id
+        raw, bufs = P.pack(header, arrays)
+        if self._pool is not None:
+            future = None
+            if bufs and _nbytes(bufs) >= self.hash_threshold:
+                future = self._pool.submit(self.mac.sign, raw, *bufs)
+                future.add_done_callback(self._wake)
+            if future is not None or self._outbox:  # sent by the next pump, in order
+                self._outbox.append((ident, raw, bufs, future))
+                return
+        send_frames(self.sock, [ident, self.mac.sign(raw, *bufs), raw, *bufs])
 
     def reply(self, ident: bytes, request: dict, fields: Optional[dict] = None, arrays=()) -> None:
-        self.send(ident, dict(fields or {}, t="ok", r=request["n"], to=request["f"]), arrays)
+        header = dict(fields) if fields else {}
+        header["t"], header["r"], header["to"] = "ok", request["n"], request["f"]
+        self.send(ident, header, arrays)
 
     def error(self, ident: bytes, request: dict, message: str) -> None:
         self.send(ident, {"t": "err", "r": request["n"], "to": request["f"], "error": message[:2000]})
 
     def close(self, linger_ms: int = 0) -> None:
         self.drops.flush()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            os.close(self.wake_fd)
+            os.close(self._wake_w)
+            self._pool = None
         self.sock.close(linger_ms)
+
+
+def _nbytes(bufs) -> int:
+    n = 0
+    for b in bufs:
+        n += memoryview(b).nbytes
+    return n
 
 
 def _bindable(host: str) -> str:
@@ -188,13 +341,14 @@ class Peer:
 
     def _send(self, header: dict, arrays=()) -> int:
         self.counter += 1
-        frames = P.encode(self.mac, dict(header, n=self.counter, f=self.id, x=self.session), arrays)
-        size = sum(memoryview(f).nbytes for f in frames)
-        if max(memoryview(f).nbytes for f in frames) > self.limit:
+        header["n"], header["f"], header["x"] = self.counter, self.id, self.session
+        raw, bufs = P.pack(header, arrays)
+        if len(raw) > self.limit or (bufs and max(len(b) for b in bufs) > self.limit):
+            size = len(raw) + sum(len(b) for b in bufs)
             raise ValueError(f"{self.what}: a {header.get('t')} message of {size} bytes has a frame above the "
                              f"message limit of {self.limit} bytes ({_wire.MAX_MESSAGE_VAR}; raise it on every "
                              f"process)")
-        self.sock.send_multipart(frames, copy=False)
+        send_frames(self.sock, [self.mac.sign(raw, *bufs), raw, *bufs])
         self._outstanding.add(self.counter)
         return self.counter
 
@@ -216,7 +370,7 @@ class Peer:
                 if time.monotonic() < deadline:
                     continue
                 raise TimeoutError(f"{self.what} at {self.endpoint}: no reply within {timeout:g} s")
-            self._take(self.sock.recv_multipart(copy=False))
+            self._take(recv_frames(self.sock))
         header, arrays = self._replies.pop(n)
         if not raw and header["t"] == "err":
             raise RemoteError(f"{self.what} at {self.endpoint}: {header.get('error')}")

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import protocol as P
 from . import snapshot
-from .endpoint import Peer, Service
+from .endpoint import HASH_THRESHOLD, Peer, Service, hash_threads_default
 from .rules import Rule, check_hparams
 
 log = logging.getLogger("disttorch.distributed.ps")
@@ -64,8 +64,10 @@ class ParameterServer(Service):
 
     def __init__(self, ctx, bind: str, secret: bytes, num_workers: int, secure: bool = False,
                  server_id: int = 0, snapshot_dir: Optional[str] = None, snapshot_seconds: float = 30.0,
-                 snapshot_steps: int = 0) -> None:
-        super().__init__(ctx, bind, secret, f"ps server {server_id}", secure)
+                 snapshot_steps: int = 0, hash_threads: Optional[int] = None,
+                 hash_threshold: int = HASH_THRESHOLD) -> None:
+        super().__init__(ctx, bind, secret, f"ps server {server_id}", secure,
+                         hash_threads_default() if hash_threads is None else int(hash_threads), hash_threshold)
         self.num_workers = int(num_workers)
         self.keys: dict = {}
         self.dead: set = set()
@@ -251,10 +253,18 @@ class ParameterServer(Service):
                 self._answer(entry)
 
     def _answer(self, entry: _Key) -> None:
-        ready = [w for w in entry.waiting if w[2] <= entry.version]
-        if not ready:
+        waiting, version = entry.waiting, entry.version
+        if not waiting:
             return
-        entry.waiting = [w for w in entry.waiting if w[2] > entry.version]
+        if len(waiting) == 1:  # the common case: the pull just parked
+            if waiting[0][2] > version:
+                return
+            ready, entry.waiting = waiting, []
+        else:
+            ready = [w for w in waiting if w[2] <= version]
+            if not ready:
+                return
+            entry.waiting = [w for w in waiting if w[2] > version]
         value = entry.snapshot_value()
         for ident, h, _ in ready:
             self.reply(ident, h, {"ver": entry.version}, [value])
@@ -265,6 +275,8 @@ class ParameterServer(Service):
         zmq = self._zmq
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        if self.wake_fd is not None:
+            poller.register(self.wake_fd, zmq.POLLIN)
         watch = None
         if scheduler is not None:
             poller.register(scheduler.sock, zmq.POLLIN)
@@ -292,6 +304,8 @@ class ParameterServer(Service):
                         self.members_version = header["version"]
                         self.set_dead(r for r in header["dead"] if type(r) is int)
                     watch = scheduler.request("watch", {"known": self.members_version})
+            if self._outbox or (self.wake_fd is not None and self.wake_fd in events):
+                self.pump()  # hashing threads finished a MAC or a signature; replies queued behind them
             self.drops.tick()
 
 
