@@ -91,7 +91,8 @@ DISTTORCH_JOB_SECRET (random per job, the key that authenticates the store and z
 DISTTORCH_INTERFACE. Workers started by mpiexec get their rank from MPI instead (OMPI_COMM_WORLD_RANK, PMI_RANK).
 
 With --mode ps the scheduler and servers are supervised like workers (output prefixed ``[scheduler]``,
-``[server N]``; one of them failing fails the job, and --max-restarts restarts the whole group). The job is done
+``[server N]``; one of them failing fails the job; with --max-restarts a failed server or worker restarts alone,
+a failed scheduler restarts the whole group, every restart counting against K). The job is done
 when every worker has exited 0 and the scheduler and servers have exited; they get --grace-period seconds to do
 so by themselves, then they are stopped.
 

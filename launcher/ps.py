@@ -13,6 +13,9 @@ run ``python -u -m disttorch.distributed.ps.scheduler`` / ``...ps.server``. Ever
 - With --secure curve: DISTTORCH_PS_SECURE=curve. The CURVE key pairs derive from the job secret (the
   launcher makes one per job and hands it only to the job's processes; remote ones read it from stdin), so no
   key travels by itself.
+
+With --max-restarts, :func:`restart_alone` decides whether a failed process restarts by itself (a server or a
+worker) or takes the whole group with it (the scheduler), and :func:`restarted_spec` is its spec again.
 """
 from __future__ import annotations
 
@@ -120,6 +123,7 @@ def common_env(cfg: LaunchConfig, *, scheduler_port: int, run_id: str, secret: s
 def _library_spec(cfg: LaunchConfig, h: HostSpec, role: str, role_rank: int | None, env: Mapping[str, str],
                   environ: Mapping[str, str]) -> local.ProcessSpec:
     argv = [local.python_executable(cfg), "-u", "-m", SCHEDULER_MODULE if role == "scheduler" else SERVER_MODULE]
+    # (restarted_spec passes env back in with DISTTORCH_INTERFACE already set: the same value again)
     iface = _interface(cfg, h)
     env = {**env, **({"DISTTORCH_INTERFACE": iface} if iface else {})}
     if is_local_host(h.host):
@@ -169,3 +173,45 @@ def describe(cfg: LaunchConfig, specs: list[local.ProcessSpec]) -> str:
     for s in specs:
         lines.append(("worker " if s.role == "worker" else "") + s.describe())
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ per-process restarts
+
+def restart_alone(spec: local.ProcessSpec, *, restarts_used: int, max_restarts: int, workers_running: int) -> bool:
+    """Whether a failed process of a --mode ps job is restarted by itself, the others running on (pure function).
+
+    A server restores its shards from its snapshot and takes its old port (workers reconnect and resend what
+    it had not acknowledged); a worker rejoins and pulls the current parameters. The scheduler holds the
+    membership: its failure restarts the whole group, as does any failure once the restart budget is spent
+    (then the job fails) or once no worker is left running (nothing would use a restarted server).
+
+    Args:
+        spec: the process that exited non-zero or by a signal.
+        restarts_used: restarts of this job so far (per-process and whole-group ones: one budget).
+        max_restarts: --max-restarts.
+        workers_running: workers (user scripts) not yet exited 0, the failed one included if it is a worker.
+    """
+    return (spec.role in ("server", "worker") and spec.kind in ("local", "ssh")
+            and restarts_used < max_restarts and workers_running > 0)
+
+
+def restarted_spec(cfg: LaunchConfig, spec: local.ProcessSpec, restart: int,
+                   environ: Mapping[str, str] | None = None) -> local.ProcessSpec:
+    """``spec`` again, on the same host with the same environment, but TORCHELASTIC_RESTART_COUNT=``restart``.
+
+    A remote (ssh) spec carries its environment inside its remote command, which is built again.
+    """
+    environ = os.environ if environ is None else environ
+    contract = {**spec.worker_env, "TORCHELASTIC_RESTART_COUNT": str(restart)}
+    if spec.kind == "local":
+        return replace(spec, env={**spec.env, "TORCHELASTIC_RESTART_COUNT": str(restart)}, worker_env=contract)
+    if spec.kind != "ssh":
+        raise ValueError(f"--mode ps restarts local or ssh processes alone, not {spec.kind!r} ({spec.label})")
+    h = _host_spec(cfg, spec.host)
+    if spec.role != "worker":
+        return _library_spec(cfg, h, spec.role, spec.role_rank, contract, environ)
+    from disttorch.launcher import ssh
+
+    full = {**local.forwarded_env(cfg, environ), **cfg.env, **contract}
+    return ssh.remote_spec(cfg, h, rank=spec.rank, local_rank=spec.local_rank, argv=local.worker_argv(cfg),
+                           env=full, worker_env=contract)

@@ -11,6 +11,10 @@
   grace period, and the launcher prints one summary (rank, host, exit code or signal, stderr tail).
 - SIGINT/SIGTERM to the launcher go to every worker. --max-restarts restarts the whole group with
   TORCHELASTIC_RESTART_COUNT + 1 and a fresh MASTER_PORT.
+- --mode ps: a server or a worker that fails while restarts remain is restarted by itself (same spec and host,
+  TORCHELASTIC_RESTART_COUNT = the job's restarts so far) while the others run on; ps.restart_alone decides.
+  A server resumes from its snapshot on its old port, a worker rejoins. The scheduler failing restarts the
+  whole group. Each restart, alone or of the group, counts against --max-restarts.
 
 When the launcher itself dies (SIGKILL, a crash, a hangup of its terminal), its workers end too, through two
 independent mechanisms:
@@ -49,6 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
+from disttorch.launcher import ps
 from disttorch.launcher.config import LaunchConfig, std_for
 from disttorch.launcher.local import ProcessSpec
 from disttorch.launcher.reaper import PARENT_GRACE_VAR, PARENT_PID_VAR, Leader, Reaper, signal_groups, \
@@ -105,17 +110,30 @@ class _Output:
         self.console = {1: stdout or sys.stdout, 2: stderr or sys.stderr}
         self.lock = threading.Lock()
         self.files: dict[int | str, TextIO] = {}
+        self.restart_of: dict[int | str, int] = {}  # a process restarted alone: the restart its file is at
         self.log_all = cfg.log_dir is not None and cfg.redirects == 0 and cfg.tee == 0
 
-    def _file(self, rank: int) -> TextIO:
-        f = self.files.get(rank)
+    def _open(self, key: int | str, name: str) -> TextIO:
+        f = self.files.get(key)
         if f is None:
-            path = os.path.join(self.log_dir, f"rank_{rank}.log")
-            f = open(path, "a" if self.attempt else "w", encoding="utf-8", errors="replace")
-            if self.attempt:
-                f.write(f"--- restart {self.attempt} ---\n")
-            self.files[rank] = f
+            attempt = self.restart_of.get(key, self.attempt)
+            path = os.path.join(self.log_dir, name)
+            f = self.files[key] = open(path, "a" if attempt else "w", encoding="utf-8", errors="replace")
+            if attempt:
+                f.write(f"--- restart {attempt} ---\n")
         return f
+
+    def _file(self, rank: int) -> TextIO:
+        return self._open(rank, f"rank_{rank}.log")
+
+    def restarted(self, key: int | str, restart: int) -> None:
+        """The process writing to ``key`` (a worker's rank, a library process's label) was restarted alone:
+        its log file continues after a ``--- restart N ---`` line."""
+        with self.lock:
+            f = self.files.pop(key, None)
+            if f is not None:
+                f.close()
+            self.restart_of[key] = restart
 
     def write(self, rank: int | None, key: int | None, bit: int, text: str, term: str) -> None:
         if rank is None:  # the launcher's or mpiexec's own message
@@ -141,13 +159,7 @@ class _Output:
         directory into ``server_1.log`` (console filters and redirects are per worker rank: not these)."""
         with self.lock:
             if self.log_dir is not None:
-                f = self.files.get(label)
-                if f is None:
-                    path = os.path.join(self.log_dir, label.replace(" ", "_") + ".log")
-                    f = self.files[label] = open(path, "a" if self.attempt else "w", encoding="utf-8",
-                                                 errors="replace")
-                    if self.attempt:
-                        f.write(f"--- restart {self.attempt} ---\n")
+                f = self._open(label, label.replace(" ", "_") + ".log")
                 f.write(text + term)
                 f.flush()
             if text or term == "\n":
@@ -332,7 +344,7 @@ def _failure(w: Worker, rc: int) -> Failure:
     elif spec.kind == "ssh":
         f.pid = w.remote_pid
         if rc == 255:
-            f.note = "ssh could not connect, or the connection broke"
+            f.note = "ssh could not connect, the connection broke, or the remote process was killed by a signal"
         elif rc > 128:
             try:
                 f.note = f"the remote shell reports: killed by {signal.Signals(rc - 128).name}"
@@ -362,8 +374,9 @@ def _mpi_root_cause(w: Worker, f: Failure) -> None:
     f.stderr_tail = list(w.tails[f.rank]) if f.rank is not None else list(w.tails[None])
 
 
-def format_summary(f: Failure, *, total: int, restart: int, max_restarts: int, will_restart: bool) -> str:
-    """The one root-cause report of a failed attempt."""
+def format_summary(f: Failure, *, total: int, restart: int, max_restarts: int, will_restart: bool,
+                   alone: bool = False) -> str:
+    """The one root-cause report of a failed attempt (``alone``: of a --mode ps process restarted by itself)."""
     who = f.label or (f"rank {f.rank}" if f.rank is not None else "a worker")
     if f.local_rank is not None and not f.label:
         who += f" (local_rank {f.local_rank})"
@@ -373,15 +386,18 @@ def format_summary(f: Failure, *, total: int, restart: int, max_restarts: int, w
              f"  first failure : {who} on host {f.host}{pid}",
              f"  cause         : {f.cause()}",
              f"  time          : {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(f.when))}",
-             (f"  other {'workers ' if f.role == 'worker' else 'processes'}: terminated ({total - 1} of {total} "
-              "processes)") if total > 1 else ""]
+             (f"  other {'workers ' if f.role == 'worker' else 'processes'}: "
+              f"{'still running' if alone else 'terminated'} ({total - 1} of {total} processes)") if total > 1 else ""]
     if f.stderr_tail:
         lines.append(f"  last {len(f.stderr_tail)} line(s) of {who.split(' (')[0]}'s stderr:")
         lines += [f"    | {line}" for line in f.stderr_tail]
     else:
         lines.append("  (it wrote nothing to stderr)")
-    lines.append(f"  restarting the whole group: restart {restart + 1} of {max_restarts}" if will_restart
-                 else "  giving up" + (f" after {max_restarts} restart(s)" if max_restarts else ""))
+    if will_restart:
+        lines.append(f"  restarting {who.split(' (')[0]} alone" if alone else "  restarting the whole group")
+        lines[-1] += f": restart {restart + 1} of {max_restarts}"
+    else:
+        lines.append("  giving up" + (f" after {max_restarts} restart(s)" if max_restarts else ""))
     lines.append(bar)
     return "\n".join(line for line in lines if line)
 
@@ -401,6 +417,7 @@ class Supervisor:
         self.stdout, self.stderr = stdout, stderr
         self.received: int | None = None
         self.processes = 0  # processes of the last attempt (the failure summary counts them)
+        self.restarts = 0  # restarts of the job so far, alone (--mode ps) or of the whole group: one budget
         self.log_dir = cfg.log_dir
         if self.log_dir is None and (cfg.redirects or cfg.tee):
             self.log_dir = tempfile.mkdtemp(prefix="disttorch_launch_")
@@ -440,6 +457,12 @@ class Supervisor:
                     continue
                 pending -= 1
                 if rc != 0:
+                    if cfg.mode == "ps" and self.received is None and ps.restart_alone(
+                            w.spec, restarts_used=self.restarts, max_restarts=cfg.max_restarts,
+                            workers_running=users):
+                        workers.append(self._restart_alone(w, rc, out, events, reaper))
+                        pending += 1
+                        continue
                     failed = (w, rc, time.time())
                     break
                 if w.spec.role == "worker":
@@ -463,6 +486,30 @@ class Supervisor:
         if self.received is not None:
             return Outcome(False, failure, self.received)
         return Outcome(failure is None, failure)
+
+    def _restart_alone(self, w: Worker, rc: int, out: _Output, events: queue.Queue,
+                       reaper: Reaper | None) -> Worker:
+        """Restart the failed --mode ps process ``w`` by itself (one restart of the job's budget): end what is
+        left of its session, print its summary, start its spec again; the other processes run on."""
+        when = time.time()
+        self.restarts += 1
+        w.signal(signal.SIGKILL)  # its children (and, through ssh, a remote worker whose connection broke)
+        w.reap_helpers(3.0)
+        w.join_output(2.0)  # its stderr tail is complete after this
+        if reaper is not None:
+            if w.leader is not None:
+                reaper.drop(w.leader.pid)
+            if w.remote_key is not None:
+                reaper.unremote(w.remote_key)
+        f = _failure(w, rc)
+        f.when = when
+        print(format_summary(f, total=self.processes, restart=self.restarts - 1, max_restarts=self.cfg.max_restarts,
+                             will_restart=True, alone=True), file=sys.stderr, flush=True)
+        spec = w.spec
+        out.restarted(spec.rank if spec.role == "worker" else spec.label, self.restarts)
+        again = Worker(ps.restarted_spec(self.cfg, spec, self.restarts), out, w.key, reaper, self.cfg.grace_period)
+        again.start(events)  # registers its pid with the reaper
+        return again
 
     def _teardown(self, workers: list[Worker], sig: int, grace: float) -> None:
         """sig to every process group (also of exited workers: their children may live on), wait up to
@@ -498,10 +545,9 @@ class Supervisor:
         reaper = Reaper(cfg.grace_period)
         clean = False  # an exception leaves the teardown to the reaper: workers may still run
         try:
-            restart = 0
             while True:
                 port = cfg.master_port if cfg.master_port is not None else pick_port()
-                outcome = self.run_attempt(plan(restart, port), restart, reaper)
+                outcome = self.run_attempt(plan(self.restarts, port), self.restarts, reaper)
                 clean = True
                 if outcome.signal is not None:
                     _say(f"received {signal.Signals(outcome.signal).name}: forwarded it to every worker, "
@@ -510,12 +556,12 @@ class Supervisor:
                 if outcome.ok:
                     return 0
                 f = outcome.failure
-                again = restart < cfg.max_restarts
-                print(format_summary(f, total=self.processes, restart=restart,
+                again = self.restarts < cfg.max_restarts
+                print(format_summary(f, total=self.processes, restart=self.restarts,
                                      max_restarts=cfg.max_restarts, will_restart=again), file=sys.stderr, flush=True)
                 if not again:
                     return f.launcher_exit_code()
-                restart += 1
+                self.restarts += 1
                 clean = False
         finally:
             reaper.close(clean)

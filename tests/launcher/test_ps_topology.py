@@ -267,7 +267,8 @@ def test_server_failure_fails_the_job_and_is_named(tmp_path):
     assert "exit code 3" in text and "other processes: terminated (2 of 3 processes)" in text
 
 
-def test_max_restarts_covers_a_server(capsys):
+def test_max_restarts_covers_the_scheduler_with_the_whole_group(capsys):
+    # (a server or worker is restarted alone: tests/launcher/test_ps_restarts.py)
     code = "import os, sys; sys.exit(3 if os.environ['TORCHELASTIC_RESTART_COUNT'] == '0' else 0)"
     attempts = []
 
@@ -275,13 +276,13 @@ def test_max_restarts_covers_a_server(capsys):
         attempts.append(restart)
         env = {"TORCHELASTIC_RESTART_COUNT": str(restart)}
         return [ProcessSpec(rank=None, local_rank=None, host="localhost", argv=(sys.executable, "-c", code),
-                            env=env, cwd=None, kind="local", role="server", role_rank=0),
+                            env=env, cwd=None, kind="local", role="scheduler"),
                 proc("worker", "pass", rank=0)]
 
     rc = Supervisor(ps_cfg(max_restarts=1), stdout=io.StringIO(), stderr=io.StringIO()).run(plan, lambda: 1234)
     err = capsys.readouterr().err
     assert rc == 0 and attempts == [0, 1]
-    assert err.count("server failure") == 1 and "restarting the whole group: restart 1 of 1" in err
+    assert err.count("scheduler failure") == 1 and "restarting the whole group: restart 1 of 1" in err
 
 
 # ----------------------------------------------------------------------- end to end, with the ps library
