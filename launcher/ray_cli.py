@@ -2,8 +2,8 @@
 
 Usage::
 
-    disttorch ray submit [--address URL] [--num-workers N] [--use-gpu] [--working-dir DIR]
-                         [--runtime-env FILE] [--no-wait] script.py [args...]
+    disttorch ray submit [--address URL] [--num-workers N] [--use-gpu] [--mode ddp|ps] [--num-servers S]
+                         [--working-dir DIR] [--runtime-env FILE] [--no-wait] script.py [args...]
     disttorch ray status JOB_ID      [--address URL]
     disttorch ray logs JOB_ID        [--address URL]
     disttorch ray stop JOB_ID        [--address URL]
@@ -16,7 +16,8 @@ Ray on this machine (dashboard on 127.0.0.1) for the job and stops it afterwards
 address). The working directory (default: the script's directory) is uploaded without .git and without what its
 .gitignore ignores; a warning comes first when it approaches Ray's upload limit.
 
-``--mode ps`` (servers and scheduler as Ray actors) waits for the parameter-server issue and exits 2 for now.
+``--mode ps`` runs the parameter-server job (``disttorch launch --mode ps``'s) instead: the scheduler and
+``--num-servers`` servers (default 1) as Ray actors, the script on the N workers with DISTTORCH_PS_ROLE=worker.
 Ray is an optional extra: without it every ``disttorch ray`` command says how to install it and exits 2.
 This module imports no engine module and imports Ray only when a command runs.
 """
@@ -45,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-workers", type=int, default=1, metavar="N")
     s.add_argument("--use-gpu", action="store_true")
     s.add_argument("--backend", choices=("zmq", "nccl"), default=None)
-    s.add_argument("--mode", choices=("ddp", "ps"), default="ddp")
-    s.add_argument("--num-servers", type=int, default=None, metavar="S")
+    s.add_argument("--mode", choices=("ddp", "ps"), default="ddp",
+                   help="ddp: the script on N workers; ps: parameter-server job (scheduler and servers as actors)")
+    s.add_argument("--num-servers", type=int, default=None, metavar="S", help="parameter servers (--mode ps; 1)")
     s.add_argument("--max-failures", type=int, default=0, metavar="K", help="restart the worker group K times")
     s.add_argument("--working-dir", metavar="DIR", help="directory uploaded to the cluster (default: the script's)")
     s.add_argument("--runtime-env", metavar="FILE", help="YAML or JSON Ray runtime_env merged into the job's")
@@ -141,6 +143,8 @@ def job_request(args: argparse.Namespace, embedded: bool = False) -> tuple:
         words += ["--backend", args.backend]
     if args.max_failures:
         words += ["--max-failures", str(args.max_failures)]
+    if args.mode == "ps":
+        words += ["--mode", "ps", "--num-servers", str(args.num_servers or 1)]
     if args.module:
         words.append("-m")
     words += [script, *args.args]
@@ -196,12 +200,15 @@ def _follow(client, job_id: str, timeout_s: Optional[float] = None) -> str:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    if args.mode == "ps":
-        print("disttorch ray submit --mode ps: the parameter-server mode is not available yet (it arrives with the "
-              "parameter-server issue); use --mode ddp", file=sys.stderr)
-        return 2
-    if args.num_servers is not None:
+    if args.num_servers is not None and args.mode != "ps":
         print("disttorch ray submit: --num-servers applies to --mode ps only", file=sys.stderr)
+        return 2
+    if args.num_servers is not None and args.num_servers < 1:
+        print(f"disttorch ray submit: --num-servers {args.num_servers}: must be at least 1", file=sys.stderr)
+        return 2
+    if args.mode == "ps" and args.max_failures:
+        print("disttorch ray submit: --max-failures applies to --mode ddp only (Ray would restart the workers "
+              "but not the parameter servers)", file=sys.stderr)
         return 2
     if args.num_workers < 1:
         print(f"disttorch ray submit: --num-workers {args.num_workers}: must be at least 1", file=sys.stderr)

@@ -6,11 +6,44 @@ Mirrors ``ray.train.torch.TorchTrainer``: a Ray Train ``DataParallelTrainer`` wh
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Dict, Optional
 
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from .backend import DisttorchConfig
+
+
+def _offer_checkpoint(checkpoint) -> None:
+    """Make ``ray.train.get_checkpoint()`` return ``checkpoint`` in this worker while Ray Train has none of its own.
+
+    Ray Train V2 keeps the worker's latest checkpoint in its train context (restored by Ray after a failure,
+    replaced by every ``ray.train.report`` with a checkpoint); only an empty slot is filled, so Ray's own
+    checkpoints always win.
+    """
+    try:
+        from ray.train.v2._internal.execution.context import get_train_context
+    except ImportError as e:  # pragma: no cover - a Ray whose Train V2 moved its context
+        raise RuntimeError(f"TorchTrainer(resume_from_checkpoint=...): this Ray's Train V2 has no train context "
+                           f"where the checkpoint could be offered ({e}); tested with Ray 2.60") from e
+    ctx = get_train_context()
+    with ctx.report_order_condition:
+        if ctx.checkpoint is None:
+            ctx.checkpoint = checkpoint
+
+
+def _resuming(loop: Callable, checkpoint) -> Callable:
+    """``loop`` with ``checkpoint`` offered to ``ray.train.get_checkpoint()`` first (same arity: Ray inspects it)."""
+    if len(inspect.signature(loop).parameters) == 0:
+        def resume_loop():
+            _offer_checkpoint(checkpoint)
+            return loop()
+    else:
+        def resume_loop(config):
+            _offer_checkpoint(checkpoint)
+            return loop(config)
+    resume_loop.__name__ = getattr(loop, "__name__", "train_loop_per_worker")
+    return resume_loop
 
 
 class TorchTrainer(DataParallelTrainer):
@@ -24,8 +57,10 @@ class TorchTrainer(DataParallelTrainer):
         run_config: ``ray.train.RunConfig`` (storage_path, failure_config, checkpoint_config).
         backend_config: a :class:`DisttorchConfig` (default: zmq on CPU, nccl with GPUs).
         datasets: Ray Datasets by name, read with ``ray.train.get_dataset_shard(name)``.
-        resume_from_checkpoint: accepted for signature parity; Ray Train deprecates it (use
-            ``ray.train.get_checkpoint()`` with ``RunConfig(storage_path=..., name=...)``).
+        resume_from_checkpoint: a ``ray.train.Checkpoint`` (e.g. an earlier ``Result.checkpoint``) that
+            ``ray.train.get_checkpoint()`` returns inside the loop until this run reports a checkpoint of its own
+            (also after a worker-group restart that has none yet). Ray Train V2 refuses the argument; this
+            trainer implements it itself.
         **kwargs: further ``DataParallelTrainer`` arguments (``dataset_config``, ``validation_config``).
 
     Example:
@@ -36,13 +71,19 @@ class TorchTrainer(DataParallelTrainer):
     def __init__(self, train_loop_per_worker: Callable, *, train_loop_config: Optional[Dict] = None,
                  scaling_config=None, run_config=None, backend_config: Optional[DisttorchConfig] = None,
                  datasets: Optional[Dict[str, Any]] = None, resume_from_checkpoint=None, **kwargs) -> None:
+        if resume_from_checkpoint is not None:
+            from ray.train import Checkpoint
+
+            if not isinstance(resume_from_checkpoint, Checkpoint):
+                raise TypeError(f"TorchTrainer(resume_from_checkpoint=...): expected a ray.train.Checkpoint, got "
+                                f"{type(resume_from_checkpoint).__name__}")
+            train_loop_per_worker = _resuming(train_loop_per_worker, resume_from_checkpoint)
         backend_config = backend_config if backend_config is not None else DisttorchConfig()
         if not isinstance(backend_config, DisttorchConfig):
             raise TypeError(f"TorchTrainer(backend_config=...): expected a disttorch.ray.DisttorchConfig, got "
                             f"{type(backend_config).__name__}")
         super().__init__(train_loop_per_worker, train_loop_config=train_loop_config, backend_config=backend_config,
-                         scaling_config=scaling_config, run_config=run_config, datasets=datasets,
-                         resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+                         scaling_config=scaling_config, run_config=run_config, datasets=datasets, **kwargs)
 
 
 def prepare_model(model, *, move_to_device: bool = True, parallel_strategy: Optional[str] = "ddp",

@@ -1,5 +1,6 @@
 """``disttorch ray``: argument handling without Ray, and submit end to end (embedded Ray; a `ray start` head)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,8 +39,10 @@ def test_without_ray_every_command_says_how_to_install(monkeypatch, capsys):
 
 def test_ps_mode_and_bad_counts_are_refused(monkeypatch, capsys):
     monkeypatch.setattr(ray_cli, "_have_ray", lambda: True)
-    assert cli.main(["ray", "submit", "--mode", "ps", "train.py"]) == 2
-    assert "parameter-server mode is not available yet" in capsys.readouterr().err
+    assert cli.main(["ray", "submit", "--mode", "ps", "--num-servers", "0", "train.py"]) == 2
+    assert "--num-servers 0: must be at least 1" in capsys.readouterr().err
+    assert cli.main(["ray", "submit", "--mode", "ps", "--max-failures", "1", "train.py"]) == 2
+    assert "--max-failures applies to --mode ddp only" in capsys.readouterr().err
     assert cli.main(["ray", "submit", "--num-servers", "2", "train.py"]) == 2
     assert "--num-servers applies to --mode ps" in capsys.readouterr().err
     assert cli.main(["ray", "submit", "--num-workers", "0", "train.py"]) == 2
@@ -62,6 +65,9 @@ def test_job_request_entrypoint_and_upload_excludes(tmp_path):
     assert ray_cli.upload_size(str(tmp_path), env["excludes"]) == len("print(1)\n") + len("# comment\ndata/\n*.ckpt\n")
     entry, _ = ray_cli.job_request(_parse(["submit", str(tmp_path / "train.py")]), embedded=True)
     assert entry.startswith(f"{sys.executable} -m disttorch.ray.job --num-workers 1 ")
+    entry, _ = ray_cli.job_request(_parse(["submit", "--mode", "ps", "--num-servers", "2", "--num-workers", "2",
+                                           str(tmp_path / "train.py")]))
+    assert entry == "python -m disttorch.ray.job --num-workers 2 --mode ps --num-servers 2 train.py"
     with pytest.raises(ValueError, match="outside --working-dir"):
         ray_cli.job_request(_parse(["submit", "--working-dir", str(tmp_path / "data"), str(tmp_path / "train.py")]))
 
@@ -98,12 +104,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_submit_status_logs_against_a_ray_start_head(tmp_path):
+@pytest.fixture(scope="module")
+def ray_head():
+    """A head node started with `ray start --head` on 127.0.0.1 for the module, stopped by its process group."""
     _ray_ready()
-    (tmp_path / "train.py").write_text(SCRIPT)
     ray_exe = str(Path(sys.executable).parent / "ray")
     if not os.path.exists(ray_exe):
         pytest.skip(f"no ray command next to {sys.executable}")
@@ -125,16 +129,7 @@ def test_submit_status_logs_against_a_ray_start_head(tmp_path):
                 if time.monotonic() > deadline or head.poll() is not None:
                     raise
                 time.sleep(0.5)
-        proc = _run_cli(["submit", "--address", address, "--num-workers", "2", str(tmp_path / "train.py"), "--fail"],
-                        env)
-        assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "[rank 1] sum=3 local=1 world=2 args=['--fail']" in proc.stdout
-        assert "exited with status 3" in proc.stdout
-        job_id = proc.stderr.split("disttorch ray submit: job ", 1)[1].split()[0]
-        status = _run_cli(["status", "--address", address, job_id], env, timeout=60)
-        assert status.returncode == 0 and status.stdout.strip() == "FAILED"
-        logs = _run_cli(["logs", "--address", address, job_id], env, timeout=60)
-        assert "[rank 0] sum=3" in logs.stdout
+        yield address, env
     finally:
         try:
             os.killpg(head.pid, signal.SIGTERM)
@@ -151,6 +146,60 @@ def test_submit_status_logs_against_a_ray_start_head(tmp_path):
                 current.unlink()
         except OSError:
             pass
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_submit_status_logs_against_a_ray_start_head(ray_head, tmp_path):
+    address, env = ray_head
+    (tmp_path / "train.py").write_text(SCRIPT)
+    proc = _run_cli(["submit", "--address", address, "--num-workers", "2", str(tmp_path / "train.py"), "--fail"],
+                    env)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[rank 1] sum=3 local=1 world=2 args=['--fail']" in proc.stdout
+    assert "exited with status 3" in proc.stdout
+    job_id = proc.stderr.split("disttorch ray submit: job ", 1)[1].split()[0]
+    status = _run_cli(["status", "--address", address, job_id], env, timeout=60)
+    assert status.returncode == 0 and status.stdout.strip() == "FAILED"
+    logs = _run_cli(["logs", "--address", address, job_id], env, timeout=60)
+    assert "[rank 0] sum=3" in logs.stdout
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_submit_ps_mode_two_servers_two_workers_against_a_ray_start_head(ray_head, tmp_path):
+    import json
+
+    import numpy as np
+
+    import disttorch
+    import ps_ray_script as script
+
+    address, env = ray_head
+    shutil.copy(Path(__file__).with_name("ps_ray_script.py"), tmp_path / "ps_train.py")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _run_cli(["submit", "--address", address, "--mode", "ps", "--num-servers", "2", "--num-workers", "2",
+                     str(tmp_path / "ps_train.py"), str(out)], env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for rank in (0, 1):
+        assert proc.stdout.count(f"[rank {rank}] ps worker {rank} of 2 done") == 1, proc.stdout[-3000:]
+    results = [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["role"] for r in results] == ["worker", "worker"] and [r["world"] for r in results] == [2, 2]
+    assert results[0]["servers"] == [0, 1]  # the parameters are spread over both servers
+    # Reference: one process, the plain optimizer, the whole batch, rank 0's initial model.
+    model = script.mlp(script.SEED)
+    opt = disttorch.optim.SGD(model.parameters(), lr=script.LR, momentum=script.MOMENTUM)
+    for step in range(script.STEPS):
+        x, y = script.batch(step)
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+    for got0, got1, ref in zip(results[0]["final"], results[1]["final"], model.parameters()):
+        np.testing.assert_array_equal(got0, got1)  # sync mode: the workers agree exactly
+        np.testing.assert_allclose(got0, ref.detach().numpy().reshape(-1), rtol=1e-12, atol=1e-12)
 
 
 def test_runtime_env_file_is_merged_and_checked(tmp_path):

@@ -60,7 +60,7 @@ def _train_loop(config):
             state = disttorch.load(os.path.join(d, "model.pt"))
         model.module.load_state_dict(state["model"])
         start = int(state["step"])
-    for step in range(start, STEPS):
+    for step in range(start, config.get("steps", STEPS)):
         for xb, yb in loader:  # one batch per rank: the rank's half
             opt.zero_grad()
             loss = ((model(xb) - yb) ** 2).mean()
@@ -182,3 +182,81 @@ def test_killed_actor_is_replaced_and_resumes_from_checkpoint(local_ray, tmp_pat
     w_ref, b_ref = _numpy_reference()
     np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b, b_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_from_checkpoint_continues_a_finished_run(local_ray, tmp_path):
+    import ray.train
+
+    import disttorch.ray as dray
+
+    def trainer(config, name, **kwargs):
+        return dray.TorchTrainer(_train_loop, train_loop_config=config,
+                                 scaling_config=ray.train.ScalingConfig(num_workers=2),
+                                 run_config=ray.train.RunConfig(storage_path=str(tmp_path), name=name), **kwargs)
+
+    first = trainer({"steps": 2}, "first").fit()
+    assert first.metrics["step"] == 2 and first.metrics["start"] == 0
+    with pytest.raises(TypeError, match="expected a ray.train.Checkpoint"):
+        trainer({}, "bad", resume_from_checkpoint=str(tmp_path))
+    # A new run (another name: Ray has no checkpoint of its own) sees the handed one via ray.train.get_checkpoint().
+    second = trainer({}, "second", resume_from_checkpoint=first.checkpoint).fit()
+    assert second.metrics["start"] == 2 and second.metrics["step"] == STEPS
+    w, b, step = _load_result(second)
+    assert step == STEPS
+    w_ref, b_ref = _numpy_reference()  # the uninterrupted run
+    np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-5, atol=1e-6)
+
+
+def _ps_train(fail_rank=None):
+    """A ps-mode worker of run(): sync SGD of the linear model on this rank's half; returns the final parameters."""
+    import disttorch
+    import disttorch.distributed.ps as ps
+
+    rank = ps.get_rank()  # run() has joined the ps job already
+    if rank == fail_rank:
+        raise ValueError(f"worker {rank} cannot go on")
+    x, y = _data()
+    half = slice(rank * N // 2, (rank + 1) * N // 2)
+    xb, yb = disttorch.tensor(x[half]), disttorch.tensor(y[half])
+    model = _model()
+    opt = ps.DistributedOptimizer(model.parameters(), "sgd", lr=LR, mode="sync", min_slice_bytes=4)
+    for _ in range(STEPS):  # with fail_rank set, the sync step waits for the failed worker until the job ends
+        opt.zero_grad()
+        ((model(xb) - yb) ** 2).mean().backward()
+        opt.step()
+    opt.synchronize()
+    return {"rank": rank, "role": os.environ["DISTTORCH_PS_ROLE"], "servers": sorted({s.server for s in opt.shards}),
+            "num_servers": os.environ["DISTTORCH_PS_NUM_SERVERS"], "secret": len(os.environ["DISTTORCH_JOB_SECRET"]),
+            "w": model.weight.detach().numpy(), "b": model.bias.detach().numpy()}
+
+
+def test_run_ps_mode_matches_full_batch_and_surfaces_a_failed_worker(local_ray):
+    import disttorch.ray as dray
+
+    values = dray.run(_ps_train, num_workers=2, mode="ps", num_servers=2)
+    assert [v["rank"] for v in values] == [0, 1] and {v["role"] for v in values} == {"worker"}
+    assert {v["num_servers"] for v in values} == {"2"} and values[0]["servers"] == [0, 1]  # both servers used
+    assert {v["secret"] for v in values} == {32}
+    w_ref, b_ref = _numpy_reference()
+    for v in values:  # sync mode: every worker ends with the full-batch parameters
+        np.testing.assert_allclose(v["w"], w_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(v["b"], b_ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(dray.RankError) as info:
+        dray.run(_ps_train, num_workers=2, mode="ps", num_servers=1, kwargs={"fail_rank": 1})
+    assert info.value.rank == 1 and "ValueError: worker 1 cannot go on" in str(info.value)
+
+
+def _join_ps_job(config):
+    import disttorch.distributed.ps as ps
+
+    ps.init()  # waits for every server to register: a server that died never does
+
+
+def test_ps_job_fails_when_a_server_fails_instead_of_waiting(local_ray):
+    from disttorch.ray.ps import RoleError, run_ps_job
+
+    # The server imports DISTTORCH_PS_RULES first (custom update rules); a missing module makes it fail at start.
+    with pytest.raises(RoleError, match=r"server 0 failed(.|\n)*No module named 'no_such_rules_module'"):
+        run_ps_job(_join_ps_job, {}, num_workers=2, num_servers=1,
+                   role_env={"DISTTORCH_PS_RULES": "no_such_rules_module"})
