@@ -56,7 +56,8 @@ precedence: flag > environment > cluster YAML > default). torchrun's underscore 
 --master-port P          rendezvous port. Default: a free port (29500 with --nnodes > 1).
 --standalone             single node with a private rendezvous on a free local port.
 --max-restarts K         restart the whole group up to K times after a failure (TORCHELASTIC_RESTART_COUNT
-                         counts restarts; each restart gets a fresh MASTER_PORT unless one was given).
+                         counts restarts; each restart gets a fresh MASTER_PORT unless one was given). In --mode ps
+                         a failed server or worker restarts alone; a failed scheduler restarts the group.
 --log-dir D              write each rank's output to D/rank_N.log (and to the console).
 --redirects, -r S        send streams to the log files only: 0 none, 1 stdout, 2 stderr, 3 both, or per local
                          rank ``0:1,1:2``. Without --log-dir the files go to a fresh temporary directory.

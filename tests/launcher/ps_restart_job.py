@@ -13,6 +13,11 @@ after K steps and waits for a SIGKILL; the launcher restarts it alone (TORCHELAS
 restarted rank 1 trains all STEPS steps, then writes OUT/rank1_done. Rank 0 trains STEPS steps, waits for that
 file, pulls and prints the final value: -LR * (STEPS * C[0] + (K + STEPS) * C[1]).
 
+``late-failure``: async SGD as in ``worker``; rank 0 trains STEPS steps and leaves the job, then rank 1 (after its
+STEPS steps) raises. The restarted rank 1 finds the scheduler and servers still there (a failing worker with a
+restart left does not tell the scheduler it is done), trains STEPS more steps and prints the final value:
+-LR * STEPS * (C[0] + 2 * C[1]).
+
 ``sync-worker``: sync SGD with momentum; rank 1 SIGKILLs itself after K steps. The other rank waits for its
 gradient of the next step (no heartbeat timeout: nobody is declared dead) until the launcher's restart of
 rank 1 rejoins, starts at the job's step (``opt.clock``) and pushes it: both end with the single-process result.
@@ -117,7 +122,26 @@ def sync_worker_scenario(out: str, rank: int, restart: int) -> dict:
             "ref": [p.detach().numpy().reshape(-1).tolist() for p in ref.parameters()]}
 
 
-SCENARIOS = {"server": server_scenario, "worker": worker_scenario, "sync-worker": sync_worker_scenario}
+def late_failure_scenario(out: str, rank: int, restart: int) -> dict:
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    opt = ps.DistributedOptimizer([w], "sgd", mode="async", lr=LR)
+    c = torch.tensor(C[rank], dtype=torch.float64)
+    for _ in range(STEPS):
+        opt.zero_grad()
+        (w * c).sum().backward()
+        opt.step()
+    opt.synchronize()
+    if rank == 0:
+        ps.shutdown()  # rank 0 has left the job before rank 1 fails
+        open(os.path.join(out, "rank0_left"), "w").close()
+    elif restart == 0:
+        wait_for(os.path.join(out, "rank0_left"))
+        raise RuntimeError("rank 1 fails after every other worker has finished")
+    return {"w": w.detach().tolist()}
+
+
+SCENARIOS = {"server": server_scenario, "worker": worker_scenario, "sync-worker": sync_worker_scenario,
+             "late-failure": late_failure_scenario}
 
 
 def main() -> None:

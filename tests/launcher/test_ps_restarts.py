@@ -342,3 +342,19 @@ ssh:
     for r in results:
         diff = max(float(np.max(np.abs(np.array(a) - np.array(b)))) for a, b in zip(r["final"], r["ref"]))
         assert diff < 1e-10, (r["rank"], diff)
+
+
+@pytest.mark.timeout(180)
+def test_worker_failing_after_the_others_left_restarts_into_a_live_job(tmp_path, procs):
+    # without the rule in ps.client (no "done" from a worker about to be restarted) the scheduler and servers
+    # would exit when rank 1 fails, and its restart would wait for them until DISTTORCH_PS_TIMEOUT
+    _need_ps_library()
+    p, _ = _launch(tmp_path, "late-failure", DISTTORCH_PS_TIMEOUT="60")
+    procs.note(p.pid)
+    results, err = _finish(p, tmp_path)
+    assert "first failure : rank 1" in err and err.count("restarting rank 1 alone: restart 1 of 1") == 1
+    assert "rank 1 fails after every other worker has finished" in err + (tmp_path / "logs" / "rank_1.log").read_text()
+    by_rank = {r["rank"]: r for r in results}
+    assert sorted((r["rank"], r["restart"]) for r in results) == [(0, 0), (1, 1)]
+    steps, lr, c = 6, 0.125, np.array([[1.0, 2.0, 3.0], [0.5, 0.25, 4.0]])
+    assert by_rank[1]["w"] == (-lr * steps * (c[0] + 2 * c[1])).tolist()

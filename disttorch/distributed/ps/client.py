@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import sys
 import threading
 import zlib
 from typing import Optional
@@ -81,12 +82,30 @@ class _Job:
         if self._hb is not None:
             self._hb.join(self.timeout)
         try:
-            self.scheduler.call("done", {"rank": self.rank}, timeout=min(self.timeout, 30.0))
+            if not _will_be_restarted():
+                self.scheduler.call("done", {"rank": self.rank}, timeout=min(self.timeout, 30.0))
         finally:
             if self.client is not None:
                 self.client.close()
             self.scheduler.close()
             self.ctx.term()
+
+
+def _will_be_restarted() -> bool:
+    """Whether this worker is leaving by an unhandled exception that the launcher will answer with a restart.
+
+    Such a worker must not tell the scheduler it is done: were it the last one running, the scheduler and the
+    servers would exit and its restart would find nobody. A worker that ends normally, or fails with no
+    restart left, says it is done so the job can end at once.
+    """
+    if getattr(sys, "last_value", None) is None:  # set by the interpreter for an unhandled exception
+        return False
+    try:
+        count = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        limit = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    except ValueError:
+        return False
+    return count < limit
 
 
 _job: Optional[_Job] = None
