@@ -1,6 +1,7 @@
 """Anomaly detection: forward tracebacks on graph nodes and NaN/Inf checks in backward."""
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 import warnings
@@ -21,9 +22,14 @@ def is_anomaly_enabled() -> bool:
     return STATE.enabled
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
 def capture_trace() -> str:
     """The stack of the forward call that is creating a graph node (outside disttorch's own frames)."""
-    frames = traceback.extract_stack()[:-3]
+    frames = traceback.extract_stack()
+    while frames and frames[-1].filename.startswith(_PACKAGE):  # the engine's own frames, however deep
+        frames.pop()
     return "".join(traceback.format_list(frames))
 
 

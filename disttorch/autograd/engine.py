@@ -78,7 +78,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = _normalize(inputs)
         if not inputs:
-            raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty.")
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         targets = {}
         for t in inputs:
             if t.grad_fn is not None:
@@ -86,7 +86,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 targets[(t.grad_fn, t._output_nr)] = t
             else:
                 if not t._requires_grad:
-                    raise RuntimeError("backward: one of the differentiated Tensors does not require grad")
+                    raise RuntimeError("One of the differentiated Tensors does not require grad")
                 targets[(t._grad_accumulator(), 0)] = t
     run_backward(roots, grads, retain_graph, create_graph, targets, accumulate=True)
 
@@ -265,7 +265,8 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                     _accumulate(fn, grads_in[0], create_graph, seen_grads)
                 continue
             nexts = fn.next_functions
-            if grads_in.count(None) == len(grads_in) or \
+            # not list.count(None): that compares every gradient with None through Tensor.__eq__
+            if (grads_in[0] is None if len(grads_in) == 1 else all(g is None for g in grads_in)) or \
                     (useful is not None and not any(n in useful for n, _ in nexts if n is not None)):
                 outs = (None,) * len(nexts)
             else:

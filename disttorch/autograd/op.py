@@ -82,6 +82,7 @@ class array_backward:
     def __exit__(self, *exc) -> None:
         _ARRAY_BACKWARD[0] = self.prev
 _NO_EDGE = (None, 0)
+_TRUE1 = (True,)
 
 
 def _bind() -> None:
@@ -156,6 +157,7 @@ class Op(Node):
     _save = ()
     next_functions = ()
     _nig = (False,) * 16  # needs_input_grad while no graph is recorded (apply sets it otherwise)
+    tensor_args = None  # 1: only the first argument can be a Tensor (apply then skips checking the others)
 
     def __init__(self) -> None:  # nodes are made by apply (object.__new__); nothing to initialise
         pass
@@ -173,13 +175,16 @@ class Op(Node):
 
     def run_backward(self, grads: list) -> tuple:
         """(Engine) run backward; ``backward_arrays`` when grad mode is off (no higher-order graph)."""
-        if self.backward_arrays is not None and not _GRAD.enabled and not self._multi and _ARRAY_BACKWARD[0]:
-            g = grads[0]
+        if self._multi:
+            return Node.run_backward(self, grads)
+        g = grads[0]
+        if self.backward_arrays is not None and not _GRAD.enabled and _ARRAY_BACKWARD[0]:
             res = self.backward_arrays(g._xp, g._data)
             if res.__class__ is not tuple:
-                res = (res,)
+                return (None if res is None else _wrap(res),)
             return tuple(None if a is None else _wrap(a) for a in res)
-        return Node.run_backward(self, grads)
+        out = self.backward(g)
+        return out if out.__class__ is tuple else (out,)
 
     @classmethod
     def apply(cls, *inputs, out=None, **attrs):
@@ -188,11 +193,38 @@ class Op(Node):
         if T is None:
             _bind()
             T = _Tensor
-        # Unwrap the inputs, check their devices and see whether any requires grad. One and two inputs (most
-        # ops) are unrolled: this is the per-op overhead every call pays.
         n = len(inputs)
-        nf = None
-        if n == 2:
+        if not attrs and out is None and not OBSERVERS:
+            # The commonest calls (one or two plain tensors, no grad, no attributes, nobody observing) take
+            # this short path: it is the whole per-op overhead of a no_grad forward.
+            if n == 2:
+                a, b = inputs
+                if a.__class__ is T:
+                    da = a._data
+                    if b.__class__ is T:
+                        db = b._data
+                        fast = not ((a._requires_grad or b._requires_grad) and _GRAD.enabled) and \
+                            da.__class__ is db.__class__
+                    else:  # a number, dims, None ... (a Tensor subclass takes the long path)
+                        db = b
+                        fast = not (a._requires_grad and _GRAD.enabled) and not isinstance(b, T)
+                    if fast:
+                        res = _new(cls).forward(np if da.__class__ is np.ndarray else array_module_of(da), da, db)
+                        if res.__class__ is not tuple:
+                            return _wrap(res)
+                        return _attach(None, res, inputs, False)
+            elif n == 1:
+                a = inputs[0]
+                if a.__class__ is T and not (a._requires_grad and _GRAD.enabled):
+                    da = a._data
+                    res = _new(cls).forward(np if da.__class__ is np.ndarray else array_module_of(da), da)
+                    if res.__class__ is not tuple:
+                        return _wrap(res)
+                    return _attach(None, res, inputs, False)
+        # Unwrap the inputs, check their devices and see whether any requires grad. Ops of one or two tensors
+        # (and ops whose only tensor is the first argument: ``tensor_args = 1``) are unrolled, edges inline.
+        nf = nig = None
+        if n == 2 and cls.tensor_args != 1:
             a, b = inputs
             if a.__class__ is T or isinstance(a, T):
                 src = da = a._data
@@ -201,37 +233,50 @@ class Op(Node):
                     if da.__class__ is not db.__class__:
                         _check_devices(cls, (a, b))
                     if (a._requires_grad or b._requires_grad) and _GRAD.enabled:
-                        nf = (edge(a), edge(b))
+                        if a._requires_grad:
+                            fn = a.grad_fn
+                            ea = (fn, a._output_nr) if fn is not None else (a._grad_accumulator(), 0)
+                        else:
+                            ea = _NO_EDGE
+                        if b._requires_grad:
+                            fn = b.grad_fn
+                            eb = (fn, b._output_nr) if fn is not None else (b._grad_accumulator(), 0)
+                        else:
+                            eb = _NO_EDGE
+                        nf = (ea, eb)
+                        nig = (ea is not _NO_EDGE, eb is not _NO_EDGE)
                 else:
                     db = b
                     if a._requires_grad and _GRAD.enabled:
-                        nf = (edge(a), _NO_EDGE)
+                        nf, nig = (edge(a), _NO_EDGE), (True, False)
             elif b.__class__ is T or isinstance(b, T):
                 da, src = a, b._data
                 db = src
                 if b._requires_grad and _GRAD.enabled:
-                    nf = (_NO_EDGE, edge(b))
+                    nf, nig = (_NO_EDGE, edge(b)), (False, True)
             else:
                 da, db, src = a, b, None
             args = (da, db)
-        elif n == 1:
+        elif n == 1 or (n and cls.tensor_args == 1):
             a = inputs[0]
             if a.__class__ is T or isinstance(a, T):
                 src = a._data
                 if a._requires_grad and _GRAD.enabled:
-                    nf = (edge(a),)
-                args = (src,)
+                    fn = a.grad_fn
+                    nf = ((fn, a._output_nr) if fn is not None else (a._grad_accumulator(), 0),)
+                    nig = _TRUE1
+                args = (src,) + inputs[1:] if n > 1 else (src,)
             else:
                 src, args = None, inputs
         else:
             args, src, need = _unwrap(cls, inputs, T)
             if need and _GRAD.enabled:
                 nf = tuple(edge(x) if isinstance(x, T) else _NO_EDGE for x in inputs)
+                nig = tuple([e[0] is not None for e in nf])
         node = _new(cls)
         if nf is not None:
             node.next_functions = nf
-            node._nig = ((nf[0][0] is not None, nf[1][0] is not None) if n == 2 else
-                         tuple([e[0] is not None for e in nf]))
+            node._nig = nig
         xp = None if src is None else (np if src.__class__ is np.ndarray else array_module_of(src))
         if OBSERVERS and not _busy[0]:
             t0 = time.perf_counter_ns()
@@ -239,10 +284,20 @@ class Op(Node):
             notify(cls.op_name, inputs, attrs, outs if outs.__class__ is tuple else (outs,), t0, time.perf_counter_ns())
         else:
             res = node.forward(xp, *args, **attrs) if attrs else node.forward(xp, *args)
-            if nf is None and res.__class__ is not tuple:
-                outs = _wrap(res)
-            else:
+            if res.__class__ is tuple:
                 outs = _attach(node, res, inputs, nf is not None)
+            elif nf is None:
+                outs = _wrap(res)
+            else:  # one output and a graph: _attach's single-output case, inline
+                outs = _wrap(res)
+                if res.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
+                    node._seq = next(_seq)
+                    if _anomaly.STATE.enabled:
+                        node._trace = _anomaly.capture_trace()
+                    outs._requires_grad = True
+                    outs.grad_fn = node
+                    if node._save:
+                        _save(node, inputs, outs)
         if out is not None:
             if outs.__class__ is tuple:
                 return _write_outs(outs, out, cls.op_name)
