@@ -278,26 +278,24 @@ class Op(Node):
             node.next_functions = nf
             node._nig = nig
         xp = None if src is None else (np if src.__class__ is np.ndarray else array_module_of(src))
-        if OBSERVERS and not _busy[0]:
-            t0 = time.perf_counter_ns()
-            outs = _attach(node, node.forward(xp, *args, **attrs), inputs, nf is not None)
+        t0 = time.perf_counter_ns() if OBSERVERS and not _busy[0] else None
+        res = node.forward(xp, *args, **attrs) if attrs else node.forward(xp, *args)
+        if res.__class__ is tuple:
+            outs = _attach(node, res, inputs, nf is not None)
+        elif nf is None:
+            outs = _wrap(res)
+        else:  # one output and a graph (inline: the commonest case with grad)
+            outs = _wrap(res)
+            if res.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
+                node._seq = next(_seq)
+                if _anomaly.STATE.enabled:
+                    node._trace = _anomaly.capture_trace()
+                outs._requires_grad = True
+                outs.grad_fn = node
+                if node._save:
+                    _save(node, inputs, outs)
+        if t0 is not None:
             notify(cls.op_name, inputs, attrs, outs if outs.__class__ is tuple else (outs,), t0, time.perf_counter_ns())
-        else:
-            res = node.forward(xp, *args, **attrs) if attrs else node.forward(xp, *args)
-            if res.__class__ is tuple:
-                outs = _attach(node, res, inputs, nf is not None)
-            elif nf is None:
-                outs = _wrap(res)
-            else:  # one output and a graph: _attach's single-output case, inline
-                outs = _wrap(res)
-                if res.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
-                    node._seq = next(_seq)
-                    if _anomaly.STATE.enabled:
-                        node._trace = _anomaly.capture_trace()
-                    outs._requires_grad = True
-                    outs.grad_fn = node
-                    if node._save:
-                        _save(node, inputs, outs)
         if out is not None:
             if outs.__class__ is tuple:
                 return _write_outs(outs, out, cls.op_name)
@@ -345,36 +343,25 @@ def _differentiable(arr) -> bool:
     return arr.dtype.kind in "fcV"  # V: bfloat16 (ml_dtypes)
 
 
-def _attach(node, res, inputs: tuple, need: bool):
-    """Wrap forward's array(s); when a graph is needed, attach the outputs to ``node`` and save tensors."""
-    if res.__class__ is tuple:
-        outs = tuple(_wrap(a) for a in res)
-        if need:
-            node._seq = next(_seq)
-            if _anomaly.STATE.enabled:
-                node._trace = _anomaly.capture_trace()
-            diff = [o for o in outs if _differentiable(o._data)]
-            if diff:
-                node._multi = True
-                node._out_meta = []
-                for i, o in enumerate(outs):
-                    node._out_meta.append((o._data.shape, o._data.dtype, o._xp))
-                    if _differentiable(o._data):
-                        o._requires_grad = True
-                        o.grad_fn = node
-                        o._output_nr = i
-            _save(node, inputs, outs[0])
-        return outs
-    r = _wrap(res)
-    if need and _differentiable(r._data):
+def _attach(node, res: tuple, inputs: tuple, need: bool) -> tuple:
+    """Wrap a multi-output forward's arrays; when a graph is needed, attach the differentiable outputs to
+    ``node`` (integer outputs, such as indices, stay outside the graph) and save tensors."""
+    outs = tuple(_wrap(a) for a in res)
+    if need:
         node._seq = next(_seq)
         if _anomaly.STATE.enabled:
             node._trace = _anomaly.capture_trace()
-        r._requires_grad = True
-        r.grad_fn = node
-        if node._save:
-            _save(node, inputs, r)
-    return r
+        if any(_differentiable(o._data) for o in outs):
+            node._multi = True
+            node._out_meta = []
+            for i, o in enumerate(outs):
+                node._out_meta.append((o._data.shape, o._data.dtype, o._xp))
+                if _differentiable(o._data):
+                    o._requires_grad = True
+                    o.grad_fn = node
+                    o._output_nr = i
+        _save(node, inputs, outs[0])
+    return outs
 
 
 def _save(node, inputs: tuple, result) -> None:
