@@ -23,13 +23,13 @@ class device:
             self.type, self.index = "cuda", type
             return
         if not isinstance(type, str):
-            raise TypeError(f"device(): expected a string or device, got {type.__class__.__name__}")
+            raise TypeError(f"device: expected a string or device, got {type.__class__.__name__}")
         name, _, idx = type.partition(":")
         if name not in ("cpu", "cuda", "meta"):
             raise RuntimeError(f"Expected one of cpu, cuda, meta device type at start of device string: {type}")
         if idx:
             if index is not None:
-                raise RuntimeError(f"device(): index given twice in {type!r} and index={index}")
+                raise RuntimeError(f"type (string) must not include an index because index was passed explicitly: {type}")
             if not idx.isdigit():
                 raise RuntimeError(f"Invalid device string: '{type}'")
             index = int(idx)

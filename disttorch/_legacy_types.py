@@ -62,7 +62,7 @@ def _check_device(kwargs, name: str) -> None:
         from ._device import device
 
         if device(dev).type != "cpu":
-            raise RuntimeError(f"{name}(): legacy constructor expects device type: cpu but device type: "
+            raise RuntimeError("legacy constructor expects device type: cpu but device type: "
                                f"{device(dev).type} was passed")
 
 
@@ -91,17 +91,17 @@ class _DenseType(metaclass=_TensorType):
         if _is_size(args):
             return ops.zeros(*_size_args(args, name), dtype=cls.dtype)
         if len(args) > 1:
-            raise TypeError(f"{name}(): expected sizes (ints), one sequence of data or one tensor, got "
+            raise TypeError(f"{name}: expected sizes (ints), one sequence of data or one tensor, got "
                             f"{len(args)} arguments of types {[type(a).__name__ for a in args]}")
         data = args[0]
         if isinstance(data, _tensor_cls()):
             if not isinstance(data, cls):
-                raise TypeError(f"{name}(): expected a tensor of type {type_name(cls.dtype)} (dtype "
+                raise TypeError(f"{name}: expected a tensor of type {type_name(cls.dtype)} (dtype "
                                 f"{cls.dtype}, cpu, strided), got {data.type()}; convert with "
                                 f"x.to({cls.dtype}) instead")
             return data.detach()
         if isinstance(data, (int, float, complex, bool, np.number, str, bytes)):
-            raise TypeError(f"{name}(): data must be a sequence (got {type(data).__name__})")
+            raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
         return ops.tensor(data, dtype=cls.dtype)
 
 
@@ -126,7 +126,7 @@ class _SparseType(metaclass=_TensorType):
         if len(args) in (2, 3):
             # As PyTorch's legacy sparse constructors: the values keep their own dtype.
             return sparse_coo_tensor(*args)
-        raise TypeError(f"{name}(): expected (indices, values[, size]) or sizes, got {len(args)} arguments")
+        raise TypeError(f"{name}: expected (indices, values[, size]) or sizes, got {len(args)} arguments")
 
 
 _NAMES = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
@@ -216,7 +216,7 @@ def set_default_tensor_type(t) -> None:
                   UserWarning, stacklevel=2)
     found = type_by_name(t)
     if found is None:
-        raise TypeError(f"set_default_tensor_type(): expected a tensor type or its name, got {t!r}")
+        raise TypeError(f"set_default_tensor_type: expected a tensor type or its name, got {t!r}")
     dt, sparse = found
     if sparse or not dt.is_floating_point:
         raise TypeError(f"only floating-point types are supported as the default type (got {t!r})")

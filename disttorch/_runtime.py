@@ -38,7 +38,7 @@ MALLOC_TUNED = _tune_malloc()
 def set_num_threads(n: int) -> None:
     """Set the number of threads NumPy's BLAS uses for intra-op parallelism."""
     if int(n) < 1:
-        raise RuntimeError(f"set_num_threads: number of threads must be positive, got {n}")
+        raise RuntimeError(f"set_num_threads expects a positive integer (got {n})")
     _threads["intra"] = int(n)
     try:
         from threadpoolctl import threadpool_limits

@@ -96,7 +96,7 @@ class Future(Generic[T]):
         if not self._event.is_set():
             self._drive()
             if not self._event.is_set():
-                raise RuntimeError("Future.value(): the future has not completed yet")
+                raise RuntimeError("Future.value: the future has not completed yet")
         if self._exc is not None:
             raise self._exc
         return self._result

@@ -71,10 +71,11 @@ def is_autocast_enabled(device_type: str | None = None) -> bool:
 
 def set_autocast_enabled(device_type, enabled=None) -> None:
     """``set_autocast_enabled(device_type, enabled)``, or ``set_autocast_enabled(enabled)`` for CUDA."""
+    position = 2
     if enabled is None:
-        device_type, enabled = "cuda", device_type
+        device_type, enabled, position = "cuda", device_type, 1
     if not isinstance(enabled, bool):
-        raise TypeError(f"set_autocast_enabled(): argument 'enabled' (position 1) must be bool, not "
+        raise TypeError(f"set_autocast_enabled(): argument 'enabled' (position {position}) must be bool, not "
                         f"{type(enabled).__name__}")
     kind = _autocast_device(device_type, "set_autocast_enabled")
     STATE.enabled[kind] = enabled

@@ -81,8 +81,8 @@ def hessian(func, inputs, create_graph: bool = False, strict: bool = False, vect
     def grad_fn(*xs):
         out = func(*xs)
         if out.numel() != 1:
-            raise RuntimeError(f"hessian: the function must return a single-element tensor, got shape "
-                               f"{list(out.shape)}")
+            raise RuntimeError("The Tensor returned by the function given to hessian should contain a single element "
+                               f"(got shape {list(out.shape)})")
         gs = _grads([out.reshape(())], xs, None, True, strict, "hessian")
         return gs if multi_in else gs[0]
 

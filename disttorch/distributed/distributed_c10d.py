@@ -494,7 +494,7 @@ def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional
     n = world.size()
     members = sorted(set(int(r) for r in ranks)) if ranks is not None and len(ranks) else list(range(n))
     if ranks is not None and len(ranks) != len(members):
-        raise ValueError(f"new_group: ranks {list(ranks)} contain duplicates")
+        raise ValueError(f"ranks list must not contain duplicate entries, got {list(ranks)}")
     for r in members:
         if not 0 <= r < n:
             raise ValueError(f"new_group: rank {r} is out of range: the new group's ranks must be within the "

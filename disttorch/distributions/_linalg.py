@@ -96,8 +96,8 @@ def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: boo
     """
     _check_matrix(A, "linalg.solve_triangular", "A")
     if not isinstance(B, T.Tensor) or B.dim() < 2:
-        raise RuntimeError("linalg.solve_triangular: B must have at least 2 dimensions, got "
-                           f"{tuple(B.shape) if isinstance(B, T.Tensor) else type(B).__name__}")
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions. (got "
+                           f"{tuple(B.shape) if isinstance(B, T.Tensor) else type(B).__name__})")
     n = A.shape[-1]
     k = B.shape[-2] if left else B.shape[-1]
     if k != n:

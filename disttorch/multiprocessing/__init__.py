@@ -58,8 +58,8 @@ def set_sharing_strategy(new_strategy: str) -> None:
     """
     global _sharing_strategy
     if new_strategy not in _all_sharing_strategies:
-        raise AssertionError(f"set_sharing_strategy: unknown strategy {new_strategy!r}; this system supports "
-                             f"{sorted(_all_sharing_strategies)}")
+        raise AssertionError(f"invalid sharing strategy {new_strategy!r}, expected one of "
+                             f"{{{', '.join(repr(s) for s in sorted(_all_sharing_strategies))}}}")
     if new_strategy == "file_system":
         # Start the resource tracker now, so that processes started from here on share it: it removes the
         # segments of processes that were killed once the whole job has exited.

@@ -22,7 +22,7 @@ def _share(cls, data, requires_grad: bool, what: str):
     t._data = data._data
     t._requires_grad = False
     t._grad = None
-    t.grad_fn = None
+    t.grad_fn = None  # not Op.apply: a new leaf object over data's memory (no op, no graph)
     t._output_nr = 0
     t._vc = data._vc
     t._base = None
@@ -99,7 +99,7 @@ class Buffer(Tensor):
     def __new__(cls, data: Tensor | None = None, *, persistent: bool = True):
         t = _share(cls, data, False, "Buffer")
         if data is not None and data._requires_grad:
-            t._requires_grad = True
+            t.requires_grad = True
         t.persistent = persistent
         return t
 

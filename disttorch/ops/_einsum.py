@@ -16,14 +16,17 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ._helpers import tensor_arg
+from .inplace import _type_name
 
 __all__ = ["einsum"]
 
 _F32 = np.dtype(np.float32)
 _LOW = (np.dtype(np.float16), D.bfloat16.np)
 _LETTERS = string.ascii_letters
+_NO_OPERANDS = ("einsum(): must specify the equation string and at least one operand, or at least one operand and its "
+                "subscripts list")
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,13 +43,12 @@ def _canonical_einsum(equation: str, shapes: tuple):
                                "subscripts must be in [a-zA-Z]")
     lhs, arrow, rhs = eq.partition("->")
     if "-" in lhs + rhs or ">" in lhs + rhs or "," in rhs:
-        raise RuntimeError(f"einsum(): invalid equation {equation!r}: '->' may appear once, after all the operand "
+        raise RuntimeError(f"einsum: invalid equation {equation!r}: '->' may appear once, after all the operand "
                            "subscripts")
     terms = lhs.split(",")
     if len(terms) != len(shapes):
         more = "more" if len(shapes) > len(terms) else "fewer"
-        raise RuntimeError(f"einsum(): {more} operands were provided than specified in the equation "
-                           f"{equation!r} ({len(shapes)} operands, {len(terms)} terms)")
+        raise RuntimeError(f"einsum(): {more} operands were provided than specified in the equation")
     pool = [c for c in _LETTERS if c not in eq]
     ell_dims = []
     for k, (t, shp) in enumerate(zip(terms, shapes)):
@@ -61,13 +63,13 @@ def _canonical_einsum(equation: str, shapes: tuple):
         ell_dims.append(n)
     n_ell = max(ell_dims, default=0)
     if n_ell > len(pool):
-        raise RuntimeError("einsum(): too many dimensions for the 52 available subscripts")
+        raise RuntimeError("einsum: too many dimensions for the 52 available subscripts")
     ell, pool = "".join(pool[:n_ell]), pool[n_ell:]
     plain = [t.replace("...", "") for t in terms]
     terms = [t.replace("...", ell[n_ell - n:]) for t, n in zip(terms, ell_dims)]
     if arrow:
         if rhs.replace("...", "", 1).count("."):
-            raise RuntimeError("einsum(): found '.' for output that is not part of any ellipsis")
+            raise RuntimeError("einsum(): found '.' for output that is not part of any ellipsis (...)")
         out = rhs.replace("...", ell)
         for c in rhs.replace(".", ""):
             if c not in lhs:
@@ -84,19 +86,18 @@ def _canonical_einsum(equation: str, shapes: tuple):
         for c, s in zip(t, shp):
             if local.setdefault(c, s) != s:
                 raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't "
-                                   f"match, {local[c]} != {s}")
+                                   f"match, {s} != {local[c]}")
         for c, s in local.items():
             prev = sizes.get(c)
             if prev is None or prev == 1:
                 sizes[c] = s
             elif s != 1 and s != prev:
-                raise RuntimeError(f"einsum(): operands do not broadcast: subscript {c} has size {s} in operand "
-                                   f"{k} but size {prev} in an earlier operand (shapes "
-                                   f"{', '.join(str(list(x)) for x in shapes)})")
+                raise RuntimeError(f"einsum(): subscript {c} has size {s} for operand {k} which does not broadcast "
+                                   f"with previously seen size {prev}")
     for k, (t, shp) in enumerate(zip(terms, shapes)):
         for c in {c for c, s in zip(t, shp) if s == 1 and sizes[c] != 1}:
             if not pool:
-                raise RuntimeError("einsum(): too many broadcast dimensions for the 52 available subscripts")
+                raise RuntimeError("einsum: too many broadcast dimensions for the 52 available subscripts")
             f = pool.pop(0)
             sizes[f] = 1
             terms[k] = t = t.replace(c, f)
@@ -118,12 +119,20 @@ def _einsum_arrays(eq: str, arrays: list, xp):
     return res.astype(dt) if low or res.dtype != dt else res
 
 
-class EinsumBackward0(Node):
+class EinsumBackward0(Op):
     """d out / d operand k: an einsum of the output gradient with the other operands.
 
     Labels only in operand k (summed in the forward) come back by einsum with a ones vector, and a
     label repeated within operand k (a diagonal) by einsum with an identity matrix.
     """
+
+    op_name = "einsum"
+
+    def forward(self, xp, *arrays, terms=(), out_term="", sizes=None, pool=()):
+        if self.next_functions:
+            self.terms, self.out, self.sizes, self.pool = terms, out_term, sizes, pool
+            self.save(*range(len(arrays)))
+        return _einsum_arrays(",".join(terms) + "->" + out_term, list(arrays), xp)
 
     def backward(self, g):
         ops = self.saved_tensors
@@ -146,7 +155,7 @@ class EinsumBackward0(Node):
                     avail.add(c)
                 if c in out:
                     if not pool:
-                        raise NotImplementedError("einsum backward: too many repeated subscripts for the 52 "
+                        raise NotImplementedError("einsum: backward: too many repeated subscripts for the 52 "
                                                   "available letters")
                     f = pool.pop(0)
                     in_terms.append(c + f)
@@ -187,7 +196,7 @@ def einsum(*args):
         tensor(3.)
     """
     if not args:
-        raise TypeError("einsum(): must specify the equation string and at least one operand")
+        raise TypeError(_NO_OPERANDS)
     if isinstance(args[0], str):
         equation, operands = args[0], list(args[1:])
         if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -195,7 +204,7 @@ def einsum(*args):
     else:
         equation, operands = _sublist_equation(args)
     if not operands:
-        raise RuntimeError("einsum(): must provide at least one operand")
+        raise RuntimeError(_NO_OPERANDS)
     ops = [tensor_arg(o, "einsum", f"operands[{i}]") for i, o in enumerate(operands)]
     terms, out, sizes, pool = _canonical_einsum(equation, tuple(o._data.shape for o in ops))
     if _AC.active and _contracts(terms, out):
@@ -203,14 +212,5 @@ def einsum(*args):
     dt = ops[0]._data.dtype
     for o in ops[1:]:
         if o._data.dtype != dt:
-            raise RuntimeError(f"einsum(): expected all operands to have the same dtype, but got "
-                               f"{ops[0].dtype} and {o.dtype}")
-    eq = ",".join(terms) + "->" + out
-    r = T._wrap(_einsum_arrays(eq, [o._data for o in ops], ops[0]._xp))
-    if T.needs_grad(*ops):
-        node = EinsumBackward0(*ops)
-        node.terms, node.out, node.sizes, node.pool = terms, out, sizes, pool
-        node.save_for_backward(*ops)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+            raise RuntimeError(f"expected scalar type {_type_name(ops[0].dtype)} but found {_type_name(o.dtype)}")
+    return EinsumBackward0.apply(*ops, terms=terms, out_term=out, sizes=sizes, pool=pool)

@@ -64,7 +64,7 @@ def binary(a, b, op: str, out_dtype=None):
         nd = (out_dtype or D.result_type(a, b)).np
         bd = b._data
         return xp, scalar_array(xp, a, nd), (bd if bd.dtype == nd else bd.astype(nd))
-    raise TypeError(f"{op}(): expected at least one Tensor argument, got {type(a).__name__} and {type(b).__name__}")
+    raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(a).__name__}")
 
 
 def promote(xp, x, y, op: str, out_dtype=None):
@@ -91,7 +91,7 @@ def promote(xp, x, y, op: str, out_dtype=None):
         _check_scalar(x, op)
         nd = (out_dtype or D.result_type(x, y)).np
         return scalar_array(xp, x, nd), (y if y.dtype == nd else y.astype(nd))
-    raise TypeError(f"{op}(): expected at least one Tensor argument, got {type(x).__name__} and {type(y).__name__}")
+    raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
 
 
 def meta(x):
@@ -103,7 +103,7 @@ def meta(x):
 
 def _check_scalar(x, op: str) -> None:
     if not isinstance(x, _SCALARS):
-        raise TypeError(f"{op}(): unsupported operand type {type(x).__name__}; expected a Tensor or a number")
+        raise TypeError(f"{op}: unsupported operand type {type(x).__name__}; expected a Tensor or a number")
 
 
 def shape_of(x) -> tuple:

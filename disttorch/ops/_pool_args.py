@@ -6,6 +6,17 @@ import numbers
 
 _TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+# Positions of the int-tuple arguments in PyTorch's signatures (input is position 1), for its argument errors.
+_POSITION = {"kernel_size": 2, "stride": 3, "padding": 4, "dilation": 5, "output_size": 2, "pad": 2}
+
+
+def ints_error(op: str, what: str, v, pos: int | None = None) -> TypeError:
+    """PyTorch's argument-parser error for ``what`` that is not a tuple of ints: ``v`` is the argument, or its
+    element at index ``pos``."""
+    where = f"{op}(): argument '{what}' (position {_POSITION[what]}) must be tuple of ints"
+    if pos is None:
+        return TypeError(f"{where}, not {type(v).__name__}")
+    return TypeError(f"{where}, but found element of type {type(v).__name__} at pos {pos}")
 
 
 
@@ -13,16 +24,15 @@ def _ints(v, n: int, what: str, op: str, msg: str) -> tuple:
     if isinstance(v, numbers.Integral) and not isinstance(v, bool):
         return (int(v),) * n
     if isinstance(v, (list, tuple)):
-        for e in v:
+        for i, e in enumerate(v):
             if not (isinstance(e, numbers.Integral) and not isinstance(e, bool)):
-                raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, but found element of type "
-                                f"{type(e).__name__}")
+                raise ints_error(op, what, e, i)
         if len(v) == 1:
             return (int(v[0]),) * n
         if len(v) == n:
             return tuple(int(e) for e in v)
         raise RuntimeError(msg)
-    raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, not {type(v).__name__}")
+    raise ints_error(op, what, v)
 
 
 
@@ -37,11 +47,16 @@ def _args2d(op, kernel_size, stride, padding, dilation=1):
 
 
 
+def _type_name(np_name: str) -> str:
+    """PyTorch's scalar-type name (``Long``, ``Int``...) of a NumPy dtype name."""
+    return _TORCH_NAMES.get(np_name, np_name)
+
+
 def _check_dtype(x, op: str, allow_int: bool) -> None:
     k = x._data.dtype.kind
     if k in "fV" or (allow_int and k in "iu"):
         return
-    name = _TORCH_NAMES.get(x._data.dtype.name, x._data.dtype.name)
+    name = _type_name(x._data.dtype.name)
     raise RuntimeError(f'"{op}" not implemented for \'{name}\'')
 
 

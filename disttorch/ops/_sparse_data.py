@@ -89,7 +89,7 @@ def _calling_op(fallback: str) -> str:
 def unsupported(what: str, detail: str = "") -> NotImplementedError:
     """The error for an operation a sparse COO tensor does not support, naming the calling op."""
     op = _calling_op(what)
-    return NotImplementedError(f"{op}(): not supported for sparse COO tensors (layout=disttorch.sparse_coo){detail}; "
+    return NotImplementedError(f"{op}: not supported for sparse COO tensors (layout=disttorch.sparse_coo){detail}; "
                                "convert with .to_dense() first (disttorch.sparse's documentation lists the ops "
                                "that take sparse tensors)")
 
@@ -193,8 +193,8 @@ class SparseCOO(NDArrayOperatorsMixin):
             return out
         if d0 >= sd and d1 >= sd:
             return SparseCOO(self.indices, self.values.swapaxes(d0 - sd + 1, d1 - sd + 1), shape, self.coalesced)
-        raise RuntimeError(f"transpose(): cannot transpose a sparse dimension with a dense dimension (dims {d0} "
-                           f"and {d1} of a tensor with {sd} sparse dims)")
+        raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: {sd}, d0: {d0}, "
+                           f"d1: {d1}")
 
     # ---- the cached forms ----------------------------------------------------------------------------
     def coalesced_form(self) -> "SparseCOO":
@@ -303,15 +303,15 @@ class SparseCOO(NDArrayOperatorsMixin):
 # ---- the ufuncs that keep a tensor sparse -------------------------------------------------------------
 def _same_shape(op: str, a, b) -> None:
     if tuple(a.shape) != tuple(b.shape):
-        raise RuntimeError(f"{_calling_op(op)}(): sparse operands must have the same shape, got {list(a.shape)} "
-                           f"and {list(b.shape)} (sparse tensors do not broadcast)")
+        raise RuntimeError(f"{_calling_op(op)}: expected sizes of 'self' and 'other' to match, but "
+                           f"{list(a.shape)} != {list(b.shape)} (sparse tensors do not broadcast)")
 
 
 def _add_sparse(a: SparseCOO, b: SparseCOO, sign: int) -> SparseCOO:
     _same_shape("add", a, b)
     if a.sparse_dim != b.sparse_dim:
-        raise RuntimeError(f"{_calling_op('add')}(): sparse operands must have the same sparse_dim, got "
-                           f"{a.sparse_dim} and {b.sparse_dim}")
+        raise RuntimeError(f"{_calling_op('add')}: expected 'self' and 'other' to have same density, but 'self' "
+                           f"has {a.sparse_dim} sparse dimensions while 'other' has {b.sparse_dim} sparse dimensions")
     xp = a.xp
     bv = b.values if sign > 0 else -b.values
     vals = xp.concatenate([a.values, bv.astype(a.values.dtype, copy=False)])

@@ -220,7 +220,7 @@ def prelu(input, weight):
             raise RuntimeError("prelu: Not allow zero-dim input tensor.")
         c = x.shape[1] if x.ndim > 1 else 1
         if c != n:
-            raise RuntimeError(f"prelu: Mismatch of parameter numbers and input channel size. Found parameter "
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter "
                                f"numbers = {n} and channel size = {c}.")
     if w.ndim > 1:
         raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {w.ndim}")
@@ -236,7 +236,7 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
     """Randomized leaky ReLU: in training, negative inputs are scaled by slopes drawn uniformly from
     ``[lower, upper]`` (disttorch's default generator); in eval, by ``(lower + upper) / 2``."""
     if lower > upper:
-        raise RuntimeError("rrelu: Lower bound should be less than or equal to the upper bound")
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     if inplace:
         return _inplace(input, "rrelu_", rrelu, lower, upper, training)
     x = _float_input(input, "rrelu")
@@ -592,7 +592,7 @@ def glu(input, dim: int = -1):
     d = T._wrap_dim(dim, x.ndim, "glu")
     n = x.shape[d]
     if n % 2:
-        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {d} is size {n}")
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
     h = n // 2
     return x.narrow(d, 0, h) * x.narrow(d, h, h).sigmoid()
 

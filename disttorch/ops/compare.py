@@ -87,11 +87,11 @@ def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: b
     a = tensor_arg(input, "isclose")
     b = tensor_arg(other, "isclose", "other")
     if a._data.dtype != b._data.dtype:
-        raise RuntimeError(f"isclose: {_I._type_name(a.dtype)} did not match {_I._type_name(b.dtype)}")
+        raise RuntimeError(f"{_I._type_name(a.dtype)} did not match {_I._type_name(b.dtype)}")
     if rtol < 0:
-        raise RuntimeError(f"isclose: rtol must be greater than or equal to zero, but got {rtol}")
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:
-        raise RuntimeError(f"isclose: atol must be greater than or equal to zero, but got {atol}")
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
     xp, x, y = a._xp, a._data, b._data
     try:
         with quiet(xp):

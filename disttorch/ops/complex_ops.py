@@ -14,9 +14,9 @@ from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
 from ..autograd.function import Node
+from ..autograd.op import RESULT, Op, set_history, write_out
 from . import inplace as _I
 from ._helpers import broadcast_error, quiet, sum_to, tensor_arg
-from .elementwise import _out
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "angle", "complex", "polar"]
@@ -25,14 +25,19 @@ _COMPLEX_OF = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64
 _REAL_OF = {c: f for f, c in _COMPLEX_OF.items()}
 
 
-def _record(r, node):
-    r._requires_grad = True
-    r.grad_fn = node
+def _record_view(r, node):
+    """Attach ``node`` to ``r``, a view of the node's input (real, imag, view_as_real, view_as_complex)."""
+    set_history(r, node)  # not Op.apply: a view that must share its input's version counter
     return node
 
 
-class ToCopyBackward0(Node):
+class ToCopyBackward0(Op):
     """Backward of a real -> complex cast: the real part of the gradient (PyTorch's ``_to_copy_backward``)."""
+
+    op_name = "_to_copy"
+
+    def forward(self, xp, a):
+        return a.astype(_COMPLEX_OF[a.dtype])
 
     def backward(self, g):
         return real(g)
@@ -40,13 +45,9 @@ class ToCopyBackward0(Node):
 
 def to_complex(x):
     """``x`` (float32/float64, or already complex) cast to the matching complex dtype, differentiably."""
-    a = x._data
-    if a.dtype.kind == "c":
+    if x._data.dtype.kind == "c":
         return x
-    r = T._wrap(a.astype(_COMPLEX_OF[a.dtype]))
-    if T.needs_grad(x):
-        _record(r, ToCopyBackward0(x))
-    return r
+    return ToCopyBackward0.apply(x)
 
 
 def _as_complex(g, dt):
@@ -72,7 +73,7 @@ def real(input):
         return x
     r = T._view_of(x, x._data.real)
     if T.needs_grad(x):
-        _record(r, RealBackward0(x)).dt = x._data.dtype
+        _record_view(r, RealBackward0(x)).dt = x._data.dtype
     return r
 
 
@@ -83,7 +84,7 @@ def imag(input):
         raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
     r = T._view_of(x, x._data.imag)
     if T.needs_grad(x):
-        _record(r, ImagBackward0(x))
+        _record_view(r, ImagBackward0(x))
     return r
 
 
@@ -109,7 +110,7 @@ def view_as_real(input):
     strided = xp.lib.stride_tricks.as_strided
     r = T._view_of(x, strided(re, shape=a.shape + (2,), strides=a.strides + (re.itemsize,)))
     if T.needs_grad(x):
-        _record(r, ViewAsRealBackward0(x))
+        _record_view(r, ViewAsRealBackward0(x))
     return r
 
 
@@ -122,7 +123,7 @@ def view_as_complex(input):
         raise RuntimeError("view_as_complex is only supported for float and double tensors, but got a tensor of "
                            f"scalar type: {_I._type_name(x.dtype)}")
     if a.ndim == 0 or a.shape[-1] != 2:
-        raise RuntimeError(f"Tensor must have a last dimension of size 2 (got shape {list(a.shape)})")
+        raise RuntimeError("Tensor must have a last dimension of size 2")
     if a.strides[-1] != a.itemsize:
         raise RuntimeError("Tensor must have a last dimension with stride 1")
     if any(s % (2 * a.itemsize) for s, n in zip(a.strides[:-1], a.shape[:-1]) if n > 1):
@@ -133,7 +134,7 @@ def view_as_complex(input):
         raise RuntimeError("Tensor must have a storage_offset divisible by 2") from None
     r = T._view_of(x, arr)
     if T.needs_grad(x):
-        _record(r, ViewAsComplexBackward0(x))
+        _record_view(r, ViewAsComplexBackward0(x))
     return r
 
 
@@ -152,7 +153,7 @@ def conj_physical(input, *, out=None):
     """The complex conjugate, always materialised (the same as :func:`conj` here)."""
     x = tensor_arg(input, "conj_physical")
     r = conj(x) if x._data.dtype.kind == "c" else x.clone()
-    return r if out is None else _out(r, out)
+    return r if out is None else write_out(r, out, "conj_physical")
 
 
 def resolve_conj(input):
@@ -172,7 +173,18 @@ def is_conj(input) -> bool:
 
 
 # ---- angle -----------------------------------------------------------------------------------------------
-class AngleBackward0(Node):
+class AngleBackward0(Op):
+    op_name = "angle"
+
+    def forward(self, xp, a):
+        self.save(0)
+        with quiet(xp):
+            if a.dtype.kind == "c":
+                return xp.angle(a)
+            f = a if a.dtype.kind in "fV" else a.astype(D.get_default_dtype().np)
+            data = xp.where(f < 0, np.pi, 0.0).astype(f.dtype)
+            return xp.where(f != f, f, data)  # NaN stays NaN
+
     def backward(self, g):
         (z,) = self.saved_tensors
         if z._data.dtype.kind != "c":
@@ -185,22 +197,7 @@ class AngleBackward0(Node):
 
 def angle(input, *, out=None):
     """The argument of each element in radians (for real tensors: 0 for x >= 0, pi for x < 0, NaN kept)."""
-    x = tensor_arg(input, "angle")
-    a = x._data
-    xp = x._xp
-    with quiet(xp):
-        if a.dtype.kind == "c":
-            data = xp.angle(a)
-        else:
-            f = a if a.dtype.kind in "fV" else a.astype(D.get_default_dtype().np)
-            data = xp.where(f < 0, np.pi, 0.0).astype(f.dtype)
-            data = xp.where(f != f, f, data)  # NaN stays NaN
-    r = T._wrap(data)
-    if T.needs_grad(x):
-        node = AngleBackward0(x)
-        node.save_for_backward(x)
-        _record(r, node)
-    return r if out is None else _out(r, out)
+    return AngleBackward0.apply(tensor_arg(input, "angle"), out=out)
 
 
 # ---- complex / polar -------------------------------------------------------------------------------------
@@ -221,7 +218,17 @@ def _pair(re, im, op: str):
     return a, b, shape, _COMPLEX_OF[da]
 
 
-class ComplexBackward0(Node):
+class ComplexBackward0(Op):
+    op_name = "complex"
+
+    def forward(self, xp, re, im, shape=(), cd=None):
+        if self.next_functions:
+            self.shapes = (re.shape, im.shape)
+        data = xp.empty(shape, dtype=cd)
+        data.real = re
+        data.imag = im
+        return data
+
     def backward(self, g):
         n = self.needs_input_grad
         return (sum_to(real(g), self.shapes[0]) if n[0] else None,
@@ -231,16 +238,22 @@ class ComplexBackward0(Node):
 def complex(real, imag, *, out=None):  # noqa: A001 - PyTorch's name
     """A complex tensor from real and imaginary parts of the same float dtype (broadcast together)."""
     a, b, shape, cd = _pair(real, imag, "complex")
-    data = a._xp.empty(shape, dtype=cd)
-    data.real = a._data
-    data.imag = b._data
-    r = T._wrap(data)
-    if T.needs_grad(a, b):
-        _record(r, ComplexBackward0(a, b)).shapes = (a._data.shape, b._data.shape)
-    return r if out is None else _out(r, out)
+    return ComplexBackward0.apply(a, b, shape=shape, cd=cd, out=out)
 
 
-class PolarBackward0(Node):
+class PolarBackward0(Op):
+    op_name = "polar"
+
+    def forward(self, xp, r, theta, shape=(), cd=None):
+        if self.next_functions:
+            self.shapes = (r.shape, theta.shape)
+            self.save(RESULT)
+        data = xp.empty(shape, dtype=cd)
+        with quiet(xp):
+            data.real = r * xp.cos(theta)
+            data.imag = r * xp.sin(theta)
+        return data
+
     def backward(self, g):
         (z,) = self.saved_tensors
         from .pointwise import sgn
@@ -256,18 +269,7 @@ class PolarBackward0(Node):
 def polar(abs, angle, *, out=None):  # noqa: A002 - PyTorch's names
     """``abs * (cos(angle) + i sin(angle))`` (broadcast together; both of the same float dtype)."""
     a, b, shape, cd = _pair(abs, angle, "polar")
-    xp = a._xp
-    data = xp.empty(shape, dtype=cd)
-    with quiet(xp):
-        data.real = a._data * xp.cos(b._data)
-        data.imag = a._data * xp.sin(b._data)
-    r = T._wrap(data)
-    if T.needs_grad(a, b):
-        node = PolarBackward0(a, b)
-        node.shapes = (a._data.shape, b._data.shape)
-        node.save_for_backward(r)
-        _record(r, node)
-    return r if out is None else _out(r, out)
+    return PolarBackward0.apply(a, b, shape=shape, cd=cd, out=out)
 
 
 _angle = angle

@@ -4,13 +4,32 @@ from __future__ import annotations
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import CPU, array_module, device
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ._helpers import tensor_arg
 
 __all__ = ["clone"]
 
 
-class ToCopyBackward0(Node):
+class ToCopyBackward0(Op):
+    op_name = "_to_copy"
+
+    def forward(self, xp, arr, dtype=None, dev=None, src_dev=None, copy=False):
+        if self.next_functions:
+            self.src_dtype, self.src_device = D._FROM_NP[arr.dtype], src_dev
+        same_dev = dev is None
+        if not same_dev:
+            if dev.type == "cpu":
+                arr = arr.get()
+            else:
+                xp = array_module(dev)
+                with xp.cuda.Device(dev.index or 0):
+                    arr = xp.asarray(arr)
+        if dtype is not None:
+            arr = arr.astype(dtype.np)
+        elif same_dev and copy:
+            arr = arr.copy()
+        return arr
+
     def backward(self, g):
         if g._data.dtype.kind == "c" and not self.src_dtype.is_complex:  # real -> complex cast: the real part
             from .complex_ops import real
@@ -27,24 +46,8 @@ def _convert(x, dtype: D.dtype | None, dev: device | None, copy: bool = False):
     same_dev = dev is None or _same_device(src_dev, dev)
     if same_dtype and same_dev and not copy:
         return x
-    if not same_dev:
-        if dev.type == "cpu":
-            arr = arr.get()
-        else:
-            xp = array_module(dev)
-            with xp.cuda.Device(dev.index or 0):
-                arr = xp.asarray(arr)
-    if not same_dtype:
-        arr = arr.astype(dtype.np)
-    elif same_dev and copy:
-        arr = arr.copy()
-    r = T._wrap(arr)
-    if T.needs_grad(x) and (r.dtype.is_floating_point or r.dtype.is_complex):
-        node = ToCopyBackward0(x)
-        node.src_dtype, node.src_device = x.dtype, src_dev
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ToCopyBackward0.apply(x, dtype=None if same_dtype else dtype, dev=None if same_dev else dev,
+                                 src_dev=src_dev, copy=copy)
 
 
 def _same_device(a: device, b: device) -> bool:
@@ -53,14 +56,28 @@ def _same_device(a: device, b: device) -> bool:
     return a.type == "cpu" or b.index is None or (a.index or 0) == b.index
 
 
+def _invalid_to(args, kwargs) -> TypeError:
+    """PyTorch's argument-parser error for ``to()``."""
+    got = [type(a).__name__ for a in args] + [f"{k}={type(v).__name__}" for k, v in kwargs.items()]
+    return TypeError("to() received an invalid combination of arguments - got (" + ", ".join(got)
+                     + (", " if kwargs else "") + "), but expected one of:\n"
+                     " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, "
+                     "bool copy = False, *, torch.memory_format memory_format = None)\n"
+                     " * (torch.dtype dtype, bool non_blocking = False, bool copy = False, *, "
+                     "torch.memory_format memory_format = None)\n"
+                     " * (Tensor tensor, bool non_blocking = False, bool copy = False, *, "
+                     "torch.memory_format memory_format = None)")
+
+
 def _parse_to(args, kwargs):
+    given = dict(kwargs)
     dtype = kwargs.pop("dtype", None)
     dev = kwargs.pop("device", None)
     copy = kwargs.pop("copy", False)
     kwargs.pop("non_blocking", None)
     kwargs.pop("memory_format", None)
     if kwargs:
-        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        raise _invalid_to(args, given)
     for a in args:
         if isinstance(a, T.Tensor):
             dtype, dev = a.dtype, a.device
@@ -73,7 +90,7 @@ def _parse_to(args, kwargs):
         elif isinstance(a, type) or a is None:
             dtype = None if a is None else D.to_dtype(a)
         else:
-            raise TypeError(f"to() received an invalid combination of arguments: {type(a).__name__}")
+            raise _invalid_to(args, given)
     if dev is not None:
         dev = device(dev)
     if dtype is not None:
@@ -81,19 +98,19 @@ def _parse_to(args, kwargs):
     return dtype, dev, copy
 
 
-class CloneBackward0(Node):
+class CloneBackward0(Op):
+    op_name = "clone"
+
+    def forward(self, xp, arr):
+        return arr.copy()
+
     def backward(self, g):
         return g
 
 
 def clone(input, *, memory_format=None):
     """A copy of ``input`` that stays in the graph (gradient flows back unchanged)."""
-    x = tensor_arg(input, "clone")
-    r = T._wrap(x._data.copy())
-    if T.needs_grad(x):
-        r._requires_grad = True
-        r.grad_fn = CloneBackward0(x)
-    return r
+    return CloneBackward0.apply(tensor_arg(input, "clone"))
 
 
 class ConvertMethods:

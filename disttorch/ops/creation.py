@@ -18,6 +18,7 @@ from .._device import CPU, array_module, to_host
 from .._device import device as _device_cls
 from ._helpers import quiet
 from .elementwise import _out
+from .inplace import _type_name
 
 __all__ = ["tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like",
            "ones_like", "full_like", "empty_like", "arange", "range", "linspace", "logspace", "eye",
@@ -31,7 +32,8 @@ def _resolve(dtype, device, out=None, default=None):
     if dtype is not None:
         dt = D.to_dtype(dtype)
         if out is not None and out.dtype is not dt:
-            raise RuntimeError(f"dtype {dt} does not match dtype of out parameter ({out.dtype})")
+            raise RuntimeError(f"dtype {_type_name(dt)} does not match dtype of out parameter "
+                               f"({_type_name(out.dtype)})")
     else:
         dt = out.dtype if out is not None else default
     if device is not None:
@@ -62,8 +64,7 @@ def _leaf_dtype(x) -> D.dtype:
         return D.get_default_dtype()
     if isinstance(x, builtins.complex):
         return D.get_default_dtype().to_complex()
-    raise TypeError(f"tensor(): could not infer dtype of {type(x).__name__} (expected numbers, sequences of "
-                    "numbers, arrays or tensors)")
+    raise TypeError(f"Could not infer dtype of {type(x).__name__}")
 
 
 def _infer_dtype(data):
@@ -115,8 +116,7 @@ def _ragged_error(data) -> ValueError:
                 return msg
         return None
 
-    msg = walk(data, 0) or "the nested sequence is not rectangular"
-    return ValueError(f"tensor(): {msg}")
+    return ValueError(walk(data, 0) or "tensor: the nested sequence is not rectangular")
 
 
 def _tensors_to_lists(seq):
@@ -126,8 +126,7 @@ def _tensors_to_lists(seq):
             if x._data.ndim == 0:
                 x = x.item()
             elif x._data.size != 1:
-                raise ValueError(f"only one element tensors can be converted to Python scalars (got a tensor of "
-                                 f"shape {list(x.shape)} inside a list; use disttorch.stack to join tensors)")
+                raise ValueError("only one element tensors can be converted to Python scalars")
             else:
                 x = x.tolist()
         elif isinstance(x, (list, tuple)):
@@ -165,8 +164,7 @@ def _to_array(data, dtype, xp, copy: bool):
         if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (str, bytes, dict)):
             data = list(data)  # range, deque, other sequences
         else:
-            raise TypeError(f"tensor(): could not infer dtype of {type(data).__name__} (expected numbers, "
-                            "sequences of numbers, arrays or tensors)")
+            raise TypeError(f"Could not infer dtype of {type(data).__name__}")
     inferred, has_tensor = _infer_dtype(data)  # also rejects non-number leaves
     if dtype is None:
         dtype = inferred
@@ -180,7 +178,7 @@ def _to_array(data, dtype, xp, copy: bool):
         # Out-of-range ints wrap into small integer dtypes as in PyTorch; beyond int64 is an error.
         arr = np.array(data)
         if arr.dtype.kind == "O":
-            raise RuntimeError(f"tensor(): Overflow when unpacking long: a value does not fit in {dtype}") from None
+            raise RuntimeError("Overflow when unpacking long long") from None
         with quiet(np):
             arr = arr.astype(npdt)
     except ValueError:
@@ -257,8 +255,12 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
     try:
         arr = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
     except ValueError as e:
+        n = memoryview(buffer).nbytes
+        if count > 0 and offset + count * dt.itemsize > n:
+            raise ValueError(f"requested buffer length ({count} * {dt.itemsize} bytes) after offset ({offset} bytes) "
+                             f"must not be greater than actual buffer length ({n} bytes)") from None
         raise ValueError(f"frombuffer: cannot read count={count} elements of {dt} at offset={offset} from a buffer "
-                         f"of {memoryview(buffer).nbytes} bytes ({e})") from None
+                         f"of {n} bytes ({e})") from None
     return _finish(arr, requires_grad)
 
 
@@ -269,23 +271,33 @@ def _size_args(size, op: str, kw=None) -> tuple:
     """Normalise varargs sizes (``2, 3``), one sequence (``(2, 3)``) or the ``size=`` keyword."""
     if kw is not None:
         if size:
-            raise TypeError(f"{op}(): got multiple values for argument 'size'")
+            raise TypeError(f"{op}() got multiple values for argument 'size'")
         size = (kw,)
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = tuple(size[0])
     elif not size:
-        raise TypeError(f"{op}() missing 1 required positional argument: 'size'")
+        raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
     out = []
     for s in size:
         if isinstance(s, T.Tensor):
             s = s.__index__()
         if isinstance(s, builtins.bool) or not isinstance(s, (builtins.int, np.integer)):
-            raise TypeError(f"{op}(): argument 'size' must be tuple of ints, but found element of type "
-                            f"{type(s).__name__} at pos {len(out)}")
+            raise TypeError(f"{op}(): argument 'size' failed to unpack the object at pos {len(out) + 1} with error "
+                            f"\"type must be tuple of ints,but got {type(s).__name__}\"")
         if s < 0:
-            raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension {s}: {list(size)}")
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
         out.append(builtins.int(s))
     return tuple(out)
+
+
+# PyTorch names the C++ type in its overflow errors.
+_C_TYPE = {"bool": "bool", "uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t",
+           "float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
+           "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+
+
+def _overflow(dt: D.dtype) -> RuntimeError:
+    return RuntimeError(f"value cannot be converted to type {_C_TYPE.get(dt.name, dt.name)} without overflow")
 
 
 def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
@@ -294,13 +306,13 @@ def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
     if (fill.__class__ is builtins.int or fill.__class__ is builtins.bool) and fill == 0:
         return xp.zeros(shape, dtype=dt.np)
     if isinstance(fill, (builtins.float, np.floating)) and not math.isfinite(fill) and dt._cat == 1:
-        raise RuntimeError(f"{op}: value cannot be converted to type {dt} without overflow: {fill}")
+        raise _overflow(dt)
     try:
         if dt is D.bfloat16:
             return xp.full(shape, fill, dtype=np.float32).astype(dt.np)
         return xp.full(shape, fill, dtype=dt.np)
     except (OverflowError, TypeError, ValueError):
-        raise RuntimeError(f"{op}: value cannot be converted to type {dt} without overflow: {fill}") from None
+        raise _overflow(dt) from None
 
 
 def _filled(op: str, size, fill, dtype, device, requires_grad: bool, out=None, size_kw=None):
@@ -333,8 +345,8 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None, require
     shape = _size_args((size,), "empty_strided")
     stride = tuple(builtins.int(s) for s in stride)
     if len(stride) != len(shape):
-        raise RuntimeError(f"empty_strided: mismatch in length of strides and shape ({list(stride)} and "
-                           f"{list(shape)})")
+        raise RuntimeError(f"dimensionality of sizes ({len(shape)}) must match dimensionality of strides "
+                           f"({len(stride)})")
     dt, dev, xp = _resolve(dtype, device, None, D.get_default_dtype())
     if 0 in shape or not shape:
         return _finish(xp.empty(shape, dtype=dt.np), requires_grad)
@@ -373,7 +385,7 @@ def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad: boo
 
 def _like(op: str, input, fill, dtype, device, requires_grad):
     if not isinstance(input, T.Tensor):
-        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(input).__name__}")
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     dt = input.dtype if dtype is None else D.to_dtype(dtype)
     dev = input.device if device is None else _device_cls(device)
     return _finish(_fill_array(array_module(dev), input._data.shape, fill, dt, op), requires_grad)
@@ -422,18 +434,20 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         tensor([0.0000, 0.2500, 0.5000, 0.7500])
     """
     start, end, step = _num(start), _num(end), _num(step)
+    names = ("start", "end", "step")
     if end is None:
         start, end = 0, start
-    for v in (start, end, step):
+        names = ("", "end", "step")
+    for pos, (name, v) in enumerate(zip(names, (start, end, step))):
         if not isinstance(v, (builtins.int, builtins.float, np.integer, np.floating)):
-            raise TypeError(f"arange(): arguments must be real numbers, got {type(v).__name__}")
+            raise TypeError(f"arange(): argument '{name}' (position {pos + (names[0] != '')}) must be Number, not "
+                            f"{type(v).__name__}")
     if not (math.isfinite(start) and math.isfinite(end)):
-        raise RuntimeError(f"arange: unsupported range: {start} -> {end}")
+        raise RuntimeError(f"unsupported range: {start} -> {end}")
     if step == 0:
-        raise RuntimeError("arange: step must be nonzero")
+        raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
-        raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
-                           f"(start={start}, end={end}, step={step})")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     any_float = _is_float(start) or _is_float(end) or _is_float(step)
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype() if any_float else D.int64)
     if any_float:
@@ -458,7 +472,7 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
     if end is None:
         start, end = 0, start
     if step == 0:
-        raise RuntimeError("range: step must be nonzero")
+        raise RuntimeError("step must be nonzero")
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
     n = builtins.max(0, builtins.int(math.floor((end - start) / step)) + 1)
     arr = xp.arange(n, dtype=np.float64) * step + start
@@ -468,9 +482,9 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
 def _steps_arg(steps, op: str) -> int:
     steps = _num(steps)
     if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)):
-        raise TypeError(f"{op}(): argument 'steps' must be int, not {type(steps).__name__}")
+        raise TypeError(f"{op}(): argument 'steps' (position 3) must be int, not {type(steps).__name__}")
     if steps < 0:
-        raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
+        raise RuntimeError("number of steps must be non-negative")
     return builtins.int(steps)
 
 
@@ -513,11 +527,11 @@ def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, devi
         requires_grad: bool = False, pin_memory: bool = False):
     """The ``n`` x ``m`` identity matrix (``m`` defaults to ``n``)."""
     n, m = _num(n), _num(m)
-    for name, v in (("n", n), ("m", m)):
+    for pos, (name, v) in enumerate((("n", n), ("m", m)), 1):
         if v is not None and (isinstance(v, builtins.bool) or not isinstance(v, (builtins.int, np.integer))):
-            raise TypeError(f"eye(): argument '{name}' must be int, not {type(v).__name__}")
+            raise TypeError(f"eye(): argument '{name}' (position {pos}) must be int, not {type(v).__name__}")
         if v is not None and v < 0:
-            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
+            raise RuntimeError(f"{name} must be greater or equal to 0, got {v}")
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
     return _finish(xp.eye(n, m, dtype=dt.np), requires_grad, out)
 

@@ -12,30 +12,18 @@ import numpy as np  # the ndarray type, to accept arrays as operator operands
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.op import RESULT, Op, write_out
 from . import inplace as _I
-from ._helpers import ERRSTATE, IGNORE, binary, broadcast_error, meta, promote, quiet, shape_of, sum_to, tensor_arg
+from ._helpers import ERRSTATE, IGNORE, binary, broadcast_error, meta, promote, quiet, sum_to, tensor_arg
 
 __all__ = ["add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
            "remainder", "fmod", "pow", "float_power", "reciprocal", "square", "neg", "negative", "positive"]
 
 
-# ---- shared plumbing (also used by pointwise_binary.py and compare.py until they move to Op) --------------
-def _ng(a, b) -> bool:
-    """True when grad mode is on and ``a`` or ``b`` (Tensors or numbers) requires grad."""
-    if not _GRAD.enabled:
-        return False
-    return (isinstance(a, T.Tensor) and a._requires_grad) or (isinstance(b, T.Tensor) and b._requires_grad)
-
-
-def _meta(x):
-    """(shape, NumPy dtype) of a Tensor operand, None for a number."""
-    return (x._data.shape, x._data.dtype) if isinstance(x, T.Tensor) else None
-
-
+# ---- shared plumbing (also used by pointwise_binary.py and compare.py) ------------------------------------
 def reduce_grad(g, meta):
-    """``g`` summed over the dims broadcasting added and cast to the input's dtype (``meta`` from ``_meta``)."""
+    """``g`` summed over the dims broadcasting added and cast to the input's dtype (``meta``: (shape, NumPy dtype)
+    of the input, from ``_helpers.meta``)."""
     g = sum_to(g, meta[0])
     if g._data.dtype != meta[1]:
         if g._data.dtype.kind == "c" and meta[1].kind != "c":  # a real input of a complex op: the real part
@@ -64,26 +52,9 @@ def zeros_grad(g, meta):
     return T._wrap(g._xp.zeros(meta[0], dtype=meta[1]))
 
 
-def record2(cls, r, a, b):
-    """Attach a new ``cls`` node over operands ``a``, ``b`` (Tensors or numbers) to result ``r``; returns it."""
-    node = cls(a if isinstance(a, T.Tensor) else None, b if isinstance(b, T.Tensor) else None)
-    node.a, node.b = _meta(a), _meta(b)
-    r._requires_grad = True
-    r.grad_fn = node
-    return node
-
-
-def _call(xp, fn, op: str, a, b, x, y):
-    """``fn(x, y)`` on promoted arrays with NumPy's floating-point warnings off (overflow gives inf
-    silently, as in PyTorch), turning NumPy's broadcast failure into PyTorch's RuntimeError."""
-    try:
-        return _I.quiet_call(fn, x, y)
-    except ValueError:
-        raise broadcast_error(op, shape_of(a), shape_of(b)) from None
-
-
 def _ufunc2(fn, op: str, x, y):
-    """``fn(x, y)`` on the entry point's promoted arrays, NumPy's floating-point warnings off (as ``_call``)."""
+    """``fn(x, y)`` on the entry point's promoted arrays with NumPy's floating-point warnings off (overflow gives
+    inf silently, as in PyTorch), turning NumPy's broadcast failure into PyTorch's RuntimeError."""
     if ERRSTATE is None:  # pragma: no cover - NumPy without the error-state context variable
         try:
             with np.errstate(all="ignore"):
@@ -108,7 +79,7 @@ def _to_float(x, y):
 
 
 def _out(r, out):
-    """Honour an ``out=`` argument (ops not yet on ``Op.apply``; those pass ``out=`` to it)."""
+    """Honour an ``out=`` argument for results built from several ops (a single op passes ``out=`` to apply)."""
     if out is None:
         return r
     return write_out(r, out, "out")
@@ -130,9 +101,9 @@ def _is_bool(x) -> bool:
 def _scaled(arr, alpha, op: str):
     k = arr.dtype.kind
     if k == "b" and alpha.__class__ is not bool:
-        raise RuntimeError(f"{op}: Boolean alpha only supported for Boolean results.")
+        raise RuntimeError("Boolean alpha only supported for Boolean results.")
     if k in "iu" and not isinstance(alpha, int):
-        raise RuntimeError(f"{op}: For integral input tensors, argument alpha must not be a floating point number.")
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     return arr * alpha
 
 
@@ -282,7 +253,7 @@ def true_divide(dividend, divisor, *, out=None):
 
 def _check_int_divisor(xp, y, op: str) -> None:
     if y.dtype.kind in "iub" and bool((y == 0).any()):
-        raise RuntimeError(f"{op}: ZeroDivisionError")
+        raise RuntimeError("ZeroDivisionError")
 
 
 def _rounding_div(xp, a, b, mode, op: str):
@@ -310,7 +281,7 @@ class FloorDivideBackward0(Op):
         return _rounding_div(xp, a, b, "floor", "floor_divide")
 
     def backward(self, g):
-        raise NotImplementedError("the derivative for 'floor_divide' is not implemented.")
+        raise NotImplementedError("derivative for aten::floor_divide is not implemented")
 
 
 def floor_divide(input, other, *, out=None):
@@ -570,8 +541,8 @@ def pow_(self, exponent):
 
 def float_power_(self, exponent):
     if self._data.dtype != D.float64.np and self._data.dtype != D.complex128.np:
-        raise RuntimeError(f"float_power_(): the base given to float_power_ has dtype {self.dtype.name.capitalize()} "
-                           "but the operation's result requires dtype Double")
+        raise RuntimeError(f"the base given to float_power_ has dtype {_I._type_name(self.dtype)} but the operation's "
+                           "result requires dtype Double")
     return _I.inplace(self, "float_power_", float_power, exponent)
 
 

@@ -13,6 +13,7 @@ import numpy as np  # dtype constants only
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._internals import bump_version
 from ..autograd.op import Op
 from ._helpers import quiet, tensor_arg
 
@@ -70,7 +71,7 @@ def _renorm_(weight, flat, max_norm: float, norm_type: float) -> None:
             norm = (a ** norm_type).sum(axis=1) ** (1.0 / norm_type)
         scale = xp.where(norm > max_norm, max_norm / (norm + 1e-7), 1.0)
     w[rows] = (work * scale[:, None]).astype(w.dtype)
-    weight._vc[0] += 1
+    bump_version(weight)
 
 
 class EmbeddingBackward0(Op):

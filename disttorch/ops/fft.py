@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
-from ..autograd.function import Node
+from ..autograd.op import Op
 from .complex_ops import real
 
 NONE, ROOT, BY_N = 0, 1, 2
@@ -48,35 +48,36 @@ def _norm_name(mode: int, forward: bool) -> str:
     return "forward" if mode == NONE else "backward"
 
 
-def _record(r, node):
-    r._requires_grad = True
-    r.grad_fn = node
-    return node
-
-
 # ---- complex to complex ------------------------------------------------------------------------------------
-class FftC2CBackward0(Node):
+class FftC2CBackward0(Op):
+    op_name = "_fft_c2c"
+
+    def forward(self, xp, a, dims=(), mode=NONE, forward=True):
+        self.dims, self.mode, self.forward = dims, mode, forward
+        if not dims:
+            return a.copy()
+        b = _backend(xp)
+        return (b.fftn if forward else b.ifftn)(a, axes=dims, norm=_norm_name(mode, forward))
+
     def backward(self, g):
         return fft_c2c(g, self.dims, self.mode, not self.forward)
 
 
 def fft_c2c(x, dims: tuple, mode: int, forward: bool):
     """The complex DFT of complex tensor ``x`` over ``dims`` (inverse sign when not ``forward``), scaled by ``mode``."""
-    a = x._data
-    if not dims:
-        data = a.copy()
-    else:
-        b = _backend(x._xp)
-        data = (b.fftn if forward else b.ifftn)(a, axes=dims, norm=_norm_name(mode, forward))
-    r = T._wrap(data)
-    if T.needs_grad(x):
-        node = _record(r, FftC2CBackward0(x))
-        node.dims, node.mode, node.forward = dims, mode, forward
-    return r
+    return FftC2CBackward0.apply(x, dims=dims, mode=mode, forward=forward)
 
 
 # ---- real to complex ---------------------------------------------------------------------------------------
-class FftR2CBackward0(Node):
+class FftR2CBackward0(Op):
+    op_name = "_fft_r2c"
+
+    def forward(self, xp, a, dims=(), mode=NONE, onesided=True):
+        self.dims, self.mode, self.onesided, self.last_size = dims, mode, onesided, a.shape[dims[-1]]
+        b = _backend(xp)
+        norm = _norm_name(mode, True)
+        return b.rfftn(a, axes=dims, norm=norm) if onesided else b.fftn(a, axes=dims, norm=norm)
+
     def backward(self, g):
         if self.onesided:
             last = self.dims[-1]
@@ -92,19 +93,19 @@ class FftR2CBackward0(Node):
 
 def fft_r2c(x, dims: tuple, mode: int, onesided: bool):
     """The forward DFT of real tensor ``x`` over ``dims``; ``onesided`` keeps ``n // 2 + 1`` bins of the last dim."""
-    a = x._data
-    b = _backend(x._xp)
-    norm = _norm_name(mode, True)
-    data = b.rfftn(a, axes=dims, norm=norm) if onesided else b.fftn(a, axes=dims, norm=norm)
-    r = T._wrap(data)
-    if T.needs_grad(x):
-        node = _record(r, FftR2CBackward0(x))
-        node.dims, node.mode, node.onesided, node.last_size = dims, mode, onesided, a.shape[dims[-1]]
-    return r
+    return FftR2CBackward0.apply(x, dims=dims, mode=mode, onesided=onesided)
 
 
 # ---- complex to real ---------------------------------------------------------------------------------------
-class FftC2RBackward0(Node):
+class FftC2RBackward0(Op):
+    op_name = "_fft_c2r"
+
+    def forward(self, xp, a, dims=(), mode=NONE, last_dim_size=1):
+        self.dims, self.mode = dims, mode
+        b = _backend(xp)
+        s = [a.shape[d] for d in dims[:-1]] + [last_dim_size]
+        return b.irfftn(a, s=s, axes=dims, norm=_norm_name(mode, False))
+
     def backward(self, g):
         gi = fft_r2c(g, self.dims, self.mode, True)
         last = self.dims[-1]
@@ -123,12 +124,4 @@ class FftC2RBackward0(Node):
 def fft_c2r(x, dims: tuple, mode: int, last_dim_size: int):
     """The inverse DFT of a one-sided Hermitian complex tensor ``x`` over ``dims``, giving ``last_dim_size`` real
     values along the last of them (its imaginary parts at frequency 0 and n/2 are ignored)."""
-    a = x._data
-    b = _backend(x._xp)
-    s = [a.shape[d] for d in dims[:-1]] + [last_dim_size]
-    data = b.irfftn(a, s=s, axes=dims, norm=_norm_name(mode, False))
-    r = T._wrap(data)
-    if T.needs_grad(x):
-        node = _record(r, FftC2RBackward0(x))
-        node.dims, node.mode = dims, mode
-    return r
+    return FftC2RBackward0.apply(x, dims=dims, mode=mode, last_dim_size=last_dim_size)

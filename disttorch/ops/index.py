@@ -17,16 +17,22 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._internals import bump_version
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ._helpers import broadcast_error, scalar_array, sum_to, tensor_arg
-from .inplace import inplace, needs_graph
+from ..autograd.op import Op, inplace_node, set_history
+from ._helpers import scalar_array, sum_to, tensor_arg
+from .inplace import _type_name, inplace, needs_graph
 
 __all__ = ["masked_fill", "masked_scatter", "masked_select", "nonzero", "argwhere"]
 
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices "
               "(got {})")
 _BAD_DTYPE = "tensors used as indices must be long, int, byte or bool tensors"
+# The C++ names PyTorch prints for a mask's dtype in masked_fill's error.
+_CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+              "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+              "uint8": "unsigned char", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 _OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a single memory "
             "location. Please clone() the tensor before performing the operation.")
 
@@ -175,71 +181,86 @@ def _index_error(e: Exception, shape) -> IndexError:
 # ------------------------------------------------------------------------------------------
 # the two primitives
 # ------------------------------------------------------------------------------------------
-class _IndexBackwardBase(Node):
+class _IndexBackwardBase(Op):
+    """``x[key]`` (a normalised key); backward writes the gradient into zeros at ``key``."""
+
+    op_name = "index"
+
+    def forward(self, xp, x, key=(), adv=False):
+        try:
+            res = x[key]
+        except IndexError as e:
+            raise _index_error(e, x.shape) from None
+        if self.next_functions:
+            self.shape, self.key, self.accumulate = x.shape, key, adv and _has_int_array(key)
+        return res
+
     def backward(self, g):
         z = T._wrap(g._xp.zeros(self.shape, dtype=g._data.dtype))
         return _put(z, self.key, g, self.accumulate, fresh=True)
 
 
 class IndexBackward0(_IndexBackwardBase):
-    pass
+    op_name = "index"
 
 
 class SelectBackward0(_IndexBackwardBase):
-    pass
+    op_name = "select"
 
 
 class SliceBackward0(_IndexBackwardBase):
-    pass
+    op_name = "slice"
 
 
 class IndexSelectBackward0(_IndexBackwardBase):
-    pass
+    op_name = "index_select"
 
 
 class GatherBackward0(_IndexBackwardBase):
-    pass
+    op_name = "gather"
 
 
 class TakeBackward0(_IndexBackwardBase):
-    pass
+    op_name = "take"
 
 
 def _has_int_array(key) -> bool:
     return any(hasattr(k, "dtype") and k.dtype.kind != "b" for k in key)
 
 
+def as_view(x, r):
+    """Make ``r``, an op's result over a view of ``x``'s memory, a view of ``x``: the two share the version
+    counter (an in-place write through either is seen by backward's checks on the other) and the base."""
+    r._vc = x._vc
+    r._base = x if x._base is None else x._base
+    return r
+
+
 def _index(x, key: tuple, adv: bool, node_cls=None):
     """``x[key]`` for a normalised key: a view for basic keys, a copy for advanced ones."""
-    arr = x._data
-    if not adv and Ellipsis not in key:
+    if adv:
+        return (node_cls or IndexBackward0).apply(x, key=key, adv=True)
+    if Ellipsis not in key:
         key = key + (Ellipsis,)  # keeps a full integer key a 0-d view instead of a NumPy scalar
-    try:
-        res = arr[key]
-    except IndexError as e:
-        raise _index_error(e, arr.shape) from None
-    r = T._wrap(res) if adv else T._view_of(x, res)
-    if T.needs_grad(x):
-        if node_cls is None:
-            node_cls = IndexBackward0 if adv else (SelectBackward0 if any(k.__class__ is int for k in key)
-                                                   else SliceBackward0)
-        node = node_cls(x)
-        node.shape, node.key, node.accumulate = arr.shape, key, adv and _has_int_array(key)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    if node_cls is None:
+        node_cls = SelectBackward0 if any(k.__class__ is int for k in key) else SliceBackward0
+    return as_view(x, node_cls.apply(x, key=key))
 
 
 def getitem(self, key):
     """``self[key]`` with PyTorch's (NumPy's) indexing rules."""
     c = key.__class__
-    if c is int or c is slice:
-        return _index(self, (key if c is int else _norm_slice(key), Ellipsis), False)
+    if c is int:  # the common keys skip the normalisation and the node-class choice
+        return as_view(self, SelectBackward0.apply(self, key=(key, Ellipsis)))
+    if c is slice:
+        return as_view(self, SliceBackward0.apply(self, key=(_norm_slice(key), Ellipsis)))
     k, adv = _norm_key(self, key)
     return _index(self, k, adv)
 
 
-class IndexPutBackward0(Node):
+class _PutGrads:
+    """Backward of ``x[key] = value`` (or ``+=``): inputs (x, value)."""
+
     def backward(self, g):
         gx = gv = None
         if self.next_functions[0][0] is not None:
@@ -249,32 +270,48 @@ class IndexPutBackward0(Node):
         return gx, gv
 
 
+class IndexPutBackward0(_PutGrads, Op):
+    """A copy of ``x`` (``x`` itself when ``fresh``) with ``varr`` written (added) at ``key``."""
+
+    op_name = "index_put"
+
+    def forward(self, xp, x, v, key=(), varr=None, accumulate=False, adv=False, fresh=False, vdtype=None,
+                op="index_put"):
+        out = x if fresh else x.copy()
+        _write(out, key, varr, accumulate, op, xp)
+        if self.next_functions:
+            self.key, self.accumulate, self.adv = key, accumulate, adv
+            self.vshape, self.vdtype = (v.shape, vdtype) if v is not None else ((), None)
+        return out
+
+
 class IndexAddBackward0(IndexPutBackward0):
-    pass
+    op_name = "index_add"
 
 
 class IndexCopyBackward0(IndexPutBackward0):
-    pass
+    op_name = "index_copy"
 
 
 class IndexFillBackward0(IndexPutBackward0):
-    pass
+    op_name = "index_fill"
 
 
 class ScatterBackward0(IndexPutBackward0):
-    pass
+    op_name = "scatter"
 
 
 class ScatterAddBackward0(IndexPutBackward0):
-    pass
+    op_name = "scatter_add"
 
 
 class MaskedScatterBackward0(IndexPutBackward0):
-    pass
+    op_name = "masked_scatter"
 
 
-class CopySlices(IndexPutBackward0):
-    pass
+class CopySlices(_PutGrads, Node):
+    """``self[key] = value`` written into ``self``'s own memory (``__setitem__``): a node over ``self``'s history
+    before the write and ``value``, attached to ``self`` afterwards (in-place, so not through ``Op.apply``)."""
 
 
 def _value_grad(gv, vshape: tuple, vdtype):
@@ -303,7 +340,32 @@ def _value_array(x, value, op: str):
     try:
         return xp.asarray(np.asarray(value).astype(nd))
     except (TypeError, ValueError):
-        raise TypeError(f"{op}: can't assign a {type(value).__name__} to a {x.dtype} tensor") from None
+        raise TypeError(f"can't assign a {type(value).__name__} to a {x.type()}") from None
+
+
+def _size_error(a: tuple, b: tuple) -> RuntimeError:
+    """PyTorch's error for shapes ``a`` and ``b`` that do not broadcast (a: the mask, b: self in masked ops)."""
+    nd = max(len(a), len(b))
+    pa, pb = (1,) * (nd - len(a)) + tuple(a), (1,) * (nd - len(b)) + tuple(b)
+    i = next(i for i in range(nd) if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1)
+    return RuntimeError(f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) at non-singleton "
+                        f"dimension {i}")
+
+
+def _expand_error(src: tuple, target: tuple, type_name: str) -> RuntimeError:
+    """PyTorch's error for expanding a tensor of shape ``src`` to ``target`` (``type_name``: its ``type()``)."""
+    src = tuple(src)
+    while src and src[0] == 1 and len(src) > len(target):  # PyTorch drops a value's leading 1s first
+        src = src[1:]
+    if len(src) > len(target):
+        return RuntimeError(f"expand({type_name}{{{list(src)}}}, size={list(target)}): the number of sizes provided "
+                            f"({len(target)}) must be greater or equal to the number of dimensions in the tensor "
+                            f"({len(src)})")
+    lead = len(target) - len(src)
+    i = next(i for i in range(len(src)) if src[i] != 1 and src[i] != target[lead + i])
+    return RuntimeError(f"The expanded size of the tensor ({target[lead + i]}) must match the existing size "
+                        f"({src[i]}) at non-singleton dimension {lead + i}.  Target sizes: {list(target)}.  Tensor "
+                        f"sizes: {list(src)}")
 
 
 def _ufunc_at(xp, name: str, out, key, v) -> None:
@@ -330,26 +392,26 @@ def _write(out, key, varr, accumulate: bool, op: str, xp) -> None:
     except ValueError as e:
         if "read-only" in str(e):
             raise RuntimeError(f"{op}: {_OVERLAP}") from None
-        raise RuntimeError(f"{op}: shape mismatch: value tensor of shape {list(varr.shape)} cannot be broadcast to "
-                           f"indexing result of shape {list(out[key].shape)}") from None
+        region = out[key].shape
+        if not any(hasattr(k, "dtype") or k.__class__ is bool for k in key):  # a basic key: PyTorch copies into a view
+            raise _expand_error(varr.shape, region, _tensor_type(varr)) from None
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(varr.shape)} cannot be broadcast to "
+                           f"indexing result of shape {list(region)}") from None
+
+
+def _tensor_type(arr) -> str:
+    """``Tensor.type()`` of a tensor over ``arr`` (as PyTorch names it in errors)."""
+    return T._wrap(arr).type()
 
 
 def _put(x, key: tuple, value, accumulate: bool = False, *, fresh: bool = False, adv=None,
          node_cls=IndexPutBackward0, op: str = "index_put"):
     """A copy of ``x`` with ``value`` written (``accumulate``: added) at ``key``; into ``x`` itself if ``fresh``."""
     vt = value if isinstance(value, T.Tensor) else None
-    varr = _value_array(x, value, op)
-    out = x._data if fresh else x._data.copy()
-    _write(out, key, varr, accumulate, op, x._xp)
-    r = x if fresh else T._wrap(out)
-    if T.needs_grad(x, vt):
-        node = node_cls(x, vt)
-        node.key, node.accumulate = key, accumulate
-        node.adv = adv if adv is not None else any(hasattr(k, "dtype") or k.__class__ is bool for k in key)
-        node.vshape, node.vdtype = (vt._data.shape, vt.dtype) if vt is not None else ((), None)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    if adv is None:
+        adv = any(hasattr(k, "dtype") or k.__class__ is bool for k in key)
+    return node_cls.apply(x, vt, key=key, varr=_value_array(x, value, op), accumulate=accumulate, adv=adv,
+                          fresh=fresh, vdtype=None if vt is None else vt.dtype, op=op)
 
 
 # ------------------------------------------------------------------------------------------
@@ -361,22 +423,23 @@ def setitem(self, key, value) -> None:
     vt = value if isinstance(value, T.Tensor) else None
     record = _GRAD.enabled and (self._requires_grad or (vt is not None and vt._requires_grad))
     if record and self._requires_grad and self.grad_fn is None:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        # An integer in a basic key makes PyTorch write through a select() view of the leaf.
+        view = not adv and any(k.__class__ is int for k in nkey)
+        raise RuntimeError(("a view of a leaf Variable" if view else "a leaf Variable") + " that requires grad is "
+                           "being used in an in-place operation.")
     if record and (self.dtype.is_floating_point or self.dtype.is_complex):
         if self._base is not None:
             _setitem_view(self, nkey, value)
             return
-        node = CopySlices(self, vt)
+        node = inplace_node(CopySlices, self, vt)
         _write(self._data, nkey, _value_array(self, value, "__setitem__"), False, "__setitem__", self._xp)
-        self._vc[0] += 1
+        bump_version(self)
         node.key, node.accumulate, node.adv = nkey, False, adv
         node.vshape, node.vdtype = (vt._data.shape, vt.dtype) if vt is not None else ((), None)
-        self._requires_grad = True
-        self.grad_fn = node
-        self._output_nr = 0
+        set_history(self, node)
         return
     _write(self._data, nkey, _value_array(self, value, "__setitem__"), False, "__setitem__", self._xp)
-    self._vc[0] += 1
+    bump_version(self)
 
 
 def _positions(view, base):
@@ -416,9 +479,7 @@ def _setitem_view(view, nkey: tuple, value) -> None:
     setitem(base, tuple(xp.unravel_index(region, bshape)) if bshape else (), value)
     if base._requires_grad:
         v = _index(base, tuple(xp.unravel_index(pos, bshape)), True) if bshape else base.reshape(view._data.shape)
-        view._requires_grad = True
-        view.grad_fn = v.grad_fn
-        view._output_nr = 0
+        set_history(view, v.grad_fn)
 
 
 def _inplace_op(self, op: str, fn, *args, **kwargs):
@@ -426,7 +487,7 @@ def _inplace_op(self, op: str, fn, *args, **kwargs):
     if needs_graph(self, op, *args, *kwargs.values()):
         return inplace(self, op, fn, *args, **kwargs)
     fn(self, *args, _into=True, **kwargs)
-    self._vc[0] += 1
+    bump_version(self)
     return self
 
 
@@ -436,14 +497,30 @@ def _inplace_op(self, op: str, fn, *args, **kwargs):
 def _mask_arg(mask, op: str, xp):
     m = tensor_arg(mask, op, "mask")
     if m._data.dtype != np.bool_:
-        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {m.dtype}")
+        if op == "masked_select":
+            raise RuntimeError("masked_select: expected BoolTensor for mask")
+        name = _CPP_NAMES.get(m.dtype.name, m.dtype.name) if op == "masked_fill_" else _type_name(m.dtype)
+        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {name}")
     arr = m._data
     if m._xp is not xp:
         arr = xp.asarray(arr) if xp is not np else arr.get()
     return arr
 
 
-class MaskedFillBackward0(Node):
+class MaskedFillBackward0(Op):
+    """``value`` where ``mask`` is True, else ``x``: inputs (x, value)."""
+
+    op_name = "masked_fill"
+
+    def forward(self, xp, x, v, mask=None, varr=None, vdtype=None):
+        try:
+            res = xp.where(mask, varr, x)
+        except ValueError:
+            raise _size_error(mask.shape, x.shape) from None
+        if self.next_functions:
+            self.mask, self.shape, self.vdtype = mask, x.shape, vdtype
+        return res
+
     def backward(self, g):
         gx = gv = None
         m = T._wrap(self.mask)
@@ -466,20 +543,13 @@ def masked_fill(input, mask, value, *, _into: bool = False):
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
                            f"{vt._data.ndim} dimension(s).")
     v = _value_array(x, value, "masked_fill")
-    try:
-        if _into:
+    if _into:  # the in-place form outside autograd (see _inplace_op)
+        try:
             xp.copyto(x._data, v, where=m)
-            return x
-        res = xp.where(m, v, x._data)
-    except ValueError:
-        raise broadcast_error("masked_fill", x._data.shape, m.shape) from None
-    r = T._wrap(res)
-    if T.needs_grad(x, vt):
-        node = MaskedFillBackward0(x, vt)
-        node.mask, node.shape, node.vdtype = m, x._data.shape, None if vt is None else vt.dtype
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+        except ValueError:
+            raise _expand_error(m.shape, x._data.shape, "torch.BoolTensor") from None
+        return x
+    return MaskedFillBackward0.apply(x, vt, mask=m, varr=v, vdtype=None if vt is None else vt.dtype)
 
 
 def _broadcast_mask(x, m, op: str):
@@ -489,7 +559,7 @@ def _broadcast_mask(x, m, op: str):
     try:
         shape = tuple(np.broadcast_shapes(xs, ms))
     except ValueError:
-        raise broadcast_error(op, xs, ms) from None
+        raise _size_error(ms, xs) from None
     return (x if xs == shape else x.expand(shape)), (m if ms == shape else x._xp.broadcast_to(m, shape))
 
 
@@ -499,18 +569,18 @@ def masked_scatter(input, mask, source, *, _into: bool = False):
     s = tensor_arg(source, "masked_scatter", "source")
     m = _mask_arg(mask, "masked_scatter_", x._xp)
     if s.dtype is not x.dtype:
-        raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got {x.dtype} and "
-                           f"{s.dtype}")
+        # (sic: PyTorch's message has no space after "got")
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
+                           f"{_type_name(x.dtype)} and {_type_name(s.dtype)}")
     if _into and m.shape != x._data.shape:
         try:
             m = x._xp.broadcast_to(m, x._data.shape)
         except ValueError:
-            raise broadcast_error("masked_scatter_", x._data.shape, m.shape) from None
+            raise _expand_error(m.shape, x._data.shape, "torch.BoolTensor") from None
     xb, mb = _broadcast_mask(x, m, "masked_scatter")
     n = int(mb.sum())
     if s._data.size < n:
-        raise RuntimeError(f"masked_scatter: expected source to have at least {n} elements (the number of True "
-                           f"values in mask), but got {s._data.size}")
+        raise RuntimeError("Number of elements of source < number of ones in mask")
     part = s.reshape(-1)
     if part._data.size != n:
         part = _index(part, (slice(0, n),), False, SliceBackward0)
@@ -558,7 +628,7 @@ def _out(r, out):
     if out._data.shape != r._data.shape:
         out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
     out._xp.copyto(out._data, r._data, casting="unsafe")
-    out._vc[0] += 1
+    bump_version(out)
     return out
 
 
@@ -580,7 +650,7 @@ class IndexMethods:
             other = element
         else:
             raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
-                               f"{type(element).__name__}.")
+                               f"{type(element)}.")
         return bool((self._data == other).any())
 
     def masked_fill(self, mask, value):

@@ -309,8 +309,8 @@ def fill_(self, value):
     try:
         self._xp.copyto(self._data, value, casting="unsafe")
     except OverflowError:
-        raise RuntimeError(f"fill_: value {value} cannot be converted to type {self.dtype.name} without "
-                           "overflow") from None
+        raise RuntimeError(f"value cannot be converted to type {_FILL_TYPES.get(self._data.dtype.name, self.dtype.name)} "
+                           f"without overflow (got {value})") from None
     except ValueError as e:
         raise write_error(self, "fill_", [()], e) from None
     self._vc[0] += 1
@@ -335,10 +335,15 @@ class CopyBackwards(Node):
         return gs, gsrc
 
 
+# The C++ element types PyTorch's fill_ overflow message names.
+_FILL_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t",
+               "float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double"}
+
+
 def copy_(self, src, non_blocking: bool = False):
     """Copy ``src`` (broadcast to ``self``'s shape, cast to its dtype, moved to its device) into ``self``."""
     if not isinstance(src, T.Tensor):
-        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+        raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(src).__name__}")
     sd = self._data
     if src._data.__class__ is not sd.__class__ or src.device != self.device:
         from .convert import _convert

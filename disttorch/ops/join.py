@@ -10,8 +10,9 @@ import warnings
 from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.function import Node
+from ..autograd.op import Op, write_out
 from ._helpers import tensor_arg
-from .index import _out, _put
+from .index import _put
 from .shape import atleast_1d, atleast_2d, atleast_3d, expand, narrow, reshape
 
 __all__ = ["cat", "concat", "concatenate", "stack", "hstack", "vstack", "row_stack", "dstack", "column_stack",
@@ -20,12 +21,12 @@ __all__ = ["cat", "concat", "concatenate", "stack", "hstack", "vstack", "row_sta
 
 def _tensor_list(tensors, op: str) -> list:
     if isinstance(tensors, T.Tensor) or not isinstance(tensors, (list, tuple)):
-        raise TypeError(f"{op}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors, not "
+                        f"{type(tensors).__name__}")
     out = []
     for i, t in enumerate(tensors):
         if not isinstance(t, T.Tensor):
-            raise TypeError(f"{op}(): expected Tensor as element {i} in argument 'tensors', but got "
-                            f"{type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
         out.append(t)
     return out
 
@@ -47,7 +48,14 @@ def _cast(arr, dt):
     return arr if arr.dtype == dt.np else arr.astype(dt.np)
 
 
-class CatBackward0(Node):
+class CatBackward0(Op):
+    op_name = "cat"
+
+    def forward(self, xp, *arrays, dim=0, dt=None, pieces=()):
+        if self.next_functions:
+            self.pieces, self.dim = pieces, dim
+        return xp.concatenate([_cast(a, dt) for a, p in zip(arrays, pieces) if p[2] is not None], axis=dim)
+
     def backward(self, g):
         grads = []
         for (shape, dt, off), (fn, _) in zip(self.pieces, self.next_functions):
@@ -68,21 +76,21 @@ def cat(tensors, dim: int = 0, *, out=None):
     """Concatenate ``tensors`` along existing dim ``dim`` (1-d empty tensors are skipped, as PyTorch does)."""
     ts = _tensor_list(tensors, "cat")
     if not ts:
-        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     dt = _common(ts, "cat")
     ref = None
     for i, t in enumerate(ts):
         if t._data.ndim == 0:
-            raise RuntimeError(f"cat(): zero-dimensional tensor (at position {i}) cannot be concatenated")
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
         if ref is None and not (t._data.ndim == 1 and t._data.shape[0] == 0):
             ref = t
     if ref is None:  # every input is a skipped (0,) tensor
         r = T._wrap(ts[0]._xp.zeros((0,), dtype=dt.np))
-        return _out(r, out)
+        return r if out is None else write_out(r, out, "cat")
     nd = ref._data.ndim
     d = T._wrap_dim(dim, nd, "cat")
     rs = ref._data.shape
-    arrays, pieces, off = [], [], 0
+    pieces, off = [], 0
     for i, t in enumerate(ts):
         s = t._data.shape
         if len(s) == 1 and s[0] == 0:
@@ -94,16 +102,9 @@ def cat(tensors, dim: int = 0, *, out=None):
             if k != d and s[k] != rs[k]:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size {rs[k]} but "
                                    f"got size {s[k]} for tensor number {i} in the list.")
-        arrays.append(_cast(t._data, dt))
         pieces.append((s, t.dtype, off))
         off += s[d]
-    r = T._wrap(ref._xp.concatenate(arrays, axis=d))
-    if T.needs_grad(*ts):
-        node = CatBackward0(*ts)
-        node.pieces, node.dim = pieces, d
-        r._requires_grad = True
-        r.grad_fn = node
-    return _out(r, out)
+    return CatBackward0.apply(*ts, dim=d, dt=dt, pieces=pieces, out=out)
 
 
 def concat(tensors, dim: int = 0, *, out=None):
@@ -116,7 +117,14 @@ def concatenate(tensors, axis: int = 0, out=None, *, dim=None):
     return cat(tensors, axis if dim is None else dim, out=out)
 
 
-class StackBackward0(Node):
+class StackBackward0(Op):
+    op_name = "stack"
+
+    def forward(self, xp, *arrays, dim=0, dt=None):
+        if self.next_functions:
+            self.dim, self.dtypes = dim, [D._FROM_NP[a.dtype] for a in arrays]
+        return xp.stack([_cast(a, dt) for a in arrays], axis=dim)
+
     def backward(self, g):
         grads = unbind(g, self.dim)
         return tuple(None if fn is None else (gi if gi.dtype is dt else gi.to(dt))
@@ -135,13 +143,7 @@ def stack(tensors, dim: int = 0, *, out=None):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at entry 0 and "
                                f"{list(t.shape)} at entry {i}")
     d = T._wrap_dim(dim, len(s0) + 1, "stack")
-    r = T._wrap(ts[0]._xp.stack([_cast(t._data, dt) for t in ts], axis=d))
-    if T.needs_grad(*ts):
-        node = StackBackward0(*ts)
-        node.dim, node.dtypes = d, [t.dtype for t in ts]
-        r._requires_grad = True
-        r.grad_fn = node
-    return _out(r, out)
+    return StackBackward0.apply(*ts, dim=d, dt=dt, out=out)
 
 
 def hstack(tensors, *, out=None):
@@ -205,7 +207,7 @@ def _pieces(x, d: int, bounds: list, node_cls=SplitBackward0) -> tuple:
         node.dim, node.shape, node.bounds = d, arr.shape, bounds
         node.contiguous = all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)) and \
             bounds[0][0] == 0 and bounds[-1][1] == n and all(b >= a for a, b in bounds)
-        node.set_outputs(*outs)
+        node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
     return outs
 
 
@@ -320,13 +322,13 @@ def unbind(input, dim: int = 0) -> tuple:
     arr = x._data
     d = T._wrap_dim(dim, arr.ndim, "unbind")
     if arr.ndim == 0:
-        raise RuntimeError("unbind(): Dimension specified as 0 but tensor has no dimensions")
+        raise RuntimeError("Dimension specified as 0 but tensor has no dimensions")
     pre = (slice(None),) * d
     outs = tuple(T._view_of(x, arr[pre + (i, Ellipsis)]) for i in range(arr.shape[d]))
     if T.needs_grad(x) and outs:
         node = UnbindBackward0(x)
         node.dim = d
-        node.set_outputs(*outs)
+        node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
     return outs
 
 
@@ -342,13 +344,13 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     if indexing not in ("ij", "xy"):
         raise ValueError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
     if not ts:
-        raise RuntimeError("torch.meshgrid expects a non-empty TensorList")
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
     for t in ts:
         if t._data.ndim > 1:
             raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: "
                                f"{t._data.ndim}D tensor")
         if t.dtype is not ts[0].dtype:
-            raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype")
+            raise RuntimeError("meshgrid expects all tensors to have the same dtype")
     sizes = [t._data.size for t in ts]
     order = list(range(len(ts)))
     if indexing == "xy" and len(ts) >= 2:

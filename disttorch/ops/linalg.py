@@ -174,7 +174,7 @@ def matmul(input, other, *, out=None):
     ad, bd = a._data, b._data
     na, nb = ad.ndim, bd.ndim
     if na == 0 or nb == 0:
-        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{na}D and {nb}D")
     if ad.__class__ is _SparseCOO or bd.__class__ is _SparseCOO:
         from .sparse_mm import matmul_with_sparse
@@ -302,7 +302,7 @@ def inner(input, other, *, out=None):
         r = a * b
     else:
         if a._data.shape[-1] != b._data.shape[-1]:
-            raise RuntimeError(f"inner: the last dimension must match on both input tensors but got shapes "
+            raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                                f"{list(a._data.shape)} and {list(b._data.shape)}")
         r = tensordot(a, b, ([-1], [-1]))
     return r if out is None else _out(r, out)
@@ -498,13 +498,13 @@ def tensordot(a, b, dims=2, out=None):
         da = [da] if isinstance(da, (int, np.integer)) else list(da)
         db = [db] if isinstance(db, (int, np.integer)) else list(db)
         if len(da) != len(db):
-            raise RuntimeError(f"tensordot: both dimension lists should have same length, got {da} and {db}")
+            raise RuntimeError(f"both dimension lists should have same length (got {da} and {db})")
         da = [T._wrap_dim(d, nx, "tensordot") for d in da]
         db = [T._wrap_dim(d, ny, "tensordot") for d in db]
     sx, sy = x._data.shape, y._data.shape
     for i, j in zip(da, db):
         if sx[i] != sy[j]:
-            raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sx[i]} in dim "
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {sx[i]} in dim "
                                f"{i} and second has size {sy[j]} in dim {j} (shapes {tuple(sx)} and {tuple(sy)})")
     fa = [i for i in range(nx) if i not in da]
     fb = [j for j in range(ny) if j not in db]
@@ -561,13 +561,13 @@ def cross(input, other, dim=None, *, out=None):
                           stacklevel=2)
         dim = next((i for i, s in enumerate(shape) if s == 3), None)
         if dim is None:
-            raise RuntimeError(f"cross: no dimension of size 3 in input (shape {list(shape)})")
+            raise RuntimeError(f"no dimension of size 3 in input (shape {list(shape)})")
     if a._data.ndim != b._data.ndim:
-        raise RuntimeError(f"cross: inputs must have the same number of dimensions, got {a._data.ndim} and "
-                           f"{b._data.ndim}")
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions. (got {a._data.ndim} and "
+                           f"{b._data.ndim})")
     d = T._wrap_dim(dim, len(shape), "cross")
     if a._data.shape[d] != 3 or b._data.shape[d] != 3:
-        raise RuntimeError(f"cross: inputs dimension {dim} must have length 3. Got {a._data.shape[d]} and "
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got {a._data.shape[d]} and "
                            f"{b._data.shape[d]}")
     return LinalgCrossBackward0.apply(a, b, dim=d, out=out)
 
@@ -647,9 +647,12 @@ def cdist(x1, x2, p: float = 2.0, compute_mode: str = "use_mm_for_euclid_dist_if
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M) -> (..., P, R)."""
     a = tensor_arg(x1, "cdist", "x1")
     b = tensor_arg(x2, "cdist", "x2")
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
-        raise RuntimeError(f"cdist: X1 and X2 must be at least 2-D with the same number of columns, got shapes "
-                           f"{list(a.shape)} and {list(b.shape)}")
+    if a.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X1 got: {a.ndim}D")
+    if b.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X2 got: {b.ndim}D")
+    if a.shape[-1] != b.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {a.shape[-1]} X2: {b.shape[-1]}")
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     return (a.unsqueeze(-2) - b.unsqueeze(-3)).norm(p=p, dim=-1)

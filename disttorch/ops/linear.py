@@ -69,9 +69,19 @@ class LinearBackward0(Op):
 def _shape_error(x, w) -> RuntimeError:
     xs = "x".join(str(s) for s in x._data.shape) if x._data.ndim else "0-d"
     ws = tuple(w._data.shape)
-    return RuntimeError(f"linear: mat1 and mat2 shapes cannot be multiplied ({_rows(x)}x{x._data.shape[-1]} and "
+    return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_rows(x)}x{x._data.shape[-1]} and "
                         f"{ws[-1] if len(ws) > 1 else ws[0]}x{ws[0] if len(ws) > 1 else 1}) [input {xs}, weight "
                         f"{'x'.join(map(str, ws))}]")
+
+
+# PyTorch's dtype mismatch message names the C++ element types.
+_CXX_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+              "complex64": "c10::complex<float>", "complex128": "c10::complex<double>", "int64": "long int",
+              "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+
+
+def _cxx_name(np_dtype) -> str:
+    return _CXX_NAMES.get(np_dtype.name, np_dtype.name)
 
 
 def _rows(x) -> int:
@@ -99,10 +109,10 @@ def linear(input, weight, bias=None):
         x, w, bias = _autocast(x, w, bias)
     xd, wd = x._data, w._data
     if xd.ndim == 0:
-        raise RuntimeError("linear: input must have at least one dimension, got a 0-d tensor")
+        raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are 0D and {wd.ndim}D")
     if xd.dtype != wd.dtype:
-        raise RuntimeError(f"linear: expected input and weight to have the same dtype, but got input {x.dtype} and "
-                           f"weight {w.dtype}")
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_cxx_name(xd.dtype)} != "
+                           f"{_cxx_name(wd.dtype)}")
     if wd.ndim not in (1, 2) or xd.shape[-1] != (wd.shape[1] if wd.ndim == 2 else wd.shape[0]):
         raise _shape_error(x, w)
     if bias is not None and bias.__class__ is not T.Tensor:
@@ -115,13 +125,20 @@ def bilinear(input1, input2, weight, bias=None):
     x1, x2 = tensor_arg(input1, "bilinear", "input1"), tensor_arg(input2, "bilinear", "input2")
     w = tensor_arg(weight, "bilinear", "weight")
     if w._data.ndim != 3:
-        raise RuntimeError(f"bilinear(): weight must be 3-dimensional, got {w._data.ndim}-d")
+        raise RuntimeError(f"bilinear: expected a 3-D weight (out_features, in1_features, in2_features), got "
+                           f"{w._data.ndim}-D")
     if x1.shape[:-1] != x2.shape[:-1]:
-        raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {tuple(x1.shape[:-1])} and "
-                           f"{tuple(x2.shape[:-1])}")
-    if x1.shape[-1] != w.shape[1] or x2.shape[-1] != w.shape[2]:
-        raise RuntimeError(f"bilinear(): input sizes ({x1.shape[-1]}, {x2.shape[-1]}) do not match the weight's "
-                           f"{tuple(w.shape[1:])}")
+        if x1.ndim != x2.ndim:
+            raise RuntimeError(f"bilinear(): input dimensions do not match: got {x1.ndim} and {x2.ndim}")
+        d = next(i for i, (m, n) in enumerate(zip(x1.shape[:-1], x2.shape[:-1])) if m != n)
+        raise RuntimeError(f"bilinear(): input batch dimensions do not match at dim {d}: got {x1.shape[d]} and "
+                           f"{x2.shape[d]}")
+    if x1.shape[-1] != w.shape[1]:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got {x1.shape[-1]} but expected "
+                           f"{w.shape[1]}")
+    if x2.shape[-1] != w.shape[2]:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got {x2.shape[-1]} but expected "
+                           f"{w.shape[2]}")
     from ._einsum import einsum
 
     if _AC.active:  # PyTorch's CPU autocast does not reach bilinear (its _trilinear kernel): no einsum cast

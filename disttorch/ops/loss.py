@@ -391,7 +391,7 @@ def _ce_probs(x, t, weight, reduction: str, label_smoothing: float):
     if weight is not None:
         weight = tensor_arg(weight, "cross_entropy", "weight")
         if weight._data.ndim != 1 or weight._data.size != C:
-            raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {C} classes or no "
+            raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no "
                                f"classes but got weight tensor of shape: {list(weight._data.shape)}")
     logp = log_softmax(x, ca)
     if label_smoothing > 0.0:

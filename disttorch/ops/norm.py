@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._internals import bump_version
 from ..autograd.op import Op
 from ._helpers import quiet, tensor_arg
 from .join import cat
@@ -251,7 +252,7 @@ def _update_running(buf, new, momentum: float) -> None:
     arr = buf._data
     upd = arr.astype(new.dtype) * (1.0 - momentum) + new.reshape(arr.shape) * momentum
     arr[...] = upd.astype(arr.dtype, copy=False)
-    buf._vc[0] += 1
+    bump_version(buf)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,

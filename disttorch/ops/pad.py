@@ -13,30 +13,40 @@ import numpy as np  # index bookkeeping on the host; tensor math goes through ``
 from .. import _tensor as T
 from .._device import array_module_of
 from ..amp import _state as _amp
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ._helpers import tensor_arg
+from ._pool_args import ints_error
 
 __all__ = ["constant_pad_nd"]
 FUNCTIONAL = ("pad",)
 
 
 # ---- fixed linear maps ----------------------------------------------------------------------------------
-class LinearNode(Node):
-    """Node of ``y = fwd(x)`` for a linear ``fwd``; backward is ``adj(g)``, itself recorded as ``adj_cls``."""
+class LinearNode(Op):
+    """Op ``y = fwd(x)`` for a linear ``fwd``; backward is ``adj(g)``, itself recorded as ``adj_cls``.
 
-    def backward(self, g):
+    An op whose map is only known once the forward ran (the winners of a max pool) passes ``run`` instead:
+    ``run(xp, x, need_grad) -> (result, fwd, adj)``, where ``result`` may be ``(values, indices)``.
+    """
+
+    op_name = "linear_map"
+
+    def forward(self, xp, x, fwd=None, adj=None, adj_cls=None, run=None):
+        if run is not None:
+            res, fwd, adj = run(xp, x, bool(self.next_functions))
+        else:
+            res = fwd(x)
+        if self.next_functions:
+            self.fwd, self.adj, self.adj_cls = fwd, adj, adj_cls
+        return res
+
+    def backward(self, g, *indices):  # indices: the integer output of a pool's return_indices (no gradient)
         return linear_apply(g, self.adj, self.fwd, self.adj_cls, type(self))
 
 
 def linear_apply(x, fwd, adj, cls, adj_cls):
-    """``fwd(x)`` on arrays, recording a ``cls`` node (backward: ``adj``, recorded as ``adj_cls``) if needed."""
-    r = T._wrap(fwd(x._data))
-    if T.needs_grad(x):
-        node = cls(x)
-        node.fwd, node.adj, node.adj_cls = fwd, adj, adj_cls
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    """``fwd(x)`` on arrays through ``cls.apply`` (backward: ``adj``, recorded as ``adj_cls``)."""
+    return cls.apply(x, fwd=fwd, adj=adj, adj_cls=adj_cls)
 
 
 def compute_dtype(arr):
@@ -133,7 +143,22 @@ def tap_maps(plans):
 
 
 # ---- constant padding -----------------------------------------------------------------------------------
-class ConstantPadNdBackward0(Node):
+class ConstantPadNdBackward0(Op):
+    """``x`` copied from region ``src`` into region ``dst`` of an array of ``shape`` filled with ``value``."""
+
+    op_name = "constant_pad_nd"
+
+    def forward(self, xp, x, shape=(), src=(), dst=(), value=0, pad=()):
+        if value == 0 or value is None:
+            out = xp.zeros(shape, dtype=x.dtype)
+        else:
+            out = xp.empty(shape, dtype=x.dtype)
+            out[...] = value
+        out[dst] = x[src]
+        if self.next_functions:
+            self.pad = pad
+        return out
+
     def backward(self, g):
         return constant_pad_nd(g, [-p for p in self.pad])
 
@@ -141,15 +166,15 @@ class ConstantPadNdBackward0(Node):
 def _pad_list(pad, op: str) -> list:
     if isinstance(pad, T.Tensor):
         pad = pad.tolist()
-    try:
-        out = [int(p) for p in pad]
-    except TypeError:
-        raise TypeError(f"{op}(): argument 'pad' must be tuple of ints, but got {type(pad).__name__}") from None
-    for p in pad:
+    if isinstance(pad, (str, bytes)):
+        raise ints_error(op, "pad", pad)
+    for i, p in enumerate(pad if hasattr(pad, "__iter__") else ()):
         if isinstance(p, float) or (hasattr(p, "dtype") and np.dtype(p.dtype).kind == "f"):
-            raise TypeError(f"{op}(): argument 'pad' must be tuple of ints, but found element of type "
-                            f"{type(p).__name__}")
-    return out
+            raise ints_error(op, "pad", p, i)
+    try:
+        return [int(p) for p in pad]
+    except (TypeError, ValueError):
+        raise ints_error(op, "pad", pad) from None
 
 
 def constant_pad_nd(input, pad, value=0):
@@ -164,8 +189,9 @@ def constant_pad_nd(input, pad, value=0):
     if len(pad) % 2:
         raise RuntimeError(f"Length of pad must be even but instead it equals {len(pad)}")
     if len(pad) // 2 > nd:
+        # (sic: PyTorch's message lacks the spaces around the numbers)
         raise RuntimeError(f"Length of pad should be no more than twice the number of dimensions of the input. "
-                           f"Pad length is {len(pad)} while the input has {nd} dimensions.")
+                           f"Pad length is {len(pad)}while the input has {nd}dimensions.")
     new_shape = list(arr.shape)
     src, dst = [slice(None)] * nd, [slice(None)] * nd
     for k in range(len(pad) // 2):
@@ -180,53 +206,43 @@ def constant_pad_nd(input, pad, value=0):
         s0, s1 = max(-lo, 0), n - max(-hi, 0)
         src[d] = slice(s0, max(s1, s0))
         dst[d] = slice(max(lo, 0), max(lo, 0) + max(s1 - s0, 0))
-    xp = x._xp
-    if value == 0 or value is None:
-        out = xp.zeros(tuple(new_shape), dtype=arr.dtype)
-    else:
-        out = xp.empty(tuple(new_shape), dtype=arr.dtype)
-        out[...] = value
-    out[tuple(dst)] = arr[tuple(src)]
-    r = T._wrap(out)
-    if T.needs_grad(x):
-        node = ConstantPadNdBackward0(x)
-        node.pad = pad
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ConstantPadNdBackward0.apply(x, shape=tuple(new_shape), src=tuple(src), dst=tuple(dst), value=value,
+                                        pad=pad)
 
 
 # ---- reflect / replicate / circular ---------------------------------------------------------------------
 class ReflectionPad1DBackward0(LinearNode):
-    pass
+    op_name = "reflection_pad1d"
 
 
 class ReflectionPad2DBackward0(LinearNode):
-    pass
+    op_name = "reflection_pad2d"
 
 
 class ReflectionPad3DBackward0(LinearNode):
-    pass
+    op_name = "reflection_pad3d"
 
 
 class ReplicationPad1DBackward0(LinearNode):
-    pass
+    op_name = "replication_pad1d"
 
 
 class ReplicationPad2DBackward0(LinearNode):
-    pass
+    op_name = "replication_pad2d"
 
 
 class ReplicationPad3DBackward0(LinearNode):
-    pass
+    op_name = "replication_pad3d"
 
 
 class CircularPadBackward0(LinearNode):
-    pass
+    op_name = "_pad_circular"
 
 
 class PadBackwardBackward0(LinearNode):
     """The adjoint (scatter-add) of a non-constant padding, recorded in double backward."""
+
+    op_name = "pad_backward"
 
 
 _NODES = {("reflect", 1): ReflectionPad1DBackward0, ("reflect", 2): ReflectionPad2DBackward0,
@@ -263,8 +279,22 @@ def _check_nonconst(x, mode: str, pad: list, k: int) -> None:
         if mode == "circular" and (lo > n or hi > n):
             raise RuntimeError("Padding value causes wrapping around more than once.")
         if n + lo + hi < (1 if mode != "circular" else 0):
-            raise RuntimeError(f"input (dimension {d} of size {n}) is too small for padding ({lo}, {hi}): "
-                               f"calculated output size {n + lo + hi}")
+            raise _too_small(mode, shape, pad, k, d)
+
+
+def _too_small(mode: str, shape: list, pad: list, k: int, d: int) -> RuntimeError:
+    """PyTorch's error for a negative padding that leaves dimension ``d`` of ``shape`` empty or negative."""
+    n, lo, hi = shape[d], pad[2 * (len(shape) - 1 - d)], pad[2 * (len(shape) - 1 - d) + 1]
+    if mode == "circular":
+        return RuntimeError("Negative padding value is resulting in an empty dimension")
+    if mode == "replicate" and k > 1:
+        out = shape[:len(shape) - k] + [shape[len(shape) - 1 - i] + pad[2 * i] + pad[2 * i + 1]
+                                        for i in reversed(range(k))]
+        return RuntimeError(f"Trying to create tensor with negative dimension {n + lo + hi}: {out}")
+    if k > 1:  # PyTorch fails here with an unrelated overflow message: name what is wrong instead
+        return RuntimeError(f"pad: input (dimension {d} of size {n}) is too small for padding ({lo}, {hi}): "
+                            f"calculated output size {n + lo + hi}")
+    return RuntimeError(f"input (W: {n}) is too small. Calculated output W: {n + lo + hi}")
 
 
 def pad(input, pad, mode: str = "constant", value=None):
@@ -298,7 +328,7 @@ def pad(input, pad, mode: str = "constant", value=None):
     if _amp.STATE.active and (k in (1, 2) if mode == "reflect" else k in (1, 2, 3) if mode == "replicate" else False):
         x, = _amp.cast_fp32(x)  # reflection_pad1d/2d and replication_pad1d/2d/3d are on the float32 list
     if k not in (1, 2, 3) or nd not in (k + 1, k + 2):
-        raise NotImplementedError("Only 2D, 3D, 4D, 5D padding with non-constant padding are supported for now")
+        raise NotImplementedError(f"Padding size {len(pads)} is not supported for {nd}D input tensor.")
     _check_nonconst(x, mode, pads, k)
     plans = []
     for i in range(k):

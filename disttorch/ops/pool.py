@@ -13,10 +13,9 @@ import numbers
 
 import numpy as np  # dtype constants and index tables
 
-from .. import _tensor as T
 from .._device import array_module_of
 from ._helpers import tensor_arg
-from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _ints
+from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _ints, ints_error
 from .pad import LinearNode, compute_dtype, linear_apply
 # Adaptive pools and max_unpool live in pool_adaptive.py; ops.pool stays the one pool module that ops/__init__
 # and nn.functional import from.
@@ -32,19 +31,19 @@ FUNCTIONAL = ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d
 
 
 class MaxPool2DWithIndicesBackward0(LinearNode):
-    pass
+    op_name = "max_pool2d_with_indices"
 
 
 class MaxPool2DWithIndicesBackwardBackward0(LinearNode):
-    pass
+    op_name = "max_pool2d_with_indices_backward"
 
 
 class AvgPool2DBackward0(LinearNode):
-    pass
+    op_name = "avg_pool2d"
 
 
 class AvgPool2DBackwardBackward0(LinearNode):
-    pass
+    op_name = "avg_pool2d_backward"
 
 
 # ---- geometry (argument checks: _pool_args.py) ------------------------------------------------------------
@@ -59,27 +58,29 @@ def _geometry(x, op: str, k, s, p, d, ceil: bool):
     """Output size (oh, ow) after PyTorch's checks, in PyTorch's order."""
     for i in range(2):
         if s[i] == 0:
-            raise RuntimeError(f"{op}: stride should not be zero")
+            raise RuntimeError("stride should not be zero")
         if p[i] < 0:
-            raise RuntimeError(f"{op}: pad must be non-negative, but got pad: {p[i]}")
+            raise RuntimeError(f"pad must be non-negative, but got pad: {p[i]}")
         if p[i] > ((k[i] - 1) * d[i] + 1) // 2:
-            raise RuntimeError(f"{op}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p[i]}, "
                                f"kernel_size={k[i]} and dilation={d[i]}")
     if k[0] <= 0 or k[1] <= 0:
-        raise RuntimeError(f"{op}: kernel size should be greater than zero, but got kH: {k[0]} kW: {k[1]}")
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {k[0]} kW: {k[1]}")
     if s[0] < 0 or s[1] < 0:
-        raise RuntimeError(f"{op}: stride should be greater than zero, but got dH: {s[0]} dW: {s[1]}")
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {s[0]} dW: {s[1]}")
     if d[0] <= 0 or d[1] <= 0:
-        raise RuntimeError(f"{op}: dilation should be greater than zero, but got dilationH: {d[0]} "
+        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {d[0]} "
                            f"dilationW: {d[1]}")
     shape = x._data.shape
     if not ((len(shape) == 3 and 0 not in shape) or (len(shape) == 4 and 0 not in shape[1:])):
-        raise RuntimeError(f"{op}: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
+        if op == "max_pool2d" and len(shape) not in (3, 4):
+            raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
                            f"but got:{list(shape)}")
     c, h, w = shape[-3:]
     oh, ow = _out_len(h, k[0], s[0], p[0], d[0], ceil), _out_len(w, k[1], s[1], p[1], d[1], ceil)
     if oh < 1 or ow < 1:
-        raise RuntimeError(f"{op}: Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{oh}x{ow}). "
+        raise RuntimeError(f"Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{oh}x{ow}). "
                            f"Output size is too small")
     return oh, ow
 
@@ -207,27 +208,15 @@ def _scatter2x2(g, bh, bv, hw):
     return buf
 
 
-def _max_pool2d_fast(x, a, o, return_indices: bool):
-    xp = x._xp
+def _max_pool2d_fast(xp, a, o, return_indices: bool):
+    """The 2x2/stride-2 max pool as ``LinearNode``'s ``run`` returns it; None when NaNs need the general path."""
     m, bh, bv = _max2x2(xp, a, o)
     if xp.isnan(m.sum()):
         return None  # PyTorch picks the last NaN: the general path handles it
-    r = T._wrap(m)
-    kk = None
-    if T.needs_grad(x):
-        hw = a.shape[-2:]
-        geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
-        node = MaxPool2DWithIndicesBackward0(x)
-        node.fwd = lambda b: _max_gather(b, _kk2x2(bh, bv), geo)
-        node.adj = lambda g: _scatter2x2(g, bh, bv, hw)
-        node.adj_cls = MaxPool2DWithIndicesBackwardBackward0
-        r._requires_grad = True
-        r.grad_fn = node
-    if return_indices:
-        kk = _kk2x2(bh, bv)
-        hw = a.shape[-2:]
-        return r, T._wrap(_flat_index(xp, kk, ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)))
-    return r
+    hw = a.shape[-2:]
+    geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
+    res = (m, _flat_index(xp, _kk2x2(bh, bv), geo)) if return_indices else m
+    return res, (lambda b: _max_gather(b, _kk2x2(bh, bv), geo)), (lambda g: _scatter2x2(g, bh, bv, hw))
 
 
 def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op="max_pool2d"):
@@ -236,26 +225,23 @@ def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return
     o = _geometry(x, op, k, s, p, d, ceil_mode)
     _check_dtype(x, op, True)
     a = x._data
-    xp = x._xp
     hw = a.shape[-2:]
-    if k == (2, 2) and s == (2, 2) and p == (0, 0) and d == (1, 1) and a.dtype in _FAST2 and \
-            o == (hw[0] // 2, hw[1] // 2):
-        res = _max_pool2d_fast(x, a, o, return_indices)
-        if res is not None:
-            return res
+    fast = k == (2, 2) and s == (2, 2) and p == (0, 0) and d == (1, 1) and a.dtype in _FAST2 and \
+        o == (hw[0] // 2, hw[1] // 2)
     size = (max((o[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1, p[0] + hw[0]),
             max((o[1] - 1) * s[1] + d[1] * (k[1] - 1) + 1, p[1] + hw[1]))
     geo = (k, s, p, d, o, hw, size)
-    grad = T.needs_grad(x)
-    m, kk = _max_fwd(xp, a, geo, grad or return_indices)
-    r = T._wrap(m)
-    if grad:
-        node = MaxPool2DWithIndicesBackward0(x)
-        node.fwd, node.adj = (lambda b: _max_gather(b, kk, geo)), (lambda g: _max_scatter(g, kk, geo))
-        node.adj_cls = MaxPool2DWithIndicesBackwardBackward0
-        r._requires_grad = True
-        r.grad_fn = node
-    return (r, T._wrap(_flat_index(xp, kk, geo))) if return_indices else r
+
+    def run(xp, a, grad: bool):
+        if fast:
+            done = _max_pool2d_fast(xp, a, o, return_indices)
+            if done is not None:
+                return done
+        m, kk = _max_fwd(xp, a, geo, grad or return_indices)
+        res = (m, _flat_index(xp, kk, geo)) if return_indices else m
+        return res, (lambda b: _max_gather(b, kk, geo)), (lambda g: _max_scatter(g, kk, geo))
+
+    return MaxPool2DWithIndicesBackward0.apply(x, run=run, adj_cls=MaxPool2DWithIndicesBackwardBackward0)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -283,19 +269,22 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def _args1d(op: str, x, kernel_size, stride, padding, dilation):
     if x.ndim not in (2, 3):
-        raise RuntimeError(f"{op}() Expected 2D or 3D input tensor, but got {list(x.shape)}")
+        raise RuntimeError(f"{op}: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, "
+                           f"but got:{list(x.shape)}")
 
     def one(v, what, allow_empty=False):
-        if isinstance(v, (list, tuple)):
+        seq = isinstance(v, (list, tuple))
+        if seq:
             if allow_empty and len(v) == 0:
                 return None
             if len(v) != 1:
-                raise RuntimeError(f"{op}() {what} must be an int, list of ints or tuple of ints of size 1 but got "
-                                   f"size {len(v)}")
+                none = "None, " if allow_empty else ""
+                sep = "," if allow_empty else ""
+                raise RuntimeError(f"{op}() {what} must be {none}an int, list of ints{sep} or tuple of ints of size 1 "
+                                   f"but got size {len(v)}")
             v = v[0]
         if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)):
-            raise TypeError(f"{op}(): argument '{what}' must be tuple of ints, but found element of type "
-                            f"{type(v).__name__}")
+            raise ints_error(op, what, v, 0 if seq else None)
         return int(v)
 
     k = one(kernel_size, "kernel_size")
@@ -420,13 +409,21 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
     return linear_apply(x, fwd, adj, AvgPool2DBackward0, AvgPool2DBackwardBackward0)
 
 
+def _int1d(op: str, v, what: str, allow_empty: bool = False):
+    """The one int of a 1-d pool argument (an int or a 1-sequence; None for an allowed empty one)."""
+    e = _check1d(op, v, what, allow_empty)
+    if e is not None and not (isinstance(e, numbers.Integral) and not isinstance(e, bool)):
+        raise ints_error(op, what, e, 0 if isinstance(v, (list, tuple)) else None)
+    return e
+
+
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
     """1-D average pooling over (N, C, L) or (C, L) input."""
     x = tensor_arg(input, "avg_pool1d")
     _dim_range(x, "avg_pool1d")
-    k = _check1d("avg_pool1d", kernel_size, "kernel_size")
-    s = _check1d("avg_pool1d", stride, "stride", True) if stride is not None else None
-    p = _check1d("avg_pool1d", padding, "padding")
+    k = _int1d("avg_pool1d", kernel_size, "kernel_size")
+    s = _int1d("avg_pool1d", stride, "stride", True) if stride is not None else None
+    p = _int1d("avg_pool1d", padding, "padding")
     r = avg_pool2d(x.unsqueeze(-2), (1, k), (1, k if s is None else s), (0, p), ceil_mode, count_include_pad)
     return r.squeeze(-2)
 

@@ -12,42 +12,41 @@ import numbers
 
 import numpy as np  # index tables on the host
 
-from .. import _tensor as T
 from .._device import array_module_of
 from ..amp._state import fp32_op as _autocast_fp32
 from ._helpers import tensor_arg
+from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _type_name, ints_error
 from .pad import LinearNode, compute_dtype, linear_apply, simplify_taps, tap_maps
-from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range
 
 __all__: list = []  # pool.py re-exports these functions and lists them in its __all__ / FUNCTIONAL
 
 
 class AdaptiveAvgPool2DBackward0(LinearNode):
-    pass
+    op_name = "adaptive_avg_pool2d"
 
 
 class AdaptiveAvgPool3DBackward0(LinearNode):
-    pass
+    op_name = "adaptive_avg_pool3d"
 
 
 class AdaptiveAvgPoolBackwardBackward0(LinearNode):
-    pass
+    op_name = "adaptive_avg_pool_backward"
 
 
 class AdaptiveMaxPool2DBackward0(LinearNode):
-    pass
+    op_name = "adaptive_max_pool2d"
 
 
 class AdaptiveMaxPool2DBackwardBackward0(LinearNode):
-    pass
+    op_name = "adaptive_max_pool2d_backward"
 
 
 class MaxUnpool2DBackward0(LinearNode):
-    pass
+    op_name = "max_unpool2d"
 
 
 class MaxUnpool2DBackwardBackward0(LinearNode):
-    pass
+    op_name = "max_unpool2d_backward"
 
 
 # ---- flat-index gather / scatter ---------------------------------------------------------------
@@ -102,19 +101,20 @@ def _output_size(x, output_size, n: int, op: str) -> list:
         out = [x.shape[x.ndim - n + i] if v is None else v for i, v in enumerate(output_size)]
     else:
         out = [output_size] * n
-    for v in out:
+    for i, v in enumerate(out):
         if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)):
-            raise TypeError(f"{op}(): argument 'output_size' must be tuple of ints, but found element of type "
-                            f"{type(v).__name__}")
-        if v < 0:
-            raise RuntimeError(f"{op}: elements of output_size must be greater than or equal to 0 but received {v}")
+            raise ints_error(op, "output_size", v, i if isinstance(output_size, (list, tuple)) else None)
+    if any(v < 0 for v in out):
+        raise RuntimeError(f"{op}: elements of output_size must be greater than or equal to 0 but received "
+                           f"{{{', '.join(str(int(v)) for v in out)}}}")
     return [int(v) for v in out]
 
 
 def _check_adaptive(x, op: str, n: int) -> None:
     shape = list(x.shape)
     if x.ndim not in (n + 1, n + 2):
-        raise RuntimeError(f"{op}(): Expected {n + 1}D or {n + 2}D tensor, but got {shape}")
+        got = "got: " if op.startswith("adaptive_max") else "got "  # (sic: PyTorch's two messages differ)
+        raise RuntimeError(f"{op}(): Expected {n + 1}D or {n + 2}D tensor, but {got}{shape}")
     for i in range(1 if x.ndim == n + 2 else 0, x.ndim):
         if shape[i] == 0:
             raise RuntimeError(f"{op}(): Expected input to have non-zero size for non-batch dimensions, but input "
@@ -167,29 +167,24 @@ def _adaptive_max2d(input, output_size, return_indices: bool, op: str = "adaptiv
     out = _output_size(x, output_size, 2, op)
     _check_adaptive(x, op, 2)
     _check_dtype(x, op, True)
-    a = x._data
-    xp = x._xp
-    hw = a.shape[-2:]
+    hw = x._data.shape[-2:]
     rh, _, _ = _adaptive_windows(hw[0], out[0])
     rw, _, _ = _adaptive_windows(hw[1], out[1])
     kh, kw = rh.shape[1], rw.shape[1]
     table = (rh[:, None, :, None] * hw[1] + rw[None, :, None, :]).reshape(out[0], out[1], kh * kw)
-    table = xp.asarray(table)
-    win = a.reshape(a.shape[:-2] + (hw[0] * hw[1],))[..., table]
-    if win.size == 0:
-        vals, idx = win.sum(-1), xp.zeros(win.shape[:-1], dtype=np.int64)
-    else:
-        vals, kk = _window_argmax(xp, win)
-        pos = xp.arange(out[0] * out[1]).reshape(out) * (kh * kw) + kk
-        idx = table.reshape(-1)[pos].astype(np.int64)
-    fwd, adj = _flat_maps(idx, hw)
-    r = T._wrap(vals)
-    if T.needs_grad(x):
-        node = AdaptiveMaxPool2DBackward0(x)
-        node.fwd, node.adj, node.adj_cls = fwd, adj, AdaptiveMaxPool2DBackwardBackward0
-        r._requires_grad = True
-        r.grad_fn = node
-    return (r, T._wrap(idx)) if return_indices else r
+
+    def run(xp, a, grad: bool):
+        tab = xp.asarray(table)
+        win = a.reshape(a.shape[:-2] + (hw[0] * hw[1],))[..., tab]
+        if win.size == 0:
+            vals, idx = win.sum(-1), xp.zeros(win.shape[:-1], dtype=np.int64)
+        else:
+            vals, kk = _window_argmax(xp, win)
+            pos = xp.arange(out[0] * out[1]).reshape(out) * (kh * kw) + kk
+            idx = tab.reshape(-1)[pos].astype(np.int64)
+        return ((vals, idx) if return_indices else vals), *_flat_maps(idx, hw)
+
+    return AdaptiveMaxPool2DBackward0.apply(x, run=run, adj_cls=AdaptiveMaxPool2DBackwardBackward0)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
@@ -236,7 +231,8 @@ def _unpool_size(x, k, s, p, output_size, n: int) -> list:
     for i in range(n):
         lo, hi = default[i] - s[i], default[i] + s[i]
         if not lo < out[i] < hi:
-            raise ValueError(f'invalid output_size "{list(output_size)}" (dim {i} must be between {lo} and {hi})')
+            shown = output_size[len(output_size) - n:] if len(output_size) > n else output_size  # as PyTorch shows it
+            raise ValueError(f'invalid output_size "{shown}" (dim {i} must be between {lo} and {hi})')
     return [int(v) for v in out]
 
 
@@ -247,10 +243,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     ind = tensor_arg(indices, "max_unpool2d", "indices")
     k, s, p, _ = _args2d("max_unpool2d", kernel_size, stride, padding)
     if ind.dtype.name != "int64":
-        raise RuntimeError(f"elements in indices should be type int64 but got: {ind.dtype.name}")
+        raise RuntimeError(f"elements in indices should be type int64 but got: {_type_name(ind.dtype.name)}")
     if tuple(ind.shape) != tuple(x.shape):
         raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor ({list(x.shape)}) but "
-                           f"got indices tensor with shape: ({list(ind.shape)})")
+                           f"got indices tensor with shape: {list(ind.shape)}")
     if x.ndim not in (3, 4):
         raise RuntimeError(f"Input to max_unpooling2d should be a 3d or 4d Tensor, but got a tensor with "
                            f"{x.ndim} dimensions.")
@@ -260,22 +256,20 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         bad = (idx < 0) | (idx >= oh * ow)
         if bool(bad.any()):
             raise RuntimeError(f"Found an invalid max index: {int(idx[bad].reshape(-1)[0])} (output volumes are of "
-                               f"size {oh}x{ow}")
-    xp = x._xp
-    a = x._data
-    lead = a.shape[:-2]
-    rows = math.prod(lead)
-    out = xp.zeros(rows * oh * ow, dtype=a.dtype)
-    gidx = idx.reshape(rows, idx.shape[-2] * idx.shape[-1]) + (xp.arange(rows, dtype=np.int64) * (oh * ow))[:, None]
-    out[gidx.reshape(-1)] = a.reshape(-1)
-    r = T._wrap(out.reshape(lead + (oh, ow)))
-    if T.needs_grad(x):
+                               f"size {oh}x{ow})")
+
+    def run(xp, a, grad: bool):
+        # The forward writes (not adds) each value at its index; the linear map of double backward is the
+        # scatter, its adjoint the gather.
+        lead = a.shape[:-2]
+        rows = math.prod(lead)
+        out = xp.zeros(rows * oh * ow, dtype=a.dtype)
+        gidx = idx.reshape(rows, idx.shape[-2] * idx.shape[-1]) + (xp.arange(rows, dtype=np.int64) * (oh * ow))[:, None]
+        out[gidx.reshape(-1)] = a.reshape(-1)
         gather, scatter = _flat_maps(idx, (oh, ow))
-        node = MaxUnpool2DBackward0(x)
-        node.fwd, node.adj, node.adj_cls = scatter, gather, MaxUnpool2DBackwardBackward0
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+        return out.reshape(lead + (oh, ow)), scatter, gather
+
+    return MaxUnpool2DBackward0.apply(x, run=run, adj_cls=MaxUnpool2DBackwardBackward0)
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):

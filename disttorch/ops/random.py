@@ -24,10 +24,12 @@ from .. import _dtype as D
 from .. import _tensor as T
 from .._device import device as _device_cls
 from .._device import to_host
-from ..autograd.function import Node
+from .._internals import bump_version
+from ..autograd.op import Op, inplace_node, set_history, write_out
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from .creation import _finish, _resolve, _size_args
-from .inplace import ZeroGradBackward0, needs_graph, refuse_view
+from .index import _CPP_NAMES
+from .inplace import ZeroGradBackward0, _type_name, needs_graph, refuse_view
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
            "set_rng_state", "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial",
@@ -43,10 +45,9 @@ def _seed_value(seed) -> int:
     try:
         s = int(seed)
     except (TypeError, ValueError):
-        raise TypeError(f"manual_seed expected an int seed, got {type(seed).__name__}") from None
+        raise TypeError(f"manual_seed: expected an int seed, got {type(seed).__name__}") from None
     if not -0x8000_0000_0000_0000 <= s <= _U64:
-        raise RuntimeError(f"Overflow when unpacking long: seed {s} must be within [-0x8000_0000_0000_0000, "
-                           "0xffff_ffff_ffff_ffff]")
+        raise RuntimeError("Overflow when unpacking long long")
     return _U64 + s if s < 0 else s  # PyTorch's remapping of negative seeds
 
 
@@ -91,8 +92,7 @@ class Generator:
     def set_state(self, new_state) -> "Generator":
         """Restore a state returned by ``get_state``; returns self."""
         if not isinstance(new_state, T.Tensor) or new_state.dtype is not D.uint8:
-            got = new_state.dtype if isinstance(new_state, T.Tensor) else type(new_state).__name__
-            raise TypeError(f"RNG state must be a disttorch.ByteTensor (uint8 tensor), got {got}")
+            raise TypeError("RNG state must be a torch.ByteTensor")
         raw = to_host(new_state._data).reshape(-1)
         if raw.size != _STATE_BYTES:
             raise RuntimeError(f"set_state: expected an RNG state of {_STATE_BYTES} bytes (from Generator.get_state), "
@@ -198,7 +198,7 @@ def _uniform01(rng, shape, dt: D.dtype):
     if dt.is_complex:
         real = _uniform01(rng, shape, dt.to_real())
         return real + 1j * _uniform01(rng, shape, dt.to_real())
-    raise RuntimeError(f"uniform sampling expects a floating point dtype, got {dt}")
+    raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{_type_name(dt)}'")
 
 
 def _normal01(rng, shape, dt: D.dtype):
@@ -211,7 +211,7 @@ def _normal01(rng, shape, dt: D.dtype):
     if dt.is_complex:  # real and imaginary parts each have variance 1/2, as in PyTorch
         r = dt.to_real()
         return ((_normal01(rng, shape, r) + 1j * _normal01(rng, shape, r)) * math.sqrt(0.5)).astype(dt.np)
-    raise RuntimeError(f"normal sampling expects a floating point dtype, got {dt}")
+    raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{_type_name(dt)}'")
 
 
 def _compute_dtype(dt: D.dtype):
@@ -286,16 +286,24 @@ def randperm(n: int, *, generator=None, out=None, dtype=None, layout=None, devic
     """A random permutation of ``0 .. n-1`` (int64)."""
     n = n.item() if isinstance(n, T.Tensor) else n
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}")
+        raise TypeError(f"randperm(): argument 'n' (position 1) must be int, not {type(n).__name__}")
     if n < 0:
-        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     dt, dev, xp = _resolve(dtype, device, out, D.int64)
     arr = _rng(generator).permutation(int(n))
     return _finish(_on(xp, arr if dt is D.int64 else arr.astype(dt.np)), requires_grad, out)
 
 
-class _ZeroGradBackward(Node):
-    """Random outputs do not depend differentiably on their parameters: PyTorch returns zeros."""
+class _ZeroGradBackward(Op):
+    """Random outputs do not depend differentiably on their parameters: PyTorch returns zeros. The samples
+    (``res``, drawn by the caller from the parameters) are the op's result."""
+
+    op_name = "random"
+
+    def forward(self, xp, *params, res=None):
+        if self.next_functions:
+            self.shapes = [None if p is None else p.shape for p in params]
+        return res
 
     def backward(self, g):
         return tuple(None if fn is None else g.new_zeros(shape)
@@ -303,24 +311,24 @@ class _ZeroGradBackward(Node):
 
 
 class NormalBackward0(_ZeroGradBackward):
-    pass
+    op_name = "normal"
 
 
 class BernoulliBackward0(_ZeroGradBackward):
-    pass
+    op_name = "bernoulli"
 
 
 class PoissonBackward0(_ZeroGradBackward):
-    pass
+    op_name = "poisson"
 
 
-def _zero_grad_node(r, cls, *inputs):
-    if T.needs_grad(*inputs) and r.dtype.is_floating_point:
-        node = cls(*inputs)
-        node.shapes = [None if t is None else tuple(t._data.shape) for t in inputs]
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+def _zero_grad_node(arr, cls, *inputs, out=None):
+    """The samples ``arr`` as ``cls``'s result over the parameter tensors ``inputs`` (None where a parameter is a
+    number); floating results get a node whose gradients are zeros. ``out=`` as in PyTorch."""
+    if arr.dtype.kind != "f" and arr.dtype != D.bfloat16.np:  # integer/bool samples: no node
+        r = T._wrap(arr)
+        return r if out is None else write_out(r, out, cls.op_name)
+    return cls.apply(*inputs, res=arr, out=out)
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -333,7 +341,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
         if size is None:
             raise TypeError("normal() missing required argument 'size' when mean and std are numbers")
         if std < 0:
-            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _size_args((size,) if isinstance(size, (list, tuple)) else (size,), "normal")
         dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
         arr = _normal01(rng, shape, dt)
@@ -341,7 +349,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
             arr = (arr.astype(_compute_dtype(dt)) * std + mean).astype(dt.np)
         return _finish(_on(xp, arr), requires_grad, out)
     if size is not None:
-        raise TypeError("normal(): 'size' is only accepted when mean and std are numbers")
+        raise TypeError("normal: 'size' is only accepted when mean and std are numbers")
     tensors = [t for t in (mean, std) if isinstance(t, T.Tensor)]
     dt = D.result_type(*tensors) if len(tensors) == 2 else tensors[0].dtype
     if not (dt.is_floating_point or dt.is_complex):
@@ -355,19 +363,18 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
         arr = _normal01(rng, shape, dt).astype(cd) * (np.asarray(std_h, cd)) + np.asarray(to_host(mean._data) if mt else
                                                                                            mean, cd)
     xp = tensors[0]._xp
-    r = T._wrap(_on(xp, arr.astype(dt.np)))
-    _zero_grad_node(r, NormalBackward0, mean if mt else None, std if st else None)
-    if out is not None:
-        from .elementwise import _out
-
-        return _out(r, out)
-    return r
+    return _zero_grad_node(_on(xp, arr.astype(dt.np)), NormalBackward0, mean if mt else None, std if st else None,
+                           out=out)
 
 
-def _check_prob(p, op: str) -> None:
+def _check_prob(p, number: bool) -> None:
+    """PyTorch's errors for probabilities outside [0, 1]: ``p`` a host array; ``number``: given as a number."""
     if bool(np.any(~((p >= 0) & (p <= 1)))):
-        raise RuntimeError(f"{op}: Expected p_in >= 0 && p_in <= 1 to be true, but got false. (all probabilities "
-                           "must be in [0, 1])")
+        if number:
+            raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={float(p):g}")
+        # (sic: PyTorch's wording, two spaces included)
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error message "
+                           "be improved?  If so, please report an enhancement request to PyTorch.)")
 
 
 def _bernoulli_array(rng, shape, p, np_dtype):
@@ -386,14 +393,9 @@ def bernoulli(input, p=None, *, generator=None, out=None):
             probs = probs.astype(_F64)
     else:
         probs = float(p.item() if isinstance(p, T.Tensor) else p)
-    _check_prob(np.asarray(probs), "bernoulli")
+    _check_prob(np.asarray(probs), p is not None)
     arr = _bernoulli_array(_rng(generator), x._data.shape, probs, x._data.dtype)
-    r = _zero_grad_node(T._wrap(_on(x._xp, arr)), BernoulliBackward0, x)
-    if out is not None:
-        from .elementwise import _out
-
-        return _out(r, out)
-    return r
+    return _zero_grad_node(_on(x._xp, arr), BernoulliBackward0, x, out=out)
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None, out=None):
@@ -405,24 +407,22 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     x = tensor_arg(input, "multinomial")
     nd = x._data.ndim
     if nd not in (1, 2):
-        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {nd}-D input of shape "
-                           f"{list(x.shape)}")
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {x.dtype}")
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {_type_name(x.dtype)}")
     n = int(num_samples)
     if n <= 0:
-        raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples (got {n})")
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
     k = x._data.shape[-1]
+    if not replacement and n > k:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     if k == 0:
         raise RuntimeError("multinomial: number of categories cannot be zero")
-    if not replacement and n > k:
-        raise RuntimeError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement "
-                           f"({n} > {k})")
     p = to_host(x._data).astype(_F64).reshape(-1, k)
     if not bool(np.isfinite(p).all()) or bool((p < 0).any()):
-        raise RuntimeError("multinomial: probability tensor contains either `inf`, `nan` or element < 0")
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if bool((p.sum(1) <= 0).any()):
-        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
     rng = _rng(generator)
     rows = p.shape[0]
     if replacement:
@@ -439,11 +439,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
             keys = rng.standard_exponential((rows, k)) / p
         idx = np.argsort(keys, axis=1, kind="stable")[:, :n].astype(np.int64)
     r = T._wrap(_on(x._xp, idx.reshape(n) if nd == 1 else idx))
-    if out is not None:
-        from .elementwise import _out
-
-        return _out(r, out)
-    return r
+    return r if out is None else write_out(r, out, "multinomial")
 
 
 def poisson(input, generator=None):
@@ -451,9 +447,9 @@ def poisson(input, generator=None):
     x = tensor_arg(input, "poisson")
     lam = to_host(x._data).astype(_F64)
     if not bool(np.all(lam >= 0)):
-        raise RuntimeError("poisson: invalid Poisson rate, expected all rates to be non-negative and not NaN")
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
     arr = _rng(generator).poisson(lam).astype(x._data.dtype)
-    return _zero_grad_node(T._wrap(_on(x._xp, arr)), PoissonBackward0, x)
+    return _zero_grad_node(_on(x._xp, arr), PoissonBackward0, x)
 
 
 def _like_args(op, input, dtype, device):
@@ -500,16 +496,24 @@ def _fill(self, op: str, make):
     arr = make(self._data.shape, self.dtype)
     xp = self._xp
     xp.copyto(self._data, _on(xp, arr), casting="unsafe")
-    self._vc[0] += 1
-    if record:
-        self.grad_fn = ZeroGradBackward0(self)
-        self._output_nr = 0
+    bump_version(self)
+    if record:  # not Op.apply: the samples are written into self's own memory
+        set_history(self, inplace_node(ZeroGradBackward0, self))
     return self
 
 
 def _need_float(self, op: str) -> None:
-    if not self.dtype.is_floating_point:
-        raise RuntimeError(f"{op}: expected a floating point tensor, got {self.dtype}")
+    """PyTorch's error (each op has its own) for an in-place sampler on a tensor that is not floating point."""
+    if self.dtype.is_floating_point:
+        return
+    dt = self.dtype
+    if op in ("exponential_", "cauchy_"):
+        name = {"exponential_": "Exponential", "cauchy_": "Cauchy"}[op]
+        shown = _type_name(dt) if op == "exponential_" else _CPP_NAMES.get(dt.name, dt.name)  # (sic)
+        raise RuntimeError(f"{name} distribution is a continuous probability distribution. dtype must be a floating "
+                           f"point but you specified {shown}")
+    kernel = {"uniform_": "check_uniform_bounds", "normal_": "normal_kernel_cpu", "log_normal_": "log_normal_cpu"}
+    raise RuntimeError(f"\"{kernel.get(op, op)}\" not implemented for '{_type_name(dt)}'")
 
 
 def _clamp_below(arr, hi, lo):
@@ -538,7 +542,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
     """Fill with normal samples of the given mean and standard deviation."""
     _need_float(self, "normal_")
     if std < 0:
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     rng = _rng(generator)
     return _fill(self, "normal_", lambda shape, dt: (_normal01(rng, shape, dt).astype(_compute_dtype(dt)) * std
                                                      + mean).astype(dt.np))
@@ -547,7 +551,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
 def bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 0/1 samples drawn with probability ``p`` (a number or a tensor broadcastable to self)."""
     probs = to_host(p._data) if isinstance(p, T.Tensor) else float(p)
-    _check_prob(np.asarray(probs), "bernoulli_")
+    _check_prob(np.asarray(probs), not isinstance(p, T.Tensor))
     if isinstance(p, T.Tensor):
         broadcast_shapes(probs.shape, self._data.shape, op="bernoulli_")
     rng = _rng(generator)

@@ -8,17 +8,28 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
-from ..autograd.function import Node
+from .._internals import bump_version
+from ..autograd.op import Op
 from ._helpers import dims_arg, tensor_arg
+from .index import as_view
 from .inplace import inplace
 from .scatter_ops import index_select
-from .shape import _kw_only, _record, _shape_arg, reshape, transpose
+from .shape import _kw_only, _shape_arg, reshape, transpose
 
 __all__ = ["tile", "repeat_interleave", "flip", "fliplr", "flipud", "roll", "rot90", "tril", "triu", "diagonal",
            "diag", "diag_embed", "diagonal_scatter"]
 
 
-class RepeatBackward0(Node):
+class RepeatBackward0(Op):
+    """``x`` (seen with ``padded`` dims) tiled ``sizes`` times."""
+
+    op_name = "repeat"
+
+    def forward(self, xp, x, sizes=(), padded=()):
+        if self.next_functions:
+            self.sizes, self.padded, self.shape = sizes, padded, x.shape
+        return xp.tile(x.reshape(padded), sizes)
+
     def backward(self, g):
         inter = []
         for r, s in zip(self.sizes, self.padded):
@@ -33,16 +44,12 @@ def repeat(self, *sizes):
     arr = self._data
     if len(sizes) < arr.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of "
-                           f"tensor (repeat dims {list(sizes)}, tensor shape {list(arr.shape)})")
-    if any(s < 0 for s in sizes):
-        raise RuntimeError(f"repeat: Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+                           "tensor")
     padded = (1,) * (len(sizes) - arr.ndim) + arr.shape
-    r = T._wrap(self._xp.tile(arr.reshape(padded), sizes))
-    if T.needs_grad(self):
-        node = RepeatBackward0(self)
-        node.sizes, node.padded, node.shape = sizes, padded, arr.shape
-        _record(r, node)
-    return r
+    if any(s < 0 for s in sizes):
+        target = [r * n for r, n in zip(sizes, padded)]
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(target)}: {target}")
+    return RepeatBackward0.apply(self, sizes=sizes, padded=padded)
 
 
 def tile(input, dims):
@@ -81,14 +88,23 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     else:
         reps = int(repeats)
     if (reps < 0).any() if not isinstance(reps, int) else reps < 0:
-        raise RuntimeError("repeat_interleave: repeats can not be negative")
+        raise RuntimeError("Repeats must be non-negative")
     idx = xp.repeat(xp.arange(n, dtype=np.int64), reps)
     if output_size is not None and idx.size != output_size:
-        raise RuntimeError(f"repeat_interleave: output_size {output_size} does not match the repeated size {idx.size}")
+        raise RuntimeError(f"repeat_interleave: Invalid output_size, expected {idx.size} but got {output_size}")
     return index_select(x, d, T._wrap(idx))
 
 
-class FlipBackward0(Node):
+class FlipBackward0(Op):
+    """A copy of ``x`` reversed along ``dims``."""
+
+    op_name = "flip"
+
+    def forward(self, xp, x, dims=()):
+        if self.next_functions:
+            self.dims = dims
+        return xp.flip(x, dims).copy() if dims else x.copy()
+
     def backward(self, g):
         return flip(g, self.dims)
 
@@ -100,19 +116,14 @@ def flip(input, *dims, **kw):
         dims = (_kw_only(kw, "dims", "flip"),)
     dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims
     dims = dims_arg(list(dims), x._data.ndim, "flip") if dims else ()
-    r = T._wrap(x._xp.flip(x._data, dims).copy() if dims else x._data.copy())
-    if T.needs_grad(x):
-        node = FlipBackward0(x)
-        node.dims = dims
-        _record(r, node)
-    return r
+    return FlipBackward0.apply(x, dims=dims)
 
 
 def fliplr(input):
     """Flip a tensor of at least 2 dims left-right (dim 1)."""
     x = tensor_arg(input, "fliplr")
     if x._data.ndim < 2:
-        raise RuntimeError(f"fliplr: Input must be >= 2-d (got {x._data.ndim}-d).")
+        raise RuntimeError("Input must be >= 2-d.")
     return flip(x, (1,))
 
 
@@ -120,11 +131,20 @@ def flipud(input):
     """Flip a tensor of at least 1 dim up-down (dim 0)."""
     x = tensor_arg(input, "flipud")
     if x._data.ndim < 1:
-        raise RuntimeError("flipud: Input must be >= 1-d (got 0-d).")
+        raise RuntimeError("Input must be >= 1-d.")
     return flip(x, (0,))
 
 
-class RollBackward0(Node):
+class RollBackward0(Op):
+    """``x`` shifted cyclically by ``shifts`` along ``dims``."""
+
+    op_name = "roll"
+
+    def forward(self, xp, x, shifts=(), dims=()):
+        if self.next_functions:
+            self.shifts, self.dims = shifts, dims
+        return xp.roll(x, shifts, dims) if x.ndim else x.copy()
+
     def backward(self, g):
         return roll(g, tuple(-s for s in self.shifts), self.dims)
 
@@ -135,19 +155,14 @@ def roll(input, shifts, dims=None):
     shifts = (shifts,) if isinstance(shifts, int) else tuple(int(s) for s in shifts)
     if dims is None:
         if len(shifts) != 1:
-            raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: 0")
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
         return reshape(roll(reshape(x, -1), shifts, 0), x._data.shape)
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if len(shifts) != len(dims):
-        raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     nd = x._data.ndim
     dims = tuple(T._wrap_dim(d, nd, "roll") for d in dims)
-    r = T._wrap(x._xp.roll(x._data, shifts, dims) if nd else x._data.copy())
-    if T.needs_grad(x):
-        node = RollBackward0(x)
-        node.shifts, node.dims = shifts, dims
-        _record(r, node)
-    return r
+    return RollBackward0.apply(x, shifts=shifts, dims=dims)
 
 
 def rot90(input, k: int = 1, dims=(0, 1)):
@@ -155,12 +170,12 @@ def rot90(input, k: int = 1, dims=(0, 1)):
     x = tensor_arg(input, "rot90")
     nd = x._data.ndim
     if len(dims) != 2:
-        raise RuntimeError(f"rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
     if nd < 2:
-        raise RuntimeError(f"rot90: expected total dims >= 2, but got total dims = {nd}")
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {nd}")
     d0, d1 = (T._wrap_dim(d, nd, "rot90") for d in dims)
     if d0 == d1:
-        raise RuntimeError(f"rot90: expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
     k %= 4
     if k == 1:
         return transpose(flip(x, (d1,)), d0, d1)
@@ -171,12 +186,25 @@ def rot90(input, k: int = 1, dims=(0, 1)):
     return x.clone()
 
 
-class TrilBackward0(Node):
+class TrilBackward0(Op):
+    """The lower triangle of the last two dims of ``x`` from diagonal ``k``."""
+
+    op_name = "tril"
+
+    def forward(self, xp, x, k=0):
+        if self.next_functions:
+            self.k = k
+        return getattr(xp, self.op_name)(x, k)
+
     def backward(self, g):
         return tril(g, self.k)
 
 
-class TriuBackward0(Node):
+class TriuBackward0(TrilBackward0):
+    """The upper triangle of the last two dims of ``x`` from diagonal ``k``."""
+
+    op_name = "triu"
+
     def backward(self, g):
         return triu(g, self.k)
 
@@ -184,13 +212,8 @@ class TriuBackward0(Node):
 def _tri(input, diagonal: int, op: str, node_cls):
     x = tensor_arg(input, op)
     if x._data.ndim < 2:
-        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions (got shape {list(x.shape)})")
-    r = T._wrap(getattr(x._xp, op)(x._data, int(diagonal)))
-    if T.needs_grad(x):
-        node = node_cls(x)
-        node.k = int(diagonal)
-        _record(r, node)
-    return r
+        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
+    return node_cls.apply(x, k=int(diagonal))
 
 
 def tril(input, diagonal: int = 0, *, out=None):
@@ -209,7 +232,7 @@ def _out(r, out):
     if out._data.shape != r._data.shape:
         out._data = out._xp.empty(r._data.shape, dtype=out._data.dtype)
     out._xp.copyto(out._data, r._data, casting="unsafe")
-    out._vc[0] += 1
+    bump_version(out)
     return out
 
 
@@ -225,11 +248,20 @@ def _diag_dims(x, dim1, dim2, op):
     nd = x._data.ndim
     d1, d2 = T._wrap_dim(dim1, nd, op), T._wrap_dim(dim2, nd, op)
     if d1 == d2:
-        raise RuntimeError(f"{op}: diagonal dimensions cannot be identical {dim1}, {dim2}")
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     return d1, d2
 
 
-class DiagonalBackward0(Node):
+class DiagonalBackward0(Op):
+    """A writable view of the diagonal at ``offset`` of the plane ``(d1, d2)`` of ``x``."""
+
+    op_name = "diagonal"
+
+    def forward(self, xp, x, offset=0, d1=0, d2=1):
+        if self.next_functions:
+            self.shape, self.offset, self.d1, self.d2 = x.shape, offset, d1, d2
+        return _diag_view(x, xp, offset, d1, d2)
+
     def backward(self, g):
         z = T._wrap(g._xp.zeros(self.shape, dtype=g._data.dtype))
         return diagonal_scatter(z, g, self.offset, self.d1, self.d2)
@@ -239,18 +271,28 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
     """A view of the diagonal at ``offset`` of the plane ``(dim1, dim2)``, appended as the last dim."""
     x = tensor_arg(input, "diagonal")
     d1, d2 = _diag_dims(x, dim1, dim2, "diagonal")
-    r = T._view_of(x, _diag_view(x._data, x._xp, int(offset), d1, d2))
-    if T.needs_grad(x):
-        node = DiagonalBackward0(x)
-        node.shape, node.offset, node.d1, node.d2 = x._data.shape, int(offset), d1, d2
-        _record(r, node)
-    return r
+    return as_view(x, DiagonalBackward0.apply(x, offset=int(offset), d1=d1, d2=d2))
 
 
 _diagonal = diagonal  # diag() has a parameter named diagonal
 
 
-class DiagonalScatterBackward0(Node):
+class DiagonalScatterBackward0(Op):
+    """A copy of ``x`` with ``src`` written into its diagonal: inputs (x, src)."""
+
+    op_name = "diagonal_scatter"
+
+    def forward(self, xp, x, src, offset=0, d1=0, d2=1, src_dtype=None):
+        out = x.copy()
+        dv = _diag_view(out, xp, offset, d1, d2)
+        if dv.shape != src.shape:
+            raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                               f"{list(src.shape)}, slice size = {list(dv.shape)}")
+        dv[...] = src
+        if self.next_functions:
+            self.offset, self.d1, self.d2, self.src_shape, self.src_dtype = offset, d1, d2, src.shape, src_dtype
+        return out
+
     def backward(self, g):
         gi = gs = None
         if self.next_functions[0][0] is not None:
@@ -268,18 +310,7 @@ def diagonal_scatter(input, src, offset: int = 0, dim1: int = 0, dim2: int = 1):
     x = tensor_arg(input, "diagonal_scatter")
     s = tensor_arg(src, "diagonal_scatter", "src")
     d1, d2 = _diag_dims(x, dim1, dim2, "diagonal_scatter")
-    out = x._data.copy()
-    dv = _diag_view(out, x._xp, int(offset), d1, d2)
-    if dv.shape != s._data.shape:
-        raise RuntimeError(f"diagonal_scatter: expected src to have a size equal to the diagonal of the input "
-                           f"{list(dv.shape)}, but got {list(s.shape)}")
-    dv[...] = s._data
-    r = T._wrap(out)
-    if T.needs_grad(x, s):
-        node = DiagonalScatterBackward0(x, s)
-        node.offset, node.d1, node.d2, node.src_shape, node.src_dtype = int(offset), d1, d2, s._data.shape, s.dtype
-        _record(r, node)
-    return r
+    return DiagonalScatterBackward0.apply(x, s, offset=int(offset), d1=d1, d2=d2, src_dtype=s.dtype)
 
 
 def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
@@ -290,7 +321,7 @@ def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
         x, nd = reshape(x, 1), 2
     d1, d2 = T._wrap_dim(dim1, nd, "diag_embed"), T._wrap_dim(dim2, nd, "diag_embed")
     if d1 == d2:
-        raise RuntimeError(f"diag_embed: diagonal dimensions cannot be identical {dim1}, {dim2}")
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     m = x._data.shape[-1] + abs(int(offset))
     rest = iter(x._data.shape[:-1])
     shape = tuple(m if i in (d1, d2) else next(rest) for i in range(nd))

@@ -45,13 +45,33 @@ def _keep_shape(shape: tuple, dims: tuple) -> tuple:
     return tuple(1 if i in dims else s for i, s in enumerate(shape))
 
 
+def _broadcast_view(xp, arr, shape: tuple):
+    """``xp.broadcast_to(arr, shape)`` for ``arr`` of the same rank (or 0-d): a read-only view with zero strides
+    where ``arr`` has size 1. Built directly for NumPy, since broadcast_to costs a few microseconds, which is
+    most of a small reduction's backward."""
+    if xp is np and arr.flags.c_contiguous and 0 not in shape:
+        if arr.ndim == 0:
+            strides = (0,) * len(shape)
+        elif arr.ndim == len(shape) and builtins.all(a == s or a == 1 for a, s in zip(arr.shape, shape)):
+            strides = tuple(0 if a != s else st for a, s, st in zip(arr.shape, shape, arr.strides))
+        else:
+            return xp.broadcast_to(arr, shape)
+        try:
+            view = np.ndarray(shape, arr.dtype, arr, 0, strides)
+        except (TypeError, ValueError, BufferError):  # a dtype without buffer support (e.g. bfloat16)
+            return xp.broadcast_to(arr, shape)
+        view.flags.writeable = False
+        return view
+    return xp.broadcast_to(arr, shape)
+
+
 def _expand_back(g, shape: tuple, dims: tuple, keepdim: bool):
     """Broadcast a reduced gradient back to the input's shape (differentiable)."""
     if not T.needs_grad(g):  # plain backward: no graph to build, so skip the op machinery
         arr = g._data
         if not keepdim and dims:
             arr = arr.reshape(_keep_shape(shape, dims))
-        return T._wrap(g._xp.broadcast_to(arr, shape))
+        return T._wrap(_broadcast_view(g._xp, arr, shape))
     if not keepdim and dims:
         g = g.reshape(_keep_shape(shape, dims))
     return g.expand(shape)
@@ -74,6 +94,8 @@ def _sum_dtype(arr, dtype):
 
 class _Reduction(Op):
     """A reduction over ``dims`` of its input: backward broadcasts the gradient back to the input's shape."""
+
+    tensor_args = 1
 
     def _keep(self, arr, dims: tuple, keepdim: bool) -> None:
         if self.next_functions:
@@ -402,7 +424,7 @@ def _var_args(dim, unbiased, correction):
 
 def _var_forward(xp, arr, dims: tuple, correction, keepdim: bool, op: str):
     if arr.dtype.kind in "biu":
-        raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes (got "
+        raise RuntimeError(f"std and var only support floating point and complex dtypes (got "
                            f"{_TORCH_NAME.get(arr.dtype.name, arr.dtype.name)})")
     work = arr.astype(_F32) if arr.dtype in _LOW else arr
     n = math.prod(arr.shape[d] for d in dims)
@@ -490,14 +512,16 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, out=None, dtype=None):
 
     x = tensor_arg(input, "norm")
     if not (x.dtype.is_floating_point or x.dtype.is_complex):
-        raise RuntimeError(f"norm(): input dtype should be either floating point or complex. Got {_torch_name(x)} "
-                           "instead.")
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
+                           f"{_torch_name(x)}")
     if isinstance(p, str):
         if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
             return _vector_norm(x, 2, dim, keepdim, dtype, "norm")
         if p == "nuc":
             return matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
-        raise RuntimeError(f"norm(): invalid norm type {p!r} for dim {dim}")
+        if p in ("fro", "nuc"):
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
     return _vector_norm(x, 2 if p is None else p, dim, keepdim, dtype, "norm")
 
 

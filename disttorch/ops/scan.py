@@ -10,9 +10,8 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .. import return_types as R
-from ..autograd.function import Node
+from ..autograd.op import RESULT, Op
 from ._helpers import as_float_array, quiet, tensor_arg
-from .elementwise import _out
 from .sort import CummaxBackward0, CumminBackward0, take_along
 
 __all__ = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "diff"]
@@ -21,30 +20,40 @@ _LOW_PRECISION = (D.float16.np, D.bfloat16.np)
 
 
 # ---- private differentiable helpers ----------------------------------------------------------
-class _FlipBackward(Node):
+class _FlipBackward(Op):
+    op_name = "flip"
+
+    def forward(self, xp, arr, dim=0):
+        self.dim = dim
+        # A copy: the result is a fresh tensor (these helpers feed backward formulas, never views).
+        return xp.flip(arr, dim).copy()
+
     def backward(self, g):
         return _flip(g, self.dim)
 
 
 def _flip(x, dim: int):
     """``x`` reversed along ``dim``."""
-    r = T._view_of(x, x._xp.flip(x._data, dim))
-    if T.needs_grad(x):
-        node = _FlipBackward(x)
-        node.dim = dim
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return _FlipBackward.apply(x, dim=dim)
 
 
-class _ShiftBackward(Node):
+class _ShiftBackward(Op):
+    op_name = "shift"
+
+    def forward(self, xp, arr, dim=0, step=1, fill=0):
+        self.dim, self.step = dim, step
+        return _shift_array(xp, arr, dim, step, fill)
+
     def backward(self, g):
         return _shift(g, self.dim, -self.step, 0)
 
 
 def _shift(x, dim: int, step: int, fill):
     """``x`` moved one place along ``dim`` (``step`` +1: towards higher indices), ``fill`` entering."""
-    xp, arr = x._xp, x._data
+    return _ShiftBackward.apply(x, dim=dim, step=step, fill=fill)
+
+
+def _shift_array(xp, arr, dim: int, step: int, fill):
     out = xp.empty_like(arr)
     n = arr.shape[dim]
     src, dst, edge = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
@@ -54,30 +63,24 @@ def _shift(x, dim: int, step: int, fill):
         src[dim], dst[dim], edge[dim] = slice(1, n), slice(0, n - 1), slice(n - 1, n)
     out[tuple(dst)] = arr[tuple(src)]
     out[tuple(edge)] = fill
-    r = T._wrap(out)
-    if T.needs_grad(x):
-        node = _ShiftBackward(x)
-        node.dim, node.step = dim, step
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return out
 
 
-class _LogBackward(Node):
+class _LogBackward(Op):
+    op_name = "log"
+
+    def forward(self, xp, arr):
+        self.save(0)
+        with quiet(xp):
+            return xp.log(arr)
+
     def backward(self, g):
         (x,) = self.saved_tensors
         return g / x
 
 
 def _log(x):
-    with quiet(x._xp):
-        r = T._wrap(x._xp.log(x._data))
-    if T.needs_grad(x):
-        node = _LogBackward(x)
-        node.save_for_backward(x)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return _LogBackward.apply(x)
 
 
 def _const(x, arr):
@@ -103,7 +106,19 @@ def _scan_setup(input, dim, dtype, op: str):
     return x, arr, d, out_np
 
 
-class CumsumBackward0(Node):
+class CumsumBackward0(Op):
+    op_name = "cumsum"
+
+    def forward(self, xp, arr, dim=0, out_np=None):
+        if self.next_functions:
+            self.dim, self.ndim, self.in_dtype = dim, arr.ndim, D._FROM_NP[arr.dtype]
+        with quiet(xp):  # inf + -inf and overflow give IEEE results silently
+            if arr.ndim == 0:
+                return arr.astype(out_np)
+            if arr.dtype in _LOW_PRECISION or out_np in _LOW_PRECISION:
+                return arr.astype(np.float32).cumsum(axis=dim).astype(out_np)
+            return arr.cumsum(axis=dim, dtype=out_np)
+
     def backward(self, g):
         if self.ndim == 0:
             return g.to(self.in_dtype)
@@ -113,23 +128,23 @@ class CumsumBackward0(Node):
 def cumsum(input, dim: int, *, dtype=None, out=None):
     """Cumulative sum along ``dim`` (bool and int inputs accumulate in int64)."""
     x, arr, d, out_np = _scan_setup(input, dim, dtype, "cumsum")
-    with quiet(x._xp):  # inf + -inf and overflow give IEEE results silently
-        if arr.ndim == 0:
-            res = arr.astype(out_np)
-        elif arr.dtype in _LOW_PRECISION or out_np in _LOW_PRECISION:
-            res = arr.astype(np.float32).cumsum(axis=d).astype(out_np)
-        else:
-            res = arr.cumsum(axis=d, dtype=out_np)
-    r = T._wrap(res)
-    if T.needs_grad(x) and r.dtype.is_floating_point:
-        node = CumsumBackward0(x)
-        node.dim, node.ndim, node.in_dtype = d, arr.ndim, x.dtype
-        r._requires_grad = True
-        r.grad_fn = node
-    return r if out is None else _out(r, out)
+    return CumsumBackward0.apply(x, dim=d, out_np=out_np, out=out)
 
 
-class CumprodBackward0(Node):
+class CumprodBackward0(Op):
+    op_name = "cumprod"
+
+    def forward(self, xp, arr, dim=0):
+        if self.next_functions:
+            self.dim, self.ndim = dim, arr.ndim
+            self.save(0, RESULT)
+        with quiet(xp):
+            if arr.ndim == 0:
+                return arr.copy()
+            if arr.dtype in _LOW_PRECISION:
+                return arr.astype(np.float32).cumprod(axis=dim).astype(arr.dtype)
+            return arr.cumprod(axis=dim)
+
     def backward(self, g):
         x, y = self.saved_tensors
         if self.ndim == 0:
@@ -156,23 +171,8 @@ def cumprod(input, dim: int, *, dtype=None, out=None):
     """Cumulative product along ``dim`` (the gradient is exact where the input has zeros)."""
     x, arr, d, out_np = _scan_setup(input, dim, dtype, "cumprod")
     if arr.dtype != out_np:
-        x = x.to(D._FROM_NP[out_np]) if T.needs_grad(x) else T._wrap(arr.astype(out_np))
-        arr = x._data
-    with quiet(x._xp):
-        if arr.ndim == 0:
-            res = arr.copy()
-        elif arr.dtype in _LOW_PRECISION:
-            res = arr.astype(np.float32).cumprod(axis=d).astype(arr.dtype)
-        else:
-            res = arr.cumprod(axis=d)
-    r = T._wrap(res)
-    if T.needs_grad(x) and r.dtype.is_floating_point:
-        node = CumprodBackward0(x)
-        node.dim, node.ndim = d, arr.ndim
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(x, r)
-    return r if out is None else _out(r, out)
+        x = x.to(D._FROM_NP[out_np])
+    return CumprodBackward0.apply(x, dim=d, out=out)
 
 
 def _cum_extreme(input, dim: int, high: bool):
@@ -207,7 +207,20 @@ def cummin(input, dim: int):
     return _cum_extreme(input, dim, False)
 
 
-class LogcumsumexpBackward0(Node):
+class LogcumsumexpBackward0(Op):
+    op_name = "logcumsumexp"
+
+    def forward(self, xp, arr, dim=0):
+        if self.next_functions:
+            self.dim, self.ndim = dim, arr.ndim
+            self.save(0, RESULT)
+        with quiet(xp):
+            if arr.ndim == 0:
+                return arr.copy()
+            if arr.dtype in _LOW_PRECISION:
+                return xp.logaddexp.accumulate(arr.astype(np.float32), axis=dim).astype(arr.dtype)
+            return xp.logaddexp.accumulate(arr, axis=dim)
+
     def backward(self, g):
         x, y = self.saved_tensors
         if self.ndim == 0:
@@ -233,53 +246,47 @@ def logcumsumexp(input, dim: int):
     """``log(cumsum(exp(input)))`` along ``dim``, computed stably."""
     x = tensor_arg(input, "logcumsumexp")
     d = T._wrap_dim(dim, x._data.ndim, "logcumsumexp")
-    arr = as_float_array(x)
-    xp = x._xp
-    with quiet(xp):
-        if arr.ndim == 0:
-            res = arr.copy()
-        elif arr.dtype in _LOW_PRECISION:
-            res = xp.logaddexp.accumulate(arr.astype(np.float32), axis=d).astype(arr.dtype)
-        else:
-            res = xp.logaddexp.accumulate(arr, axis=d)
-    r = T._wrap(res)
-    if T.needs_grad(x):
-        node = LogcumsumexpBackward0(x)
-        node.dim, node.ndim = d, arr.ndim
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(x, r)
-    return r
+    if x._data.dtype.kind not in "fcV":  # integers and bool: the default float dtype (they need no grad)
+        x = T._wrap(as_float_array(x))
+    return LogcumsumexpBackward0.apply(x, dim=d)
 
 
-class _Diff1Backward(Node):
+class _Diff1Backward(Op):
+    op_name = "diff"
+
+    def forward(self, xp, arr, dim=0):
+        self.dim = dim
+        n = arr.shape[dim]
+        hi, lo = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
+        hi[dim], lo[dim] = slice(1, n), slice(0, max(n - 1, 0))
+        return arr[tuple(hi)] - arr[tuple(lo)]
+
     def backward(self, g):
         return _diff1_adjoint(g, self.dim)
 
 
 def _diff1(x, d: int):
     """``x[1:] - x[:-1]`` along ``d``."""
-    arr = x._data
-    n = arr.shape[d]
-    hi, lo = [slice(None)] * arr.ndim, [slice(None)] * arr.ndim
-    hi[d], lo[d] = slice(1, n), slice(0, max(n - 1, 0))
-    r = T._wrap(arr[tuple(hi)] - arr[tuple(lo)])
-    if T.needs_grad(x):
-        node = _Diff1Backward(x)
-        node.dim = d
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return _Diff1Backward.apply(x, dim=d)
 
 
-class _Diff1AdjointBackward(Node):
+class _Diff1AdjointBackward(Op):
+    op_name = "diff_backward"
+
+    def forward(self, xp, arr, dim=0):
+        self.dim = dim
+        return _diff1_adjoint_array(xp, arr, dim)
+
     def backward(self, g):
         return _diff1(g, self.dim)
 
 
 def _diff1_adjoint(g, d: int):
     """The transpose of ``_diff1``: ``G[j] = g[j-1] - g[j]`` with zeros beyond both ends."""
-    xp, arr = g._xp, g._data
+    return _Diff1AdjointBackward.apply(g, dim=d)
+
+
+def _diff1_adjoint_array(xp, arr, d: int):
     shape = list(arr.shape)
     shape[d] += 1
     out = xp.zeros(shape, dtype=arr.dtype)
@@ -288,16 +295,17 @@ def _diff1_adjoint(g, d: int):
     a[d], b[d] = slice(1, n + 1), slice(0, n)
     out[tuple(a)] += arr
     out[tuple(b)] -= arr
-    r = T._wrap(out)
-    if T.needs_grad(g):
-        node = _Diff1AdjointBackward(g)
-        node.dim = d
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return out
 
 
-class _CatBackward(Node):
+class _CatBackward(Op):
+    op_name = "cat"
+
+    def forward(self, xp, *arrs, dim=0):
+        if self.next_functions:
+            self.dim, self.sizes = dim, [a.shape[dim] for a in arrs]
+        return xp.concatenate(arrs, axis=dim)
+
     def backward(self, g):
         xp = g._xp
         outs, start = [], 0
@@ -315,14 +323,7 @@ class _CatBackward(Node):
 
 
 def _cat(parts, d: int):
-    xp = parts[0]._xp
-    r = T._wrap(xp.concatenate([p._data for p in parts], axis=d))
-    if T.needs_grad(*parts):
-        node = _CatBackward(*parts)
-        node.dim, node.sizes = d, [p._data.shape[d] for p in parts]
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return _CatBackward.apply(*parts, dim=d)
 
 
 def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
@@ -335,10 +336,13 @@ def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
     if len(parts) > 1:
         for p in parts:
             tensor_arg(p, "diff", "prepend/append")
-            if p._data.ndim != x._data.ndim or any(a != b for i, (a, b) in enumerate(zip(p.shape, x.shape))
-                                                   if i != d):
-                raise RuntimeError(f"diff expects prepend or append to be the same dimension as input, with "
-                                   f"matching sizes except along dim {d} (got {list(p.shape)} and {list(x.shape)})")
+            if p._data.ndim != x._data.ndim:
+                raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+            for i, (a, b) in enumerate(zip(p._data.shape, x._data.shape)):
+                if i != d and a != b:
+                    raise RuntimeError(f"diff expects the shape of tensor to prepend or append to match that of input "
+                                       f"except along the differencing dimension; input.size({i}) = {b}, but got "
+                                       f"tensor.size({i}) = {a}")
         x = _cat(parts, d)
     if x._data.dtype.kind == "b":
         arr = x._data

@@ -11,16 +11,21 @@ import numpy as np
 
 from .. import _tensor as T
 from ..amp import _state as _amp
-from ..autograd.function import Node
+from ..autograd.op import RESULT, Op, write_out
 from ._helpers import broadcast_error, tensor_arg
+from .inplace import _type_name
 from .index import (GatherBackward0, IndexAddBackward0, IndexCopyBackward0, IndexFillBackward0, IndexSelectBackward0,
                     ScatterAddBackward0, ScatterBackward0, SliceBackward0, TakeBackward0, _index, _inplace_op, _norm_key,
-                    _norm_slice, _out, _put, _ufunc_at, masked_fill)
+                    _norm_slice, _put, _ufunc_at, masked_fill)
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "put", "take", "take_along_dim", "select_scatter", "slice_scatter"]
 
 _REDUCE_UFUNC = {"sum": "add", "mean": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
+
+
+def _out(r, out, name: str):
+    return r if out is None else write_out(r, out, name)
 
 
 def _along_key(xp, idx, dim: int) -> tuple:
@@ -36,8 +41,10 @@ def _along_key(xp, idx, dim: int) -> tuple:
 
 def _index_arg(index, op: str, xp):
     idx = tensor_arg(index, op, "index")
-    if idx._data.dtype != np.int64:
-        raise RuntimeError(f"{op}(): Expected dtype int64 for index (got {idx.dtype})")
+    if idx._data.dtype != np.int64 and idx._data.dtype != np.int32:
+        if op == "gather":
+            raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")  # scatter_add/scatter_reduce too
     arr = idx._data
     if idx._xp is not xp:
         arr = xp.asarray(arr) if xp is not np else arr.get()
@@ -48,8 +55,7 @@ def _bounds(idx, n: int, dim: int, op: str) -> None:
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= n:
-            raise RuntimeError(f"{op}(): index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with "
-                               f"size {n}")
+            raise RuntimeError(f"index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with size {n}")
 
 
 def gather(input, dim: int, index, *, sparse_grad: bool = False, out=None):
@@ -60,17 +66,16 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False, out=None):
     i1 = idx if idx.ndim else idx.reshape(1)
     nd = x1._data.ndim
     if i1.ndim != nd:
-        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor (got "
-                           f"index shape {list(idx.shape)} and input shape {list(x.shape)})")
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     d = T._wrap_dim(dim, nd, "gather")
     xs = x1._data.shape
     for i in range(nd):
         if i != d and i1.shape[i] > xs[i]:
-            raise RuntimeError(f"gather(): Size does not match at dimension {i} expected index {list(i1.shape)} to be "
-                               f"smaller than self {list(xs)} apart from dimension {d}")
+            raise RuntimeError(f"Size does not match at dimension {i} expected index {list(i1.shape)} to be no larger "
+                               f"than self {list(xs)} apart from dimension {d}")
     _bounds(i1, xs[d], d, "gather")
     r = _index(x1, _along_key(x._xp, i1, d), True, GatherBackward0)
-    return _out(r if idx.ndim else r.reshape(()), out)
+    return _out(r if idx.ndim else r.reshape(()), out, "gather")
 
 
 def _prep(x, dim, index, src, op: str):
@@ -80,23 +85,21 @@ def _prep(x, dim, index, src, op: str):
     i1 = idx if idx.ndim else idx.reshape(1)
     nd = x1._data.ndim
     if i1.ndim != nd:
-        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as self tensor (got index "
-                           f"shape {list(idx.shape)} and self shape {list(x.shape)})")
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
     d = T._wrap_dim(dim, nd, op)
     s1 = ss = None
     if src is not None:
         s1 = src if src._data.ndim else src.reshape(1)
         ss = s1._data.shape
         if len(ss) != nd:
-            raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as src tensor (got index "
-                               f"shape {list(idx.shape)} and src shape {list(src.shape)})")
+            raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
         if src.dtype is not x.dtype:
-            raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype (got {x.dtype} and {src.dtype})")
+            raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
     xs = x1._data.shape
     for i in range(nd):
         if (i != d and i1.shape[i] > xs[i]) or (ss is not None and i1.shape[i] > ss[i]):
-            raise RuntimeError(f"{op}(): Expected index {list(i1.shape)} to be smaller than self {list(xs)} apart "
-                               f"from dimension {d}" + (f" and to be smaller size than src {list(ss)}" if ss else ""))
+            raise RuntimeError(f"Expected index {list(i1.shape)} to be no larger than self {list(xs)} apart from "
+                               f"dimension {d}" + (f" and to be no larger size than src {list(ss)}" if ss else ""))
     _bounds(i1, xs[d], d, op)
     part = None
     if s1 is not None:
@@ -113,10 +116,10 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None, _into:
     if src is not None and not isinstance(src, T.Tensor):
         src, value = None, src
     if src is None and value is None:
-        raise TypeError("scatter(): expected a 'src' tensor or a 'value' number")
+        raise TypeError("scatter: expected a 'src' tensor or a 'value' number")
     if reduce is not None:
         if reduce not in ("add", "multiply"):
-            raise RuntimeError(f"reduce argument must be either add or multiply (got {reduce!r}).")
+            raise RuntimeError("reduce argument must be either add or multiply.")
         if src is None:
             shape = tensor_arg(index, "scatter", "index")._data.shape
             src = T._wrap(x._xp.full(shape, value, dtype=x._data.dtype))
@@ -150,7 +153,35 @@ def _identity(reduce: str, dt):
     return -np.inf if reduce == "amax" else np.inf
 
 
-class ScatterReduceBackward0(Node):
+def _reduce_into(xp, out, key, src, reduce: str, include_self: bool):
+    """Combine array ``src`` into array ``out`` at ``key`` by ``reduce``, in place; returns the per-position counts
+    for 'mean' (else None)."""
+    if not include_self:
+        out[key] = _identity(reduce, out.dtype)
+    _ufunc_at(xp, _REDUCE_UFUNC[reduce], out, key, src)
+    if reduce != "mean":
+        return None
+    cnt = xp.zeros(out.shape, dtype=np.int64)
+    _ufunc_at(xp, "add", cnt, key, 1)
+    if include_self:
+        cnt += 1
+    cnt = xp.maximum(cnt, 1)
+    out[...] = out // cnt if out.dtype.kind in "iu" else (out / cnt).astype(out.dtype)
+    return cnt
+
+
+class ScatterReduceBackward0(Op):
+    op_name = "scatter_reduce"
+
+    def forward(self, xp, xa, src, key=(), reduce="sum", include_self=True, dim=0, index=None):
+        out = xa.copy()
+        cnt = _reduce_into(xp, out, key, src, reduce, include_self)
+        if self.next_functions:
+            self.reduce, self.include_self, self.key, self.dim, self.index, self.cnt = (reduce, include_self, key, dim,
+                                                                                        index, cnt)
+            self.save(0, 1, RESULT)
+        return out
+
     def backward(self, g):
         x, src, res = self.saved_tensors
         xp, gd = g._xp, g._data.dtype
@@ -216,55 +247,56 @@ def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bo
     if reduce not in _REDUCE_UFUNC:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     x1, i1, d, key, part = _prep(x, dim, index, s, "scatter_reduce")
-    xp = x._xp
-    out = x1._data if _into else x1._data.copy()
-    if not include_self:
-        out[key] = _identity(reduce, out.dtype)
-    _ufunc_at(xp, _REDUCE_UFUNC[reduce], out, key, part._data)
-    cnt = None
-    if reduce == "mean":
-        cnt = xp.zeros(out.shape, dtype=np.int64)
-        _ufunc_at(xp, "add", cnt, key, 1)
-        if include_self:
-            cnt += 1
-        cnt = xp.maximum(cnt, 1)
-        mean = out // cnt if out.dtype.kind in "iu" else (out / cnt).astype(out.dtype)
-        if _into:
-            out[...] = mean
-        else:
-            out = mean
-    if _into:
+    if _into:  # the in-place form outside autograd (see index.py's _inplace_op)
+        _reduce_into(x._xp, x1._data, key, part._data, reduce, include_self)
         return x
-    r = T._wrap(out)
-    if T.needs_grad(x1, part):
-        node = ScatterReduceBackward0(x1, part)
-        node.reduce, node.include_self, node.key, node.dim, node.index, node.cnt = reduce, include_self, key, d, i1, cnt
-        r._requires_grad = True
-        r.grad_fn = node
-        node.save_for_backward(x1, part, r)
+    r = ScatterReduceBackward0.apply(x1, part, key=key, reduce=reduce, include_self=include_self, dim=d, index=i1)
     return r if x._data.ndim else r.reshape(())
 
 
 # ------------------------------------------------------------------------------------------
 # index_* along one dim, put and take
 # ------------------------------------------------------------------------------------------
+# PyTorch's wording of a bad index vector, per op ({0}: the index's dtype; {0}, {1}, {2}: its ndim, dtype, shape).
+_VECTOR_DTYPE_ERRORS = {
+    "index_select": "index_select(): Expected dtype int32 or int64 for index",
+    "index_add": "index_add_(): Expected dtype int32/int64 for index but got: {0}",
+    "index_copy": "index_copy_(): Expected a long tensor for index, but got {0}",
+    "index_fill": "index_fill_(): Expected dtype int64 for index.",
+}
+_VECTOR_DIM_ERRORS = {
+    "index_select": "index_select(): Index is supposed to be a vector",
+    "index_add": "index_add_(): Index is supposed to be a vector, but got dim: {0} with type: {1} and size: {2}",
+    "index_copy": "index_copy_(): Index should have dimension 1 or 0 (got {0})",
+    "index_fill": "Index has to be a vector/scalar",
+}
+
+
 def _index_vector(index, op: str, xp):
     idx = tensor_arg(index, op, "index")
     arr = idx._data
     if arr.dtype != np.int64 and arr.dtype != np.int32:
-        raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index (got {idx.dtype})")
+        raise RuntimeError(_VECTOR_DTYPE_ERRORS[op].format(_type_name(idx.dtype)))
     if arr.ndim > 1:
-        raise IndexError(f"{op}(): Index is supposed to be a vector (got shape {list(idx.shape)})")
+        raise IndexError(_VECTOR_DIM_ERRORS[op].format(arr.ndim, _type_name(idx.dtype), list(arr.shape)))
     if idx._xp is not xp:
         arr = xp.asarray(arr) if xp is not np else arr.get()
     return arr.reshape(-1)
 
 
 def _bounds_vec(idx, n: int, dim: int, op: str, negative_ok: bool = False) -> None:
+    """PyTorch's out-of-range IndexError for ``op``'s index vector (each op words it its own way)."""
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
-        if lo < (-n if negative_ok else 0) or hi >= n:
-            raise IndexError(f"{op}(): index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with size {n}")
+        low = -n if negative_ok else 0
+        if lo < low or hi >= n:
+            bad = lo if lo < low else hi
+            if op in ("index_select", "index_add"):
+                raise IndexError("index out of range in self")
+            if op == "put":
+                raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+            prefix = "index_copy_(): " if op == "index_copy" else ""
+            raise IndexError(f"{prefix}index {bad} is out of bounds for dimension {dim} with size {n}")
 
 
 def index_select(input, dim: int, index, *, out=None):
@@ -273,11 +305,11 @@ def index_select(input, dim: int, index, *, out=None):
     if x._data.ndim == 0:
         x = x.reshape(1)
         r = index_select(x, 0, index).reshape(())
-        return _out(r, out)
+        return _out(r, out, "index_select")
     d = T._wrap_dim(dim, x._data.ndim, "index_select")
     idx = _index_vector(index, "index_select", x._xp)
     _bounds_vec(idx, x._data.shape[d], d, "index_select")
-    return _out(_index(x, (slice(None),) * d + (idx,), True, IndexSelectBackward0), out)
+    return _out(_index(x, (slice(None),) * d + (idx,), True, IndexSelectBackward0), out, "index_select")
 
 
 def _dim_put_args(x, dim, index, source, op: str):
@@ -291,20 +323,32 @@ def _dim_put_args(x, dim, index, source, op: str):
     s = tensor_arg(source, op, "source")
     sshape = s._data.shape if s._data.ndim else (1,)
     xshape = x._data.shape if x._data.ndim else (1,)
+    add = op == "index_add"
     if len(sshape) != len(xshape):
-        raise RuntimeError(f"{op}(): source has {len(sshape)} dims but self has {len(xshape)} (shapes "
-                           f"{list(s.shape)} and {list(x.shape)})")
+        if add:
+            raise RuntimeError(_add_shape_error(x, s))
+        raise RuntimeError(f"index_copy_(): When source and destination are not scalars, their dimensionality must "
+                           f"match. Source dimensionality ({len(sshape)}), destination dimensionality ({len(xshape)})")
     if sshape[d] != idx.size:
-        raise RuntimeError(f"{op}(): Number of indices ({idx.size}) should be equal to source.size(dim) "
+        raise RuntimeError(f"index_add_(): Number of indices ({idx.size}) should be equal to source.size(dim): "
+                           f"({sshape[d]}), for dim: {d}" if add else
+                           f"index_copy_(): Number of indices ({idx.size}) should be equal to source.size(dim) "
                            f"({sshape[d]})")
     for i, (a, b) in enumerate(zip(xshape, sshape)):
         if i != d and a != b:
-            raise RuntimeError(f"{op}(): Source/destination tensor must have same slice shapes. Destination slice "
-                               f"shape: {list(xshape[:d] + xshape[d + 1:])} and source slice shape: "
-                               f"{list(sshape[:d] + sshape[d + 1:])} (dim {d})")
+            if add:
+                raise RuntimeError(_add_shape_error(x, s))
+            j = i if i < d else i - 1  # the dimension within the slice
+            raise RuntimeError(f"index_copy_(): Source/destination tensor must have same slice shapes. Destination "
+                               f"slice shape: {a} at dimension {j} and source slice shape: {b} at dimension {j}.")
     if x._data.ndim == 0:
         return (), s.reshape(())
     return (slice(None),) * d + (idx,), s
+
+
+def _add_shape_error(x, s) -> str:
+    return (f"source tensor shape must match self tensor shape, excluding the specified dimension. Got self.shape = "
+            f"{list(x.shape)} source.shape = {list(s.shape)}")
 
 
 def index_add(input, dim: int, index, source, *, alpha=1, _into: bool = False):
@@ -312,7 +356,8 @@ def index_add(input, dim: int, index, source, *, alpha=1, _into: bool = False):
     x = tensor_arg(input, "index_add")
     key, s = _dim_put_args(x, dim, index, source, "index_add")
     if s.dtype is not x.dtype:
-        raise RuntimeError(f"index_add_(): self ({x.dtype}) and source ({s.dtype}) must have the same scalar type")
+        raise RuntimeError(f"index_add_(): self ({_type_name(x.dtype)}) and source ({_type_name(s.dtype)}) must have "
+                           f"the same scalar type")
     if alpha != 1:
         s = s * alpha
     return _put(x, key, s, True, fresh=_into, adv=True, node_cls=IndexAddBackward0, op="index_add")
@@ -326,7 +371,7 @@ def index_copy(input, dim: int, index, source, *, _into: bool = False):
     key, s = _dim_put_args(x, dim, index, source, "index_copy")
     if s.dtype is not x.dtype:
         raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but got (self) "
-                           f"{x.dtype} and (source) {s.dtype}")
+                           f"{_type_name(x.dtype)} and (source) {_type_name(s.dtype)}")
     return _put(x, key, s, False, fresh=_into, adv=True, node_cls=IndexCopyBackward0, op="index_copy")
 
 
@@ -348,13 +393,14 @@ def index_put(input, indices, values, accumulate: bool = False, *, _into: bool =
     """A copy of ``input`` with ``input[indices] = values`` (``+=`` with repeats summed when ``accumulate``)."""
     x = tensor_arg(input, "index_put")
     if not isinstance(indices, (list, tuple)):
-        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
+        raise TypeError(f"index_put(): argument 'indices' (position 1) must be tuple of Tensors, not "
+                        f"{type(indices).__name__}")
     if not isinstance(values, T.Tensor):
-        raise TypeError(f"index_put(): argument 'values' must be Tensor, not {type(values).__name__}")
+        raise TypeError(f"index_put(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
     key, adv = _norm_key(x, tuple(slice(None) if i is None else i for i in indices))
     if values.dtype is not x.dtype:
-        raise RuntimeError(f"Index put requires the source and destination dtypes match, got {x.dtype} for the "
-                           f"destination and {values.dtype} for the source.")
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got {_type_name(x.dtype)} for "
+                           f"the destination and {_type_name(values.dtype)} for the source.")
     return _put(x, key, values, bool(accumulate), fresh=_into, adv=adv, op="index_put")
 
 
@@ -363,7 +409,7 @@ def put(input, index, source, accumulate: bool = False, *, _into: bool = False):
     x = tensor_arg(input, "put")
     idx = tensor_arg(index, "put", "index")
     if idx._data.dtype != np.int64:
-        raise RuntimeError(f"put_(): Expected a long tensor for index, but got {idx.dtype}")
+        raise RuntimeError(f"put_(): Expected a long tensor for index, but got {_type_name(idx.dtype)}")
     n = x._data.size
     _bounds_vec(idx._data, n, 0, "put", negative_ok=True)
     flat = idx._data.reshape(-1) % max(n, 1)
@@ -381,14 +427,14 @@ def take(input, index, *, out=None):
     x = tensor_arg(input, "take")
     idx = tensor_arg(index, "take", "index")
     if idx._data.dtype.kind not in "iu":
-        raise RuntimeError(f"take(): Expected a long tensor for index, but got {idx.dtype}")
+        raise RuntimeError(f"take(): Expected a long tensor for index, but got {_type_name(idx.dtype)}")
     n = x._data.size
     if idx._data.size:
         lo, hi = int(idx._data.min()), int(idx._data.max())
         if lo < -n or hi >= n:
             raise IndexError(f"out of range: tried to access index {lo if lo < -n else hi} on a tensor of {n} "
                              "elements.")
-    return _out(_index(x.reshape(-1), (idx._data,), True, TakeBackward0), out)
+    return _out(_index(x.reshape(-1), (idx._data,), True, TakeBackward0), out, "take")
 
 
 def take_along_dim(input, indices, dim=None, *, out=None):
@@ -396,9 +442,9 @@ def take_along_dim(input, indices, dim=None, *, out=None):
     x = tensor_arg(input, "take_along_dim")
     idx = tensor_arg(indices, "take_along_dim", "indices")
     if idx._data.dtype != np.int64:
-        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got {idx.dtype}")
+        raise RuntimeError(f"take_along_dim: dtype of indices should be Long but got {_type_name(idx.dtype)}")
     if dim is None:
-        return _out(gather(x.reshape(-1), 0, idx.reshape(-1)), out)
+        return _out(gather(x.reshape(-1), 0, idx.reshape(-1)), out, "take_along_dim")
     if x._data.ndim != idx._data.ndim:
         raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
                            f"but got {x._data.ndim} dimensions for input, and {idx._data.ndim} dimensions for indices")
@@ -410,7 +456,7 @@ def take_along_dim(input, indices, dim=None, *, out=None):
         raise broadcast_error("take_along_dim", tuple(xs), tuple(ins)) from None
     xs_b = tuple(c if i != d else xs[d] for i, c in enumerate(common))
     is_b = tuple(c if i != d else ins[d] for i, c in enumerate(common))
-    return _out(gather(x.expand(xs_b), d, idx.expand(is_b)), out)
+    return _out(gather(x.expand(xs_b), d, idx.expand(is_b)), out, "take_along_dim")
 
 
 def select_scatter(input, src, dim: int, index: int):

@@ -1,32 +1,30 @@
 """Shape views: reshape/view, expand, permute/transpose, squeeze/unsqueeze, flatten, narrow/select, ...
 
-A view op returns ``T._view_of(x, arr)`` where ``arr`` is a NumPy/CuPy view of ``x``'s memory, so
-writes through the view show in the base and both share the version counter. Backward formulas
-are written with Tensor ops so that double backward works.
+A view op runs through ``Op.apply`` and its forward returns a NumPy/CuPy view of ``x``'s memory;
+``as_view`` then makes the result share ``x``'s version counter, so writes through the view show in
+the base and autograd's checks see them. Backward formulas are written with Tensor ops so that
+double backward works.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._internals import bump_version
 from .._size import Size
-from ..autograd.function import Node
-from ._helpers import broadcast_error, sum_to, tensor_arg
-from .index import SelectBackward0, SliceBackward0, _index
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op, set_history
+from ._helpers import broadcast_error, sum_to, tensor_arg
+from .index import SelectBackward0, SliceBackward0, _index, as_view
+from .inplace import _type_name
 
 __all__ = ["reshape", "transpose", "permute", "t", "squeeze", "unsqueeze", "flatten", "unflatten", "swapaxes",
            "swapdims", "movedim", "moveaxis", "broadcast_to", "broadcast_tensors", "broadcast_shapes", "narrow",
            "select", "atleast_1d", "atleast_2d", "atleast_3d", "ravel", "adjoint"]
-
-
-def _record(r, node):
-    r._requires_grad = True
-    r.grad_fn = node
-    return r
 
 
 def _shape_arg(shape) -> tuple:
@@ -38,46 +36,55 @@ def _shape_arg(shape) -> tuple:
 def _kw_only(kw: dict, name: str, op: str):
     """The one keyword ``name`` an op with a ``*sizes`` signature also accepts (``reshape(x, shape=...)``)."""
     if set(kw) != {name}:
-        raise TypeError(f"{op}() got unexpected keyword arguments {sorted(set(kw) - {name})}")
+        raise TypeError(f"{op}() got an unexpected keyword argument '{sorted(set(kw) - {name})[0]}'")
     return kw[name]
 
 
-def _infer_shape(shape: tuple, numel: int, op: str, src: tuple) -> tuple:
+def _infer_shape(shape: tuple, numel: int) -> tuple:
+    """``shape`` with its one ``-1`` resolved for ``numel`` elements (PyTorch's errors)."""
     neg = [i for i, s in enumerate(shape) if s == -1]
     if len(neg) > 1:
-        raise RuntimeError(f"{op}: only one dimension can be inferred (shape {list(shape)})")
-    if any(s < -1 for s in shape):
-        raise RuntimeError(f"{op}: invalid shape dimension {min(shape)} in {list(shape)}")
+        raise RuntimeError("only one dimension can be inferred")
+    for i, s in enumerate(shape):
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(shape)}")
     known = math.prod(s for s in shape if s != -1)
     if neg:
         if known == 0:
-            raise RuntimeError(f"{op}: cannot reshape tensor of {numel} elements into shape {list(shape)} because the "
+            raise RuntimeError(f"cannot reshape tensor of {numel} elements into shape {list(shape)} because the "
                                "unspecified dimension size -1 can be any value and is ambiguous")
         if numel % known:
-            raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel} "
-                               f"(input shape {list(src)})")
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
         shape = shape[:neg[0]] + (numel // known,) + shape[neg[0] + 1:]
     elif known != numel:
-        raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel} "
-                           f"(input shape {list(src)})")
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
 
 
-class ViewBackward0(Node):
+class ViewBackward0(Op):
+    """``x`` reshaped to ``shape`` (a view when the memory layout allows)."""
+
+    op_name = "view"
+
+    def forward(self, xp, x, shape=()):
+        if self.next_functions:
+            self.shape = x.shape
+        return x.reshape(shape)
+
     def backward(self, g):
         return g.reshape(self.shape)
 
 
 class UnsqueezeBackward0(ViewBackward0):
-    pass
+    op_name = "unsqueeze"
 
 
 class SqueezeBackward0(ViewBackward0):
-    pass
+    op_name = "squeeze"
 
 
 class SqueezeBackward1(ViewBackward0):
-    pass
+    op_name = "squeeze"
 
 
 def reshape(input, *shape, **kw):
@@ -85,19 +92,14 @@ def reshape(input, *shape, **kw):
     x = tensor_arg(input, "reshape")
     if kw:
         shape = (_kw_only(kw, "shape", "reshape"),)
-    return _reshape(x, _infer_shape(_shape_arg(shape), x._data.size, "reshape", x._data.shape), ViewBackward0)
+    return _reshape(x, _infer_shape(_shape_arg(shape), x._data.size), ViewBackward0)
 
 
 def _reshape(x, new: tuple, node_cls):
     """``x`` reshaped to the already-validated ``new`` shape; ``node_cls`` names the node (PyTorch's names)."""
-    arr = x._data
-    res = arr.reshape(new)
-    r = T._view_of(x, res) if res.base is not None and _shares(res, arr) else T._wrap(res)
-    if T.needs_grad(x):
-        node = node_cls(x)
-        node.shape = arr.shape
-        _record(r, node)
-    return r
+    r = node_cls.apply(x, shape=new)
+    res = r._data
+    return as_view(x, r) if res.base is not None and _shares(res, x._data) else r
 
 
 def _shares(res, arr) -> bool:
@@ -124,20 +126,38 @@ def view(self, *shape):
         try:
             res = self._data.view(dt.np)
         except ValueError:
-            raise RuntimeError(f"view: cannot view a tensor of shape {list(self.shape)} and dtype {self.dtype} as "
-                               f"{dt}: the last dimension must be contiguous and its size in bytes divisible by "
-                               f"{dt.itemsize}") from None
+            raise _view_dtype_error(self._data, self.dtype, dt) from None
         return T._view_of(self, res)
     arr = self._data
-    new = _infer_shape(_shape_arg(shape), arr.size, "view", arr.shape)
+    new = _infer_shape(_shape_arg(shape), arr.size)
     if not arr.flags.c_contiguous and arr.size > 1 and _reshape_no_copy(arr, new) is None:
-        raise RuntimeError(f"view size is not compatible with input tensor's size and stride (input shape "
-                           f"{list(arr.shape)}, requested {list(new)}): at least one dimension spans across "
-                           "two contiguous subspaces. Use .reshape(...) instead.")
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one dimension "
+                           "spans across two contiguous subspaces). Use .reshape(...) instead.")
     return reshape(self, new)
 
 
-class ExpandBackward0(Node):
+def _view_dtype_error(arr, src, dst) -> RuntimeError:
+    """PyTorch's error for ``view(dtype)`` between element sizes that ``arr``'s layout cannot reinterpret."""
+    how = f"to view {_type_name(src)} as {_type_name(dst)} (different element sizes)"
+    if arr.ndim == 0:
+        return RuntimeError(f"self.dim() cannot be 0 {how}")
+    stride = arr.strides[-1] // arr.itemsize if arr.shape[-1] > 1 else 1
+    if stride != 1:
+        return RuntimeError(f"self.stride(-1) must be 1 {how}, but got {stride}")
+    ratio = max(dst.itemsize // arr.itemsize, 1)
+    return RuntimeError(f"self.size(-1) must be divisible by {ratio} {how}, but got {arr.shape[-1]}")
+
+
+class ExpandBackward0(Op):
+    """A broadcast view of ``x`` at ``shape``."""
+
+    op_name = "expand"
+
+    def forward(self, xp, x, shape=()):
+        if self.next_functions:
+            self.shape = x.shape
+        return x.view() if shape == x.shape else xp.broadcast_to(x, shape)
+
     def backward(self, g):
         return sum_to(g, self.shape)
 
@@ -147,33 +167,27 @@ def expand(self, *sizes):
     sizes = _shape_arg(sizes)
     arr = self._data
     if len(sizes) < arr.ndim:
-        raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the "
-                           f"number of dimensions in the tensor ({arr.ndim})")
+        raise RuntimeError(f"expand({self.type()}{{{list(arr.shape)}}}, size={list(sizes)}): the number of sizes "
+                           f"provided ({len(sizes)}) must be greater or equal to the number of dimensions in the "
+                           f"tensor ({arr.ndim})")
     lead = len(sizes) - arr.ndim
     target = []
     for i, s in enumerate(sizes):
         if i < lead:
             if s < 0:
-                raise RuntimeError(f"expand: the expanded size of the tensor ({s}) isn't allowed in a leading, "
-                                   f"non-existing dimension {i}")
+                raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a leading, non-existing "
+                                   f"dimension {i}")
             target.append(s)
             continue
         cur = arr.shape[i - lead]
         if s == -1:
             s = cur
         elif cur != s and cur != 1:
-            raise RuntimeError(f"expand: The expanded size of the tensor ({s}) must match the existing size ({cur}) "
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({cur}) "
                                f"at non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: "
                                f"{list(arr.shape)}")
         target.append(s)
-    target = tuple(target)
-    res = arr.view() if target == arr.shape else self._xp.broadcast_to(arr, target)
-    r = T._view_of(self, res)
-    if T.needs_grad(self):
-        node = ExpandBackward0(self)
-        node.shape = arr.shape
-        _record(r, node)
-    return r
+    return as_view(self, ExpandBackward0.apply(self, shape=tuple(target)))
 
 
 def broadcast_to(input, size):
@@ -212,13 +226,13 @@ def narrow(input, dim: int, start, length: int):
     n = x._data.shape[d]
     start, length = int(start), int(length)
     if length < 0:
-        raise RuntimeError(f"narrow(): length must be non-negative (got {length}).")
+        raise RuntimeError("narrow(): length must be non-negative.")
     if not -n <= start <= n:
-        raise IndexError(f"narrow(): start out of range (expected to be in range of [{-n}, {n}], but got {start})")
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
     if start < 0:
         start += n
     if start + length > n:
-        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n}).")
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return _index(x, (slice(None),) * d + (slice(start, start + length), Ellipsis), False, SliceBackward0)
 
 
@@ -235,7 +249,16 @@ def select(input, dim: int, index: int):
     return _index(x, (slice(None),) * d + (i, Ellipsis), False, SelectBackward0)
 
 
-class PermuteBackward0(Node):
+class PermuteBackward0(Op):
+    """A view of ``x`` with its dimensions reordered to ``dims``."""
+
+    op_name = "permute"
+
+    def forward(self, xp, x, dims=()):
+        if self.next_functions:
+            self.dims = dims
+        return x.transpose(dims)
+
     def backward(self, g):
         inv = [0] * len(self.dims)
         for i, d in enumerate(self.dims):
@@ -254,22 +277,26 @@ def permute(input, *dims, **kw):
                            f"len(dims) = {len(dims)}")
     dims = tuple(T._wrap_dim(d, nd, "permute") for d in dims)
     if len(set(dims)) != nd:
-        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
-    r = T._view_of(x, x._data.transpose(dims))
-    if T.needs_grad(x):
-        node = PermuteBackward0(x)
-        node.dims = dims
-        _record(r, node)
-    return r
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return as_view(x, PermuteBackward0.apply(x, dims=dims))
 
 
-class TransposeBackward0(Node):
+class TransposeBackward0(Op):
+    """A view of ``x`` with dimensions ``d0`` and ``d1`` swapped."""
+
+    op_name = "transpose"
+
+    def forward(self, xp, x, d0=0, d1=0):
+        if self.next_functions:
+            self.d0, self.d1 = d0, d1
+        return x.swapaxes(d0, d1) if x.ndim else x.view()
+
     def backward(self, g):
         return transpose(g, self.d0, self.d1)
 
 
 class TBackward0(TransposeBackward0):
-    pass
+    op_name = "t"
 
 
 def transpose(input, dim0: int, dim1: int, *, _node=TransposeBackward0):
@@ -277,12 +304,7 @@ def transpose(input, dim0: int, dim1: int, *, _node=TransposeBackward0):
     x = tensor_arg(input, "transpose")
     nd = x._data.ndim
     d0, d1 = T._wrap_dim(dim0, nd, "transpose"), T._wrap_dim(dim1, nd, "transpose")
-    r = T._view_of(x, x._data.swapaxes(d0, d1) if nd else x._data.view())
-    if T.needs_grad(x):
-        node = _node(x)
-        node.d0, node.d1 = d0, d1
-        _record(r, node)
-    return r
+    return as_view(x, _node.apply(x, d0=d0, d1=d1))
 
 
 swapaxes = swapdims = transpose
@@ -296,24 +318,28 @@ def t(input):
     return transpose(x, 0, 1, _node=TBackward0) if x._data.ndim == 2 else transpose(x, 0, 0, _node=TBackward0)
 
 
-class ConjBackward0(Node):
+class ConjBackward0(Op):
+    """Complex conjugate (a copy)."""
+
+    op_name = "conj"
+
+    def forward(self, xp, x):
+        return xp.conj(x)
+
     def backward(self, g):
         return _conj(g)
 
 
 def _conj(x):
     """Complex conjugate (a copy; only used for complex tensors by H/mH/adjoint)."""
-    r = T._wrap(x._xp.conj(x._data))
-    if T.needs_grad(x):
-        _record(r, ConjBackward0(x))
-    return r
+    return ConjBackward0.apply(x)
 
 
 def adjoint(input):
     """The conjugate transpose of the last two dims (a view for real tensors)."""
     x = tensor_arg(input, "adjoint")
     if x._data.ndim < 2:
-        raise RuntimeError(f"adjoint() is only supported on matrices or batches of matrices. Got {x._data.ndim}-D "
+        raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of matrices. Got {x._data.ndim}-D "
                            "tensor.")
     r = transpose(x, -2, -1)
     return _conj(r) if x.dtype.is_complex else r
@@ -328,10 +354,12 @@ def movedim(input, source, destination):
     if len(src) != len(dst):
         raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should contain the "
                            f"same number of dims as destination ({dst} dims)")
+    given = {"source": src, "destination": dst}
     src = [T._wrap_dim(d, nd, "movedim") for d in src]
     dst = [T._wrap_dim(d, nd, "movedim") for d in dst]
-    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
-        raise RuntimeError(f"movedim: repeated dim in source {src} or destination {dst}")
+    for name, wrapped in (("source", src), ("destination", dst)):
+        if len(set(wrapped)) != len(wrapped):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({given[name]})")
     order = [d for d in range(nd) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -387,7 +415,7 @@ def unflatten(input, dim: int, sizes):
         raise RuntimeError("unflatten: sizes must be non-empty")
     n = shape[d] if shape else 1
     try:
-        sizes = _infer_shape(sizes, n, "unflatten", shape)
+        sizes = _infer_shape(sizes, n)
     except RuntimeError:
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
                            f"({n}) in the input tensor") from None
@@ -439,19 +467,18 @@ def sum_to_size(self, *size):
         if tuple(np.broadcast_shapes(size, self._data.shape)) != self._data.shape:
             raise ValueError
     except ValueError:
-        raise RuntimeError(f"sum_to_size: size {list(size)} is not expandable to size {list(self.shape)}") from None
+        raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(self.shape)}}}.") from None
     return sum_to(self, size)
 
 
 def _meta_inplace(self, r, op: str):
     """Make ``self`` take the shape of ``r`` (a view of it): the in-place view ops ``t_``, ``squeeze_``..."""
     if self._requires_grad and self.grad_fn is None and _GRAD.enabled:
-        raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     self._data = r._data
     if r._requires_grad:
-        self.grad_fn = r.grad_fn
-        self._output_nr = 0
-    self._vc[0] += 1
+        set_history(self, r.grad_fn)
+    bump_version(self)
     return self
 
 
@@ -507,8 +534,6 @@ class ShapeMethods:
     @property
     def T(self):
         if self._data.ndim not in (0, 2):
-            import warnings
-
             warnings.warn("The use of `x.T` on tensors of dimension other than 2 to reverse their shape is "
                           "deprecated and it will throw an error in a future release.", UserWarning, stacklevel=2)
         return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
@@ -524,7 +549,7 @@ class ShapeMethods:
     def H(self):
         if self._data.ndim not in (0, 2):
             raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {self._data.ndim}-D "
-                               "tensor.")
+                               "tensor. For batches of matrices, consider using tensor.mH")
         r = transpose(self, 0, 1) if self._data.ndim == 2 else transpose(self, 0, 0)
         return _conj(r) if self.dtype.is_complex else r
 

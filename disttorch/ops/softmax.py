@@ -28,7 +28,7 @@ def _prepare(input, dim, dtype, op: str):
     if dtype is not None:
         x = x.to(D.to_dtype(dtype))
     elif x._data.dtype.kind in "biu":
-        raise RuntimeError(f'{op}(): "{op}_lastdim_kernel_impl" not implemented for '
+        raise RuntimeError(f'"{op}_lastdim_kernel_impl" not implemented for '
                            f"'{_NAMES.get(x.dtype.name, x.dtype.name)}' (pass dtype= to compute in floating point)")
     nd = x._data.ndim
     if dim is None:

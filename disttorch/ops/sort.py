@@ -209,7 +209,7 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     n = arr.shape[d]
     k = int(k)
     if not 0 <= k <= n:
-        raise RuntimeError(f"topk(): selected index k out of range (k = {k}, dimension {d} has size {n})")
+        raise RuntimeError(f"selected index k out of range (k = {k}, dimension {d} has size {n})")
     ordered = order_array(arr)
     if 0 < k < n // 8 and n > 64:
         # Partition first: only the k selected elements get sorted.
@@ -298,7 +298,7 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
     else:
         d = T._wrap_dim(dim, arr.ndim, "unique")
         if arr.ndim == 0:
-            raise IndexError("unique(): dim given for a 0-d tensor")
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         work = order_array(arr)
         res = xp.unique(work, return_inverse=True, return_counts=True, axis=d, equal_nan=False)
         values = res[0].astype(arr.dtype, copy=False)
@@ -366,15 +366,15 @@ def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool
     seq = tensor_arg(sorted_sequence, "searchsorted", "sorted_sequence")
     if side is not None:
         if side not in ("left", "right"):
-            raise RuntimeError(f"searchsorted(): side can only be 'left' or 'right' but got {side}")
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
         if right and side == "left":
-            raise RuntimeError("searchsorted(): side and right can't be set to opposites, got side of left while "
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got side of left while "
                                "right was True")
         right = side == "right"
     vt, vals = _values_arg(input, seq, "searchsorted")
     xp, s = seq._xp, seq._data
     if s.ndim == 0:
-        raise RuntimeError("searchsorted(): boundaries tensor should have positive dimension, but got 0 dimension")
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 dimension")
     if sorter is not None:
         s = xp.take_along_axis(s, (sorter._data if isinstance(sorter, T.Tensor) else xp.asarray(sorter)), axis=-1)
     s, vals = order_array(s), order_array(vals)
@@ -383,7 +383,7 @@ def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool
         res = xp.searchsorted(s, vals, side=how)
     else:
         if vals.ndim != s.ndim or vals.shape[:-1] != s.shape[:-1]:
-            raise RuntimeError(f"searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions "
+            raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions "
                                f"of boundaries tensor and input value tensor must match, but we got boundaries "
                                f"tensor {list(s.shape)} and input value tensor {list(vals.shape)}")
         s2, v2 = s.reshape(-1, s.shape[-1]), vals.reshape(-1, vals.shape[-1])
@@ -400,7 +400,7 @@ def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False
     """
     b = tensor_arg(boundaries, "bucketize", "boundaries")
     if b._data.ndim != 1:
-        raise RuntimeError(f"bucketize(): boundaries tensor must be 1 dimension, but got dim({b._data.ndim})")
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({b._data.ndim})")
     return searchsorted(b, input, out_int32=out_int32, right=right, out=out)
 
 
@@ -434,12 +434,12 @@ def bincount(input, weights=None, minlength: int = 0):
     if arr.size and int(arr.min()) < 0:
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs (found a negative value)")
     if minlength < 0:
-        raise RuntimeError(f"bincount: minlength should be >= 0, got {minlength}")
+        raise RuntimeError(f"minlength should be >= 0 (got {minlength})")
     w = None
     if weights is not None:
         wt = tensor_arg(weights, "bincount", "weights")
         if wt._data.shape != arr.shape:
-            raise RuntimeError(f"bincount: weights should be 1-d and have the same length as input "
+            raise RuntimeError(f"weights should be 1-d and have the same length as input "
                                f"({list(wt.shape)} vs {list(x.shape)})")
         w = wt._data
     res = x._xp.bincount(arr, weights=w, minlength=minlength)

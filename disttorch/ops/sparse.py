@@ -7,7 +7,8 @@ is read from it at ``indices``, so duplicates of an uncoalesced tensor each get 
 Products live in sparse_mm.py, reductions and softmax in sparse_reduce.py.
 
 Sparse backward formulas work on arrays: they support first derivatives (``backward``, ``autograd.grad``),
-not double backward through the sparse side.
+not double backward through the sparse side. Every differentiable op here is an ``Op`` (autograd/op.py):
+``forward`` receives the sparse operand's ``SparseCOO`` and returns one.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import device as _device_cls
-from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._sparse_data import SparseCOO, check_indices, dense_from, from_dense, gather_dense, lookup
 
 __all__ = ["sparse_coo_tensor"]
@@ -66,7 +67,15 @@ def masked_grad(g, h: SparseCOO) -> "T.Tensor":
 
 
 # ---- construction --------------------------------------------------------------------------------------
-class SparseCooTensorWithDimsAndTensorsBackward0(Node):
+class SparseCooTensorWithDimsAndTensorsBackward0(Op):
+    op_name = "sparse_coo_tensor"
+
+    def forward(self, xp, values, indices, shape, coalesced):
+        h = SparseCOO(indices, values, shape, coalesced)
+        if self.next_functions:
+            self.h = h
+        return h
+
     def backward(self, g):
         first_order("sparse_coo_tensor", g)
         return T._wrap(values_grad(g, self.h))
@@ -75,20 +84,20 @@ class SparseCooTensorWithDimsAndTensorsBackward0(Node):
 def _indices_array(indices, xp):
     if isinstance(indices, T.Tensor):
         if is_sparse(indices):
-            raise RuntimeError("sparse_coo_tensor(): indices must be a dense tensor, got a sparse one")
+            raise RuntimeError("sparse_coo_tensor: indices must be a dense tensor, got a sparse one")
         arr = indices._data
     else:
         arr = np.asarray(indices)
         if arr.dtype == object:
-            raise TypeError(f"sparse_coo_tensor(): indices must be integers, got {type(indices).__name__} "
+            raise TypeError(f"sparse_coo_tensor: indices must be integers, got {type(indices).__name__} "
                             "holding non-numbers")
     if arr.dtype.kind == "f":
         if arr.size and not bool((arr == np.floor(arr)).all()):
-            raise RuntimeError("sparse_coo_tensor(): indices must be integers, got non-integral floats")
+            raise RuntimeError("sparse_coo_tensor: indices must be integers, got non-integral floats")
     elif arr.dtype.kind not in "iu":
-        raise RuntimeError(f"sparse_coo_tensor(): indices must be an integer tensor, got dtype {arr.dtype}")
+        raise RuntimeError(f"sparse_coo_tensor: indices must be an integer tensor, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise RuntimeError(f"sparse_coo_tensor(): indices must be sparse_dim x nnz, but got: {list(arr.shape)}")
+        raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(arr.shape)}")
     arr = arr.astype(np.int64, copy=False)
     return arr if xp is np else xp.asarray(arr)
 
@@ -137,9 +146,9 @@ def sparse_coo_tensor(indices, values=None, size=None, *, dtype=None, device=Non
     else:
         v = as_tensor(values, dtype=dtype, device=device)
     if is_sparse(v):
-        raise RuntimeError("sparse_coo_tensor(): values must be a dense tensor, got a sparse one")
+        raise RuntimeError("expected values to be a dense tensor, but got values of layout Sparse")
     if v._data.ndim == 0:
-        raise RuntimeError("sparse_coo_tensor(): values must have at least one dimension (nnz, *dense_dims), "
+        raise RuntimeError("sparse_coo_tensor: values must have at least one dimension (nnz, *dense_dims), "
                            "got a 0-d tensor")
     idx = _indices_array(indices, v._xp)
     sd, nnz = idx.shape
@@ -161,29 +170,27 @@ def sparse_coo_tensor(indices, values=None, size=None, *, dtype=None, device=Non
             raise RuntimeError(f"values has incorrect size, expected {[nnz, *shape[sd:]]}, got "
                                f"{list(v._data.shape)}")
     check_indices(idx, shape, sd)
-    h = SparseCOO(idx, v._data, shape, bool(is_coalesced))
     if is_coalesced and check_invariants and nnz > 1:
         c = SparseCOO(idx, v._data, shape, False).coalesced_form()
         if c.nnz != nnz or not bool((c.indices == idx).all()):
-            raise RuntimeError("sparse_coo_tensor(): is_coalesced=True but the indices are not sorted without "
-                               "duplicates")
-    r = sparse_tensor(h)
+            raise RuntimeError("cannot set is_coalesced to true if indices correspond to uncoalesced COO tensor")
+    r = SparseCooTensorWithDimsAndTensorsBackward0.apply(v, idx, shape, bool(is_coalesced))
     # The tensor shares the values' memory (as PyTorch's): in-place writes to ``values`` reach it and void
     # its cached forms.
     r._vc = v._vc
-    h.watch(v._vc)
-    if T.needs_grad(v):
-        node = SparseCooTensorWithDimsAndTensorsBackward0(v)
-        node.h = h
-        r._requires_grad = True
-        r.grad_fn = node
-    elif requires_grad:
+    r._data.watch(v._vc)
+    if requires_grad and not r._requires_grad:
         r.requires_grad_(True)
     return r
 
 
 # ---- conversion ----------------------------------------------------------------------------------------
-class ToSparseBackward0(Node):
+class ToSparseBackward0(Op):
+    op_name = "to_sparse"
+
+    def forward(self, xp, x, sparse_dim):
+        return from_dense(x, sparse_dim)
+
     def backward(self, g):
         if is_sparse(g):
             first_order("to_sparse", g)
@@ -194,19 +201,42 @@ class ToSparseBackward1(ToSparseBackward0):
     """``to_sparse()`` without a sparse_dim (PyTorch's name for that overload)."""
 
 
-class ToDenseBackward0(Node):
+class ToDenseBackward0(Op):
+    op_name = "to_dense"
+
+    def forward(self, xp, h, dtype, masked):
+        arr = dense_from(h)
+        if dtype is not None and arr.dtype != dtype:
+            arr = arr.astype(dtype)
+        if self.next_functions:
+            self.h, self.masked = h, masked
+        return arr
+
     def backward(self, g):
         if self.masked:
             first_order("to_dense", g)
         return masked_grad(g, self.h) if self.masked else g
 
 
-class CoalesceBackward0(Node):
+class CoalesceBackward0(Op):
+    op_name = "coalesce"
+
+    def forward(self, xp, h):
+        c = h.coalesced_form()
+        return SparseCOO(c.indices, c.values, c.shape, True)
+
     def backward(self, g):
         return g
 
 
-class ValuesBackward0(Node):
+class ValuesBackward0(Op):
+    op_name = "values"
+
+    def forward(self, xp, h):
+        if self.next_functions:
+            self.h = h
+        return h.values
+
     def backward(self, g):
         first_order("values", g)
         h = self.h
@@ -230,21 +260,17 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
     nd = self._data.ndim
     if dense_dim is not None:
         if sparse_dim is not None:
-            raise RuntimeError("to_sparse(): give sparse_dim or dense_dim, not both")
+            raise RuntimeError("to_sparse: give sparse_dim or dense_dim, not both")
         sparse_dim = nd - dense_dim
     if is_sparse(self):
         if sparse_dim is None or sparse_dim == self._data.sparse_dim:
             return self
-        raise RuntimeError(f"to_sparse(): conversion from a sparse tensor with sparse_dim {self._data.sparse_dim} "
-                           f"to sparse_dim {sparse_dim} is not supported")
+        raise RuntimeError("to_sparse: conversion from Sparse to Sparse with sparse_dim argument !=self.sparse_dim() "
+                           f"is not supported (sparse_dim {self._data.sparse_dim}, asked for {sparse_dim})")
     sd = nd if sparse_dim is None else int(sparse_dim)
     if not 0 <= sd <= nd:
-        raise RuntimeError(f"to_sparse(): sparse_dim must be in [0, {nd}] for a {nd}-D tensor, got {sd}")
-    r = sparse_tensor(from_dense(self._data, sd))
-    if T.needs_grad(self):
-        r._requires_grad = True
-        r.grad_fn = (ToSparseBackward1 if sparse_dim is None else ToSparseBackward0)(self)
-    return r
+        raise RuntimeError(f"dense_to_sparse: sparse_dim argument must be in [0,{nd}] range, but {sd} is given")
+    return (ToSparseBackward1 if sparse_dim is None else ToSparseBackward0).apply(self, sd)
 
 
 def to_sparse_coo(self):
@@ -263,16 +289,7 @@ def to_dense(self, dtype=None, *, masked_grad: bool = True):
     h = self._data
     if h.__class__ is not SparseCOO:
         return self if dtype is None else self.to(D.to_dtype(dtype))
-    arr = dense_from(h)
-    if dtype is not None and arr.dtype != D.to_dtype(dtype).np:
-        arr = arr.astype(D.to_dtype(dtype).np)
-    r = T._wrap(arr)
-    if T.needs_grad(self) and (r.dtype.is_floating_point or r.dtype.is_complex):
-        node = ToDenseBackward0(self)
-        node.h, node.masked = h, masked_grad
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return ToDenseBackward0.apply(self, None if dtype is None else D.to_dtype(dtype).np, masked_grad)
 
 
 def coalesce(self):
@@ -280,12 +297,7 @@ def coalesce(self):
     h = _need_sparse(self, "coalesce")
     if h.coalesced:
         return self
-    c = h.coalesced_form()
-    r = sparse_tensor(SparseCOO(c.indices, c.values, c.shape, True))
-    if T.needs_grad(self):
-        r._requires_grad = True
-        r.grad_fn = CoalesceBackward0(self)
-    return r
+    return CoalesceBackward0.apply(self)
 
 
 def is_coalesced(self) -> bool:
@@ -315,12 +327,10 @@ def values(self):
     h = _need_sparse(self, "values")
     if not h.coalesced:
         raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
-    r = _alias(self, h.values)
-    if T.needs_grad(self):
-        node = ValuesBackward0(self)
-        node.h = h
-        r._requires_grad = True
-        r.grad_fn = node
+    r = ValuesBackward0.apply(self)
+    # An alias of the values (see ``_alias``): the version counter is shared after the op made the result.
+    r._vc = self._vc
+    h.watch(self._vc)
     return r
 
 
@@ -350,7 +360,7 @@ def _nnz(self) -> int:
     """The number of specified elements (duplicates included until coalesced)."""
     h = self._data
     if h.__class__ is not SparseCOO:
-        raise NotImplementedError("_nnz(): not supported for dense tensors (layout=disttorch.strided)")
+        raise NotImplementedError("_nnz: not supported for dense tensors (layout=disttorch.strided)")
     return h.nnz
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
-from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._helpers import tensor_arg
 from ._sparse_data import SparseCOO, xp_of
 from .sparse import is_sparse, sparse_tensor
@@ -25,7 +25,7 @@ __all__ = ["spmm"]
 _CHUNK = 1 << 22  # elements of the (nnz, k) gathers the sampled gradient holds at once
 
 
-def _product(op: str, h: SparseCOO, b):
+def _product(h: SparseCOO, b):
     """``h @ b`` for a 2-D sparse ``h`` and a dense 1-D or 2-D array ``b``, in ``h``'s dtype."""
     m = h.matrix()
     out = m @ (b if b.dtype == m.dtype else b.astype(m.dtype))
@@ -48,15 +48,23 @@ def _sampled(g, b, h: SparseCOO):
     return sparse_tensor(SparseCOO(c.indices, vals.astype(h.values.dtype, copy=False), c.shape, True))
 
 
-class SparseAddmmBackward0(Node):
-    """Backward of a sparse @ dense product; ``masked`` selects torch.sparse.mm's sparse gradient."""
+class SparseAddmmBackward0(Op):
+    """A sparse @ dense product; ``masked`` selects torch.sparse.mm's sparse gradient."""
+
+    op_name = "_sparse_addmm"
+
+    def forward(self, xp, h, bd, masked):
+        if self.next_functions:
+            self.masked = masked
+            self.save(0, 1)
+        return _product(h, bd)
 
     def backward(self, g):
         a, b = self.saved_tensors
         ga = gb = None
-        if self.next_functions[1][0] is not None:
+        if self._nig[1]:
             gb = mm_sparse(a.t(), g, masked=self.masked)
-        if self.next_functions[0][0] is not None:
+        if self._nig[0]:
             if self.masked:
                 if _GRAD.enabled and (g._requires_grad or b._requires_grad):
                     raise NotImplementedError("sparse.mm: double backward (create_graph=True) through the sparse "
@@ -81,14 +89,7 @@ def mm_sparse(a, b, *, masked: bool, op: str = "mm"):
     if h.dtype != bd.dtype:
         raise RuntimeError(f"{op}: expected the sparse and dense operands to have the same dtype, got "
                            f"{a.dtype} and {b.dtype}")
-    r = T._wrap(_product(op, h, bd))
-    if T.needs_grad(a, b):
-        node = SparseAddmmBackward0(a, b)
-        node.masked = masked
-        node.save_for_backward(a, b)
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return SparseAddmmBackward0.apply(a, b, masked)
 
 
 def _sparse_sparse(a, b, op: str):

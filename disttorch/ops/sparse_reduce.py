@@ -4,14 +4,16 @@ Both work on the coalesced form. ``sum`` over some sparse dims gives a sparse re
 sparse dim is reduced); ``softmax`` runs over the *specified* elements only: along a sparse dim, each
 line of elements that share the other sparse indices is normalised on its own and unspecified elements
 count as -inf (they stay unspecified). Gradients are sparse on the input's pattern, as in PyTorch.
+Both are ``Op``s (autograd/op.py): the public functions check the arguments, ``forward`` computes on the
+input's ``SparseCOO``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _tensor as T
-from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
+from ..autograd.op import Op
 from ._helpers import quiet, tensor_arg
 from ._sparse_data import SparseCOO, _keys, gather_dense, lookup
 from .sparse import first_order, is_sparse, sparse_tensor, values_grad
@@ -26,17 +28,41 @@ def _need(x, op: str) -> SparseCOO:
     return x._data
 
 
-def _cast(h: SparseCOO, dtype) -> SparseCOO:
+def _np_dtype(dtype):
+    """The NumPy dtype of a ``dtype=`` argument (None stays None)."""
     if dtype is None:
-        return h
+        return None
     from .. import _dtype as D
 
-    npd = D.to_dtype(dtype).np
-    return h if h.values.dtype == npd else h.astype(npd)
+    return D.to_dtype(dtype).np
+
+
+def _cast(h: SparseCOO, npd) -> SparseCOO:
+    return h if npd is None or h.values.dtype == npd else h.astype(npd)
 
 
 # ---- sum ---------------------------------------------------------------------------------------------
-class SparseSumBackward0(Node):
+class SparseSumBackward0(Op):
+    op_name = "_sparse_sum"
+
+    def forward(self, xp, h0, dims, npd):
+        c = _cast(h0, npd).coalesced_form()
+        sd, nd = c.sparse_dim, c.ndim
+        keep = tuple(d for d in range(sd) if d not in dims)
+        red_axes = tuple(d - sd + 1 for d in dims if d >= sd)
+        kept_dense = tuple(c.shape[d] for d in range(sd, nd) if d not in dims)
+        with quiet(c.xp):
+            vals = _sum_values(c.values, red_axes) if red_axes else c.values
+            if keep:
+                part = SparseCOO(c.indices[list(keep)], vals, tuple(c.shape[d] for d in keep) + kept_dense, False)
+                out = part.coalesced_form()
+            else:
+                out = c.xp.asarray(_sum_values(vals, 0))
+        if self.next_functions:
+            self.c, self.keep, self.red_axes, self.kept_dense = c, keep, red_axes, kept_dense
+            self.in_dtype = h0.values.dtype
+        return out
+
     def backward(self, g):
         first_order("sparse.sum", g)
         c, keep, red_axes = self.c, self.keep, self.red_axes
@@ -71,30 +97,13 @@ def sparse_sum(input, dim=None, dtype=None):
     """
     x = tensor_arg(input, "sparse.sum")
     h0 = _need(x, "sum")
-    c = _cast(h0, dtype).coalesced_form()
-    sd, nd = c.sparse_dim, c.ndim
+    nd = h0.ndim
     if dim is None:
         dims = tuple(range(nd))
     else:
         dl = dim if isinstance(dim, (list, tuple)) else (dim,)
         dims = tuple(sorted({T._wrap_dim(d, nd, "sparse.sum") for d in dl}))
-    keep = tuple(d for d in range(sd) if d not in dims)
-    red_axes = tuple(d - sd + 1 for d in dims if d >= sd)
-    kept_dense = tuple(c.shape[d] for d in range(sd, nd) if d not in dims)
-    with quiet(c.xp):
-        vals = _sum_values(c.values, red_axes) if red_axes else c.values
-        if keep:
-            part = SparseCOO(c.indices[list(keep)], vals, tuple(c.shape[d] for d in keep) + kept_dense, False)
-            r = sparse_tensor(part.coalesced_form())
-        else:
-            r = T._wrap(c.xp.asarray(_sum_values(vals, 0)))
-    if T.needs_grad(x) and r.dtype.is_floating_point:
-        node = SparseSumBackward0(x)
-        node.c, node.keep, node.red_axes, node.kept_dense = c, keep, red_axes, kept_dense
-        node.in_dtype = h0.values.dtype
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    return SparseSumBackward0.apply(x, dims, _np_dtype(dtype))
 
 
 # ---- softmax / log_softmax -----------------------------------------------------------------------------
@@ -125,7 +134,31 @@ def _line_sum(groups, axis, z):
     return groups.reduce(np.add, z) if groups is not None else z.sum(axis=axis, keepdims=True)
 
 
-class SparseSoftmaxBackward0(Node):
+class SparseSoftmaxBackward0(Op):
+    op_name = "_sparse_softmax"
+
+    def forward(self, xp, h0, d, npd, log):
+        c = _cast(h0, npd).coalesced_form()
+        xp, vals = c.xp, c.values
+        groups = axis = None
+        with quiet(xp):
+            if c.nnz == 0:
+                y = vals.copy()
+            elif d >= c.sparse_dim:  # a dense dim: an ordinary softmax inside each value block
+                axis = d - c.sparse_dim + 1
+                sh = vals - vals.max(axis=axis, keepdims=True)
+                lse = xp.log(xp.exp(sh).sum(axis=axis, keepdims=True))
+                y = sh - lse if log else xp.exp(sh - lse)
+            else:
+                groups = _Groups(c, d)
+                sh = vals - groups.reduce(np.maximum, vals)
+                lse = xp.log(groups.reduce(np.add, xp.exp(sh)))
+                y = sh - lse if log else xp.exp(sh - lse)
+        if self.next_functions:
+            self.c, self.y, self.groups, self.axis, self.log = c, y, groups, axis, log
+            self.in_dtype = h0.values.dtype
+        return SparseCOO(c.indices, y, c.shape, True)
+
     def backward(self, g):
         if _GRAD.enabled:  # the formula also depends on the output, which depends on the input
             raise NotImplementedError("sparse.softmax: double backward (create_graph=True) is not supported")
@@ -140,40 +173,18 @@ class SparseSoftmaxBackward0(Node):
 
 
 class SparseLogSoftmaxBackward0(SparseSoftmaxBackward0):
-    pass
+    op_name = "_sparse_log_softmax"
 
 
 def _softmax(input, dim: int, dtype, log: bool):
     op = "log_softmax" if log else "softmax"
     x = tensor_arg(input, f"sparse.{op}")
     h0 = _need(x, op)
-    c = _cast(h0, dtype).coalesced_form()
-    if c.values.dtype.kind not in "fcV":
+    npd = _np_dtype(dtype)
+    if (h0.values.dtype if npd is None else npd).kind not in "fcV":
         raise RuntimeError(f"torch.sparse.{op}: expected a floating-point sparse tensor, got {x.dtype}")
-    d = T._wrap_dim(dim, c.ndim, f"sparse.{op}")
-    xp, vals = c.xp, c.values
-    groups = axis = None
-    with quiet(xp):
-        if c.nnz == 0:
-            y = vals.copy()
-        elif d >= c.sparse_dim:  # a dense dim: an ordinary softmax inside each value block
-            axis = d - c.sparse_dim + 1
-            sh = vals - vals.max(axis=axis, keepdims=True)
-            lse = xp.log(xp.exp(sh).sum(axis=axis, keepdims=True))
-            y = sh - lse if log else xp.exp(sh - lse)
-        else:
-            groups = _Groups(c, d)
-            sh = vals - groups.reduce(np.maximum, vals)
-            lse = xp.log(groups.reduce(np.add, xp.exp(sh)))
-            y = sh - lse if log else xp.exp(sh - lse)
-    r = sparse_tensor(SparseCOO(c.indices, y, c.shape, True))
-    if T.needs_grad(x):
-        node = (SparseLogSoftmaxBackward0 if log else SparseSoftmaxBackward0)(x)
-        node.c, node.y, node.groups, node.axis, node.log = c, y, groups, axis, log
-        node.in_dtype = h0.values.dtype
-        r._requires_grad = True
-        r.grad_fn = node
-    return r
+    d = T._wrap_dim(dim, h0.ndim, f"sparse.{op}")
+    return (SparseLogSoftmaxBackward0 if log else SparseSoftmaxBackward0).apply(x, d, npd, log)
 
 
 def sparse_softmax(input, dim: int, *, dtype=None):

@@ -14,7 +14,7 @@ import warnings
 import numpy as np  # host-side index and weight tables
 
 from .. import _tensor as T
-from ..autograd.function import Node
+from ..autograd.op import Op
 from ._helpers import tensor_arg
 from .pad import LinearNode, linear_apply, simplify_taps, tap_maps
 
@@ -193,10 +193,10 @@ def _output_sizes(x, size, scale_factor, mode: str, recompute_scale_factor):
     scales = None
     if size is not None:
         if isinstance(size, (list, tuple, T.Tensor)) and not (isinstance(size, T.Tensor) and size.ndim == 0):
-            size = list(size)
+            given, size = size, list(size)
             if len(size) != dim:
                 raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
-                                 f"with spatial dimensions of {spatial} and output size of {size}. Please provide "
+                                 f"with spatial dimensions of {spatial} and output size of {given}. Please provide "
                                  f"input tensor in (N, C, d1, d2, ...,dK) format and output size in (o1, o2, ...,oK) "
                                  f"format.")
             if not all(_is_int(v) for v in size):
@@ -341,34 +341,37 @@ def _unshuffle(a, r: int):
     return b.reshape(tuple(lead) + (c * r * r, h // r, w // r))
 
 
-class PixelShuffleBackward0(Node):
+class PixelShuffleBackward0(Op):
+    op_name = "pixel_shuffle"
+
+    def forward(self, xp, a, r=1):
+        self.r = r
+        return _shuffle(a, r)
+
     def backward(self, g):
         return pixel_unshuffle(g, self.r)
 
 
-class PixelUnshuffleBackward0(Node):
+class PixelUnshuffleBackward0(Op):
+    op_name = "pixel_unshuffle"
+
+    def forward(self, xp, a, r=1):
+        self.r = r
+        return _unshuffle(a, r)
+
     def backward(self, g):
         return pixel_shuffle(g, self.r)
 
 
 def _check_factor(x, r, op: str, what: str) -> int:
     if not _is_int(r):
-        raise TypeError(f"{op}(): argument '{what}' must be int, not {type(r).__name__}")
+        raise TypeError(f"{op}(): argument '{what}' (position 2) must be int, not {type(r).__name__}")
     r = int(r)
     if x.ndim < 3:
         raise RuntimeError(f"{op} expects input to have at least 3 dimensions, but got input with {x.ndim} "
                            f"dimension(s)")
     if r <= 0:
-        raise RuntimeError(f"{op} expects {what} to be greater than 0, but got: {r}")
-    return r
-
-
-def _record(r, x, cls, factor: int):
-    if T.needs_grad(x):
-        node = cls(x)
-        node.r = factor
-        r._requires_grad = True
-        r.grad_fn = node
+        raise RuntimeError(f"{op} expects a positive {what}, but got {r}")
     return r
 
 
@@ -386,7 +389,7 @@ def pixel_shuffle(input, upscale_factor: int):
     if c % (r * r):
         raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
                            f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
-    return _record(T._wrap(_shuffle(x._data, r)), x, PixelShuffleBackward0, r)
+    return PixelShuffleBackward0.apply(x, r=r)
 
 
 def pixel_unshuffle(input, downscale_factor: int):
@@ -400,4 +403,4 @@ def pixel_unshuffle(input, downscale_factor: int):
     if w % r:
         raise RuntimeError(f"pixel_unshuffle expects width to be divisible by downscale_factor, but "
                            f"input.size(-1)={w} is not divisible by {r}")
-    return _record(T._wrap(_unshuffle(x._data, r)), x, PixelUnshuffleBackward0, r)
+    return PixelUnshuffleBackward0.apply(x, r=r)

@@ -65,11 +65,11 @@ def test_tensor_ragged(data, match):
 
 
 def test_tensor_bad_leaves_and_overflow():
-    with pytest.raises(TypeError, match="could not infer dtype of str"):
+    with pytest.raises(TypeError, match="Could not infer dtype of str"):
         disttorch.tensor(["a"])
     with pytest.raises(TypeError):
         disttorch.tensor([None])
-    with pytest.raises(RuntimeError, match="Overflow"):
+    with pytest.raises(RuntimeError, match="Overflow when unpacking long long"):
         disttorch.tensor([2 ** 64])
     assert disttorch.tensor([-1, 300], dtype=disttorch.uint8).tolist() == [255, 44]
 
@@ -325,3 +325,27 @@ def test_new_methods():
     assert x.new_empty_strided((2, 2), (2, 1)).shape == (2, 2)
     assert x.new(2, 2).dtype is disttorch.float64 and x.new([1]).tolist() == [1.0]
     assert x.new_zeros(2, requires_grad=True).requires_grad
+
+
+def test_factory_errors_use_pytorch_wording():
+    # Each message as torch 2.13 words it for the same call.
+    with pytest.raises(TypeError, match=r"zeros\(\): argument 'size' failed to unpack the object at pos 2 with error "
+                                        r"\"type must be tuple of ints,but got float\""):
+        disttorch.zeros((2, 1.5))
+    with pytest.raises(TypeError, match=r"^zeros\(\) got multiple values for argument 'size'$"):
+        disttorch.zeros(2, size=(2,))
+    with pytest.raises(RuntimeError, match=r"^value cannot be converted to type uint8_t without overflow$"):
+        disttorch.full((2,), 300, dtype=disttorch.uint8)
+    with pytest.raises(RuntimeError, match=r"^dtype Double does not match dtype of out parameter \(Float\)$"):
+        disttorch.zeros(2, dtype=disttorch.float64, out=disttorch.empty(2))
+    with pytest.raises(ValueError, match=r"^requested buffer length \(3 \* 4 bytes\) after offset \(0 bytes\) must not "
+                                         r"be greater than actual buffer length \(4 bytes\)$"):
+        disttorch.frombuffer(bytearray(4), dtype=disttorch.float32, count=3)
+    with pytest.raises(RuntimeError, match=r"^dimensionality of sizes \(2\) must match dimensionality of strides \(1\)$"):
+        disttorch.empty_strided((2, 2), (1,))
+    with pytest.raises(TypeError, match=r"^arange\(\): argument 'end' \(position 1\) must be Number, not str$"):
+        disttorch.arange("a")
+    with pytest.raises(RuntimeError, match=r"^upper bound and lower bound inconsistent with step sign$"):
+        disttorch.arange(0, 1, -1)
+    with pytest.raises(TypeError, match=r"^eye\(\): argument 'm' \(position 2\) must be int, not float$"):
+        disttorch.eye(2, 2.5)

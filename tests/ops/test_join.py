@@ -229,3 +229,22 @@ def test_cartesian_prod():
     assert r.tolist() == [list(p) for p in itertools.product(a.tolist(), b.tolist())]
     assert disttorch.cartesian_prod(disttorch.tensor(a)).tolist() == [1, 2, 3]
     check_grad(lambda x, y: disttorch.cartesian_prod(x, y), rand_array((3,)), rand_array((2,)))
+
+
+def test_join_errors_use_pytorch_wording():
+    with pytest.raises(TypeError, match=r"^cat\(\): argument 'tensors' \(position 1\) must be tuple of Tensors, not "
+                                        r"Tensor$"):
+        disttorch.cat(disttorch.ones(2))
+    with pytest.raises(TypeError, match=r"^expected Tensor as element 1 in argument 0, but got int$"):
+        disttorch.stack([disttorch.ones(2), 1])
+    with pytest.raises(RuntimeError, match=r"^Dimension specified as 0 but tensor has no dimensions$"):
+        disttorch.unbind(disttorch.tensor(1.0))
+    with pytest.raises(RuntimeError, match=r"^meshgrid expects all tensors to have the same dtype$"):
+        disttorch.meshgrid(disttorch.ones(2), disttorch.ones(2, dtype=disttorch.float64), indexing="ij")
+    with pytest.raises(RuntimeError, match=r"^diff expects the shape of tensor to prepend or append to match that of "
+                                           r"input except along the differencing dimension; input.size\(0\) = 2, but "
+                                           r"got tensor.size\(0\) = 3$"):
+        disttorch.diff(disttorch.ones(2, 3), prepend=disttorch.ones(3, 3))
+    with pytest.raises(TypeError, match=r"^to\(\) received an invalid combination of arguments - got \(foo=int, \), "
+                                        r"but expected one of:"):
+        disttorch.ones(2).to(foo=1)

@@ -449,3 +449,18 @@ def test_mode():
     v, i = T(a).mode(0, keepdim=True)
     assert v.shape == (1, 6) and v.tolist() == [[1, 2, 2, 1, 1, 0]]
     assert disttorch.mode(T(3.0)).values.item() == 3.0
+
+
+def test_broadcast_view_equals_numpy_broadcast_to_and_is_read_only():
+    import ml_dtypes
+
+    from disttorch.ops.reduce import _broadcast_view
+
+    cases = [(np.array(2.0, np.float32), (3, 4)), (np.arange(3.0).reshape(3, 1), (3, 5)),
+             (np.arange(4.0).reshape(1, 4), (2, 4)), (np.array(1, dtype=ml_dtypes.bfloat16), (2,)),
+             (np.arange(6.0).reshape(2, 3)[:, :1], (2, 3)), (np.array(1.0), ()), (np.ones((1, 1)), (0, 3))]
+    for arr, shape in cases:
+        got, want = _broadcast_view(np, arr, shape), np.broadcast_to(arr, shape)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        assert not got.flags.writeable, (arr.shape, shape)

@@ -19,6 +19,17 @@ def test_cumsum_cumprod_forward(shape, dim):
     assert_close(T(a).cumprod(dim), np.cumprod(a, axis=dim))
 
 
+def test_cumsum_complex_is_differentiable():
+    # As in PyTorch, a complex cumsum records a graph; d/dz of sum(Re(w * cumsum(z))) is the reversed cumsum of w.
+    z = rand_array((2, 5)) + 1j * rand_array((2, 5))
+    w = rand_array((2, 5))
+    x = T(z, requires_grad=True)
+    y = disttorch.cumsum(x, 1)
+    assert y.grad_fn.name() == "CumsumBackward0"
+    (y.real * T(w)).sum().backward()
+    assert_close(x.grad, np.flip(np.cumsum(np.flip(w, 1), 1), 1).astype(np.complex128))
+
+
 def test_0d_and_dtypes():
     assert disttorch.cumsum(T(2.0), 0).item() == 2.0 and disttorch.cumprod(T(2.0), -1).shape == ()
     for dt in (disttorch.bool, disttorch.uint8, disttorch.int32):

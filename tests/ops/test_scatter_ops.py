@@ -40,15 +40,27 @@ def test_gather_0d_and_double_backward():
     check_grad(lambda t: t.gather(1, idx) * t.gather(1, idx), rand_array((2, 2)), gradgrad=True)
 
 
+def test_int32_index_gather_scatter():
+    # PyTorch accepts int32 indices for gather/scatter as well as int64.
+    a = rand_array((3, 4))
+    idx = np.array([[2, 0, 1, 1]], dtype=np.int32)
+    key = _along(idx.astype(np.int64), 0)
+    assert_close(disttorch.tensor(a).gather(0, disttorch.tensor(idx)), a[key])
+    exp = a.copy()
+    np.add.at(exp, key, np.ones((1, 4)))
+    got = disttorch.tensor(a).scatter_add(0, disttorch.tensor(idx), disttorch.ones(1, 4, dtype=disttorch.float64))
+    assert_close(got, exp)
+
+
 def test_gather_errors():
     x = disttorch.zeros(3, 4)
-    with pytest.raises(RuntimeError, match=r"gather\(\): Expected dtype int64 for index"):
-        x.gather(0, disttorch.tensor([[0]], dtype=disttorch.int32))
+    with pytest.raises(RuntimeError, match=r"gather\(\): Expected dtype int32/int64 for index"):
+        x.gather(0, disttorch.tensor([[0]], dtype=disttorch.int16))
     with pytest.raises(RuntimeError, match="index 5 is out of bounds for dimension 0 with size 3"):
         x.gather(0, disttorch.tensor([[5]]))
     with pytest.raises(RuntimeError, match="index -1 is out of bounds for dimension 1 with size 4"):
         x.gather(1, disttorch.tensor([[-1]]))
-    with pytest.raises(RuntimeError, match=r"Size does not match at dimension 1 expected index \[1, 5\] to be smaller "
+    with pytest.raises(RuntimeError, match=r"Size does not match at dimension 1 expected index \[1, 5\] to be no larger "
                                            r"than self \[3, 4\] apart from dimension 0"):
         x.gather(0, disttorch.zeros(1, 5, dtype=disttorch.int64))
     with pytest.raises(RuntimeError, match="same number of dimensions"):
@@ -148,10 +160,10 @@ def test_scatter_reduce_int_mean_and_errors():
     assert r.tolist() == [4, 12] and r.dtype is disttorch.int64
     with pytest.raises(RuntimeError, match="reduce argument must be either sum, prod, mean, amax or amin"):
         x.scatter_reduce(0, disttorch.tensor([0]), disttorch.tensor([1]), "max")
-    with pytest.raises(RuntimeError, match=r"scatter\(\): Expected dtype int64 for index"):
-        disttorch.zeros(3).scatter(0, disttorch.tensor([0], dtype=disttorch.int32), disttorch.ones(1))
-    with pytest.raises(RuntimeError, match=r"Expected index \[4\] to be smaller than self \[3\] apart from dimension 0 "
-                                           r"and to be smaller size than src \[2\]"):
+    with pytest.raises(RuntimeError, match=r"scatter\(\): Expected dtype int32/int64 for index"):
+        disttorch.zeros(3).scatter(0, disttorch.tensor([0], dtype=disttorch.int16), disttorch.ones(1))
+    with pytest.raises(RuntimeError, match=r"Expected index \[4\] to be no larger than self \[3\] apart from dimension "
+                                           r"0 and to be no larger size than src \[2\]"):
         disttorch.zeros(3).scatter(0, disttorch.zeros(4, dtype=disttorch.int64), disttorch.ones(2))
     with pytest.raises(RuntimeError, match="Expected self.dtype to be equal to src.dtype"):
         disttorch.zeros(3).scatter(0, disttorch.tensor([0]), disttorch.ones(1, dtype=disttorch.float64))
@@ -205,14 +217,29 @@ def test_index_select_add_copy_fill(shape, dim, itype):
 
 def test_index_errors():
     x = disttorch.zeros(3, 4)
-    with pytest.raises(RuntimeError, match="Expected dtype int32/int64 for index"):
+    with pytest.raises(RuntimeError, match=r"index_select\(\): Expected dtype int32 or int64 for index"):
         x.index_select(0, disttorch.tensor([0.0]))
-    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
+    with pytest.raises(IndexError, match="index out of range in self"):
         x.index_select(0, disttorch.tensor([3]))
-    with pytest.raises(RuntimeError, match=r"Number of indices \(2\) should be equal to source.size\(dim\) \(1\)"):
+    with pytest.raises(RuntimeError, match=r"index_add_\(\): Number of indices \(2\) should be equal to "
+                                           r"source.size\(dim\): \(1\), for dim: 0"):
         x.index_add(0, disttorch.tensor([0, 1]), disttorch.ones(1, 4))
-    with pytest.raises(RuntimeError, match="Source/destination tensor must have same slice shapes"):
+    with pytest.raises(RuntimeError, match=r"source tensor shape must match self tensor shape, excluding the specified "
+                                           r"dimension. Got self.shape = \[3, 4\] source.shape = \[1, 3\]"):
         x.index_add(0, disttorch.tensor([0]), disttorch.ones(1, 3))
+    with pytest.raises(RuntimeError, match=r"index_copy_\(\): Number of indices \(2\) should be equal to "
+                                           r"source.size\(dim\) \(1\)"):
+        x.index_copy(0, disttorch.tensor([0, 1]), disttorch.ones(1, 4))
+    with pytest.raises(RuntimeError, match=r"index_copy_\(\): Source/destination tensor must have same slice shapes. "
+                                           r"Destination slice shape: 4 at dimension 0 and source slice shape: 3 at "
+                                           r"dimension 0."):
+        x.index_copy(0, disttorch.tensor([0]), disttorch.ones(1, 3))
+    with pytest.raises(RuntimeError, match=r"index_copy_\(\): When source and destination are not scalars, their "
+                                           r"dimensionality must match. Source dimensionality \(1\), destination "
+                                           r"dimensionality \(2\)"):
+        x.index_copy(0, disttorch.tensor([0]), disttorch.ones(4))
+    with pytest.raises(IndexError, match=r"index_copy_\(\): index 3 is out of bounds for dimension 0 with size 3"):
+        x.index_copy(0, disttorch.tensor([3]), disttorch.ones(1, 4))
 
 
 def test_index_put_and_put():

@@ -83,7 +83,7 @@ def test_topk_against_numpy(shape, dim, k, largest):
 
 
 def test_topk_errors_and_0d():
-    with pytest.raises(RuntimeError, match=r"topk\(\): selected index k out of range \(k = 4.*size 3"):
+    with pytest.raises(RuntimeError, match=r"^selected index k out of range \(k = 4.*size 3"):
         disttorch.topk(T([1.0, 2.0, 3.0]), 4)
     with pytest.raises(IndexError, match="Dimension out of range"):
         disttorch.topk(T([1.0, 2.0, 3.0]), 1, dim=1)

@@ -34,7 +34,7 @@ def test_constructor_forms(name, dtype):
 
 def test_constructor_conversions_and_errors():
     np.testing.assert_array_equal(torch.LongTensor([1.7, -2.5]).numpy(), [1, -2])  # truncation, as PyTorch
-    with pytest.raises(TypeError, match=r"FloatTensor\(\): expected a tensor of type torch.FloatTensor .*got "
+    with pytest.raises(TypeError, match=r"^FloatTensor: expected a tensor of type torch.FloatTensor .*got "
                                         r"torch.LongTensor"):
         torch.FloatTensor(torch.tensor([1, 2]))
     with pytest.raises(TypeError, match="data must be a sequence"):

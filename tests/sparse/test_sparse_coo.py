@@ -75,7 +75,8 @@ def test_invalid_construction_raises(indices, values, size, match):
 
 
 def test_is_coalesced_claim_is_checked_on_request():
-    with pytest.raises(RuntimeError, match="is_coalesced=True"):
+    with pytest.raises(RuntimeError,
+                       match="^cannot set is_coalesced to true if indices correspond to uncoalesced COO tensor$"):
         torch.sparse_coo_tensor([[1, 0]], [1.0, 2.0], (2,), is_coalesced=True, check_invariants=True)
     t = torch.sparse_coo_tensor([[0, 1]], [1.0, 2.0], (2,), is_coalesced=True, check_invariants=True)
     assert t.is_coalesced() and t.indices().tolist() == [[0, 1]]
@@ -203,7 +204,8 @@ def test_transpose_clone_detach_to():
     r = s.clone().requires_grad_()
     assert r.requires_grad and r.is_leaf
     h = torch.sparse_coo_tensor([[0, 2]], [[1.0, 2.0], [3.0, 4.0]], (3, 2))
-    with pytest.raises(RuntimeError, match="sparse dimension with a dense dimension"):
+    with pytest.raises(RuntimeError,
+                       match="^sparse transpose: transposed dimensions must be sparse Got sparse_dim: 1, d0: 0, d1: 1$"):
         h.t()
 
 
@@ -221,7 +223,7 @@ def test_transpose_clone_detach_to():
 ])
 def test_unsupported_ops_raise_naming_op_and_layout(op, name):
     s = torch.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 3))
-    with pytest.raises(NotImplementedError, match=rf"^({name})\(\): not supported for sparse COO tensors "
+    with pytest.raises(NotImplementedError, match=rf"^({name}): not supported for sparse COO tensors "
                                                   r"\(layout=disttorch\.sparse_coo\)"):
         op(s)
 
