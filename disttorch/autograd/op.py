@@ -83,6 +83,7 @@ class array_backward:
         _ARRAY_BACKWARD[0] = self.prev
 _NO_EDGE = (None, 0)
 _TRUE1 = (True,)
+_TRUE_FALSE = (True, False)
 
 
 def _bind() -> None:
@@ -195,32 +196,68 @@ class Op(Node):
             T = _Tensor
         n = len(inputs)
         if not attrs and out is None and not OBSERVERS:
-            # The commonest calls (one or two plain tensors, no grad, no attributes, nobody observing) take
-            # this short path: it is the whole per-op overhead of a no_grad forward.
+            # The commonest calls: one or two plain tensors (or a tensor and a non-tensor), no attributes, no
+            # out=, nobody observing. This is the per-op overhead every such call pays, so it is written out.
             if n == 2:
                 a, b = inputs
                 if a.__class__ is T:
                     da = a._data
+                    xp = np if da.__class__ is np.ndarray else array_module_of(da)
                     if b.__class__ is T:
                         db = b._data
-                        fast = not ((a._requires_grad or b._requires_grad) and _GRAD.enabled) and \
-                            da.__class__ is db.__class__
-                    else:  # a number, dims, None ... (a Tensor subclass takes the long path)
-                        db = b
-                        fast = not (a._requires_grad and _GRAD.enabled) and not isinstance(b, T)
-                    if fast:
-                        res = _new(cls).forward(np if da.__class__ is np.ndarray else array_module_of(da), da, db)
-                        if res.__class__ is not tuple:
-                            return _wrap(res)
-                        return _attach(None, res, inputs, False)
+                        if da.__class__ is not db.__class__:
+                            _check_devices(cls, inputs)
+                        ra, rb = a._requires_grad, b._requires_grad
+                        if (ra or rb) and _GRAD.enabled:
+                            if ra:
+                                fn = a.grad_fn
+                                ea = (fn, a._output_nr) if fn is not None else (a._grad_accumulator(), 0)
+                            else:
+                                ea = _NO_EDGE
+                            if rb:
+                                fn = b.grad_fn
+                                eb = (fn, b._output_nr) if fn is not None else (b._grad_accumulator(), 0)
+                            else:
+                                eb = _NO_EDGE
+                            node = _new(cls)
+                            node.next_functions = (ea, eb)
+                            node._nig = (ra, rb)
+                            res = node.forward(xp, da, db)
+                            if res.__class__ is tuple:
+                                return _attach(node, res, inputs, True)
+                            return _output(node, res, inputs)
+                        res = _new(cls).forward(xp, da, db)
+                        return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
+                    if not isinstance(b, T):  # a number, dims, None ...
+                        if a._requires_grad and _GRAD.enabled:
+                            fn = a.grad_fn
+                            node = _new(cls)
+                            node.next_functions = ((fn, a._output_nr) if fn is not None else
+                                                   (a._grad_accumulator(), 0), _NO_EDGE)
+                            node._nig = _TRUE_FALSE
+                            res = node.forward(xp, da, b)
+                            if res.__class__ is tuple:
+                                return _attach(node, res, inputs, True)
+                            return _output(node, res, inputs)
+                        res = _new(cls).forward(xp, da, b)
+                        return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
             elif n == 1:
                 a = inputs[0]
-                if a.__class__ is T and not (a._requires_grad and _GRAD.enabled):
+                if a.__class__ is T:
                     da = a._data
-                    res = _new(cls).forward(np if da.__class__ is np.ndarray else array_module_of(da), da)
-                    if res.__class__ is not tuple:
-                        return _wrap(res)
-                    return _attach(None, res, inputs, False)
+                    xp = np if da.__class__ is np.ndarray else array_module_of(da)
+                    if a._requires_grad and _GRAD.enabled:
+                        fn = a.grad_fn
+                        node = _new(cls)
+                        node.next_functions = ((fn, a._output_nr) if fn is not None else
+                                               (a._grad_accumulator(), 0),)
+                        node._nig = _TRUE1
+                        res = node.forward(xp, da)
+                        if res.__class__ is tuple:
+                            return _attach(node, res, inputs, True)
+                        return _output(node, res, inputs)
+                    res = _new(cls).forward(xp, da)
+                    return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
         # Unwrap the inputs, check their devices and see whether any requires grad. Ops of one or two tensors
         # (and ops whose only tensor is the first argument: ``tensor_args = 1``) are unrolled, edges inline.
         nf = nig = None
@@ -284,16 +321,8 @@ class Op(Node):
             outs = _attach(node, res, inputs, nf is not None)
         elif nf is None:
             outs = _wrap(res)
-        else:  # one output and a graph (inline: the commonest case with grad)
-            outs = _wrap(res)
-            if res.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
-                node._seq = next(_seq)
-                if _anomaly.STATE.enabled:
-                    node._trace = _anomaly.capture_trace()
-                outs._requires_grad = True
-                outs.grad_fn = node
-                if node._save:
-                    _save(node, inputs, outs)
+        else:
+            outs = _output(node, res, inputs)
         if t0 is not None:
             notify(cls.op_name, inputs, attrs, outs if outs.__class__ is tuple else (outs,), t0, time.perf_counter_ns())
         if out is not None:
@@ -341,6 +370,32 @@ def _write_outs(outs: tuple, out, name: str):
 
 def _differentiable(arr) -> bool:
     return arr.dtype.kind in "fcV"  # V: bfloat16 (ml_dtypes)
+
+
+def _output(node, res, inputs: tuple):
+    """The Tensor of a single-output forward's array ``res`` while recording: attached to ``node`` (a float or
+    complex result) with the tensors ``node`` asked to save (``_wrap``'s work, written out: hot path)."""
+    if res.__class__ is not np.ndarray and isinstance(res, np.generic):
+        res = np.asarray(res)
+    r = _new(_Tensor)
+    r._data = res
+    r._grad = None
+    r._output_nr = 0
+    r._vc = [0]
+    r._base = None
+    r._aux = None
+    if res.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
+        node._seq = next(_seq)
+        if _anomaly.STATE.enabled:
+            node._trace = _anomaly.capture_trace()
+        r._requires_grad = True
+        r.grad_fn = node
+        if node._save:
+            _save(node, inputs, r)
+    else:
+        r._requires_grad = False
+        r.grad_fn = None
+    return r
 
 
 def _attach(node, res: tuple, inputs: tuple, need: bool) -> tuple:
