@@ -10,6 +10,7 @@ from . import _tensor as T
 from .autograd.op import RESULT, Op
 from .ops import reduce as _R
 from .ops._helpers import quiet, tensor_arg
+from .ops.elementwise import _cj
 from .ops.linalg import matmul
 
 __all__ = ["vector_norm", "matrix_norm", "norm", "matmul"]
@@ -28,7 +29,7 @@ class PowBackward0(Op):
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        return g * _pow_scalar(x, self.exponent - 1) * self.exponent
+        return g * _cj(_pow_scalar(x, self.exponent - 1) * self.exponent)
 
 
 def _pow_scalar(x, exponent: float):
@@ -84,7 +85,7 @@ class LinalgVectorNormBackward0(_R._Reduction):
             w = xp.sign(xa) * mask / mask.sum(axis=dims, keepdims=True)
             return g * _R._const(dt, w)
         # d|x|_p = sgn(x) |x|^(p-1) / |x|_p^(p-1); the +1 on zeros keeps 0 * inf out of the graph.
-        ax = x * sgn + _R._const(dt, xa == 0)
+        ax = x * _cj(sgn) + _R._const(dt, xa == 0)  # |x| (sgn is x / |x| for complex x)
         return g * sgn * _pow_scalar(ax, p - 1) / _pow_scalar(r + zero, p - 1)
 
 

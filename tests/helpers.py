@@ -66,3 +66,21 @@ def check_grad(fn, *arrays, atol: float = 1e-5, rtol: float = 1e-3, gradgrad: bo
     assert disttorch.autograd.gradcheck(fn, inputs, atol=atol, rtol=rtol)
     if gradgrad:
         assert disttorch.autograd.gradgradcheck(fn, inputs, atol=atol, rtol=rtol)
+
+
+def check_complex_grad(fn, *arrays, atol: float = 1e-5, rtol: float = 1e-3, gradgrad: bool = False):
+    """gradcheck ``fn`` at complex128 ``arrays`` through real and imaginary parts (PyTorch's convention).
+
+    ``gradcheck`` compares real Jacobians, so ``fn`` is checked as the real function
+    ``(re, im, ...) -> view_as_real(fn(complex(re, im), ...))``: a complex backward that misses a
+    conjugation gives wrong real gradients there.
+    """
+    def realified(*parts):
+        zs = [disttorch.complex(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+        out = fn(*zs)
+        return disttorch.view_as_real(out) if out.dtype.is_complex else out
+
+    inputs = tuple(t64(np.ascontiguousarray(p)) for a in arrays for p in (np.real(a), np.imag(a)))
+    assert disttorch.autograd.gradcheck(realified, inputs, atol=atol, rtol=rtol)
+    if gradgrad:
+        assert disttorch.autograd.gradgradcheck(realified, inputs, atol=atol, rtol=rtol)

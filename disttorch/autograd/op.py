@@ -467,6 +467,14 @@ def set_history(self, node, output_nr: int = 0) -> None:
     self._output_nr = output_nr
 
 
+def as_view(x, r):
+    """Make ``r``, an op's result over a view of ``x``'s memory, a view of ``x``: the two share the version
+    counter (an in-place write through either is seen by backward's checks on the other) and the base."""
+    r._vc = x._vc
+    r._base = x if x._base is None else x._base
+    return r
+
+
 def rebase(self, res) -> None:
     """Make ``self`` (just overwritten with ``res``'s values) take ``res``'s place in the graph."""
     if res._requires_grad:

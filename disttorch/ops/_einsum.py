@@ -18,6 +18,7 @@ from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
 from ..autograd.op import Op
 from ._helpers import tensor_arg
+from .elementwise import _cj
 from .inplace import _type_name
 
 __all__ = ["einsum"]
@@ -143,7 +144,7 @@ class EinsumBackward0(Op):
                 grads.append(None)
                 continue
             in_terms = [self.out] + [t for j, t in enumerate(self.terms) if j != k]
-            in_ops = [g] + [o for j, o in enumerate(ops) if j != k]
+            in_ops = [g] + [_cj(o) for j, o in enumerate(ops) if j != k]  # PyTorch conjugates for complex
             avail = set("".join(in_terms))
             pool = list(self.pool)
             out = ""

@@ -16,6 +16,7 @@ import numpy as np  # dtype constants only
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._device import to_host
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
 from ..autograd.op import Op
@@ -245,7 +246,7 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
     xp, a = x._xp, x._data
     rng = _R._rng(None)
     u = rng.random(a.shape, dtype=_F32) if a.dtype != np.float64 else rng.random(a.shape)
-    host = a if xp is np else a.get()
+    host = to_host(a)
     noise = np.where(host <= 0, u * (upper - lower) + lower, 1.0).astype(a.dtype)
     return x * T._wrap(_R._on(xp, noise))
 

@@ -128,6 +128,10 @@ def view_as_complex(input):
         raise RuntimeError("Tensor must have a last dimension with stride 1")
     if any(s % (2 * a.itemsize) for s, n in zip(a.strides[:-1], a.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
+    from .shape import _byte_offset
+
+    if _byte_offset(a) % (2 * a.itemsize):
+        raise RuntimeError("Tensor must have a storage_offset divisible by 2")
     try:
         arr = a.view(cd)[..., 0]
     except ValueError:  # an odd offset into the storage: NumPy cannot reinterpret it in place

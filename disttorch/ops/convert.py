@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import _dtype as D
 from .. import _tensor as T
-from .._device import CPU, array_module, device
+from .._device import CPU, array_module, device, to_host
 from ..autograd.op import Op
 from ._helpers import tensor_arg
 
@@ -19,7 +19,7 @@ class ToCopyBackward0(Op):
         same_dev = dev is None
         if not same_dev:
             if dev.type == "cpu":
-                arr = arr.get()
+                arr = to_host(arr)
             else:
                 xp = array_module(dev)
                 with xp.cuda.Device(dev.index or 0):

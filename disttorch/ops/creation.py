@@ -300,6 +300,29 @@ def _overflow(dt: D.dtype) -> RuntimeError:
     return RuntimeError(f"value cannot be converted to type {_C_TYPE.get(dt.name, dt.name)} without overflow")
 
 
+def _checked_int_fill(fill, dt: D.dtype):
+    """``fill`` for an integer dtype, with PyTorch's range check (NumPy would wrap floats silently).
+
+    Integers into an unsigned dtype may be negative down to ``-max`` and wrap (two's complement), as in
+    PyTorch: ``full((1,), -1, dtype=uint8)`` is 255. Floats must lie within ``[min, max]``.
+    """
+    info = np.iinfo(dt.np)
+    if isinstance(fill, (builtins.float, np.floating)):
+        if not builtins.float(info.min) <= fill <= builtins.float(info.max):  # compared as doubles, as c10 does
+            raise _overflow(dt)
+        if fill > info.max:  # 2.0 ** 63 rounds to int64's max as a double; the C cast wraps it
+            return builtins.int(info.min)
+        return fill
+    fill = builtins.int(fill)
+    if dt.np.kind == "u":
+        if not -info.max <= fill <= info.max:
+            raise _overflow(dt)
+        return fill + info.max + 1 if fill < 0 else fill
+    if not info.min <= fill <= info.max:
+        raise _overflow(dt)
+    return fill
+
+
 def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
     if fill is None:
         return xp.empty(shape, dtype=dt.np)
@@ -307,10 +330,14 @@ def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
         return xp.zeros(shape, dtype=dt.np)
     if isinstance(fill, (builtins.float, np.floating)) and not math.isfinite(fill) and dt._cat == 1:
         raise _overflow(dt)
+    if dt.np.kind in "iu" and isinstance(fill, (builtins.int, builtins.float, np.integer, np.floating)) \
+            and not isinstance(fill, builtins.bool):
+        fill = _checked_int_fill(fill, dt)
     try:
         if dt is D.bfloat16:
             return xp.full(shape, fill, dtype=np.float32).astype(dt.np)
-        return xp.full(shape, fill, dtype=dt.np)
+        with quiet(xp):  # a float fill past float16's range is inf, as in PyTorch
+            return xp.full(shape, fill, dtype=dt.np)
     except (OverflowError, TypeError, ValueError):
         raise _overflow(dt) from None
 

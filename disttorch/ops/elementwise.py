@@ -111,7 +111,9 @@ class AddBackward0(Op):
     op_name = "add"
 
     def forward(self, xp, a, b, alpha=1):
-        x, y = promote(xp, a, b, "add")
+        # same-dtype NumPy operands (the common case) need no promotion: skip the call
+        x, y = (a, b) if a.__class__ is b.__class__ is np.ndarray and a.dtype is b.dtype else \
+            promote(xp, a, b, "add")
         if alpha != 1:
             y = _scaled(y, alpha, "add")
         if self.next_functions:
@@ -140,7 +142,8 @@ class SubBackward0(Op):
     op_name = "sub"
 
     def forward(self, xp, a, b, alpha=1):
-        x, y = promote(xp, a, b, "sub")
+        x, y = (a, b) if a.__class__ is b.__class__ is np.ndarray and a.dtype is b.dtype else \
+            promote(xp, a, b, "sub")
         if alpha != 1:
             y = _scaled(y, alpha, "sub")
         if self.next_functions:
@@ -166,6 +169,8 @@ def _sub_check(a, b) -> None:
 def sub(input, other, *, alpha=1, out=None):
     """``input - alpha * other`` (bool operands raise, as in PyTorch)."""
     _sub_check(input, other)
+    if alpha == 1 and out is None:
+        return SubBackward0.apply(input, other)
     return SubBackward0.apply(input, other, alpha=alpha, out=out)
 
 
@@ -179,7 +184,8 @@ class MulBackward0(Op):
     op_name = "mul"
 
     def forward(self, xp, a, b):
-        x, y = promote(xp, a, b, "mul")
+        x, y = (a, b) if a.__class__ is b.__class__ is np.ndarray and a.dtype is b.dtype else \
+            promote(xp, a, b, "mul")
         if self.next_functions:
             nig = self._nig
             self.a, self.b = meta(a), meta(b)
@@ -243,6 +249,8 @@ def div(input, other, *, rounding_mode=None, out=None):
     """
     if rounding_mode is not None:
         return DivBackward1.apply(input, other, rounding_mode=rounding_mode, out=out)
+    if out is None:
+        return DivBackward0.apply(input, other)
     return DivBackward0.apply(input, other, out=out)
 
 
@@ -367,7 +375,7 @@ class PowBackward0(Op):
         e = self.exponent
         if e == 0:
             return T._wrap(g._xp.zeros_like(g._data))
-        return g * (e * x.pow(e - 1))
+        return g * _cj(e * x.pow(e - 1))
 
 
 class PowBackward1(Op):
@@ -392,20 +400,33 @@ class PowBackward1(Op):
         nig = self._nig
         ga = gb = None
         if nig[0]:
-            ga = reduce_grad((g * (e * x.pow(e - 1))).where(e != 0, 0.0), self.a)
+            ga = reduce_grad((g * _cj(e * x.pow(e - 1))).where(e != 0, 0.0), self.a)
         if nig[1]:
             # d/de x**e = x**e log x, taken as 0 where x == 0 and e >= 0 (PyTorch's convention).
             if isinstance(x, T.Tensor):
-                gb = (g * (r * x.log())).where((x != 0) | (e < 0), 0.0)
+                gb = (g * _cj(r * x.log())).where((x != 0) | _not_nonneg(e), 0.0)
             else:
-                gb = g * (r * _log_scalar(x))
+                gb = g * _cj(r * _log_scalar(x))
                 if x == 0:
-                    gb = gb.where(e < 0, 0.0)
+                    gb = gb.where(_not_nonneg(e), 0.0)
             gb = reduce_grad(gb, self.b)
         return ga, gb
 
 
-def _log_scalar(v) -> float:
+def _not_nonneg(e):
+    """Where ``e`` is not a non-negative real (``x ** e`` at ``x == 0`` keeps a gradient there)."""
+    if e._data.dtype.kind != "c":
+        return e < 0
+    from .complex_ops import imag, real
+
+    return (imag(e) != 0) | (real(e) < 0)
+
+
+def _log_scalar(v):
+    if isinstance(v, complex):
+        import cmath
+
+        return cmath.log(v) if v != 0 else complex(float("-inf"))
     if v > 0:
         return math.log(v)
     return float("-inf") if v == 0 else float("nan")
@@ -445,7 +466,7 @@ class ReciprocalBackward0(Op):
 
     def backward(self, g):
         (r,) = self.saved_tensors
-        return -g * (r * r)
+        return -g * _cj(r * r)
 
 
 def reciprocal(input, *, out=None):
@@ -474,6 +495,8 @@ class NegBackward0(Op):
 
 def neg(input, *, out=None):
     """``-input`` (bool tensors raise, as in PyTorch)."""
+    if out is None:
+        return NegBackward0.apply(tensor_arg(input, "neg"))
     return NegBackward0.apply(tensor_arg(input, "neg"), out=out)
 
 
@@ -612,8 +635,10 @@ class ElementwiseMethods:
     zero_ = _I.zero_
     copy_ = _I.copy_
 
+    # The operators call their op's entry point directly (the hottest calls there are): the same as
+    # add(self, other) with alpha=1 and no out=.
     def __add__(self, other):
-        return add(self, _operand(other))
+        return AddBackward0.apply(self, other if other.__class__ is not np.ndarray else _operand(other))
 
     def __radd__(self, other):
         return add(_operand(other), self)
@@ -622,7 +647,9 @@ class ElementwiseMethods:
         return add_(self, _operand(other))
 
     def __sub__(self, other):
-        return sub(self, _operand(other))
+        other = other if other.__class__ is not np.ndarray else _operand(other)
+        _sub_check(self, other)
+        return SubBackward0.apply(self, other)
 
     def __rsub__(self, other):
         return sub(_operand(other), self)
@@ -631,7 +658,7 @@ class ElementwiseMethods:
         return sub_(self, _operand(other))
 
     def __mul__(self, other):
-        return mul(self, _operand(other))
+        return MulBackward0.apply(self, other if other.__class__ is not np.ndarray else _operand(other))
 
     def __rmul__(self, other):
         return mul(_operand(other), self)
@@ -640,7 +667,7 @@ class ElementwiseMethods:
         return mul_(self, _operand(other))
 
     def __truediv__(self, other):
-        return div(self, _operand(other))
+        return DivBackward0.apply(self, other if other.__class__ is not np.ndarray else _operand(other))
 
     def __rtruediv__(self, other):
         return div(_operand(other), self)

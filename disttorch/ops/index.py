@@ -4,178 +4,32 @@ Keys follow NumPy's rules, which PyTorch shares: basic keys (ints, slices, None,
 advanced keys (integer or bool tensors, lists) give copies. Two primitives carry the gradients:
 ``_index`` (read ``x[key]``; backward scatters into zeros, accumulating repeated indices) and
 ``_put`` (a copy of ``x`` with ``x[key] = value`` or ``+= value``; backward zeroes the written
-region for ``x`` and reads it for ``value``). scatter_ops.py builds gather/scatter/index_*/take on the
-same two; this module re-exports them.
+region for ``x`` and reads it for ``value``). Keys are normalised in index_keys.py; scatter_ops.py builds
+gather/scatter/index_*/take on the same two primitives; this module re-exports them.
 """
 from __future__ import annotations
-
-import operator
-import re
-import warnings
 
 import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from .._device import to_host
 from .._internals import bump_version
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ..autograd.op import Op, inplace_node, set_history
+from ..autograd.op import Op, as_view, inplace_node, set_history
 from ._helpers import scalar_array, sum_to, tensor_arg
+from .index_keys import _index_error, _norm_key, _norm_slice
 from .inplace import _type_name, inplace, needs_graph
 
 __all__ = ["masked_fill", "masked_scatter", "masked_select", "nonzero", "argwhere"]
 
-_BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices "
-              "(got {})")
-_BAD_DTYPE = "tensors used as indices must be long, int, byte or bool tensors"
 # The C++ names PyTorch prints for a mask's dtype in masked_fill's error.
 _CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
               "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
               "uint8": "unsigned char", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 _OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a single memory "
             "location. Please clone() the tensor before performing the operation.")
-
-
-# ------------------------------------------------------------------------------------------
-# keys
-# ------------------------------------------------------------------------------------------
-def _seq_as_tuple(seq) -> bool:
-    # PyTorch keeps NumPy's legacy rule: a short list holding a sequence, tensor, slice, None or
-    # Ellipsis is a tuple of indices (x[[0, [1, 2]]] == x[0, [1, 2]]), otherwise one index list.
-    if len(seq) >= 32:
-        return False
-    for k in seq:
-        if k is None or k is Ellipsis or isinstance(k, (T.Tensor, list, tuple, slice, np.ndarray)):
-            return True
-    return False
-
-
-def _slice_part(v):
-    if v is None or v.__class__ is int:
-        return v
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise TypeError("slice indices must be integers or None or have an __index__ method") from None
-
-
-def _norm_slice(s: slice) -> slice:
-    start, stop, step = _slice_part(s.start), _slice_part(s.stop), _slice_part(s.step)
-    if step is not None and step <= 0:
-        raise ValueError("slice step cannot be zero" if step == 0 else "step must be greater than zero")
-    return slice(start, stop, step)
-
-
-def _index_array(xp, k):
-    """An integer or bool index array (on ``xp``) from a Tensor, ndarray or nested sequence."""
-    if isinstance(k, T.Tensor):
-        arr = k._data
-        if k._xp is not xp:
-            arr = xp.asarray(arr) if xp is not np else arr.get()
-    else:
-        try:
-            arr = np.asarray(k)
-        except ValueError:
-            raise IndexError(f"index lists must be rectangular (got {k!r})") from None
-        if arr.dtype.kind == "O":
-            raise IndexError(_BAD_INDEX.format(type(k).__name__))
-        if arr.size == 0 and arr.dtype.kind == "f":  # [] is an empty list of indices
-            arr = arr.astype(np.int64)
-        if xp is not np:
-            arr = xp.asarray(arr)
-    kind = arr.dtype.kind
-    if kind == "b":
-        return arr
-    if kind in "iu":
-        if arr.dtype == np.uint8:
-            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool "
-                          "instead.", UserWarning, stacklevel=4)
-            return arr.astype(bool)
-        return arr
-    raise IndexError(_BAD_DTYPE)
-
-
-def _norm_key(x, key) -> tuple:
-    """``key`` as a tuple NumPy indexes with PyTorch's meaning; returns ``(key, advanced)``."""
-    if key.__class__ is not tuple:
-        key = tuple(key) if isinstance(key, list) and _seq_as_tuple(key) else (key,)
-    xp = x._xp
-    out = []
-    adv = False
-    for k in key:
-        c = k.__class__
-        if c is int or k is None or k is Ellipsis:
-            out.append(k)
-        elif c is slice:
-            out.append(_norm_slice(k))
-        elif c is bool or c is np.bool_:
-            out.append(bool(k))
-            adv = True
-        elif isinstance(k, T.Tensor):
-            d = k._data
-            if d.ndim == 0 and d.dtype.kind in "iu":  # a 0-d integer tensor indexes like an int
-                out.append(int(d))
-            else:
-                out.append(_index_array(xp, k))
-                adv = True
-        elif isinstance(k, np.integer):
-            out.append(int(k))
-        elif isinstance(k, (list, tuple, np.ndarray, range)):
-            if isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu":
-                out.append(int(k))
-            else:
-                out.append(_index_array(xp, k))
-                adv = True
-        elif hasattr(k, "__cuda_array_interface__"):
-            out.append(_index_array(xp, k))
-            adv = True
-        else:
-            raise IndexError(_BAD_INDEX.format(type(k).__name__))
-    if adv and xp is not np:
-        _check_bounds_device(x._data.shape, out)
-    return tuple(out), adv
-
-
-def _check_bounds_device(shape, key) -> None:
-    # CuPy wraps out-of-range advanced indices instead of raising: check them as NumPy would.
-    dim = 0
-    n_ell = len(shape) - sum(1 if (k.__class__ is int or isinstance(k, slice)) else
-                             (k.ndim if hasattr(k, "dtype") and k.dtype.kind == "b" else
-                              1 if hasattr(k, "dtype") else 0) for k in key if k is not Ellipsis)
-    for k in key:
-        if k is Ellipsis:
-            dim += max(n_ell, 0)
-        elif k is None or k.__class__ is bool:
-            continue
-        elif hasattr(k, "dtype") and k.dtype.kind == "b":
-            dim += k.ndim
-        else:
-            if hasattr(k, "dtype") and k.size and dim < len(shape):
-                lo, hi = int(k.min()), int(k.max())
-                if lo < -shape[dim] or hi >= shape[dim]:
-                    bad = lo if lo < -shape[dim] else hi
-                    raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
-            dim += 1
-
-
-def _index_error(e: Exception, shape) -> IndexError:
-    """NumPy's indexing message in PyTorch's words."""
-    msg = str(e)
-    if "out of bounds for axis" in msg:
-        return IndexError(msg.replace("for axis", "for dimension"))
-    if msg.startswith("too many indices"):
-        return IndexError(f"too many indices for tensor of dimension {len(shape)}")
-    m = re.match(r"boolean index did not match indexed array along (?:axis|dimension) (\d+); size of "
-                 r"(?:axis|dimension) is (\d+) but size of corresponding boolean (?:axis|dimension) is (\d+)", msg)
-    if m:
-        return IndexError(f"The shape of the mask [{m[3]}] at index {m[1]} does not match the shape of the indexed "
-                          f"tensor [{m[2]}] at index {m[1]}")
-    if msg.startswith("shape mismatch"):
-        shapes = re.findall(r"\(([\d, ]*)\)", msg)
-        lists = ", ".join("[" + ", ".join(p.strip() for p in s.split(",") if p.strip()) + "]" for s in shapes)
-        return IndexError(f"shape mismatch: indexing tensors could not be broadcast together with shapes {lists}")
-    return IndexError(msg)
 
 
 # ------------------------------------------------------------------------------------------
@@ -226,14 +80,6 @@ class TakeBackward0(_IndexBackwardBase):
 
 def _has_int_array(key) -> bool:
     return any(hasattr(k, "dtype") and k.dtype.kind != "b" for k in key)
-
-
-def as_view(x, r):
-    """Make ``r``, an op's result over a view of ``x``'s memory, a view of ``x``: the two share the version
-    counter (an in-place write through either is seen by backward's checks on the other) and the base."""
-    r._vc = x._vc
-    r._base = x if x._base is None else x._base
-    return r
 
 
 def _index(x, key: tuple, adv: bool, node_cls=None):
@@ -333,7 +179,7 @@ def _value_array(x, value, op: str):
     if isinstance(value, T.Tensor):
         arr = value._data
         if value._xp is not xp:
-            arr = xp.asarray(arr) if xp is not np else arr.get()
+            arr = xp.asarray(arr) if xp is not np else to_host(arr)
         return arr if arr.dtype == nd else arr.astype(nd)
     if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
         return scalar_array(xp, value, nd)
@@ -503,7 +349,7 @@ def _mask_arg(mask, op: str, xp):
         raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {name}")
     arr = m._data
     if m._xp is not xp:
-        arr = xp.asarray(arr) if xp is not np else arr.get()
+        arr = xp.asarray(arr) if xp is not np else to_host(arr)
     return arr
 
 
@@ -590,6 +436,12 @@ def masked_scatter(input, mask, source, *, _into: bool = False):
 def masked_select(input, mask, *, out=None):
     """A 1-d tensor of the elements of ``input`` where ``mask`` (broadcast together) is True."""
     x = tensor_arg(input, "masked_select")
+    if out is not None:
+        if _GRAD.enabled and (x._requires_grad or out._requires_grad):
+            raise RuntimeError("masked_select(): functions with out=... arguments don't support automatic "
+                               "differentiation, but one of the arguments requires grad.")
+        if out._data.dtype != x._data.dtype:
+            raise RuntimeError("masked_select(): self and result must have the same scalar type")
     xb, mb = _broadcast_mask(x, _mask_arg(mask, "masked_select", x._xp), "masked_select")
     if not xb._data.ndim:
         xb, mb = xb.reshape(1), mb.reshape(1)

@@ -21,7 +21,7 @@ from ..autograd.op import Op
 from ._helpers import broadcast_shapes, promote, sum_to, tensor_arg
 from ._einsum import einsum
 from ._sparse_data import SparseCOO as _SparseCOO
-from .elementwise import _out
+from .elementwise import _cj, _out
 from .inplace import inplace
 
 __all__ = ["cdist", "matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm", "addmv", "addbmm",
@@ -92,6 +92,8 @@ def _mm_grads(a, b, g, need_a: bool, need_b: bool, a_shape: tuple, b_shape: tupl
     ``a`` is only needed (and may be None otherwise) for the gradient of ``b``, and vice versa.
     """
     na, nb = len(a_shape), len(b_shape)
+    # PyTorch's complex convention: grad_a = g @ b^H, grad_b = a^H @ g (conjugate, then transpose).
+    a, b = _cj(a), _cj(b)
     if na == 2 and nb == 2:
         return (matmul(g, b.t()) if need_a else None), (matmul(a.t(), g) if need_b else None)
     if na == 1 and nb == 1:
@@ -370,8 +372,8 @@ class AddmmBackward0(Op):
         if self.kind == "addbmm":
             gp = gp.unsqueeze(0)
         if self.kind == "addr":
-            ga = matmul(gp, b) if need[1] else None
-            gb = matmul(gp.t(), a) if need[2] else None
+            ga = matmul(gp, _cj(b)) if need[1] else None
+            gb = matmul(gp.t(), _cj(a)) if need[2] else None
         else:
             ga, gb = _mm_grads(a, b, gp, need[1], need[2], self.a_shape, self.b_shape)
         return gx, ga, gb
@@ -543,8 +545,8 @@ class LinalgCrossBackward0(Op):
     def backward(self, g):
         a, b = self.saved_tensors
         nig = self._nig
-        ga = sum_to(cross(b, g, dim=self.dim), self.a_shape) if nig[0] else None
-        gb = sum_to(cross(g, a, dim=self.dim), self.b_shape) if nig[1] else None
+        ga = sum_to(cross(_cj(b), g, dim=self.dim), self.a_shape) if nig[0] else None
+        gb = sum_to(cross(g, _cj(a), dim=self.dim), self.b_shape) if nig[1] else None
         return ga, gb
 
 

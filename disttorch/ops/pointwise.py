@@ -39,12 +39,30 @@ def _wide(fn):
     return kernel
 
 
+def _holomorphic(backward):
+    """Give a holomorphic ``f``'s backward PyTorch's complex convention, ``grad * conj(f'(z))``.
+
+    The wrapped ``backward(g)`` computes ``g * f'(z)``; conjugating its input and output gives
+    ``conj(conj(g) * f'(z)) = g * conj(f'(z))`` with Tensor ops, so double backward still works.
+    Real gradients pass straight through.
+    """
+    def wrapped(self, g):
+        if g._data.dtype.kind != "c":
+            return backward(self, g)
+        from .complex_ops import conj
+
+        return conj(backward(self, conj(g)))
+    wrapped.__name__, wrapped.__doc__ = backward.__name__, backward.__doc__
+    return wrapped
+
+
 # ---- exponentials and logarithms -------------------------------------------------------------------
 class ExpBackward0(FloatUnaryOp):
     op_name = "exp"
     kernel = "exp"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * r
@@ -60,6 +78,7 @@ class Exp2Backward0(FloatUnaryOp):
     kernel = "exp2"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * r * math.log(2.0)
@@ -75,6 +94,7 @@ class Expm1Backward0(FloatUnaryOp):
     kernel = "expm1"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (r + 1)
@@ -90,6 +110,7 @@ class LogBackward0(FloatUnaryOp):
     kernel = "log"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / x
@@ -105,6 +126,7 @@ class Log2Backward0(FloatUnaryOp):
     kernel = "log2"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * math.log(2.0))
@@ -120,6 +142,7 @@ class Log10Backward0(FloatUnaryOp):
     kernel = "log10"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * math.log(10.0))
@@ -135,6 +158,7 @@ class Log1PBackward0(FloatUnaryOp):
     kernel = "log1p"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x + 1)
@@ -150,6 +174,7 @@ class SqrtBackward0(FloatUnaryOp):
     kernel = "sqrt"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g / (2 * r)
@@ -170,6 +195,7 @@ class RsqrtBackward0(FloatUnaryOp):
     kernel = staticmethod(_rsqrt_k)
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return -0.5 * g * r.pow(3)
@@ -186,6 +212,7 @@ class SinBackward0(FloatUnaryOp):
     kernel = "sin"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.cos()
@@ -201,6 +228,7 @@ class CosBackward0(FloatUnaryOp):
     kernel = "cos"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return -g * x.sin()
@@ -216,6 +244,7 @@ class TanBackward0(FloatUnaryOp):
     kernel = "tan"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (1 + r * r)
@@ -231,6 +260,7 @@ class AsinBackward0(FloatUnaryOp):
     kernel = "arcsin"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (1 - x * x).rsqrt()
@@ -246,6 +276,7 @@ class AcosBackward0(FloatUnaryOp):
     kernel = "arccos"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return -g * (1 - x * x).rsqrt()
@@ -261,6 +292,7 @@ class AtanBackward0(FloatUnaryOp):
     kernel = "arctan"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (x * x + 1)
@@ -276,6 +308,7 @@ class SinhBackward0(FloatUnaryOp):
     kernel = "sinh"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.cosh()
@@ -291,6 +324,7 @@ class CoshBackward0(FloatUnaryOp):
     kernel = "cosh"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * x.sinh()
@@ -306,6 +340,7 @@ class TanhBackward0(FloatUnaryOp):
     kernel = "tanh"
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (1 - r * r)
@@ -321,6 +356,7 @@ class AsinhBackward0(FloatUnaryOp):
     kernel = "arcsinh"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g * (x * x + 1).rsqrt()
@@ -336,9 +372,11 @@ class AcoshBackward0(FloatUnaryOp):
     kernel = "arccosh"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
-        return g * (x * x - 1).rsqrt()
+        # (x - 1)^-1/2 (x + 1)^-1/2, not (x^2 - 1)^-1/2: the same for real x > 1, PyTorch's branch for complex x.
+        return g * ((x - 1).rsqrt() * (x + 1).rsqrt())
 
 
 def acosh(input, *, out=None):
@@ -351,6 +389,7 @@ class AtanhBackward0(FloatUnaryOp):
     kernel = "arctanh"
     saves = (0,)
 
+    @_holomorphic
     def backward(self, g):
         x = self.saved_tensors[0]
         return g / (1 - x * x)
@@ -374,6 +413,7 @@ class SigmoidBackward0(FloatUnaryOp):
     kernel = staticmethod(_sigmoid_k)
     saves = (RESULT,)
 
+    @_holomorphic
     def backward(self, g):
         r = self.saved_tensors[0]
         return g * (r * (1 - r))

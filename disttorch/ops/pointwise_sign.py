@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from .. import _dtype as D
 from .. import _tensor as T
-from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.op import RESULT, Op
 from . import inplace as _I
 from ._helpers import tensor_arg
@@ -67,7 +66,7 @@ def unary_op(input, cls, out=None, **attrs):
         if cls.to_float and arr.dtype.kind not in _FLOAT_KINDS:
             arr = arr.astype(D.get_default_dtype().np)
         if (out._data.dtype == arr.dtype and out._data.shape == arr.shape
-                and not (_GRAD.enabled and (input._requires_grad or out._requires_grad))):
+                and not T.needs_grad(input, out)):
             _I.ufunc_into(out, cls.op_name, getattr(input._xp, cls.kernel), arr)
             return out
     return cls.apply(input, out=out, **attrs)
@@ -237,6 +236,11 @@ class ReluBackward0(UnaryOp):
     @staticmethod
     def kernel(xp, a):
         return xp.maximum(a, 0)
+
+    def forward(self, xp, a):  # UnaryOp's, without its generic steps: relu is on every hot path
+        if self.next_functions:
+            self.save(RESULT)
+        return _I.quiet_call(xp.maximum, a, 0)
 
     def backward(self, g):
         r = self.saved_tensors[0]

@@ -221,10 +221,8 @@ def _unpool_size(x, k, s, p, output_size, n: int) -> list:
     if output_size is None:
         return default
     out = list(output_size)
-    if len(out) == n + 2:
+    if len(out) == n + 2:  # (N, C, *spatial); PyTorch rejects a (C, *spatial) size
         out = out[2:]
-    elif len(out) == n + 1:
-        out = out[1:]
     if len(out) != n:
         raise ValueError(f"output_size should be a sequence containing {n} or {n + 2} elements, but it has a length "
                          f"of '{len(output_size)}'")

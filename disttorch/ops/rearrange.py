@@ -9,9 +9,8 @@ import numpy as np
 
 from .. import _tensor as T
 from .._internals import bump_version
-from ..autograd.op import Op
+from ..autograd.op import Op, as_view
 from ._helpers import dims_arg, tensor_arg
-from .index import as_view
 from .inplace import inplace
 from .scatter_ops import index_select
 from .shape import _kw_only, _shape_arg, reshape, transpose

@@ -10,18 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
+from .._device import to_host
 from ..amp import _state as _amp
 from ..autograd.op import RESULT, Op, write_out
 from ._helpers import broadcast_error, tensor_arg
 from .inplace import _type_name
 from .index import (GatherBackward0, IndexAddBackward0, IndexCopyBackward0, IndexFillBackward0, IndexSelectBackward0,
-                    ScatterAddBackward0, ScatterBackward0, SliceBackward0, TakeBackward0, _index, _inplace_op, _norm_key,
-                    _norm_slice, _put, _ufunc_at, masked_fill)
+                    ScatterAddBackward0, ScatterBackward0, SliceBackward0, TakeBackward0, _index, _inplace_op, _put,
+                    _ufunc_at, masked_fill)
+from .index_keys import _norm_key, _norm_slice
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "put", "take", "take_along_dim", "select_scatter", "slice_scatter"]
 
-_REDUCE_UFUNC = {"sum": "add", "mean": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
+# "max" and "min" are PyTorch's forward-only aliases of "amax" and "amin" (its backward rejects them).
+_REDUCE_UFUNC = {"sum": "add", "mean": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum",
+                 "max": "maximum", "min": "minimum"}
 
 
 def _out(r, out, name: str):
@@ -47,7 +51,7 @@ def _index_arg(index, op: str, xp):
         raise RuntimeError("scatter(): Expected dtype int32/int64 for index")  # scatter_add/scatter_reduce too
     arr = idx._data
     if idx._xp is not xp:
-        arr = xp.asarray(arr) if xp is not np else arr.get()
+        arr = xp.asarray(arr) if xp is not np else to_host(arr)
     return arr
 
 
@@ -147,10 +151,10 @@ def _identity(reduce: str, dt):
         return 1
     if dt.kind in "iu":
         info = np.iinfo(dt)
-        return info.min if reduce == "amax" else info.max
+        return info.min if reduce in ("amax", "max") else info.max
     if dt.kind == "b":
-        return reduce == "amin"
-    return -np.inf if reduce == "amax" else np.inf
+        return reduce in ("amin", "min")
+    return -np.inf if reduce in ("amax", "max") else np.inf
 
 
 def _reduce_into(xp, out, key, src, reduce: str, include_self: bool):
@@ -186,6 +190,8 @@ class ScatterReduceBackward0(Op):
         x, src, res = self.saved_tensors
         xp, gd = g._xp, g._data.dtype
         key, red, inc = self.key, self.reduce, self.include_self
+        if red in ("max", "min"):
+            raise RuntimeError(f"Expected 'reduce' to be one of 'sum', 'prod', 'mean', 'amax', 'amin' but got {red}.")
         need_x, need_s = self.next_functions[0][0] is not None, self.next_functions[1][0] is not None
         sc = xp.zeros(g._data.shape, dtype=bool)
         sc[key] = True
@@ -239,7 +245,8 @@ class ScatterReduceBackward0(Op):
 def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bool = True, _into: bool = False):
     """A copy of ``input`` with ``src`` combined at ``index`` along ``dim`` by ``reduce``.
 
-    ``reduce`` is 'sum', 'prod', 'mean', 'amax' or 'amin'; ``include_self=False`` leaves the
+    ``reduce`` is 'sum', 'prod', 'mean', 'amax' or 'amin' ('max' and 'min' too, without a backward, as in
+    PyTorch); ``include_self=False`` leaves the
     original values out of positions that receive at least one source value.
     """
     x = tensor_arg(input, "scatter_reduce")
@@ -280,7 +287,7 @@ def _index_vector(index, op: str, xp):
     if arr.ndim > 1:
         raise IndexError(_VECTOR_DIM_ERRORS[op].format(arr.ndim, _type_name(idx.dtype), list(arr.shape)))
     if idx._xp is not xp:
-        arr = xp.asarray(arr) if xp is not np else arr.get()
+        arr = xp.asarray(arr) if xp is not np else to_host(arr)
     return arr.reshape(-1)
 
 

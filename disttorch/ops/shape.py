@@ -17,9 +17,9 @@ from .. import _tensor as T
 from .._internals import bump_version
 from .._size import Size
 from ..autograd.grad_mode import STATE as _GRAD
-from ..autograd.op import Op, set_history
+from ..autograd.op import Op, as_view, set_history
 from ._helpers import broadcast_error, sum_to, tensor_arg
-from .index import SelectBackward0, SliceBackward0, _index, as_view
+from .index import SelectBackward0, SliceBackward0, _index
 from .inplace import _type_name
 
 __all__ = ["reshape", "transpose", "permute", "t", "squeeze", "unsqueeze", "flatten", "unflatten", "swapaxes",
@@ -123,10 +123,15 @@ def view(self, *shape):
         dt = D.to_dtype(shape[0])
         if dt.np == self._data.dtype:
             return reshape(self, self._data.shape)
+        arr = self._data
+        if dt.itemsize > arr.itemsize and _byte_offset(arr) % dt.itemsize:
+            raise RuntimeError(f"self.storage_offset() must be divisible by {dt.itemsize // arr.itemsize} to view "
+                               f"{_type_name(self.dtype)} as {_type_name(dt)} (different element sizes), but got "
+                               f"{_byte_offset(arr) // arr.itemsize}")
         try:
-            res = self._data.view(dt.np)
+            res = arr.view(dt.np)
         except ValueError:
-            raise _view_dtype_error(self._data, self.dtype, dt) from None
+            raise _view_dtype_error(arr, self.dtype, dt) from None
         return T._view_of(self, res)
     arr = self._data
     new = _infer_shape(_shape_arg(shape), arr.size)
@@ -134,6 +139,22 @@ def view(self, *shape):
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one dimension "
                            "spans across two contiguous subspaces). Use .reshape(...) instead.")
     return reshape(self, new)
+
+
+def _byte_offset(arr) -> int:
+    """Bytes from the start of ``arr``'s storage (the array that owns the memory) to its first element.
+
+    PyTorch's ``storage_offset()`` times the element size: NumPy and CuPy can reinterpret memory at any
+    offset, PyTorch refuses a wider dtype (``view(dtype)``, ``view_as_complex``) at a misaligned one.
+    """
+    root = arr
+    while isinstance(root.base, type(arr)):
+        root = root.base
+    if root is arr:
+        return 0
+    if isinstance(arr, np.ndarray):
+        return arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return arr.data.ptr - root.data.ptr
 
 
 def _view_dtype_error(arr, src, dst) -> RuntimeError:

@@ -17,7 +17,6 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import device as _device_cls
-from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.op import Op
 from ._sparse_data import SparseCOO, check_indices, dense_from, from_dense, gather_dense, lookup
 
@@ -42,7 +41,7 @@ def _need_sparse(x, op: str) -> SparseCOO:
 
 def first_order(op: str, g) -> None:
     """Refuse create_graph=True through a sparse backward computed on arrays (it would drop the graph)."""
-    if _GRAD.enabled and g is not None and g._requires_grad:
+    if T.needs_grad(g):
         raise NotImplementedError(f"{op}: double backward (create_graph=True) through a sparse operation is not "
                                   "supported")
 

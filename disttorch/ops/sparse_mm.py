@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
-from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.op import Op
 from ._helpers import tensor_arg
 from ._sparse_data import SparseCOO, xp_of
@@ -66,7 +65,7 @@ class SparseAddmmBackward0(Op):
             gb = mm_sparse(a.t(), g, masked=self.masked)
         if self._nig[0]:
             if self.masked:
-                if _GRAD.enabled and (g._requires_grad or b._requires_grad):
+                if T.needs_grad(g, b):
                     raise NotImplementedError("sparse.mm: double backward (create_graph=True) through the sparse "
                                               "operand's gradient is not supported")
                 ga = _sampled(g._data, b._data, a._data)

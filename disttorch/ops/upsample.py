@@ -23,55 +23,57 @@ FUNCTIONAL = ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear"
 
 
 class UpsampleNearest1DBackward0(LinearNode):
-    pass
+    op_name = "upsample_nearest1d"
 
 
 class UpsampleNearest2DBackward0(LinearNode):
-    pass
+    op_name = "upsample_nearest2d"
 
 
 class UpsampleNearest3DBackward0(LinearNode):
-    pass
+    op_name = "upsample_nearest3d"
 
 
 class UpsampleNearestExact1DBackward0(LinearNode):
-    pass
+    op_name = "_upsample_nearest_exact1d"
 
 
 class UpsampleNearestExact2DBackward0(LinearNode):
-    pass
+    op_name = "_upsample_nearest_exact2d"
 
 
 class UpsampleNearestExact3DBackward0(LinearNode):
-    pass
+    op_name = "_upsample_nearest_exact3d"
 
 
 class UpsampleLinear1DBackward0(LinearNode):
-    pass
+    op_name = "upsample_linear1d"
 
 
 class UpsampleBilinear2DBackward0(LinearNode):
-    pass
+    op_name = "upsample_bilinear2d"
 
 
 class UpsampleBicubic2DBackward0(LinearNode):
-    pass
+    op_name = "upsample_bicubic2d"
 
 
 class UpsampleTrilinear3DBackward0(LinearNode):
-    pass
+    op_name = "upsample_trilinear3d"
 
 
 class UpsampleBilinear2DAaBackward0(LinearNode):
-    pass
+    op_name = "_upsample_bilinear2d_aa"
 
 
 class UpsampleBicubic2DAaBackward0(LinearNode):
-    pass
+    op_name = "_upsample_bicubic2d_aa"
 
 
 class UpsampleBackwardBackward0(LinearNode):
-    """The adjoint of an upsampling, recorded when its backward is differentiated."""
+    """The adjoint of an upsampling, recorded when its backward is differentiated (base of the per-op ones)."""
+
+    op_name = "upsample_backward"
 
 
 _NODES = {("nearest", 1): UpsampleNearest1DBackward0, ("nearest", 2): UpsampleNearest2DBackward0,
@@ -80,6 +82,17 @@ _NODES = {("nearest", 1): UpsampleNearest1DBackward0, ("nearest", 2): UpsampleNe
           ("linear", 1): UpsampleLinear1DBackward0, ("bilinear", 2): UpsampleBilinear2DBackward0,
           ("bicubic", 2): UpsampleBicubic2DBackward0, ("trilinear", 3): UpsampleTrilinear3DBackward0,
           ("bilinear-aa", 2): UpsampleBilinear2DAaBackward0, ("bicubic-aa", 2): UpsampleBicubic2DAaBackward0}
+
+
+def _adjoint(cls) -> type:
+    """``cls``'s backward as a recorded op, named as PyTorch's: ``UpsampleNearest2DBackwardBackward0``, whose
+    op is ``upsample_nearest2d_backward``."""
+    name = cls.__name__.replace("Backward0", "BackwardBackward0")
+    return type(name, (UpsampleBackwardBackward0,), {"op_name": cls.op_name + "_backward", "__module__": __name__,
+                                                     "__qualname__": name, "__doc__": f"The adjoint of {cls.op_name}."})
+
+
+_ADJOINTS = {cls: _adjoint(cls) for cls in _NODES.values()}
 _NEEDS = {"linear": 3, "bilinear": 4, "trilinear": 5}
 _TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
@@ -296,7 +309,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             plans.append((2 + i, plan[0], plan[1], spatial[i]))
     fwd, adj = tap_maps(plans)
     key = (mode + "-aa" if antialias else mode, dim)
-    return linear_apply(x, fwd, adj, _NODES[key], UpsampleBackwardBackward0)
+    cls = _NODES[key]
+    return linear_apply(x, fwd, adj, cls, _ADJOINTS[cls])
 
 
 def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):

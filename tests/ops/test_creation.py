@@ -349,3 +349,21 @@ def test_factory_errors_use_pytorch_wording():
         disttorch.arange(0, 1, -1)
     with pytest.raises(TypeError, match=r"^eye\(\): argument 'm' \(position 2\) must be int, not float$"):
         disttorch.eye(2, 2.5)
+
+
+@pytest.mark.parametrize("value,dtype,expected", [
+    (1e10, "int32", "int"), (2 ** 31, "int32", "int"), (-2 ** 31 - 1, "int32", "int"), (300, "int8", "int8_t"),
+    (-129, "int8", "int8_t"), (256, "uint8", "uint8_t"), (-256, "uint8", "uint8_t"), (-1.0, "uint8", "uint8_t"),
+    (255.5, "uint8", "uint8_t"), (-128.5, "int8", "int8_t"), (127.5, "int8", "int8_t"),
+    (float("nan"), "int64", "int64_t"), (float("inf"), "int16", "int16_t")])
+def test_full_rejects_values_an_integer_dtype_cannot_hold(value, dtype, expected):
+    with pytest.raises(RuntimeError, match=f"value cannot be converted to type {expected} without overflow"):
+        disttorch.full((1,), value, dtype=getattr(disttorch, dtype))
+
+
+def test_full_integer_edges_follow_pytorch():
+    # In range: kept (floats truncate toward zero); negative integers wrap into unsigned dtypes down to -max.
+    cases = [(-1, "uint8", 255), (-255, "uint8", 1), (126.9, "int8", 126), (-127.9, "int8", -127),
+             (2 ** 31 - 1, "int32", 2 ** 31 - 1), (-2 ** 63, "int64", -2 ** 63), (1e10, "float16", math.inf)]
+    for value, dtype, expected in cases:
+        assert disttorch.full((2,), value, dtype=getattr(disttorch, dtype)).tolist() == [expected] * 2, (value, dtype)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import disttorch
-from helpers import BROADCAST_PAIRS, assert_close, check_grad, rand_array
+from helpers import BROADCAST_PAIRS, assert_close, check_complex_grad, check_grad, rand_array
 
 T = disttorch.tensor
 
@@ -304,3 +304,49 @@ def test_grad_dtype_matches_input_dtype():
     y.sum().backward()
     assert s.grad.dtype is disttorch.float64 and x.grad.dtype is disttorch.float32
     assert s.grad.item() == pytest.approx(3.0)
+
+
+# ---- complex gradients: PyTorch's grad * conj(df/dz) -------------------------------------------------------------
+_CRNG = np.random.default_rng(11)
+# Off both axes (the branch cut of log and of non-integer powers lies on the negative real axis).
+_ZA = (_CRNG.uniform(0.4, 1.2, (2, 3)) * _CRNG.choice([-1, 1], (2, 3))
+       + 1j * _CRNG.uniform(0.4, 1.2, (2, 3)) * _CRNG.choice([-1, 1], (2, 3)))
+_ZB = _CRNG.uniform(-1, 1, (2, 3)) + 1j * _CRNG.uniform(-1, 1, (2, 3))
+
+
+def _cgrad(fn, *arrays, up):
+    ts = [disttorch.tensor(a, requires_grad=True) for a in arrays]
+    return disttorch.autograd.grad(fn(*ts), ts, disttorch.tensor(up))
+
+
+def test_complex_pow_reciprocal_mul_div_gradients_conjugate():
+    a, b = _ZA, _ZB
+    up = _CRNG.standard_normal((2, 3)) + 1j * _CRNG.standard_normal((2, 3))
+    (g,) = _cgrad(disttorch.reciprocal, a, up=up)
+    assert_close(g, up * np.conj(-1 / a ** 2), rtol=1e-9, atol=1e-12)
+    (g,) = _cgrad(lambda x: x ** 2.5, a, up=up)
+    assert_close(g, up * np.conj(2.5 * a ** 1.5), rtol=1e-9, atol=1e-12)
+    (g,) = _cgrad(lambda x: x ** (1 + 2j), a, up=up)
+    assert_close(g, up * np.conj((1 + 2j) * a ** 2j), rtol=1e-9, atol=1e-12)
+    ga, gb = _cgrad(disttorch.pow, a, b, up=up)
+    assert_close(ga, up * np.conj(b * a ** (b - 1)), rtol=1e-9, atol=1e-12)
+    assert_close(gb, up * np.conj(a ** b * np.log(a)), rtol=1e-9, atol=1e-12)
+    (gb,) = _cgrad(lambda e: (2 - 1j) ** e, b, up=up)
+    assert_close(gb, up * np.conj((2 - 1j) ** b * np.log(2 - 1j)), rtol=1e-9, atol=1e-12)
+    ga, gb = _cgrad(lambda x, y: x * y, a, b, up=up)
+    assert_close(ga, up * np.conj(b), rtol=1e-9, atol=1e-12)
+    ga, gb = _cgrad(lambda x, y: x / y, b, a, up=up)
+    assert_close(ga, up * np.conj(1 / a), rtol=1e-9, atol=1e-12)
+    assert_close(gb, up * np.conj(-b / a ** 2), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [disttorch.reciprocal, disttorch.square, lambda x: x ** 2.5,
+                                lambda x: disttorch.pow(x, 0.5 - 1j), lambda x: 2.0 ** x],
+                         ids=["reciprocal", "square", "pow_real", "pow_complex", "number_pow"])
+def test_complex_unary_pow_gradcheck(fn):
+    check_complex_grad(fn, _ZA, gradgrad=True)
+
+
+def test_complex_binary_gradcheck():
+    for fn in (disttorch.pow, disttorch.mul, disttorch.div):
+        check_complex_grad(fn, _ZA, _ZB)

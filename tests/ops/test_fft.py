@@ -362,3 +362,14 @@ def test_complex_accessor_gradients(name, fn, kinds):
     shape = (3, 2) if name == "view_as_complex" else (3,)
     arrays = [crand(*shape) if c else rng.standard_normal(shape) + 2.0 for c in kinds]
     vjp_check(fn, *arrays)
+
+
+def test_view_as_complex_needs_an_even_storage_offset():
+    base = torch.arange(12, dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="Tensor must have a storage_offset divisible by 2"):
+        torch.view_as_complex(base[1:9].reshape(4, 2))
+    with pytest.raises(RuntimeError, match="Tensor must have a storage_offset divisible by 2"):
+        torch.view_as_complex(base.reshape(3, 4)[:, 1:3])
+    ref = np.arange(12, dtype=np.float64)
+    r = torch.view_as_complex(torch.arange(12, dtype=torch.float64)[2:].reshape(5, 2))
+    np.testing.assert_array_equal(r.numpy(), ref[2::2] + 1j * ref[3::2])

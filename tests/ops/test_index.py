@@ -354,3 +354,20 @@ def test_contains():
     assert disttorch.tensor(4) in x
     with pytest.raises(RuntimeError, match="only supports Tensor or scalar"):
         "a" in x
+
+
+def test_masked_select_out_refuses_autograd_and_other_dtypes():
+    x, m = rand_array((2, 3)), rand_array((2, 3)) > 0
+    msg = r"masked_select\(\): functions with out=... arguments don't support automatic differentiation"
+    with pytest.raises(RuntimeError, match=msg):
+        disttorch.masked_select(disttorch.tensor(x, requires_grad=True), disttorch.tensor(m), out=disttorch.empty(0))
+    with pytest.raises(RuntimeError, match=msg):
+        disttorch.masked_select(disttorch.tensor(x), disttorch.tensor(m), out=disttorch.empty(0, requires_grad=True))
+    with pytest.raises(RuntimeError, match=r"masked_select\(\): self and result must have the same scalar type"):
+        disttorch.masked_select(disttorch.tensor(x), disttorch.tensor(m), out=disttorch.empty(0))
+    out = disttorch.empty(0, dtype=disttorch.float64)
+    assert disttorch.masked_select(disttorch.tensor(x), disttorch.tensor(m), out=out) is out
+    assert_close(out, x[m])
+    with disttorch.no_grad():  # outside grad mode PyTorch allows it
+        assert_close(disttorch.masked_select(disttorch.tensor(x, requires_grad=True), disttorch.tensor(m), out=out),
+                     x[m])

@@ -1,4 +1,5 @@
 """Linear algebra: matmul family, addmm family, einsum, tensordot, kron, cross, trace."""
+import math
 import warnings
 
 import ml_dtypes
@@ -7,7 +8,7 @@ import pytest
 
 import disttorch
 from disttorch.ops import linalg as linalg_ops
-from helpers import assert_close, check_grad, rand_array
+from helpers import assert_close, check_complex_grad, check_grad, rand_array
 
 MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((4, 2, 3), (3, 2)),
                  ((3,), (2, 3, 2)), ((2, 2, 3), (3,)), ((2, 1, 2, 3), (3, 3, 2)), ((2, 2, 3), (2, 3, 2)),
@@ -324,3 +325,49 @@ def test_math_constants():
 
     assert disttorch.pi == math.pi and disttorch.e == math.e and disttorch.inf == math.inf
     assert math.isnan(disttorch.nan)
+
+
+# ---- complex gradients: grad_a = g @ b^H, grad_b = a^H @ g (PyTorch's convention) ------------------------------
+_CRNG = np.random.default_rng(13)
+
+
+def _cplx(*shape):
+    return _CRNG.standard_normal(shape) + 1j * _CRNG.standard_normal(shape)
+
+
+@pytest.mark.parametrize("sa,sb", [((2, 3), (3, 4)), ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)),
+                                   ((2, 2, 3), (3, 4)), ((2, 2, 3), (2, 3, 2))])
+def test_complex_matmul_gradients_conjugate(sa, sb):
+    a, b = _cplx(*sa), _cplx(*sb)
+    ta, tb = disttorch.tensor(a, requires_grad=True), disttorch.tensor(b, requires_grad=True)
+    out = disttorch.matmul(ta, tb)
+    assert_close(out, np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    up = _cplx(*out.shape)
+    ga, gb = disttorch.autograd.grad(out, [ta, tb], disttorch.tensor(up))
+    # Reference: the real loss Re(sum(conj(up) * a @ b)) differentiated as d/dRe + i d/dIm, in closed form.
+    a2, b2, up2 = (np.atleast_2d(a), b.reshape(-1, 1) if b.ndim == 1 else b,
+                   np.asarray(up).reshape(np.matmul(np.atleast_2d(a), b.reshape(-1, 1) if b.ndim == 1 else b).shape))
+    ref_a = np.matmul(up2, np.conj(np.swapaxes(b2, -1, -2)))
+    ref_b = np.matmul(np.conj(np.swapaxes(a2, -1, -2)), up2)
+    while ref_b.ndim > b2.ndim:
+        ref_b = ref_b.sum(0)
+    assert_close(ga, ref_a.reshape(a.shape), rtol=1e-10, atol=1e-12)
+    assert_close(gb, ref_b.reshape(b.shape), rtol=1e-10, atol=1e-12)
+
+
+def test_complex_matrix_products_gradcheck():
+    a, b, v, w = _cplx(2, 3), _cplx(3, 2), _cplx(3), _cplx(2)
+    check_complex_grad(disttorch.matmul, a, b, gradgrad=True)
+    check_complex_grad(disttorch.mv, a, v)
+    check_complex_grad(disttorch.dot, v, _cplx(3))
+    check_complex_grad(lambda x, y: disttorch.bmm(x.unsqueeze(0), y.unsqueeze(0)), a, b)
+    check_complex_grad(lambda x, y, u, s: disttorch.addmm(x, y, u) + disttorch.addr(x, s, s * 2j),
+                       _cplx(2, 2), a, b, w)
+    check_complex_grad(lambda x, y: disttorch.einsum("ij,jk->ik", x, y), a, b)
+    check_complex_grad(lambda x, y: disttorch.cross(x, y, dim=1), _cplx(2, 3), _cplx(2, 3))
+
+
+def test_complex_vector_norm_gradcheck():
+    z = _cplx(2, 3)
+    for p in (1, 2, 3, 0.5, math.inf):
+        check_complex_grad(lambda x, p=p: disttorch.linalg.vector_norm(x, p, dim=1), z)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import disttorch
-from helpers import UNARY_SHAPES, assert_close, check_grad, rand_array
+from helpers import UNARY_SHAPES, assert_close, check_complex_grad, check_grad, rand_array
 
 T = disttorch.tensor
 
@@ -366,3 +366,49 @@ def test_where_with_scalar_zero_matches_numpy_bit_for_bit(special):
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# ---- complex gradients: PyTorch's grad * conj(f'(z)) ------------------------------------------------------------
+_CRNG = np.random.default_rng(7)
+# Off both axes, where every branch cut of these functions lies: finite differences stay on one branch.
+_Z = (_CRNG.uniform(0.3, 0.9, (2, 3)) * _CRNG.choice([-1, 1], (2, 3))
+      + 1j * _CRNG.uniform(0.3, 0.9, (2, 3)) * _CRNG.choice([-1, 1], (2, 3)))
+# name -> (function, NumPy derivative f'(z))
+COMPLEX_HOLOMORPHIC = {
+    "exp": (disttorch.exp, np.exp),
+    "exp2": (disttorch.exp2, lambda z: np.log(2) * np.exp2(z)),
+    "expm1": (disttorch.expm1, np.exp),
+    "log": (disttorch.log, lambda z: 1 / z),
+    "log2": (disttorch.log2, lambda z: 1 / (z * np.log(2))),
+    "log10": (disttorch.log10, lambda z: 1 / (z * np.log(10))),
+    "log1p": (disttorch.log1p, lambda z: 1 / (1 + z)),
+    "sqrt": (disttorch.sqrt, lambda z: 0.5 / np.sqrt(z)),
+    "rsqrt": (disttorch.rsqrt, lambda z: -0.5 * z ** -1.5),
+    "sin": (disttorch.sin, np.cos),
+    "cos": (disttorch.cos, lambda z: -np.sin(z)),
+    "tan": (disttorch.tan, lambda z: 1 / np.cos(z) ** 2),
+    "asin": (disttorch.asin, lambda z: 1 / np.sqrt(1 - z * z)),
+    "acos": (disttorch.acos, lambda z: -1 / np.sqrt(1 - z * z)),
+    "atan": (disttorch.atan, lambda z: 1 / (1 + z * z)),
+    "sinh": (disttorch.sinh, np.cosh),
+    "cosh": (disttorch.cosh, np.sinh),
+    "tanh": (disttorch.tanh, lambda z: 1 / np.cosh(z) ** 2),
+    "asinh": (disttorch.asinh, lambda z: 1 / np.sqrt(z * z + 1)),
+    "acosh": (disttorch.acosh, lambda z: 1 / (np.sqrt(z - 1) * np.sqrt(z + 1))),
+    "atanh": (disttorch.atanh, lambda z: 1 / (1 - z * z)),
+    "sigmoid": (disttorch.sigmoid, lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_HOLOMORPHIC))
+def test_complex_gradient_conjugates_the_derivative(name):
+    fn, deriv = COMPLEX_HOLOMORPHIC[name]
+    up = _CRNG.standard_normal((2, 3)) + 1j * _CRNG.standard_normal((2, 3))
+    z = T(_Z, requires_grad=True)
+    (g,) = disttorch.autograd.grad(fn(z), [z], T(up))
+    assert_close(g, up * np.conj(deriv(_Z)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_HOLOMORPHIC))
+def test_complex_gradcheck(name):
+    check_complex_grad(COMPLEX_HOLOMORPHIC[name][0], _Z, gradgrad=name in ("exp", "sqrt", "acosh"))

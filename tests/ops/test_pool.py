@@ -400,3 +400,17 @@ def test_empty_batch_and_bfloat16_backward(call):
     xd = T(distinct((1, 1, 4, 4)), requires_grad=True)
     call(xd).sum().backward()
     assert_close(xb.grad, xd.grad.numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_max_unpool_output_size_takes_spatial_or_full_sizes_only():
+    F = disttorch.nn.functional
+    p, i = F.max_pool2d(disttorch.tensor(rand_array((1, 2, 4, 4))), 2, return_indices=True)
+    for size in ((4, 4), (1, 2, 4, 4)):
+        assert tuple(F.max_unpool2d(p, i, 2, output_size=size).shape) == (1, 2, 4, 4)
+    for size in ((2, 4, 4), (4,), (1, 1, 2, 4, 4)):
+        with pytest.raises(ValueError, match=f"output_size should be a sequence containing 2 or 4 elements, but it "
+                                             f"has a length of '{len(size)}'"):
+            F.max_unpool2d(p, i, 2, output_size=size)
+    p1, i1 = F.max_pool1d(disttorch.tensor(rand_array((1, 2, 4))), 2, return_indices=True)
+    with pytest.raises(ValueError, match="containing 1 or 3 elements, but it has a length of '2'"):
+        F.max_unpool1d(p1, i1, 2, output_size=(2, 4))

@@ -159,7 +159,7 @@ def test_scatter_reduce_int_mean_and_errors():
     r = x.scatter_reduce(0, disttorch.tensor([0, 0, 1]), disttorch.tensor([1, 2, 5]), "mean")
     assert r.tolist() == [4, 12] and r.dtype is disttorch.int64
     with pytest.raises(RuntimeError, match="reduce argument must be either sum, prod, mean, amax or amin"):
-        x.scatter_reduce(0, disttorch.tensor([0]), disttorch.tensor([1]), "max")
+        x.scatter_reduce(0, disttorch.tensor([0]), disttorch.tensor([1]), "multiply")
     with pytest.raises(RuntimeError, match=r"scatter\(\): Expected dtype int32/int64 for index"):
         disttorch.zeros(3).scatter(0, disttorch.tensor([0], dtype=disttorch.int16), disttorch.ones(1))
     with pytest.raises(RuntimeError, match=r"Expected index \[4\] to be no larger than self \[3\] apart from dimension "
@@ -301,3 +301,26 @@ def test_select_and_slice_scatter():
     assert_close(disttorch.slice_scatter(disttorch.tensor(a), disttorch.tensor(s2), 0, 0, 3, 2), exp2)
     check_grad(lambda t, u: disttorch.select_scatter(t, u, 1, 2), a, s)
     check_grad(lambda t, u: disttorch.slice_scatter(t, u, 0, 0, 3, 2), a, s2)
+
+
+def test_scatter_reduce_accepts_max_and_min_forward_only():
+    # PyTorch takes "max"/"min" as "amax"/"amin" in the forward; its backward rejects them by name.
+    x, src, idx = rand_array((4,)), rand_array((6,)), np.array([0, 1, 0, 3, 3, 1])
+    for alias, fn in (("max", np.maximum), ("min", np.minimum)):
+        for include_self in (True, False):
+            ref = x.copy()
+            if not include_self:
+                ref[np.unique(idx)] = -np.inf if alias == "max" else np.inf
+            fn.at(ref, idx, src)
+            out = disttorch.tensor(x).scatter_reduce(0, disttorch.tensor(idx), disttorch.tensor(src), alias,
+                                                     include_self=include_self)
+            assert_close(out, ref)
+        y = disttorch.tensor(x).scatter_reduce_(0, disttorch.tensor(idx), disttorch.tensor(src), reduce=alias)
+        assert_close(y, disttorch.tensor(x).scatter_reduce(0, disttorch.tensor(idx), disttorch.tensor(src), "a" + alias))
+        t = disttorch.tensor(x, requires_grad=True)
+        r = t.scatter_reduce(0, disttorch.tensor(idx), disttorch.tensor(src), alias)
+        with pytest.raises(RuntimeError, match=f"Expected 'reduce' to be one of 'sum', 'prod', 'mean', 'amax', "
+                                               f"'amin' but got {alias}."):
+            r.sum().backward()
+    with pytest.raises(RuntimeError, match="reduce argument must be either sum, prod, mean, amax or amin, got add"):
+        disttorch.zeros(3).scatter_reduce(0, disttorch.tensor([0]), disttorch.ones(1), "add")

@@ -260,3 +260,21 @@ def test_sum_to_size():
     check_grad(lambda t: t.sum_to_size((1, 4)), a)
     with pytest.raises(RuntimeError, match="is not expandable to size"):
         disttorch.tensor(a).sum_to_size(5)
+
+
+def test_view_dtype_needs_a_storage_offset_divisible_by_the_size_ratio():
+    # PyTorch refuses to reinterpret a view that starts inside a wider element (NumPy would allow it).
+    base = disttorch.arange(12, dtype=disttorch.float32)
+    with pytest.raises(RuntimeError, match=r"self.storage_offset\(\) must be divisible by 2 to view Float as Double "
+                                           r"\(different element sizes\), but got 1"):
+        base[1:9].view(disttorch.float64)
+    b8 = disttorch.arange(12, dtype=disttorch.int8)
+    with pytest.raises(RuntimeError, match=r"divisible by 4 to view Char as Int .*but got 2"):
+        b8[2:10].view(disttorch.int32)
+    with pytest.raises(RuntimeError, match="divisible by 2 to view Float as Double"):
+        base.reshape(3, 4)[:, 1:3].view(disttorch.float64)
+    # Aligned offsets reinterpret the same bytes NumPy does; narrower dtypes never need alignment.
+    ref = np.arange(12, dtype=np.int8)
+    assert_close(b8[4:12].view(disttorch.int32), ref[4:12].view(np.int32))
+    assert_close(b8[2:10].view(disttorch.int16), ref[2:10].view(np.int16))
+    assert_close(base[1:3].view(disttorch.int16), np.arange(12, dtype=np.float32)[1:3].view(np.int16))

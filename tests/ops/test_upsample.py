@@ -307,3 +307,41 @@ def test_exports():
     assert set(U.__all__) <= set(U.FUNCTIONAL)
     for name in U.FUNCTIONAL:
         assert callable(getattr(U, name))
+
+
+# (input shape, interpolate kwargs) -> PyTorch's op name, as its profiler and grad_fn report it
+_OP_NAMES = [
+    ((1, 1, 3), dict(scale_factor=2, mode="nearest"), "upsample_nearest1d"),
+    ((1, 1, 3, 3), dict(scale_factor=2, mode="nearest"), "upsample_nearest2d"),
+    ((1, 1, 2, 2, 2), dict(scale_factor=2, mode="nearest"), "upsample_nearest3d"),
+    ((1, 1, 3), dict(scale_factor=2, mode="nearest-exact"), "_upsample_nearest_exact1d"),
+    ((1, 1, 3, 3), dict(scale_factor=2, mode="nearest-exact"), "_upsample_nearest_exact2d"),
+    ((1, 1, 2, 2, 2), dict(scale_factor=2, mode="nearest-exact"), "_upsample_nearest_exact3d"),
+    ((1, 1, 3), dict(scale_factor=2, mode="linear"), "upsample_linear1d"),
+    ((1, 1, 3, 3), dict(scale_factor=2, mode="bilinear"), "upsample_bilinear2d"),
+    ((1, 1, 3, 3), dict(scale_factor=2, mode="bicubic"), "upsample_bicubic2d"),
+    ((1, 1, 2, 2, 2), dict(scale_factor=2, mode="trilinear"), "upsample_trilinear3d"),
+    ((1, 1, 6, 6), dict(size=(3, 3), mode="bilinear", antialias=True), "_upsample_bilinear2d_aa"),
+    ((1, 1, 6, 6), dict(size=(3, 3), mode="bicubic", antialias=True), "_upsample_bicubic2d_aa"),
+]
+
+
+@pytest.mark.parametrize("shape,kw,op", _OP_NAMES, ids=[o for _, _, o in _OP_NAMES])
+def test_observers_and_double_backward_see_pytorch_op_names(shape, kw, op):
+    from disttorch.autograd.op import add_observer
+
+    seen = []
+    x = T(rand_array(shape), requires_grad=True)
+    handle = add_observer(lambda name, *rest: seen.append(name))
+    try:
+        y = U.interpolate(x, **kw)
+        (g,) = disttorch.autograd.grad((y * y).sum(), x, create_graph=True)
+    finally:
+        handle.remove()
+    assert op in seen and f"{op}_backward" in seen and "linear_map" not in seen
+    # PyTorch's grad_fn names: UpsampleNearest2DBackward0, and UpsampleNearest2DBackwardBackward0 for its backward.
+    camel = "".join(p[:1].upper() + p[1:] for p in op.strip("_").split("_")).replace("1d", "1D").replace(
+        "2d", "2D").replace("3d", "3D")
+    assert y.grad_fn.name() == f"{camel}Backward0"
+    assert any(n.name() == f"{camel}BackwardBackward0" for n, _ in g.grad_fn.next_functions if n is not None) \
+        or g.grad_fn.name() == f"{camel}BackwardBackward0"
