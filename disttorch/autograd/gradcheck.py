@@ -21,6 +21,39 @@ def _diff_outputs(func, inputs):
     return [o for o in out if isinstance(o, Tensor) and (o.dtype.is_floating_point or o.dtype.is_complex)]
 
 
+def _realified(func, inputs: tuple):
+    """``func`` and ``inputs`` with every complex input that requires grad split into its real and imaginary
+    parts and every complex output returned as (real, imag) pairs, as PyTorch's gradcheck treats complex
+    functions: the real Jacobian of this function checks the complex backward (conjugations included)."""
+    import disttorch
+    from .._tensor import Tensor
+
+    def split(x) -> bool:
+        return isinstance(x, Tensor) and x.dtype.is_complex and x.requires_grad
+
+    layout = [split(x) for x in inputs]
+    parts = []
+    for x, c in zip(inputs, layout):
+        if c:
+            d = x.detach()
+            parts += [d.real.clone().requires_grad_(True), d.imag.clone().requires_grad_(True)]
+        else:
+            parts.append(x)
+
+    def real_func(*ps):
+        args, k = [], 0
+        for c in layout:
+            args.append(disttorch.complex(ps[k], ps[k + 1]) if c else ps[k])
+            k += 2 if c else 1
+        out = func(*args)
+        outs = _as_tuple(out)
+        outs = tuple(disttorch.stack((o.real, o.imag), -1) if isinstance(o, Tensor) and o.dtype.is_complex else o
+                     for o in outs)
+        return outs if isinstance(out, (tuple, list)) else outs[0]
+
+    return real_func, tuple(parts)
+
+
 def _numerical_jacobian(func, inputs, idx: int, eps: float):
     """Columns d(outputs)/d(inputs[idx][j]) by central differences."""
     arr = inputs[idx]._data
@@ -86,6 +119,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. "
                           "This check will likely fail if all the inputs are not of double precision "
                           "floating point.", stacklevel=2)
+    func, inputs = _realified(func, inputs)
+    wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     analytical = _analytical_jacobian(func, inputs, wrt)
     for i in wrt:
         num = _numerical_jacobian(func, inputs, i, eps)
@@ -115,7 +150,9 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     outs = _diff_outputs(func, inputs)
     if grad_outputs is None:
         rng = np.random.default_rng(0)
-        grad_outputs = [_wrap(rng.standard_normal(o._data.shape)).requires_grad_(True) for o in outs]
+        grad_outputs = [_wrap(rng.standard_normal(o._data.shape) + 1j * rng.standard_normal(o._data.shape)
+                              if o.dtype.is_complex else rng.standard_normal(o._data.shape)).requires_grad_(True)
+                        for o in outs]
     grad_outputs = list(_as_tuple(grad_outputs))
     n_in = len(inputs)
     wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]

@@ -53,3 +53,29 @@ def test_gradgradcheck_rejects_wrong_second_derivative():
 def test_gradcheck_needs_an_input_requiring_grad():
     with pytest.raises(ValueError, match="requires_grad=True"):
         torch.autograd.gradcheck(lambda a: a * 2, (torch.ones(2, dtype=torch.float64),))
+
+
+def _complex_input():
+    import numpy as np
+
+    return torch.tensor(np.array([0.3 + 0.4j, -1.2 + 0.5j, 0.7 - 0.9j]), requires_grad=True)
+
+
+def test_gradcheck_checks_complex_functions_through_real_and_imaginary_parts():
+    z = _complex_input()
+    assert torch.autograd.gradcheck(torch.exp, (z,))
+    assert torch.autograd.gradcheck(lambda a: (a * a.conj()).real, (z,))  # complex in, real out
+    assert torch.autograd.gradgradcheck(torch.exp, (z,))
+
+    class MissingConj(torch.autograd.Function):  # d exp(z) backward without PyTorch's conjugation
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a.exp()
+
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return g * a.exp()
+
+    assert not torch.autograd.gradcheck(MissingConj.apply, (z,), raise_exception=False)
