@@ -278,7 +278,14 @@ def _array(value) -> np.ndarray:
     return data
 
 
+_OWN_FROM = 64 << 10  # bytes from which a reply's tensor is kept in its frame instead of copied
+
+
 def _tensor(arr: np.ndarray):
+    """A Tensor of a reply's array. A large one keeps the received frame's memory (written by ZeroMQ, referenced
+    by nothing else, writable): no copy; a small one is copied, so it does not pin a shared receive buffer."""
     import disttorch
 
-    return disttorch.from_numpy(np.array(arr))
+    if arr.nbytes < _OWN_FROM or not (arr.flags.writeable and arr.flags.aligned):
+        arr = np.array(arr)
+    return disttorch.from_numpy(arr)

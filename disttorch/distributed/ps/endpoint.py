@@ -28,12 +28,36 @@ _SNDMORE, _NOBLOCK, _EVENTS, _POLLIN = 2, 1, 15, 1
 _COPY_BELOW = 64 << 10  # frames below this are copied into ZeroMQ (cheaper than a zero-copy Frame)
 
 
-def send_frames(sock, frames: list) -> None:
+class Lease:
+    """Tells when the buffers of one sent message are no longer read by ZeroMQ (large frames are sent without
+    copies and read by ZeroMQ's I/O thread after ``send`` returns): until ``done()``, they must not change."""
+
+    __slots__ = ("sent", "trackers")
+
+    def __init__(self) -> None:
+        self.sent = False  # the message may wait for its signature on a hashing thread first
+        self.trackers: list = []
+
+    def done(self) -> bool:
+        if not self.sent:
+            return False
+        for t in self.trackers:
+            if not t.done:
+                return False
+        return True
+
+
+def send_frames(sock, frames: list, lease: Optional[Lease] = None) -> None:
     """``sock.send_multipart(frames)``: large frames without copies, small ones copied (pyzmq's per-frame
-    overhead is most of the cost of a small message)."""
+    overhead is most of the cost of a small message). With ``lease``, the large frames are tracked in it."""
     last = len(frames) - 1
     for i, f in enumerate(frames):
-        sock.send(f, _SNDMORE if i < last else 0, copy=len(f) < _COPY_BELOW)
+        if lease is not None and len(f) >= _COPY_BELOW:
+            lease.trackers.append(sock.send(f, _SNDMORE if i < last else 0, copy=False, track=True))
+        else:
+            sock.send(f, _SNDMORE if i < last else 0, copy=len(f) < _COPY_BELOW)
+    if lease is not None:
+        lease.sent = True
 
 
 def recv_frames(sock, flags: int = 0) -> list:
@@ -82,14 +106,17 @@ class Service:
     """A bound ROUTER socket that authenticates requests and hands them to ``handle``.
 
     With ``hash_threads`` > 0, a message whose tensors reach ``hash_threshold`` bytes has its MAC checked (and a
-    reply that large is signed) on a small pool of hashing threads: hashlib releases the GIL, so several large
-    messages hash side by side while the loop goes on receiving, handling and sending the others. Messages from
-    one peer (ROUTER identity) are still handled in the order they arrived, and replies to one peer leave in the
-    order they were made; ``wake_fd`` becomes readable when a hash is done (``pump`` then moves things on).
+    reply that large is signed) on a small pool of hashing threads when there is other work to overlap it with
+    (another message waiting on the socket, or messages and replies queued behind hashes): hashlib releases the
+    GIL, so several large messages hash side by side while the loop goes on receiving, handling and sending the
+    others. With nothing else to do the loop hashes itself, which saves two thread hand-offs and wake-ups per
+    round trip; ``always_offload`` (tests) sends every large hash to the pool. Messages from one peer (ROUTER
+    identity) are still handled in the order they arrived, and replies to one peer leave in the order they were
+    made; ``wake_fd`` becomes readable when a hash is done (``pump`` then moves things on).
     """
 
     def __init__(self, ctx, bind: str, secret: bytes, what: str, secure: bool = False, hash_threads: int = 0,
-                 hash_threshold: int = HASH_THRESHOLD) -> None:
+                 hash_threshold: int = HASH_THRESHOLD, always_offload: bool = False) -> None:
         import zmq
 
         self._zmq = zmq
@@ -101,10 +128,12 @@ class Service:
         self.counter = 0
         self.id = _wire.nonce()
         self.hash_threshold = int(hash_threshold)
+        self.always_offload = bool(always_offload)
+        self.offloaded = 0  # hashes done on the pool (MAC checks and signatures): for tests and profiles
         self._pool = None
         self.wake_fd: Optional[int] = None
         self._inbox: collections.deque = collections.deque()  # (ident, mac, header, tensors, future, frames)
-        self._outbox: collections.deque = collections.deque()  # (ident, header, tensors, future)
+        self._outbox: collections.deque = collections.deque()  # (ident, header, tensors, future, lease)
         self.sock = ctx.socket(zmq.ROUTER)
         _wire.harden(self.sock, self.limit, rcvhwm=_RCVHWM)
         if secure:
@@ -160,13 +189,22 @@ class Service:
             return
         if self._pool is not None:
             future = None
-            if _nbytes(tensors) >= self.hash_threshold:
-                future = self._pool.submit(self.mac.verify, sig, raw, *tensors)
-                future.add_done_callback(self._wake)
+            if _nbytes(tensors) >= self.hash_threshold and self._overlap():
+                future = self._submit(self.mac.verify, sig, raw, *tensors)
             if future is not None or self._inbox:  # a small one behind others is checked when its turn comes
                 self._inbox.append((ident, sig, raw, tensors, future, frames))  # frames: the buffers stay alive
                 return
         self._accept(ident, sig, raw, tensors, None)
+
+    def _overlap(self) -> bool:
+        """Whether a large hash should go to the pool: other work is waiting that the loop can do meanwhile."""
+        return self.always_offload or bool(self._inbox or self._outbox) or bool(self.sock.get(_EVENTS) & _POLLIN)
+
+    def _submit(self, fn, *args):
+        self.offloaded += 1
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(self._wake)
+        return future
 
     def pump(self) -> None:
         """Handle the received messages whose MAC check is done, and send the replies whose signature is done,
@@ -195,9 +233,9 @@ class Service:
                     blocked.add(e[0])
                     keep.append(e)
                 else:
-                    ident, raw, bufs, future = e
+                    ident, raw, bufs, future, lease = e
                     sig = future.result() if future is not None else self.mac.sign(raw, *bufs)
-                    send_frames(self.sock, [ident, sig, raw, *bufs])
+                    send_frames(self.sock, [ident, sig, raw, *bufs], lease)
 
     def _wake(self, _future) -> None:
         try:
@@ -241,25 +279,26 @@ class Service:
     def handle(self, ident: bytes, header: dict, arrays: list) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def send(self, ident: bytes, header: dict, arrays=()) -> None:
-        """Sign and send one message (``header`` is completed in place: a fresh dict)."""
+    def send(self, ident: bytes, header: dict, arrays=(), lease: Optional[Lease] = None) -> None:
+        """Sign and send one message (``header`` is completed in place: a fresh dict). With ``lease``, the arrays
+        may be sent without copies: the caller leaves them unchanged until ``lease.done()``."""
         self.counter += 1
         header["n"], header["f"] = self.counter, self.id
         raw, bufs = P.pack(header, arrays)
         if self._pool is not None:
             future = None
-            if bufs and _nbytes(bufs) >= self.hash_threshold:
-                future = self._pool.submit(self.mac.sign, raw, *bufs)
-                future.add_done_callback(self._wake)
+            if bufs and _nbytes(bufs) >= self.hash_threshold and self._overlap():
+                future = self._submit(self.mac.sign, raw, *bufs)
             if future is not None or self._outbox:  # sent by the next pump, in order
-                self._outbox.append((ident, raw, bufs, future))
+                self._outbox.append((ident, raw, bufs, future, lease))
                 return
-        send_frames(self.sock, [ident, self.mac.sign(raw, *bufs), raw, *bufs])
+        send_frames(self.sock, [ident, self.mac.sign(raw, *bufs), raw, *bufs], lease)
 
-    def reply(self, ident: bytes, request: dict, fields: Optional[dict] = None, arrays=()) -> None:
+    def reply(self, ident: bytes, request: dict, fields: Optional[dict] = None, arrays=(),
+              lease: Optional[Lease] = None) -> None:
         header = dict(fields) if fields else {}
         header["t"], header["r"], header["to"] = "ok", request["n"], request["f"]
-        self.send(ident, header, arrays)
+        self.send(ident, header, arrays, lease)
 
     def error(self, ident: bytes, request: dict, message: str) -> None:
         self.send(ident, {"t": "err", "r": request["n"], "to": request["f"], "error": message[:2000]})

@@ -11,6 +11,7 @@ from typing import List, NamedTuple
 
 import numpy as np
 
+from ... import _internals
 from ...optim.optimizer import Optimizer
 from . import client as C
 from .rules import _HP_TYPES
@@ -154,13 +155,14 @@ class DistributedOptimizer(Optimizer):
     def _write(self, replies) -> None:
         for sh, (_, arrays) in zip(self.shards, replies):
             p = self._params[sh.param]
-            data = p._data
+            data = _internals.array(p)
             if data.flags.c_contiguous:
                 data.reshape(-1)[sh.start:sh.stop] = _to_module(arrays[0], data)
             else:  # a non-contiguous parameter: assemble, then copy in
                 full = np.array(C._array(p)).reshape(-1)
                 full[sh.start:sh.stop] = arrays[0]
                 data[...] = _to_module(full.reshape(data.shape), data)
+            _internals.bump_version(p)  # an in-place write, as an optimizer's step
 
     def _pull(self, min_version: int) -> list:
         handles = [self.client.send("pull", key, {"min": min_version}) for key in self._keys]

@@ -100,6 +100,16 @@ class Rule:
             self._p = disttorch.nn.Parameter(disttorch.from_numpy(param))
             self._opt = cls([self._p], **self.hparams)
 
+    @property
+    def has_optimizer(self) -> bool:
+        """Whether a ``disttorch.optim`` optimizer updates ``param`` (it holds the array: it cannot be moved)."""
+        return self._opt is not None
+
+    @property
+    def replaces(self) -> bool:
+        """Whether the rule is the built-in ``assign``: the new value is the pushed array itself."""
+        return self._fn is _assign
+
     def set_hparams(self, hp: dict) -> None:
         """Change hyperparameters (``param_groups`` changes made by workers, e.g. by a learning-rate scheduler)."""
         if self._opt is not None:
@@ -125,7 +135,10 @@ class Rule:
         if self._opt is None:
             return {k: np.asarray(v) for k, v in self.state.items() if isinstance(v, np.ndarray)}
         st = self._opt.state_dict()["state"].get(0, {})
-        return {k: (v._data if hasattr(v, "_data") else np.asarray(v)) for k, v in st.items()}
+        from ... import _internals
+        from ..._tensor import Tensor
+
+        return {k: (_internals.array(v) if isinstance(v, Tensor) else np.asarray(v)) for k, v in st.items()}
 
     def load_state_arrays(self, arrays: dict) -> None:
         if self._opt is None:

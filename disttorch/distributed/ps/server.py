@@ -33,16 +33,17 @@ import numpy as np
 
 from . import protocol as P
 from . import snapshot
-from .endpoint import HASH_THRESHOLD, Peer, Service, hash_threads_default
+from .endpoint import HASH_THRESHOLD, Lease, Peer, Service, hash_threads_default
 from .rules import Rule, check_hparams
 
 log = logging.getLogger("disttorch.distributed.ps")
 MODES = ("sync", "ssp", "async")
 _MAX_AHEAD = 1024  # clocks a key buffers ahead of the applied one
+_LEND_FROM = 64 << 10  # bytes from which replies send the live value and assign takes pushed arrays, uncopied
 
 
 class _Key:
-    __slots__ = ("value", "rule", "mode", "staleness", "version", "pending", "waiting", "published")
+    __slots__ = ("value", "rule", "mode", "staleness", "version", "pending", "waiting", "published", "lent")
 
     def __init__(self, value: np.ndarray, rule: Rule, mode: str, staleness: int) -> None:
         self.value, self.rule, self.mode, self.staleness = value, rule, mode, staleness
@@ -52,11 +53,44 @@ class _Key:
         # (version, a copy of value): what pulls send. ZeroMQ sends without copying, after send_multipart
         # returns; the live value may change before then (async), the copy of one version never does
         self.published: Optional[tuple] = None
+        # Leases of replies that send the live value itself (rules without optimizer state: the value is only
+        # rule.param); a write first checks them and, if one is still read by ZeroMQ, moves the key to a copy
+        self.lent: list = []
 
     def snapshot_value(self) -> np.ndarray:
         if self.published is None or self.published[0] != self.version:
             self.published = (self.version, self.value.copy())
         return self.published[1]
+
+    def reply_value(self) -> tuple:
+        """``(array, lease or None)`` for a pull's reply: the live value under a lease where that is safe."""
+        if self.rule.param is not self.value or self.rule.has_optimizer or self.value.nbytes < _LEND_FROM:
+            return self.snapshot_value(), None
+        if len(self.lent) >= 8:
+            self.lent = [x for x in self.lent if not x.done()]
+        lease = Lease()
+        self.lent.append(lease)
+        return self.value, lease
+
+    def update(self, grad: np.ndarray) -> None:
+        """Apply the rule to ``grad``. A large array that this server alone holds (a received frame: ZeroMQ wrote
+        it, nothing else refers to it) becomes the value of an ``assign`` key instead of being copied into it."""
+        if self.rule.replaces and grad.nbytes >= _LEND_FROM and grad.flags.writeable and grad.flags.aligned \
+                and grad.flags.c_contiguous and self.rule.param is self.value:
+            self.value = self.rule.param = grad
+            self.lent = []  # the old value is left as it is to the sends that still read it
+            return
+        self.before_write()
+        self.rule.apply(grad)
+
+    def before_write(self) -> None:
+        """Call before the value changes in place: a value still being sent is left as it is (copy on write)."""
+        if not self.lent:
+            return
+        if not all(x.done() for x in self.lent):
+            self.value = self.value.copy()
+            self.rule.param = self.value
+        self.lent = []
 
 
 class ParameterServer(Service):
@@ -65,9 +99,10 @@ class ParameterServer(Service):
     def __init__(self, ctx, bind: str, secret: bytes, num_workers: int, secure: bool = False,
                  server_id: int = 0, snapshot_dir: Optional[str] = None, snapshot_seconds: float = 30.0,
                  snapshot_steps: int = 0, hash_threads: Optional[int] = None,
-                 hash_threshold: int = HASH_THRESHOLD) -> None:
+                 hash_threshold: int = HASH_THRESHOLD, always_offload: bool = False) -> None:
         super().__init__(ctx, bind, secret, f"ps server {server_id}", secure,
-                         hash_threads_default() if hash_threads is None else int(hash_threads), hash_threshold)
+                         hash_threads_default() if hash_threads is None else int(hash_threads), hash_threshold,
+                         always_offload)
         self.num_workers = int(num_workers)
         self.keys: dict = {}
         self.dead: set = set()
@@ -162,6 +197,7 @@ class ParameterServer(Service):
                 raise ValueError("load: names must list one name per state tensor after the value")
             self._check(entry, arrays[0], key, kind)
             entry.rule.load_state_arrays(dict(zip(names, arrays[1:])))
+            entry.before_write()
             entry.value[...] = arrays[0]
             entry.published = None  # the same version, new values
             self.updates += 1
@@ -196,7 +232,7 @@ class ParameterServer(Service):
         grad = arrays[0]
         self._check(entry, grad, key, h["t"])
         if entry.mode == "async":
-            entry.rule.apply(grad)
+            entry.update(grad)
             entry.version += 1
             self.updates += 1
             return
@@ -232,7 +268,7 @@ class ParameterServer(Service):
             total = slot[0]
             if total.dtype.kind in "fc" or str(total.dtype) == "bfloat16":
                 total /= len(slot[1])
-            entry.rule.apply(total)
+            entry.update(total)
             entry.version += 1
             self.updates += 1
 
@@ -265,9 +301,9 @@ class ParameterServer(Service):
             if not ready:
                 return
             entry.waiting = [w for w in waiting if w[2] > version]
-        value = entry.snapshot_value()
         for ident, h, _ in ready:
-            self.reply(ident, h, {"ver": entry.version}, [value])
+            value, lease = entry.reply_value()
+            self.reply(ident, h, {"ver": entry.version}, [value], lease)
 
     # ---- loop -----------------------------------------------------------------------------------------------
     def serve(self, stop=None, scheduler: Optional[Peer] = None, exit_request: Optional[int] = None) -> None:

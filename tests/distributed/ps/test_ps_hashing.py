@@ -26,7 +26,9 @@ BIG = 4096  # float64 elements
 
 @pytest.fixture
 def server():
-    s = ServerThread(num_workers=1, hash_threads=2, hash_threshold=THRESHOLD)
+    # every large hash on the pool, as when several clients keep the loop busy (by default the loop hashes
+    # itself when nothing else is waiting)
+    s = ServerThread(num_workers=1, hash_threads=2, hash_threshold=THRESHOLD, always_offload=True)
     assert s.server._pool is not None
     yield s
     s.close()
