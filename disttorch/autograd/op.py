@@ -159,6 +159,7 @@ class Op(Node):
     next_functions = ()
     _nig = (False,) * 16  # needs_input_grad while no graph is recorded (apply sets it otherwise)
     tensor_args = None  # 1: only the first argument can be a Tensor (apply then skips checking the others)
+    view = False  # True: the output is a view of input 0's memory (it shares its version counter and base)
 
     def __init__(self) -> None:  # nodes are made by apply (object.__new__); nothing to initialise
         pass
@@ -195,10 +196,10 @@ class Op(Node):
             _bind()
             T = _Tensor
         n = len(inputs)
-        if not attrs and out is None and not OBSERVERS:
-            # The commonest calls: one or two plain tensors (or a tensor and a non-tensor), no attributes, no
-            # out=, nobody observing. This is the per-op overhead every such call pays, so it is written out.
-            if n == 2:
+        if out is None and not OBSERVERS:
+            # The commonest calls: one or two plain tensors (or a tensor and a non-tensor), no out=, nobody
+            # observing. This is the per-op overhead every such call pays, so it is written out.
+            if n == 2 and cls.tensor_args != 1:
                 a, b = inputs
                 if a.__class__ is T:
                     da = a._data
@@ -222,11 +223,12 @@ class Op(Node):
                             node = _new(cls)
                             node.next_functions = (ea, eb)
                             node._nig = (ra, rb)
-                            res = node.forward(xp, da, db)
+                            res = node.forward(xp, da, db, **attrs) if attrs else node.forward(xp, da, db)
                             if res.__class__ is tuple:
                                 return _attach(node, res, inputs, True)
                             return _output(node, res, inputs)
-                        res = _new(cls).forward(xp, da, db)
+                        fwd = _new(cls).forward
+                        res = fwd(xp, da, db, **attrs) if attrs else fwd(xp, da, db)
                         return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
                     if not isinstance(b, T):  # a number, dims, None ...
                         if a._requires_grad and _GRAD.enabled:
@@ -235,13 +237,14 @@ class Op(Node):
                             node.next_functions = ((fn, a._output_nr) if fn is not None else
                                                    (a._grad_accumulator(), 0), _NO_EDGE)
                             node._nig = _TRUE_FALSE
-                            res = node.forward(xp, da, b)
+                            res = node.forward(xp, da, b, **attrs) if attrs else node.forward(xp, da, b)
                             if res.__class__ is tuple:
                                 return _attach(node, res, inputs, True)
                             return _output(node, res, inputs)
-                        res = _new(cls).forward(xp, da, b)
+                        fwd = _new(cls).forward
+                        res = fwd(xp, da, b, **attrs) if attrs else fwd(xp, da, b)
                         return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
-            elif n == 1:
+            elif n == 1 or (n and cls.tensor_args == 1):  # one tensor, maybe followed by other arguments
                 a = inputs[0]
                 if a.__class__ is T:
                     da = a._data
@@ -252,12 +255,21 @@ class Op(Node):
                         node.next_functions = ((fn, a._output_nr) if fn is not None else
                                                (a._grad_accumulator(), 0),)
                         node._nig = _TRUE1
-                        res = node.forward(xp, da)
-                        if res.__class__ is tuple:
-                            return _attach(node, res, inputs, True)
-                        return _output(node, res, inputs)
-                    res = _new(cls).forward(xp, da)
-                    return _wrap(res) if res.__class__ is not tuple else _attach(None, res, inputs, False)
+                        fwd = node.forward
+                    else:
+                        node = None
+                        fwd = _new(cls).forward
+                    if n == 1:
+                        res = fwd(xp, da, **attrs) if attrs else fwd(xp, da)
+                    else:
+                        res = fwd(xp, da, *inputs[1:], **attrs) if attrs else fwd(xp, da, *inputs[1:])
+                    if res.__class__ is tuple:
+                        return _attach(node, res, inputs, node is not None)
+                    r = _wrap(res) if node is None else _output(node, res, inputs)
+                    if cls.view:  # shares a's memory: and so its version counter and base
+                        r._vc = a._vc
+                        r._base = a if a._base is None else a._base
+                    return r
         # Unwrap the inputs, check their devices and see whether any requires grad. Ops of one or two tensors
         # (and ops whose only tensor is the first argument: ``tensor_args = 1``) are unrolled, edges inline.
         nf = nig = None
@@ -323,6 +335,8 @@ class Op(Node):
             outs = _wrap(res)
         else:
             outs = _output(node, res, inputs)
+        if cls.view and outs.__class__ is not tuple:
+            as_view(inputs[0], outs)
         if t0 is not None:
             notify(cls.op_name, inputs, attrs, outs if outs.__class__ is tuple else (outs,), t0, time.perf_counter_ns())
         if out is not None:

@@ -17,7 +17,7 @@ from .._device import to_host
 from .._internals import bump_version
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ..autograd.op import Op, as_view, inplace_node, set_history
+from ..autograd.op import Op, inplace_node, set_history
 from ._helpers import scalar_array, sum_to, tensor_arg
 from .index_keys import _index_error, _norm_key, _norm_slice
 from .inplace import _type_name, inplace, needs_graph
@@ -60,10 +60,12 @@ class IndexBackward0(_IndexBackwardBase):
 
 class SelectBackward0(_IndexBackwardBase):
     op_name = "select"
+    view, tensor_args = True, 1  # a basic key: a view of x
 
 
 class SliceBackward0(_IndexBackwardBase):
     op_name = "slice"
+    view, tensor_args = True, 1
 
 
 class IndexSelectBackward0(_IndexBackwardBase):
@@ -90,16 +92,16 @@ def _index(x, key: tuple, adv: bool, node_cls=None):
         key = key + (Ellipsis,)  # keeps a full integer key a 0-d view instead of a NumPy scalar
     if node_cls is None:
         node_cls = SelectBackward0 if any(k.__class__ is int for k in key) else SliceBackward0
-    return as_view(x, node_cls.apply(x, key=key))
+    return node_cls.apply(x, key)  # Select/Slice: views (Op.view)
 
 
 def getitem(self, key):
     """``self[key]`` with PyTorch's (NumPy's) indexing rules."""
     c = key.__class__
     if c is int:  # the common keys skip the normalisation and the node-class choice
-        return as_view(self, SelectBackward0.apply(self, key=(key, Ellipsis)))
+        return SelectBackward0.apply(self, (key, Ellipsis))
     if c is slice:
-        return as_view(self, SliceBackward0.apply(self, key=(_norm_slice(key), Ellipsis)))
+        return SliceBackward0.apply(self, (_norm_slice(key), Ellipsis))
     k, adv = _norm_key(self, key)
     return _index(self, k, adv)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _tensor as T
 from .._internals import bump_version
-from ..autograd.op import Op, as_view
+from ..autograd.op import Op
 from ._helpers import dims_arg, tensor_arg
 from .inplace import inplace
 from .scatter_ops import index_select
@@ -255,6 +255,7 @@ class DiagonalBackward0(Op):
     """A writable view of the diagonal at ``offset`` of the plane ``(d1, d2)`` of ``x``."""
 
     op_name = "diagonal"
+    view, tensor_args = True, 1  # a view of input 0
 
     def forward(self, xp, x, offset=0, d1=0, d2=1):
         if self.next_functions:
@@ -270,7 +271,7 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
     """A view of the diagonal at ``offset`` of the plane ``(dim1, dim2)``, appended as the last dim."""
     x = tensor_arg(input, "diagonal")
     d1, d2 = _diag_dims(x, dim1, dim2, "diagonal")
-    return as_view(x, DiagonalBackward0.apply(x, offset=int(offset), d1=d1, d2=d2))
+    return DiagonalBackward0.apply(x, int(offset), d1, d2)
 
 
 _diagonal = diagonal  # diag() has a parameter named diagonal

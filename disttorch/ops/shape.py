@@ -1,8 +1,9 @@
 """Shape views: reshape/view, expand, permute/transpose, squeeze/unsqueeze, flatten, narrow/select, ...
 
-A view op runs through ``Op.apply`` and its forward returns a NumPy/CuPy view of ``x``'s memory;
-``as_view`` then makes the result share ``x``'s version counter, so writes through the view show in
-the base and autograd's checks see them. Backward formulas are written with Tensor ops so that
+A view op runs through ``Op.apply`` and its forward returns a NumPy/CuPy view of ``x``'s memory; the op
+class declares ``view = True`` (or, for reshape, which copies when it must, ``as_view`` is called on a real
+view) and the result shares ``x``'s version counter, so writes through the view show in the base and
+autograd's checks see them. Backward formulas are written with Tensor ops so that
 double backward works.
 """
 from __future__ import annotations
@@ -173,6 +174,7 @@ class ExpandBackward0(Op):
     """A broadcast view of ``x`` at ``shape``."""
 
     op_name = "expand"
+    view, tensor_args = True, 1  # a view of input 0
 
     def forward(self, xp, x, shape=()):
         if self.next_functions:
@@ -208,7 +210,7 @@ def expand(self, *sizes):
                                f"at non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: "
                                f"{list(arr.shape)}")
         target.append(s)
-    return as_view(self, ExpandBackward0.apply(self, shape=tuple(target)))
+    return ExpandBackward0.apply(self, tuple(target))
 
 
 def broadcast_to(input, size):
@@ -274,6 +276,7 @@ class PermuteBackward0(Op):
     """A view of ``x`` with its dimensions reordered to ``dims``."""
 
     op_name = "permute"
+    view, tensor_args = True, 1  # a view of input 0
 
     def forward(self, xp, x, dims=()):
         if self.next_functions:
@@ -299,13 +302,14 @@ def permute(input, *dims, **kw):
     dims = tuple(T._wrap_dim(d, nd, "permute") for d in dims)
     if len(set(dims)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return as_view(x, PermuteBackward0.apply(x, dims=dims))
+    return PermuteBackward0.apply(x, dims)
 
 
 class TransposeBackward0(Op):
     """A view of ``x`` with dimensions ``d0`` and ``d1`` swapped."""
 
     op_name = "transpose"
+    view, tensor_args = True, 1  # a view of input 0
 
     def forward(self, xp, x, d0=0, d1=0):
         if self.next_functions:
@@ -325,7 +329,7 @@ def transpose(input, dim0: int, dim1: int, *, _node=TransposeBackward0):
     x = tensor_arg(input, "transpose")
     nd = x._data.ndim
     d0, d1 = T._wrap_dim(dim0, nd, "transpose"), T._wrap_dim(dim1, nd, "transpose")
-    return as_view(x, _node.apply(x, d0=d0, d1=d1))
+    return _node.apply(x, d0, d1)
 
 
 swapaxes = swapdims = transpose
