@@ -117,7 +117,9 @@ class AddBackward0(Op):
         if alpha != 1:
             y = _scaled(y, alpha, "add")
         if self.next_functions:
-            self.a, self.b, self.alpha = meta(a), meta(b), alpha
+            self.a = (a.shape, a.dtype) if a.__class__ is np.ndarray else meta(a)  # inline: hot
+            self.b = (b.shape, b.dtype) if b.__class__ is np.ndarray else meta(b)
+            self.alpha = alpha
         return _ufunc2(xp.add, "add", x, y)
 
     def backward(self, g):
@@ -147,7 +149,9 @@ class SubBackward0(Op):
         if alpha != 1:
             y = _scaled(y, alpha, "sub")
         if self.next_functions:
-            self.a, self.b, self.alpha = meta(a), meta(b), alpha
+            self.a = (a.shape, a.dtype) if a.__class__ is np.ndarray else meta(a)  # inline: hot
+            self.b = (b.shape, b.dtype) if b.__class__ is np.ndarray else meta(b)
+            self.alpha = alpha
         return _ufunc2(xp.subtract, "sub", x, y)
 
     def backward(self, g):
@@ -188,7 +192,8 @@ class MulBackward0(Op):
             promote(xp, a, b, "mul")
         if self.next_functions:
             nig = self._nig
-            self.a, self.b = meta(a), meta(b)
+            self.a = (a.shape, a.dtype) if a.__class__ is np.ndarray else meta(a)  # inline: hot
+            self.b = (b.shape, b.dtype) if b.__class__ is np.ndarray else meta(b)
             self.save(0 if nig[1] else None, 1 if nig[0] else None)
         return _ufunc2(xp.multiply, "mul", x, y)
 
