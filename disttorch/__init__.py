@@ -35,6 +35,7 @@ from ._legacy_types import (  # noqa: E402,F401
 )
 from .ops.sparse import sparse_coo_tensor  # noqa: E402,F401
 from .ops.sparse_mm import spmm  # noqa: E402,F401
+from .utils.dlpack import from_dlpack  # noqa: E402,F401
 from . import autograd  # noqa: E402,F401
 from .autograd.grad_mode import (  # noqa: E402,F401
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad, set_grad_enabled,

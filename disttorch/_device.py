@@ -64,9 +64,7 @@ def array_module(dev: device):
         from . import cuda
 
         if not cuda.is_available():
-            raise RuntimeError(
-                f"device {dev}: CUDA is not available (cupy is not installed or no GPU is visible); "
-                "install disttorch[cuda12x] on a machine with an NVIDIA GPU")
+            raise cuda._unavailable(f"device {dev}")  # says why: no CuPy, no driver or no device
         import cupy
 
         return cupy

@@ -1,4 +1,10 @@
-"""``disttorch.cuda``: device queries and the GPU generators' seeds. CUDA tensors run on CuPy."""
+"""``disttorch.cuda``: device queries, seeds, streams, events and memory statistics, as ``torch.cuda``.
+
+CUDA tensors run on CuPy. Without CuPy, a driver or a device, every name behaves as in PyTorch's CPU build: the
+queries answer (``is_available()`` False, ``device_count()`` 0, memory counters 0, seeding a no-op) and what
+needs a device raises :class:`CudaUnavailableError` (an AssertionError, as PyTorch's "Torch not compiled with
+CUDA enabled", and a RuntimeError) whose message says why CUDA is unavailable here and what fixes it.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,26 +15,62 @@ _SEED_MASK = (1 << 64) - 1
 # in _QUEUED and run right after a successful probe; on a machine without CUDA they are dropped, as PyTorch's.
 _probed = False
 _cupy_module = None
+_reason: str | None = None
 _QUEUED: list = []
+
+
+def _probe():
+    """``(cupy, None)`` when CUDA is usable here, else ``(None, reason)``: why not, and the fix."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, (f"CuPy is not installed ({exc}); install disttorch[cuda12x] (or the cupy-cuda11x/12x package "
+                      "matching your CUDA driver) on a machine with an NVIDIA GPU")
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError and friends: the driver cannot be used
+        return None, (f"CuPy is installed but the CUDA driver could not be used ({type(exc).__name__}: {exc}); "
+                      "install or update the NVIDIA driver (check that `nvidia-smi` works)")
+    if count <= 0:
+        return None, ("CuPy and the CUDA driver are installed but no CUDA device is visible; check `nvidia-smi` "
+                      "and that CUDA_VISIBLE_DEVICES does not hide every GPU")
+    return cupy, None
 
 
 def _cupy():
     """The cupy module when CUDA is usable here, else None (probed once)."""
-    global _probed, _cupy_module
+    global _probed, _cupy_module, _reason
     if not _probed:
         _probed = True
-        try:
-            import cupy
-
-            if cupy.cuda.runtime.getDeviceCount() > 0:
-                _cupy_module = cupy
-        except Exception:  # noqa: BLE001 - any import or driver failure means "no CUDA"
-            _cupy_module = None
+        _cupy_module, _reason = _probe()
         queued, _QUEUED[:] = list(_QUEUED), []
         if _cupy_module is not None:
             for fn in queued:
                 fn(_cupy_module)
     return _cupy_module
+
+
+class CudaUnavailableError(AssertionError, RuntimeError):
+    """Raised where PyTorch's CPU build raises ``AssertionError("Torch not compiled with CUDA enabled")``.
+
+    It is both an AssertionError (PyTorch's type) and a RuntimeError (what disttorch raised before), and its
+    message says why CUDA is unavailable here and how to fix it.
+    """
+
+
+def _unavailable(what: str) -> CudaUnavailableError:
+    """The error for ``what`` (an op or device) needing CUDA where there is none, naming the reason."""
+    _cupy()
+    reason = _reason if _reason is not None else _probe()[1]  # probed state reset by a test: probe again
+    return CudaUnavailableError(f"{what}: CUDA is not available: {reason}")
+
+
+def _require(what: str):
+    """The cupy module, or :class:`CudaUnavailableError` naming why CUDA is unavailable."""
+    cp = _cupy()
+    if cp is None:
+        raise _unavailable(what)
+    return cp
 
 
 def _lazy_call(fn: Callable) -> None:
@@ -45,35 +87,108 @@ def is_initialized() -> bool:
     return _probed and _cupy_module is not None
 
 
+def init() -> None:
+    """Initialise CUDA, as ``torch.cuda.init`` (raises :class:`CudaUnavailableError` without CUDA)."""
+    _require("torch.cuda.init")
+
+
 def is_available() -> bool:
     """True when CuPy is installed and at least one NVIDIA GPU is visible."""
     return _cupy() is not None
 
 
 def device_count() -> int:
+    """The number of visible GPUs (0 without CUDA)."""
     cp = _cupy()
     return 0 if cp is None else int(cp.cuda.runtime.getDeviceCount())
 
 
 def current_device() -> int:
-    cp = _cupy()
-    if cp is None:
-        raise RuntimeError("current_device: CUDA is not available")
-    return int(cp.cuda.runtime.getDevice())
+    """The index of the current GPU."""
+    return int(_require("current_device").cuda.runtime.getDevice())
+
+
+def _device_index(device, optional: bool = True) -> int:
+    """PyTorch's ``_get_device_index`` for CUDA: an int, ``'cuda:N'`` or ``device('cuda', N)``; None means current."""
+    from .._device import device as _device_cls
+
+    if isinstance(device, str):
+        device = _device_cls(device)
+    if isinstance(device, _device_cls):
+        if device.type != "cuda":
+            raise ValueError(f"Expected a cuda device, but got: {device}")
+        device = device.index
+    if device is None:
+        if not optional:
+            raise ValueError("Expected a cuda device with a specified index or an integer, but got: None")
+        return current_device()
+    return int(device)
 
 
 def set_device(device) -> None:
-    cp = _cupy()
-    if cp is None:
-        raise RuntimeError(f"set_device({device}): CUDA is not available")
-    idx = device if isinstance(device, int) else (getattr(device, "index", None) or 0)
-    cp.cuda.runtime.setDevice(idx)
+    """Select the current GPU, as ``torch.cuda.set_device`` (a negative index is a no-op, as in PyTorch)."""
+    idx = _device_index(device)
+    if idx < 0:
+        return
+    _require(f"set_device({device})").cuda.runtime.setDevice(idx)
+
+
+class device:
+    """Context manager that makes ``device`` the current GPU, as ``torch.cuda.device``.
+
+    A negative index or None is a no-op (PyTorch documents None as a no-op; its CPU build raises TypeError).
+    """
+
+    def __init__(self, device) -> None:
+        self.idx = -1 if device is None else _device_index(device)
+        self.prev_idx = -1
+
+    def __enter__(self):
+        if self.idx >= 0:
+            cp = _require(f"torch.cuda.device({self.idx})")
+            self.prev_idx = int(cp.cuda.runtime.getDevice())
+            if self.prev_idx != self.idx:
+                cp.cuda.runtime.setDevice(self.idx)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.idx >= 0 and self.prev_idx != self.idx:
+            _cupy().cuda.runtime.setDevice(self.prev_idx)
+        return False
+
+
+def get_device_properties(device=None):
+    """The properties of a GPU: CuPy's ``getDeviceProperties`` dict as an object (``name``, ``total_memory``,
+    ``major``, ``minor``, ``multi_processor_count`` as in PyTorch, plus CuPy's own keys)."""
+    import types
+
+    cp = _require("get_device_properties")
+    props = dict(cp.cuda.runtime.getDeviceProperties(_device_index(device)))
+    name = props.get("name", b"")
+    props["name"] = name.decode() if isinstance(name, bytes) else str(name)
+    props["total_memory"] = int(props.get("totalGlobalMem", 0))
+    props["multi_processor_count"] = int(props.get("multiProcessorCount", 0))
+    return types.SimpleNamespace(**props)
+
+
+def get_device_name(device=None) -> str:
+    """The name of a GPU (e.g. ``'NVIDIA H100 80GB HBM3'``)."""
+    _require("get_device_name")
+    return get_device_properties(device).name
+
+
+def get_device_capability(device=None) -> tuple[int, int]:
+    """The (major, minor) compute capability of a GPU."""
+    _require("get_device_capability")
+    props = get_device_properties(device)
+    return int(props.major), int(props.minor)
 
 
 def synchronize(device=None) -> None:
-    cp = _cupy()
-    if cp is not None:
-        cp.cuda.Device().synchronize()
+    """Wait for all work on a GPU to finish."""
+    cp = _require("synchronize")
+    with cp.cuda.Device(_device_index(device)):
+        cp.cuda.runtime.deviceSynchronize()
 
 
 def manual_seed(seed: int) -> None:
@@ -89,6 +204,7 @@ def manual_seed(seed: int) -> None:
         seed: the seed (an int in [-2**63, 2**64); negative values wrap around as in PyTorch).
     """
     seed = int(seed) & _SEED_MASK
+    _INITIAL_SEED[0] = seed
     _lazy_call(lambda cp: cp.random.seed(seed))
 
 
@@ -96,6 +212,7 @@ def manual_seed_all(seed: int) -> None:
     """Seed the random number generator of every GPU, as ``torch.cuda.manual_seed_all`` (lazy like
     :func:`manual_seed`: applied when CUDA initialises; a no-op on a machine without CUDA)."""
     seed = int(seed) & _SEED_MASK
+    _INITIAL_SEED[0] = seed
 
     def apply(cp) -> None:
         for i in range(int(cp.cuda.runtime.getDeviceCount())):
@@ -105,23 +222,38 @@ def manual_seed_all(seed: int) -> None:
     _lazy_call(apply)
 
 
-def is_bf16_supported() -> bool:
+_INITIAL_SEED = [0]
+
+
+def _random_seed() -> int:
+    import os
+
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def seed() -> None:
+    """Seed the current GPU's generator with a random number (lazy; a no-op without CUDA)."""
+    manual_seed(_random_seed())
+
+
+def seed_all() -> None:
+    """Seed every GPU's generator with one random number (lazy; a no-op without CUDA)."""
+    manual_seed_all(_random_seed())
+
+
+def initial_seed() -> int:
+    """The last seed given to :func:`manual_seed`/:func:`manual_seed_all`/:func:`seed` (0 if none)."""
+    _require("initial_seed")
+    return _INITIAL_SEED[0]
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """Whether bfloat16 is supported (False without CUDA, as in PyTorch's CPU build)."""
     return is_available()
 
 
-def empty_cache() -> None:
-    cp = _cupy()
-    if cp is not None:
-        cp.get_default_memory_pool().free_all_blocks()
-
-
-def memory_allocated(device=None) -> int:
-    cp = _cupy()
-    return 0 if cp is None else int(cp.get_default_memory_pool().used_bytes())
-
-
-def max_memory_allocated(device=None) -> int:
-    return memory_allocated(device)
-
-
+from .memory import (  # noqa: E402,F401
+    empty_cache, max_memory_allocated, max_memory_reserved, memory_allocated, memory_reserved, memory_stats,
+    reset_peak_memory_stats)
+from .streams import Event, Stream, current_stream, default_stream, stream  # noqa: E402,F401
 from . import amp  # noqa: E402,F401 - torch.cuda.amp is an attribute of torch.cuda
