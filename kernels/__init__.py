@@ -1,12 +1,26 @@
 """``disttorch.kernels``: CUDA C sources (``*.cu``) and their loader.
 
 Kernels are an optional fast path beside the generic array code (DESIGN rule 1). They are
-compiled at run time by CuPy (``cupy.RawModule``), once per source and device.
+compiled at run time by CuPy (``cupy.RawModule``), once per source and device. ``launch`` holds the launch
+plans (grid, block, entry point per dtype, arguments) and ``philox`` the host twin of the dropout generator.
+Setting the environment variable ``DISTTORCH_KERNELS=0`` turns the fast path off (``enabled()`` is False), so the
+generic array code runs everywhere; see docs/gpu.md. No op calls the kernels yet.
 """
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
+
+_OFF = ("0", "false", "off", "no")
+
+
+def enabled() -> bool:
+    """Whether the fused-kernel fast path may be used: False when ``DISTTORCH_KERNELS`` is 0/false/off/no.
+
+    Read at each call, so tests and users can switch it with the environment at run time.
+    """
+    return os.environ.get("DISTTORCH_KERNELS", "1").strip().lower() not in _OFF
 
 
 def sources() -> list[str]:
