@@ -33,7 +33,9 @@ def source(name: str) -> str:
     path = resources.files(__name__) / name
     if not path.is_file():
         raise FileNotFoundError(f"disttorch.kernels: no kernel source {name!r}; shipped: {sources()}")
-    return path.read_text()
+    # NVRTC compiles a string, without the file's directory to search: the shared header goes in inline
+    common = (resources.files(__name__) / "common.cuh").read_text().replace("#pragma once\n", "", 1)
+    return path.read_text().replace('#include "common.cuh"', common, 1)
 
 
 @functools.lru_cache(maxsize=None)

@@ -4,18 +4,10 @@
 //   gelu (tanh):   y = x (1 + tanh(k (x + c x^3))) / 2            dy/dx = (1 + t)/2 + k x (1 - t^2)(1 + 3 c x^2)/2
 //   silu:          y = x sigmoid(x)                                dy/dx = s (1 + x (1 - s))
 // Backward kernels take the forward input x and the incoming gradient g and write g * dy/dx.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
+#include "common.cuh"
 
 namespace {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 constexpr float kSqrt1_2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 constexpr float kGeluK = 0.79788456080286535588f;  // sqrt(2 / pi)

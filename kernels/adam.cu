@@ -8,18 +8,10 @@
 // One launch updates a list of tensors: ptrs holds 4 * ntensors device addresses (all params, then all
 // grads, exp_avgs, exp_avg_sqs); block b updates elements [block_start[b], block_start[b] + chunk) of tensor
 // block_tensor[b] (clipped to numels[that tensor]). Arithmetic is float32; storage is the tensors' dtype.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
+#include "common.cuh"
 
 namespace {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <typename T>
 __device__ void adam_chunk(const unsigned long long* __restrict__ ptrs, const long long* __restrict__ numels,
                            const int* __restrict__ block_tensor, const long long* __restrict__ block_start,

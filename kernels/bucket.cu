@@ -3,18 +3,10 @@
 // 1 / world_size) on the way. ptrs holds the gradients' device addresses, offsets each gradient's
 // first element in the bucket and numels its size; block b copies elements [block_start[b],
 // block_start[b] + chunk) of gradient block_tensor[b]. Entry points are named bucket_{pack,unpack}_<grad>_<bucket>.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
+#include "common.cuh"
 
 namespace {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <typename G, typename B, bool PACK>
 __device__ void bucket_copy(const unsigned long long* __restrict__ ptrs, const long long* __restrict__ offsets,
                             const long long* __restrict__ numels, const int* __restrict__ block_tensor,

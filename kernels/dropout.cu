@@ -4,8 +4,7 @@
 // output word i % 4; u = (word >> 8) * 2^-24 is uniform on [0, 1) and the element is kept when u < keep_prob
 // (Bernoulli(1 - p), as disttorch/ops/dropout.py). Kept values are scaled by scale = 1 / (1 - p); the uint8
 // mask is saved for the backward, gx = g * mask * scale. Callers use a fresh offset per call.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
+#include "common.cuh"
 
 struct Philox4 { unsigned int v[4]; };
 
@@ -33,13 +32,6 @@ __host__ __device__ inline Philox4 philox4x32_10(unsigned int c0, unsigned int c
 
 namespace {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <typename T>
 __device__ void dropout_fwd(const T* __restrict__ x, T* __restrict__ y, unsigned char* __restrict__ mask,
                             long long n, float keep_prob, float scale, unsigned long long seed,

@@ -1,49 +1,12 @@
 // Softmax and log-softmax over the last dimension of a (rows, cols) row-major array.
 // One block per row; blockDim.x is a multiple of 32 (at most 1024). Sums and maxima are taken in float32 for
 // every storage dtype, and the input is shifted by the row maximum first, as disttorch/ops/softmax.py does.
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
+#include "common.cuh"
 
 namespace {
 
 // Spelled by its bits: NVRTC (CuPy's compiler) does not define math.h's INFINITY.
 #define kNegInf __int_as_float(0xff800000)
-
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-struct SumOp { __device__ float operator()(float a, float b) const { return a + b; } };
-struct MaxOp { __device__ float operator()(float a, float b) const { return fmaxf(a, b); } };
-
-template <typename Op>
-__device__ __forceinline__ float warp_reduce(float v, Op op) {
-    for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-    return v;
-}
-
-// Every thread of the block gets the reduction of all threads' ``v``. ``scratch`` holds 33 floats; the
-// trailing __syncthreads lets a caller reuse it for the next reduction.
-template <typename Op>
-__device__ float block_reduce(float v, Op op, float identity, float* scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
-    v = warp_reduce(v, op);
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < nwarps ? scratch[lane] : identity;
-        w = warp_reduce(w, op);
-        if (lane == 0) scratch[32] = w;
-    }
-    __syncthreads();
-    float r = scratch[32];
-    __syncthreads();
-    return r;
-}
 
 template <typename T, bool LOG>
 __device__ void softmax_fwd(const T* __restrict__ x, T* __restrict__ y, long long cols) {

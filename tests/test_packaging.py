@@ -35,7 +35,7 @@ def test_wheel_contains_launcher_and_kernels(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "disttorch/launcher/cli.py" in names
     assert "disttorch/kernels/__init__.py" in names
-    shipped = {f"disttorch/kernels/{p.name}" for p in (ROOT / "kernels").glob("*.cu")}
+    shipped = {f"disttorch/kernels/{p.name}" for p in (ROOT / "kernels").glob("*.cu*")}
     assert shipped and shipped <= names, f"kernel sources missing from the wheel: {sorted(shipped - names)}"
     assert "disttorch/_tensor.py" in names
     assert any(n.endswith("entry_points.txt") for n in names)
