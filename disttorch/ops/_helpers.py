@@ -25,9 +25,12 @@ def tensor_arg(x, op: str, name: str = "input"):
 def scalar_array(xp, value, np_dtype):
     """A 0-d array of ``np_dtype`` holding a Python number, wrapping out-of-range ints as PyTorch does."""
     try:
-        return xp.asarray(value, dtype=np_dtype)
+        if xp is np:
+            return np.asarray(value, dtype=np_dtype)
+        return xp.full((), value, dtype=np_dtype)  # filled on the device: no host-to-device copy per call
     except (OverflowError, TypeError, ValueError):
-        return xp.asarray(value).astype(np_dtype)
+        wrapped = np.asarray(value).astype(np_dtype)
+        return wrapped if xp is np else xp.full((), wrapped[()], dtype=np_dtype)
 
 
 def binary(a, b, op: str, out_dtype=None):

@@ -68,6 +68,8 @@ def _select(xp, cd, x, y):
     relu's and where's own backward hit this case on every step. ANDing the value's bits with an
     all-ones/all-zeros mask gives exactly where's result (NaN, inf and -0.0 included).
     """
+    if xp is not np:  # testing the scalar (``not y``) would copy it to the host; GPUs have no branch misses
+        return xp.where(cd, x, y)
     if y.ndim == 0 and x.dtype.kind in "fV" and x.dtype.itemsize in _INT_OF_SIZE and not y and not xp.signbit(y):
         keep, cond = x, cd
     elif x.ndim == 0 and y.dtype.kind in "fV" and y.dtype.itemsize in _INT_OF_SIZE and not x \
