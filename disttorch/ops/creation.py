@@ -92,6 +92,22 @@ def _infer_dtype(data):
     return (D.get_default_dtype() if res is None else res), has_tensor
 
 
+def _check_int_range(wide: np.ndarray, npdt: np.dtype, dtype: D.dtype) -> None:
+    """PyTorch's range check when Python numbers become an integer dtype: floats must lie in [min, max] (NaN
+    and inf never do), ints too, except that unsigned dtypes take ints down to -max (they wrap)."""
+    if wide.size == 0 or wide.dtype.kind not in "iuf":
+        return
+    info = np.iinfo(npdt)
+    lo, hi = wide.min(), wide.max()
+    if wide.dtype.kind == "f":
+        ok = builtins.float(info.min) <= lo and hi <= builtins.float(info.max)  # False for NaN
+    else:
+        ok = (-builtins.int(info.max) if npdt.kind == "u" else builtins.int(info.min)) <= builtins.int(lo) and \
+            builtins.int(hi) <= builtins.int(info.max)
+    if not ok:
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+
+
 def _ragged_error(data) -> ValueError:
     """The PyTorch-style message for a nested sequence that is not rectangular."""
     shape = []
@@ -175,14 +191,26 @@ def _to_array(data, dtype, xp, copy: bool):
         with quiet(np):
             arr = np.array(data, dtype=npdt)
     except OverflowError:
-        # Out-of-range ints wrap into small integer dtypes as in PyTorch; beyond int64 is an error.
+        # A Python int out of the dtype's range: PyTorch's check (negative ints wrap into unsigned dtypes down
+        # to -max); beyond int64 is an error of its own.
         arr = np.array(data)
         if arr.dtype.kind == "O":
             raise RuntimeError("Overflow when unpacking long long") from None
+        _check_int_range(arr, npdt, dtype)
         with quiet(np):
             arr = arr.astype(npdt)
     except ValueError:
+        if npdt.kind in "iu" and inferred.is_floating_point:  # NaN into an integer dtype (or ragged data)
+            try:
+                wide = np.array(data, dtype=np.float64)
+            except ValueError:
+                wide = None
+            if wide is not None:
+                _check_int_range(wide, npdt, dtype)
         raise _ragged_error(data) from None
+    else:
+        if npdt.kind in "iu" and inferred.is_floating_point:  # NumPy casts floats silently; PyTorch checks
+            _check_int_range(np.array(data, dtype=np.float64), npdt, dtype)
     if dtype is D.bfloat16:
         arr = arr.astype(dtype.np)
     return arr if xp is np else xp.asarray(arr)

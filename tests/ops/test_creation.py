@@ -71,7 +71,18 @@ def test_tensor_bad_leaves_and_overflow():
         disttorch.tensor([None])
     with pytest.raises(RuntimeError, match="Overflow when unpacking long long"):
         disttorch.tensor([2 ** 64])
-    assert disttorch.tensor([-1, 300], dtype=disttorch.uint8).tolist() == [255, 44]
+    # as torch 2.13: negative ints wrap into unsigned dtypes down to -max; other out-of-range values raise
+    assert disttorch.tensor([-1, -255], dtype=disttorch.uint8).tolist() == [255, 1]
+    for data, dtype in [([-1, 300], disttorch.uint8), ([-256], disttorch.uint8), (300, disttorch.uint8),
+                        ([1e10], disttorch.int32), ([float("nan")], disttorch.int32), ([float("inf")], disttorch.int8),
+                        ([255.5], disttorch.uint8), ([-1.0], disttorch.uint8), ([[1, 2], [3, 300]], disttorch.uint8),
+                        ([2 ** 40], disttorch.int32), ([128], disttorch.int8)]:
+        name = str(dtype).split(".")[-1]
+        with pytest.raises(RuntimeError, match=f"^value cannot be converted to type {name} without overflow$"):
+            disttorch.tensor(data, dtype=dtype)
+    assert disttorch.tensor([1e10], dtype=disttorch.int64).tolist() == [10 ** 10]
+    assert disttorch.tensor([True, 2], dtype=disttorch.int8).tolist() == [1, 2]
+    assert disttorch.tensor([255.0, 0.0], dtype=disttorch.uint8).tolist() == [255, 0]
 
 
 @pytest.mark.parametrize("dtype", [disttorch.int64, disttorch.int32, disttorch.bool, disttorch.uint8])
