@@ -18,6 +18,7 @@ import traceback
 import ml_dtypes
 import numpy as np
 
+from disttorch.distributed.backends import _mpi_types
 from disttorch.distributed.backends import mpi as mpi_backend
 from disttorch.distributed.backends.mpi import MPIProcessGroup
 from disttorch.distributed.process_group import REDUCE_UFUNCS, ReduceOp
@@ -101,17 +102,17 @@ def check_allreduce(g) -> None:
             report(f"allreduce_{dtype.name}_{op.name}", run)
 
     def user_op_float16():  # the MPI.Op fallback for libraries without native short-float reductions
-        saved, mpi_backend._F16 = mpi_backend._F16, None
-        mpi_backend._REDUCTIONS.clear()
+        saved, _mpi_types._F16 = _mpi_types._F16, None
+        _mpi_types._REDUCTIONS.clear()
         try:
             for op in (ReduceOp.SUM, ReduceOp.MAX):
                 a = data(r, (BIG,), np.float16)
                 g.allreduce([a], op).wait()
                 equal(a, expected_reduce([data(q, (BIG,), np.float16) for q in range(n)], op))
-            assert mpi_backend._REDUCTIONS[np.dtype(np.float16), ReduceOp.SUM][1] == mpi_backend.MPI.UINT16_T
+            assert _mpi_types._REDUCTIONS[np.dtype(np.float16), ReduceOp.SUM][1] == mpi_backend.MPI.UINT16_T
         finally:
-            mpi_backend._F16 = saved
-            mpi_backend._REDUCTIONS.clear()
+            _mpi_types._F16 = saved
+            _mpi_types._REDUCTIONS.clear()
     report("allreduce_float16_user_op", user_op_float16)
 
     def errors():
