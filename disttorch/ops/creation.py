@@ -92,19 +92,21 @@ def _infer_dtype(data):
     return (D.get_default_dtype() if res is None else res), has_tensor
 
 
-def _check_int_range(wide: np.ndarray, npdt: np.dtype, dtype: D.dtype) -> None:
-    """PyTorch's range check when Python numbers become an integer dtype: floats must lie in [min, max] (NaN
-    and inf never do), ints too, except that unsigned dtypes take ints down to -max (they wrap)."""
-    if wide.size == 0 or wide.dtype.kind not in "iuf":
-        return
+def _int_fits(lo, hi, is_float: bool, npdt: np.dtype) -> bool:
+    """PyTorch's range rule for numbers going into integer dtype ``npdt`` (``lo``/``hi``: the extremes):
+    floats must lie in [min, max] compared as doubles (NaN and inf never do); ints too, except that unsigned
+    dtypes take ints down to -max (they wrap, two's complement)."""
     info = np.iinfo(npdt)
-    lo, hi = wide.min(), wide.max()
-    if wide.dtype.kind == "f":
-        ok = builtins.float(info.min) <= lo and hi <= builtins.float(info.max)  # False for NaN
-    else:
-        ok = (-builtins.int(info.max) if npdt.kind == "u" else builtins.int(info.min)) <= builtins.int(lo) and \
-            builtins.int(hi) <= builtins.int(info.max)
-    if not ok:
+    if is_float:
+        return builtins.float(info.min) <= lo and hi <= builtins.float(info.max)  # False for NaN
+    low = -builtins.int(info.max) if npdt.kind == "u" else builtins.int(info.min)
+    return low <= builtins.int(lo) and builtins.int(hi) <= builtins.int(info.max)
+
+
+def _check_int_range(wide: np.ndarray, npdt: np.dtype, dtype: D.dtype) -> None:
+    """``tensor(data, dtype=<integer>)``'s check of ``data`` (as an array ``wide``) by :func:`_int_fits`."""
+    if wide.size and wide.dtype.kind in "iuf" and not _int_fits(wide.min(), wide.max(), wide.dtype.kind == "f",
+                                                                   npdt):
         raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
 
 
@@ -335,20 +337,14 @@ def _checked_int_fill(fill, dt: D.dtype):
     PyTorch: ``full((1,), -1, dtype=uint8)`` is 255. Floats must lie within ``[min, max]``.
     """
     info = np.iinfo(dt.np)
-    if isinstance(fill, (builtins.float, np.floating)):
-        if not builtins.float(info.min) <= fill <= builtins.float(info.max):  # compared as doubles, as c10 does
-            raise _overflow(dt)
-        if fill > info.max:  # 2.0 ** 63 rounds to int64's max as a double; the C cast wraps it
-            return builtins.int(info.min)
-        return fill
-    fill = builtins.int(fill)
-    if dt.np.kind == "u":
-        if not -info.max <= fill <= info.max:
-            raise _overflow(dt)
-        return fill + info.max + 1 if fill < 0 else fill
-    if not info.min <= fill <= info.max:
+    is_float = isinstance(fill, (builtins.float, np.floating))
+    if not is_float:
+        fill = builtins.int(fill)
+    if not _int_fits(fill, fill, is_float, dt.np):
         raise _overflow(dt)
-    return fill
+    if is_float:
+        return builtins.int(info.min) if fill > info.max else fill  # 2.0 ** 63 is int64's max as a double: wraps
+    return fill + builtins.int(info.max) + 1 if fill < 0 and dt.np.kind == "u" else fill
 
 
 def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):

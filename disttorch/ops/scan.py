@@ -131,6 +131,17 @@ def cumsum(input, dim: int, *, dtype=None, out=None):
     return CumsumBackward0.apply(x, dim=d, out_np=out_np, out=out)
 
 
+def _accumulate(xp, arr, scan):
+    """``scan(arr)`` quietly (IEEE results, no warnings): a 0-d input is copied, float16/bfloat16 are scanned in
+    float32 and cast back."""
+    with quiet(xp):
+        if arr.ndim == 0:
+            return arr.copy()
+        if arr.dtype in _LOW_PRECISION:
+            return scan(arr.astype(np.float32)).astype(arr.dtype)
+        return scan(arr)
+
+
 class CumprodBackward0(Op):
     op_name = "cumprod"
 
@@ -138,12 +149,7 @@ class CumprodBackward0(Op):
         if self.next_functions:
             self.dim, self.ndim = dim, arr.ndim
             self.save(0, RESULT)
-        with quiet(xp):
-            if arr.ndim == 0:
-                return arr.copy()
-            if arr.dtype in _LOW_PRECISION:
-                return arr.astype(np.float32).cumprod(axis=dim).astype(arr.dtype)
-            return arr.cumprod(axis=dim)
+        return _accumulate(xp, arr, lambda a: a.cumprod(axis=dim))
 
     def backward(self, g):
         x, y = self.saved_tensors
@@ -214,12 +220,7 @@ class LogcumsumexpBackward0(Op):
         if self.next_functions:
             self.dim, self.ndim = dim, arr.ndim
             self.save(0, RESULT)
-        with quiet(xp):
-            if arr.ndim == 0:
-                return arr.copy()
-            if arr.dtype in _LOW_PRECISION:
-                return xp.logaddexp.accumulate(arr.astype(np.float32), axis=dim).astype(arr.dtype)
-            return xp.logaddexp.accumulate(arr, axis=dim)
+        return _accumulate(xp, arr, lambda a: xp.logaddexp.accumulate(a, axis=dim))
 
     def backward(self, g):
         x, y = self.saved_tensors
