@@ -20,6 +20,7 @@ from .autograd.grad_mode import STATE as _GRAD
 from .utils.hooks import _add_hook
 
 _new = object.__new__
+_weakref = weakref.ref
 
 
 def _wrap(data) -> "Tensor":
@@ -364,11 +365,15 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
         aux = self._aux
         if aux is None:
             aux = self._aux = {}
-        ref = aux.get("acc")
-        acc = ref() if ref is not None else None
-        if acc is None:
-            acc = AccumulateGrad(self)
-            aux["acc"] = weakref.ref(acc)
+        else:
+            ref = aux.get("acc")
+            if ref is not None:
+                acc = ref()
+                if acc is not None:
+                    return acc
+        acc = _new(AccumulateGrad)  # AccumulateGrad(self), without the call
+        acc.variable = self
+        aux["acc"] = _weakref(acc)
         return acc
 
     def detach(self) -> "Tensor":

@@ -204,11 +204,14 @@ def _add_node_hook(hooks: _HookDict, fn) -> RemovableHandle:
 class AccumulateGrad(Node):
     """Sink node of a leaf tensor: adds incoming gradient into ``leaf.grad``."""
 
+    # Class-level defaults: a leaf's accumulator is made again in every step whose graph reaches the leaf, so
+    # making one sets a single attribute (``Tensor._grad_accumulator``).
+    next_functions = ()
+    _seq = 1 << 62  # runs as soon as it is ready, so post-accumulate hooks fire early
+    _saved = ()
+    _released = False
+
     def __init__(self, variable) -> None:
-        self.next_functions = ()
-        self._seq = 1 << 62  # runs as soon as it is ready, so post-accumulate hooks fire early
-        self._saved = ()
-        self._released = False
         self.variable = variable
 
     def backward(self, grad):  # pragma: no cover - the engine accumulates directly

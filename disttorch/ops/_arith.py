@@ -8,7 +8,7 @@ import numpy as np  # the ndarray type, to accept arrays as operator operands
 from .. import _dtype as D
 from .. import _tensor as T
 from ..autograd.op import write_out
-from ._helpers import ERRSTATE, IGNORE, broadcast_error, sum_to
+from ._helpers import QUIET_RUN, broadcast_error, context_busy, quiet_slow, sum_to
 
 
 def reduce_grad(g, meta):
@@ -45,19 +45,17 @@ def zeros_grad(g, meta):
 def _ufunc2(fn, op: str, x, y):
     """``fn(x, y)`` on the entry point's promoted arrays with NumPy's floating-point warnings off (overflow gives
     inf silently, as in PyTorch), turning NumPy's broadcast failure into PyTorch's RuntimeError."""
-    if ERRSTATE is None:  # pragma: no cover - NumPy without the error-state context variable
-        try:
-            with np.errstate(all="ignore"):
-                return fn(x, y)
-        except ValueError:
-            raise broadcast_error(op, x.shape, y.shape) from None
-    tok = ERRSTATE.set(IGNORE)
     try:
-        return fn(x, y)
+        return QUIET_RUN(fn, x, y)
     except ValueError:
         raise broadcast_error(op, x.shape, y.shape) from None
-    finally:
-        ERRSTATE.reset(tok)
+    except RuntimeError as e:
+        if not context_busy(e):
+            raise
+        try:  # the quiet context is busy (another thread, or re-entry): set the error state for this call
+            return quiet_slow(fn, x, y)
+        except ValueError:
+            raise broadcast_error(op, x.shape, y.shape) from None
 
 
 def _to_float(x, y):

@@ -98,7 +98,7 @@ def reshape(input, *shape, **kw):
 
 def _reshape(x, new: tuple, node_cls):
     """``x`` reshaped to the already-validated ``new`` shape; ``node_cls`` names the node (PyTorch's names)."""
-    r = node_cls.apply(x, shape=new)
+    r = node_cls.apply(x, new)
     res = r._data
     return as_view(x, r) if res.base is not None and _shares(res, x._data) else r
 
