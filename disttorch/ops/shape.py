@@ -139,7 +139,7 @@ def view(self, *shape):
     if not arr.flags.c_contiguous and arr.size > 1 and _reshape_no_copy(arr, new) is None:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one dimension "
                            "spans across two contiguous subspaces). Use .reshape(...) instead.")
-    return reshape(self, new)
+    return _reshape(self, new, ViewBackward0)  # ``new`` is validated: reshape() would infer it again
 
 
 def _byte_offset(arr) -> int:
@@ -340,7 +340,7 @@ def t(input):
     x = tensor_arg(input, "t")
     if x._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
-    return transpose(x, 0, 1, _node=TBackward0) if x._data.ndim == 2 else transpose(x, 0, 0, _node=TBackward0)
+    return TBackward0.apply(x, 0, 1) if x._data.ndim == 2 else TBackward0.apply(x, 0, 0)  # dims known valid
 
 
 class ConjBackward0(Op):
