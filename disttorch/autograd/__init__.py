@@ -1,5 +1,5 @@
 """Reverse-mode automatic differentiation (``disttorch.autograd``), as ``torch.autograd``."""
-from . import anomaly, engine, function, functional, grad_mode, graph  # noqa: F401
+from . import anomaly, engine, function, functional, grad_mode, graph, profiler  # noqa: F401
 from .anomaly import detect_anomaly, set_detect_anomaly, is_anomaly_enabled  # noqa: F401
 from .engine import backward, grad  # noqa: F401
 from .function import Function, FunctionCtx, once_differentiable  # noqa: F401

@@ -7,8 +7,10 @@ pass, which is what bucketed all-reduce in DDP relies on.
 from __future__ import annotations
 
 import heapq
+from time import perf_counter_ns
 
 from . import anomaly as _anomaly
+from . import op as _op
 from .function import AccumulateGrad, edge
 from .grad_mode import STATE as _GRAD
 
@@ -248,6 +250,7 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
     check_nan = _anomaly.STATE.enabled and _anomaly.STATE.check_nan
     acc_cls = AccumulateGrad
     heappop, heappush = heapq.heappop, heapq.heappush
+    spans = _op.SPANS[0]  # a profiler's range sink, or None
     prev = _GRAD.enabled
     _GRAD.enabled = create_graph
     try:
@@ -279,7 +282,13 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool, targets=N
                 if fn._multi and len(grads_in) < len(fn._out_meta):
                     grads_in = grads_in + [None] * (len(fn._out_meta) - len(grads_in))
                 try:
-                    outs = fn.run_backward(grads_in)
+                    if spans is None:
+                        outs = fn.run_backward(grads_in)
+                    else:
+                        t0 = perf_counter_ns()
+                        outs = fn.run_backward(grads_in)
+                        spans(f"autograd::engine::evaluate_function: {fn.name()}", "cpu_op", t0,
+                              perf_counter_ns(), None)
                 except Exception as e:
                     trace = fd.get("_trace")
                     if trace and hasattr(e, "add_note"):

@@ -58,6 +58,9 @@ _I = None  # disttorch.ops.inplace: the in-place write machinery
 # Profiler and tracer hooks (handle id -> fn): each is called as fn(name, inputs, attrs, outputs, start_ns, end_ns) after
 # an op ran. Kept as a plain dict so the hot path pays one truth test when none is installed.
 OBSERVERS: collections.OrderedDict = collections.OrderedDict()
+# While a profiler records: a callable (name, category, start_ns, end_ns, args) for the ranges the engine
+# (backward nodes) and the distributed layer (collectives, DDP buckets, parameter-server calls) report.
+SPANS: list = [None]
 _new = object.__new__
 _ARRAY_BACKWARD = [True]  # False: every op uses its Tensor backward (tests hold the two forms together)
 
