@@ -40,9 +40,14 @@ test: $(VENV)/.test
 fuzz: $(VENV)/.test
 	DISTTORCH_FUZZ_SCALE=$${DISTTORCH_FUZZ_SCALE:-50} $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 
+# On a machine with an NVIDIA GPU and driver (see docs/gpu-validation.md). CuPy needs the CUDA 12 libraries
+# (NVRTC included) from a local toolkit, or from pip with CUPY_EXTRA=ctk; the NCCL tests need the NCCL library.
+# Fails, saying why, when no GPU is usable: every test would only skip.
+CUPY_EXTRA ?=
 test-gpu: $(VENV)/.test
-	$(PIP) -e '.[cuda12x]'
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m gpu
+	$(PIP) -e '.[cuda12x]' $(if $(CUPY_EXTRA),'cupy-cuda12x[$(CUPY_EXTRA)]')
+	$(BIN)/python benchmarks/gpu.py --check
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m gpu -rs
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/engine.py

@@ -1,19 +1,21 @@
 // Shared by the kernel sources: storage-dtype conversions (arithmetic is float32 for every storage dtype) and
 // warp/block reductions. Included as "common.cuh"; disttorch.kernels.source() inlines it for NVRTC, which compiles
-// a source string without its directory.
+// a source string without its directory. The conversions and RowTeam are __host__ too, so that the row and index
+// code of cross_entropy.cu and im2col.cu also compiles for the CPU and is checked there without a GPU
+// (tests/kernels/test_host_twins.py).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
 namespace {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__host__ __device__ __forceinline__ float to_f(float v) { return v; }
+__host__ __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__host__ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __host__ __device__ __forceinline__ T from_f(float v);
+template <> __host__ __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __host__ __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __host__ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 struct SumOp { __device__ float operator()(float a, float b) const { return a + b; } };
 struct MaxOp { __device__ float operator()(float a, float b) const { return fmaxf(a, b); } };
@@ -42,5 +44,41 @@ __device__ float block_reduce(float v, Op op, float identity, float* scratch) {
     __syncthreads();
     return r;
 }
+
+// Float constants spelled by their bits, usable on the host and under NVRTC (which lacks math.h's INFINITY/NAN).
+__host__ __device__ __forceinline__ float bits_to_f(unsigned int u) {
+    union { unsigned int u; float f; } v = {u};
+    return v.f;
+}
+__host__ __device__ __forceinline__ float neg_inf_f() { return bits_to_f(0xff800000u); }
+__host__ __device__ __forceinline__ float nan_f() { return bits_to_f(0x7fc00000u); }
+
+// The threads of one block sharing one row. Compiled for the host it is a single thread whose reductions are the
+// identity, so the same row code runs sequentially on the CPU (the host-twin tests).
+struct RowTeam {
+    float* scratch;  // 33 floats of shared memory (device only)
+    __host__ __device__ long long rank() const {
+#ifdef __CUDA_ARCH__
+        return threadIdx.x;
+#else
+        return 0;
+#endif
+    }
+    __host__ __device__ long long size() const {
+#ifdef __CUDA_ARCH__
+        return blockDim.x;
+#else
+        return 1;
+#endif
+    }
+    template <typename Op>
+    __host__ __device__ float reduce(float v, Op op, float identity) const {
+#ifdef __CUDA_ARCH__
+        return block_reduce(v, op, identity, scratch);
+#else
+        return v;
+#endif
+    }
+};
 
 }  // namespace

@@ -18,7 +18,8 @@ import numpy as np
 
 __all__ = ["LaunchPlan", "dtype_suffix", "softmax_plan", "softmax_backward_plan", "layer_norm_plan",
            "layer_norm_backward_input_plan", "layer_norm_backward_affine_plan", "activation_plan",
-           "activation_backward_plan", "adam_plan", "dropout_plan", "dropout_backward_plan", "bucket_plan", "launch"]
+           "activation_backward_plan", "adam_plan", "dropout_plan", "dropout_backward_plan", "bucket_plan",
+           "cross_entropy_plan", "cross_entropy_backward_plan", "im2col_plan", "col2im_plan", "launch"]
 
 _SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 MAX_BLOCK = 1024  # threads per block on every CUDA architecture
@@ -351,6 +352,115 @@ def bucket_plan(grads, bucket, pack: bool = True, scale: float = 1.0, chunk: int
             block_tensor, block_start, bucket, np.int64(chunk), np.float32(scale))
     return LaunchPlan("bucket.cu", f"{op}_{gsuf}_{bsuf}", (len(block_tensor), 1, 1), (ELEMENTWISE_BLOCK, 1, 1), 0,
                       args)
+
+
+def _check_vector(op: str, what: str, a, dtype, sizes: tuple[int, ...]) -> None:
+    if a.dtype != dtype or a.size not in sizes or not a.flags.c_contiguous:
+        want = " or ".join(str(s) for s in sizes)
+        raise ValueError(f"disttorch.kernels: {op}: {what} must be a contiguous {np.dtype(dtype).name} array of "
+                         f"{want} elements, got {a.dtype} with {a.size} elements")
+
+
+def _ce_common(op: str, x, target, weight, label_smoothing: float) -> tuple[int, int]:
+    if x.ndim != 2:
+        raise ValueError(f"disttorch.kernels: {op}: logits must be 2-d (rows, classes), got shape {tuple(x.shape)}; "
+                         f"move the class dim last and flatten the others")
+    _check_contiguous(op, x=x)
+    rows, cols = int(x.shape[0]), int(x.shape[1])
+    if cols == 0 and rows:
+        raise ValueError(f"disttorch.kernels: {op}: logits of shape {tuple(x.shape)} have no classes")
+    _check_vector(op, "target", target, np.int64, (rows,))
+    if weight is not None:
+        _check_vector(op, "weight", weight, np.float32, (cols,))
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"disttorch.kernels: {op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return rows, cols
+
+
+def cross_entropy_plan(x, target, weight, loss, lse, bad=None, ignore_index: int = -100,
+                       label_smoothing: float = 0.0) -> LaunchPlan:
+    """Per-row softmax cross entropy of logits ``x`` (rows, C) against int64 class indices ``target``.
+
+    Writes float32 ``loss`` (``reduction='none'``) and the float32 log-sum-exp ``lse`` of each row (saved for the
+    backward). ``weight`` (float32, C) may be None. An out-of-range target gives a nan loss and sets the int32
+    flag ``bad[0]`` to 1 when ``bad`` is given: no host synchronisation in the launch.
+    """
+    op = "cross_entropy"
+    rows, cols = _ce_common(op, x, target, weight, label_smoothing)
+    _check_vector(op, "loss", loss, np.float32, (rows,))
+    _check_vector(op, "lse", lse, np.float32, (rows,))
+    if bad is not None:
+        _check_vector(op, "bad", bad, np.int32, (1,))
+    name = f"cross_entropy_forward_{dtype_suffix(x.dtype, op)}"
+    return LaunchPlan("cross_entropy.cu", name, _rows_grid(op, rows), (_row_block(cols), 1, 1), 0,
+                      (x, target, _NULL if weight is None else weight, loss, lse, _NULL if bad is None else bad,
+                       np.int64(rows), np.int64(cols), np.int64(ignore_index), np.float32(label_smoothing)))
+
+
+def cross_entropy_backward_plan(x, target, weight, lse, grad_loss, grad_x, ignore_index: int = -100,
+                                label_smoothing: float = 0.0) -> LaunchPlan:
+    """The logits' gradient of ``cross_entropy_plan``'s per-row loss, into ``grad_x`` (shape and dtype of ``x``).
+
+    ``grad_loss`` is float32 with one element per row, or a single element used for every row (a 'sum' or
+    'mean' reduction's gradient, already divided by the total weight for 'mean').
+    """
+    op = "cross_entropy_backward"
+    rows, cols = _ce_common(op, x, target, weight, label_smoothing)
+    _check_same(op, x, ("grad_x", grad_x))
+    _check_contiguous(op, grad_x=grad_x)
+    _check_vector(op, "lse", lse, np.float32, (rows,))
+    _check_vector(op, "grad_loss", grad_loss, np.float32, (rows, 1))
+    stride = 1 if grad_loss.size == rows and rows != 1 else 0
+    name = f"{op}_{dtype_suffix(x.dtype, op)}"
+    return LaunchPlan("cross_entropy.cu", name, _rows_grid(op, rows), (_row_block(cols), 1, 1), 0,
+                      (x, target, _NULL if weight is None else weight, lse, grad_loss, np.int64(stride), grad_x,
+                       np.int64(rows), np.int64(cols), np.int64(ignore_index), np.float32(label_smoothing)))
+
+
+def _pair(op: str, what: str, v, low: int) -> tuple[int, int]:
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or any(int(p) < low for p in pair):
+        raise ValueError(f"disttorch.kernels: {op}: {what} must be an int or a pair of ints >= {low}, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _conv2d_geom(op: str, image, cols, kernel_size, dilation, padding, stride) -> tuple:
+    """(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow) as int64 scalars, checking both arrays' shapes."""
+    if image.ndim != 4:
+        raise ValueError(f"disttorch.kernels: {op}: the image must be 4-d (N, C, H, W), got shape "
+                         f"{tuple(image.shape)}")
+    _check_contiguous(op, image=image, cols=cols)
+    if cols.dtype != image.dtype:
+        raise ValueError(f"disttorch.kernels: {op}: cols has dtype {cols.dtype}, the image {image.dtype}")
+    (kh, kw), (dh, dw) = _pair(op, "kernel_size", kernel_size, 1), _pair(op, "dilation", dilation, 1)
+    (ph, pw), (sh, sw) = _pair(op, "padding", padding, 0), _pair(op, "stride", stride, 1)
+    n, c, h, w = (int(s) for s in image.shape)
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"disttorch.kernels: {op}: a {kh}x{kw} kernel (dilation {dh}x{dw}, padding {ph}x{pw}) does "
+                         f"not fit the {h}x{w} image")
+    want = (n, c * kh * kw, oh * ow)
+    if tuple(cols.shape) != want:
+        raise ValueError(f"disttorch.kernels: {op}: cols has shape {tuple(cols.shape)}, expected {want} for image "
+                         f"{tuple(image.shape)}")
+    return tuple(np.int64(v) for v in (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow))
+
+
+def im2col_plan(x, cols, kernel_size, dilation=1, padding=0, stride=1) -> LaunchPlan:
+    """``F.unfold``: the sliding blocks of ``x`` (N, C, H, W) into ``cols`` (N, C*kH*kW, OH*OW)."""
+    op = "im2col"
+    geom = _conv2d_geom(op, x, cols, kernel_size, dilation, padding, stride)
+    return LaunchPlan("im2col.cu", f"im2col_{dtype_suffix(x.dtype, op)}", _stride_grid(int(cols.size)),
+                      (ELEMENTWISE_BLOCK, 1, 1), 0, (x, cols) + geom)
+
+
+def col2im_plan(cols, x, kernel_size, dilation=1, padding=0, stride=1) -> LaunchPlan:
+    """``F.fold``: ``cols`` (N, C*kH*kW, OH*OW) summed back into ``x`` (N, C, H, W), one thread per element of ``x``
+    (a gather: no atomics, deterministic)."""
+    op = "col2im"
+    geom = _conv2d_geom(op, x, cols, kernel_size, dilation, padding, stride)
+    return LaunchPlan("im2col.cu", f"col2im_{dtype_suffix(x.dtype, op)}", _stride_grid(int(x.size)),
+                      (ELEMENTWISE_BLOCK, 1, 1), 0, (cols, x) + geom)
 
 
 def launch(plan: LaunchPlan, device_id: int | None = None) -> None:

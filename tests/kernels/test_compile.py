@@ -2,15 +2,11 @@
 point that exists with the parameter list its argument tuple packs (count and PTX type of each parameter).
 
 No GPU is needed: nvcc only compiles. The compilations run once per file and architecture, in parallel, in one
-module-scoped fixture. Without nvcc on PATH the tests skip and say so.
+session-scoped fixture (``ptx``, tests/kernels/conftest.py). Without nvcc on PATH the tests skip and say so.
 """
-import concurrent.futures
-import os
 import pathlib
 import re
 import shutil
-import subprocess
-import time
 
 import ml_dtypes
 import numpy as np
@@ -25,32 +21,11 @@ NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH: the CUDA sources cannot be compiled here")
 
 
-def _compile(name: str, arch: str, out_dir: pathlib.Path):
-    out = out_dir / f"{name}.{arch}.ptx"
-    proc = subprocess.run([NVCC, "-ptx", f"-arch={arch}", "-std=c++17", "-o", str(out), str(KERNEL_DIR / name)],
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stderr + proc.stdout, out.read_text() if proc.returncode == 0 else ""
-
-
-@pytest.fixture(scope="module")
-def ptx(tmp_path_factory):
-    if NVCC is None:
-        pytest.skip("nvcc is not on PATH: the CUDA sources cannot be compiled here")
-    out_dir = tmp_path_factory.mktemp("ptx")
-    jobs = [(name, arch) for name in kernels.sources() for arch in ARCHS]
-    t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
-        results = dict(zip(jobs, pool.map(lambda job: _compile(*job, out_dir), jobs)))
-    # Not a performance measurement: a guard that the compile step stays a small part of `make test`.
-    assert time.monotonic() - t0 < 60, f"compiling {len(jobs)} kernel sources took over 60 s"
-    return results
-
-
 def test_every_source_in_the_tree_is_shipped():
     # kernels.sources() reads the package through importlib.resources: what the installed package sees.
     assert sorted(p.name for p in KERNEL_DIR.glob("*.cu")) == kernels.sources()
-    assert {"softmax.cu", "layer_norm.cu", "activation.cu", "adam.cu", "dropout.cu", "bucket.cu"} <= set(
-        kernels.sources())
+    assert {"softmax.cu", "layer_norm.cu", "activation.cu", "adam.cu", "dropout.cu", "bucket.cu", "cross_entropy.cu",
+            "im2col.cu"} <= set(kernels.sources())
 
 
 @needs_nvcc
@@ -103,6 +78,12 @@ def _every_plan():
             yield L.bucket_plan([x, y], np.zeros(30, dtype=dt), pack=pack)
             if dt is not np.float32:
                 yield L.bucket_plan([x.astype(np.float32)], np.zeros(15, dtype=dt), pack=pack)
+        target, loss = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.float32)
+        yield L.cross_entropy_plan(x, target, None, loss, stats, np.zeros(1, np.int32), label_smoothing=0.1)
+        yield L.cross_entropy_backward_plan(x, target, np.ones(5, np.float32), stats, loss, z)
+        img = np.zeros((1, 2, 4, 4), dtype=dt)
+        yield L.im2col_plan(img, np.zeros((1, 18, 4), dtype=dt), 3)
+        yield L.col2im_plan(np.zeros((1, 18, 4), dtype=dt), img, 3)
 
 
 @needs_nvcc

@@ -194,3 +194,63 @@ def test_plans_are_pure():
     assert (a.name, a.grid, a.block) == (b.name, b.grid, b.block)
     np.testing.assert_array_equal(x, before)
     assert math.isclose(L.adam_plan([x], [x], [x], [x], 1, 0.1).args[11], -0.1 / (1 - 0.9), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float16, "f16"), (ml_dtypes.bfloat16, "bf16")])
+def test_cross_entropy_plans_dispatch_size_and_pack(dtype, suffix):
+    x = np.zeros((6, 70), dtype=dtype)
+    t, loss, lse = np.zeros(6, np.int64), np.zeros(6, np.float32), np.zeros(6, np.float32)
+    fwd = L.cross_entropy_plan(x, t, None, loss, lse, ignore_index=3, label_smoothing=0.25)
+    assert (fwd.source, fwd.name) == ("cross_entropy.cu", f"cross_entropy_forward_{suffix}")
+    assert fwd.grid == (6, 1, 1) and fwd.block == (96, 1, 1)  # one block per row, 70 classes -> 3 warps
+    assert fwd.args[2] == 0 and fwd.args[5] == 0 and isinstance(fwd.args[5], np.uint64)  # no weight, no flag
+    assert fwd.args[6:] == (6, 70, 3, np.float32(0.25))
+    assert [type(a) for a in fwd.args[6:]] == [np.int64, np.int64, np.int64, np.float32]
+    w = np.ones(70, np.float32)
+    per_row = L.cross_entropy_backward_plan(x, t, w, lse, loss, x.copy())
+    assert per_row.name == f"cross_entropy_backward_{suffix}" and per_row.args[2] is w and per_row.args[5] == 1
+    shared = L.cross_entropy_backward_plan(x, t, None, lse, np.ones(1, np.float32), x.copy())
+    assert shared.args[5] == 0 and isinstance(shared.args[5], np.int64)  # one upstream value for every row
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x, t, v: L.cross_entropy_plan(x[None], t, None, v, v), r"logits must be 2-d \(rows, classes\)"),
+    (lambda x, t, v: L.cross_entropy_plan(x, t.astype(np.int32), None, v, v), "target must be a contiguous int64"),
+    (lambda x, t, v: L.cross_entropy_plan(x, t, np.ones(5, np.float32), v, v), "weight must be .* of 6 elements"),
+    (lambda x, t, v: L.cross_entropy_plan(x, t, None, v, v, label_smoothing=1.5), "label_smoothing must be in"),
+    (lambda x, t, v: L.cross_entropy_plan(x, t, None, v[:2], v), "loss must be .* of 3 elements"),
+    (lambda x, t, v: L.cross_entropy_plan(x, t, None, v, v, bad=np.zeros(1, np.int64)), "bad must be .* int32"),
+    (lambda x, t, v: L.cross_entropy_backward_plan(x, t, None, v, np.ones(2, np.float32), x.copy()),
+     "grad_loss must be .* of 3 or 1 elements"),
+    (lambda x, t, v: L.cross_entropy_plan(np.zeros((3, 0), np.float32), t, None, v, v), "have no classes"),
+])
+def test_cross_entropy_errors_name_what_is_wrong(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(np.zeros((3, 6), np.float32), np.zeros(3, np.int64), np.zeros(3, np.float32))
+
+
+def test_im2col_plans_geometry_and_grids():
+    x = np.zeros((2, 3, 9, 8), dtype=np.float16)
+    # kernel 2x3, dilation (2, 3), padding (2, 1), stride (2, 1): OH = (9+4-2-1)//2+1 = 6, OW = (8+2-6-1)//1+1 = 4
+    cols = np.zeros((2, 18, 24), dtype=np.float16)
+    plan = L.im2col_plan(x, cols, (2, 3), dilation=(2, 3), padding=(2, 1), stride=(2, 1))
+    assert (plan.source, plan.name) == ("im2col.cu", "im2col_f16") and plan.args[:2] == (x, cols)
+    assert plan.args[2:] == (2, 3, 9, 8, 2, 3, 2, 1, 2, 1, 2, 3, 6, 4)
+    assert all(type(a) is np.int64 for a in plan.args[2:])
+    assert plan.grid == (-(-cols.size // 256), 1, 1) and plan.block == (256, 1, 1)  # a thread per column element
+    back = L.col2im_plan(cols, x, (2, 3), dilation=(2, 3), padding=(2, 1), stride=(2, 1))
+    assert back.name == "col2im_f16" and back.args[:2] == (cols, x) and back.args[2:] == plan.args[2:]
+    assert back.grid == (-(-x.size // 256), 1, 1)  # a thread per image element: the gather, no atomics
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: L.im2col_plan(x[0], np.zeros((1, 18, 4), np.float32), 3), r"must be 4-d \(N, C, H, W\)"),
+    (lambda x: L.im2col_plan(x, np.zeros((1, 18, 5), np.float32), 3), r"cols has shape \(1, 18, 5\), expected"),
+    (lambda x: L.im2col_plan(x, np.zeros((1, 18, 4), np.float16), 3), "cols has dtype float16"),
+    (lambda x: L.im2col_plan(x, np.zeros((1, 18, 4), np.float32), 9), "does not fit the 4x4 image"),
+    (lambda x: L.col2im_plan(np.zeros((1, 18, 4), np.float32), x, 3, stride=0), "stride must be an int or a pair"),
+    (lambda x: L.im2col_plan(x.astype(np.float64), np.zeros((1, 18, 4)), 3), "im2col has no CUDA kernel"),
+])
+def test_im2col_errors_name_what_is_wrong(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(np.zeros((1, 2, 4, 4), np.float32))
