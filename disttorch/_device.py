@@ -79,11 +79,15 @@ def array_module_of(arr):
 
 def to_host(arr) -> np.ndarray:
     """A NumPy array with the values of ``arr``: NumPy arrays as they are (no copy), NumPy scalars as 0-d arrays,
-    CuPy arrays copied to the host."""
+    CuPy arrays copied to the host (after the pending device checks of ``disttorch.cuda._checks`` ran)."""
     if isinstance(arr, np.ndarray):
         return arr
     if isinstance(arr, np.generic):
         return np.asarray(arr)
+    from .cuda import _checks
+
+    if _checks._PENDING:  # a host transfer is a synchronisation: deferred device checks report here
+        _checks.flush()
     get = getattr(arr, "get", None)  # CuPy's device-to-host copy
     return np.asarray(get() if get is not None else arr)
 

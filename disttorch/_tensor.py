@@ -39,6 +39,15 @@ def _wrap(data) -> "Tensor":
     return t
 
 
+def _device_checks() -> None:
+    """A device value reaches the host: report the device ops' pending checks first (disttorch/cuda/_checks.py),
+    as a CUDA device-side assert surfaces at the next synchronisation."""
+    from .cuda import _checks
+
+    if _checks._PENDING:
+        _checks.flush()
+
+
 def _view_of(base: "Tensor", data) -> "Tensor":
     """Wrap ``data``, a view of ``base``'s memory: the two share a version counter."""
     t = _wrap(data)
@@ -449,12 +458,16 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
                                f"(shape {list(self.shape)})")
+        if self._data.__class__ is not np.ndarray:
+            _device_checks()
         return bool(self._data.reshape(()))
 
     def _scalar(self, kind: str):
         if self._data.size != 1:
             raise RuntimeError(f"only one element tensors can be converted to Python scalars "
                                f"(got shape {list(self.shape)}) in {kind}()")
+        if self._data.__class__ is not np.ndarray:
+            _device_checks()
         return self._data.reshape(()).item()
 
     def item(self):
@@ -474,6 +487,8 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub" or self._data.size != 1 or self._data.ndim:
             raise TypeError("only integer tensors of a single element can be converted to an index")
+        if self._data.__class__ is not np.ndarray:
+            _device_checks()
         return int(self._data)
 
     def tolist(self):

@@ -185,34 +185,45 @@ def get_device_capability(device=None) -> tuple[int, int]:
 
 
 def synchronize(device=None) -> None:
-    """Wait for all work on a GPU to finish."""
+    """Wait for all work on a GPU to finish; a deferred device check that failed raises here (as a CUDA
+    device-side assert), with the message the CPU path raises at once."""
     cp = _require("synchronize")
     with cp.cuda.Device(_device_index(device)):
         cp.cuda.runtime.deviceSynchronize()
+    _checks.flush()  # as a CUDA device-side assert, a failed deferred check surfaces at the synchronisation
 
 
 def manual_seed(seed: int) -> None:
     """Seed the random number generator of the current GPU, as ``torch.cuda.manual_seed``.
 
-    The call is lazy, as PyTorch's: before CUDA is initialised the seed is remembered and applied to CuPy's
-    generator of the then-current device (``cupy.random``) when CUDA first starts; on a machine without CUDA it
-    is a no-op. Note that disttorch's own sampling functions (``disttorch.randn(..., device="cuda")`` and the
-    rest) draw on the host from ``disttorch.default_generator`` and copy to the GPU, so their values follow
-    ``disttorch.manual_seed``; this seed governs code that draws with CuPy's generator.
+    It seeds the device's default generator (``default_generators[i]``, the one ``disttorch.rand(...,
+    device="cuda")`` and the other samplers draw from on the device) and CuPy's ``cupy.random`` of that device.
+    The call is lazy, as PyTorch's: before CUDA is initialised the seed is remembered and applied to the
+    then-current device when CUDA first starts; on a machine without CUDA it is a no-op.
 
     Args:
         seed: the seed (an int in [-2**63, 2**64); negative values wrap around as in PyTorch).
     """
     seed = int(seed) & _SEED_MASK
     _INITIAL_SEED[0] = seed
-    _lazy_call(lambda cp: cp.random.seed(seed))
+
+    def apply(cp) -> None:
+        from ..ops.random import seed_cuda_generators
+
+        seed_cuda_generators(seed, int(cp.cuda.runtime.getDevice()))
+        cp.random.seed(seed)
+
+    _lazy_call(apply)
 
 
 def manual_seed_all(seed: int) -> None:
     """Seed the random number generator of every GPU, as ``torch.cuda.manual_seed_all`` (lazy like
     :func:`manual_seed`: applied when CUDA initialises; a no-op on a machine without CUDA)."""
+    from ..ops.random import seed_cuda_generators
+
     seed = int(seed) & _SEED_MASK
     _INITIAL_SEED[0] = seed
+    seed_cuda_generators(seed)  # every device's default generator, now and those made later (no CUDA needed)
 
     def apply(cp) -> None:
         for i in range(int(cp.cuda.runtime.getDeviceCount())):
@@ -242,9 +253,47 @@ def seed_all() -> None:
 
 
 def initial_seed() -> int:
-    """The last seed given to :func:`manual_seed`/:func:`manual_seed_all`/:func:`seed` (0 if none)."""
-    _require("initial_seed")
-    return _INITIAL_SEED[0]
+    """The seed of the current GPU's default generator (as ``torch.cuda.initial_seed``)."""
+    cp = _require("initial_seed")
+    from ..ops.random import cuda_default_generator
+
+    return cuda_default_generator(int(cp.cuda.runtime.getDevice())).initial_seed()
+
+
+def _default_generator(device="cuda"):
+    from ..ops.random import cuda_default_generator
+
+    _require("default generator")
+    return cuda_default_generator(_device_index(device))
+
+
+def get_rng_state(device="cuda"):
+    """The state of a GPU's default generator: a 16-byte uint8 CPU tensor (seed, then Philox offset)."""
+    return _default_generator(device).get_state()
+
+
+def set_rng_state(new_state, device="cuda") -> None:
+    """Restore a GPU's default generator from :func:`get_rng_state`."""
+    _default_generator(device).set_state(new_state)
+
+
+def get_rng_state_all() -> list:
+    """The states of every GPU's default generator."""
+    return [get_rng_state(i) for i in range(device_count())]
+
+
+def set_rng_state_all(new_states) -> None:
+    """Restore every GPU's default generator from :func:`get_rng_state_all`."""
+    for i, st in enumerate(new_states):
+        set_rng_state(st, i)
+
+
+def __getattr__(name: str):
+    if name == "default_generators":  # torch.cuda.default_generators: one per visible device
+        from ..ops.random import cuda_default_generator
+
+        return tuple(cuda_default_generator(i) for i in range(device_count()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
@@ -257,3 +306,4 @@ from .memory import (  # noqa: E402,F401
     reset_peak_memory_stats)
 from .streams import Event, Stream, current_stream, default_stream, stream  # noqa: E402,F401
 from . import amp  # noqa: E402,F401 - torch.cuda.amp is an attribute of torch.cuda
+from . import _checks  # noqa: E402 - pending device-side checks (flushed by synchronize and host transfers)

@@ -244,6 +244,10 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
     if not training:
         return leaky_relu(x, (lower + upper) / 2)
     xp, a = x._xp, x._data
+    ds = _R._sampler(None, xp)
+    if ds is not None:  # slopes drawn on the device, no host round trip
+        u = ds.uniform01(a.shape, D.float64 if a.dtype == np.float64 else D.float32)
+        return x * T._wrap(xp.where(a <= 0, u * (upper - lower) + lower, 1.0).astype(a.dtype))
     rng = _R._rng(None)
     u = rng.random(a.shape, dtype=_F32) if a.dtype != np.float64 else rng.random(a.shape)
     host = to_host(a)

@@ -69,9 +69,14 @@ def _dropout(input, p: float, training: bool, inplace: bool, op: str, alpha: boo
     if p == 1:
         m = xp.zeros((), dtype=a.dtype)
     else:
-        rng = _R._rng(None)
         q = 1.0 - p
-        keep = (rng.random(shape) if a.dtype == _F64 else rng.random(shape, dtype=np.float32)) < q
+        ds = _R._sampler(None, xp)
+        if ds is not None:  # drawn on the device; float32 masks compare as kernels/dropout.cu does
+            u = ds.uniform01(shape, _R.D.float64 if a.dtype == _F64 else _R.D.float32)
+            keep = u < (q if a.dtype == _F64 else np.float32(q))
+        else:
+            rng = _R._rng(None)
+            keep = (rng.random(shape) if a.dtype == _F64 else rng.random(shape, dtype=np.float32)) < q
         if alpha:
             s = 1.0 / math.sqrt((_ALPHA * _ALPHA * p + 1.0) * q)
             b = _R._on(xp, ((keep - 1.0) * (_ALPHA * s) + _ALPHA * s * p).astype(a.dtype))

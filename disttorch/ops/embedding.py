@@ -15,6 +15,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from .._internals import bump_version
 from ..autograd.op import Op
+from ..cuda import _checks
 from ._helpers import quiet, tensor_arg
 
 __all__ = []
@@ -34,10 +35,19 @@ def _indices(input, op: str, arg: str = "indices"):
     return idx
 
 
-def _check_range(xp, flat, n: int, op: str) -> None:
+def _check_range(xp, flat, n: int, op: str):
+    """``flat`` checked to lie in [0, n): at once on the CPU; on a device without a host sync (reported at the next
+    synchronisation, disttorch.cuda._checks) and returned clipped into range meanwhile."""
+    if xp is not np:
+        return _checks.defer_range(xp, flat, 0, n, lambda: _range_error(flat, n, op))
     if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= n):
-        bad = int(flat.min()) if int(flat.min()) < 0 else int(flat.max())
-        raise IndexError(f"{op}: index out of range in self (index {bad} for a weight of {n} rows)")
+        raise _range_error(flat, n, op)
+    return flat
+
+
+def _range_error(flat, n: int, op: str) -> IndexError:
+    bad = int(flat.min()) if int(flat.min()) < 0 else int(flat.max())
+    return IndexError(f"{op}: index out of range in self (index {bad} for a weight of {n} rows)")
 
 
 def _padding(padding_idx, n: int) -> int:
@@ -82,7 +92,7 @@ class EmbeddingBackward0(Op):
     def forward(self, xp, w, idx, flat=None, pad=-1, freq=False):
         if self.next_functions:
             self.flat, self.num_weights, self.padding_idx, self.freq = flat, w.shape[0], pad, freq
-        return xp.take(w, idx, axis=0)
+        return xp.take(w, flat.reshape(idx.shape), axis=0)  # flat: the indices, clipped on a device
 
     def _scaled(self, xp, g2, dtype):
         """The per-occurrence gradient rows, divided by their index's frequency under scale_grad_by_freq."""
@@ -135,7 +145,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     pad = _padding(padding_idx, n)
     xp = w._xp
     flat = idx._data.reshape(-1)
-    _check_range(xp, flat, n, "embedding")
+    flat = _check_range(xp, flat, n, "embedding")
     if max_norm is not None:
         _renorm_(w, flat, max_norm, norm_type)
     return EmbeddingBackward0.apply(w, idx, flat=flat, pad=pad, freq=bool(scale_grad_by_freq))
@@ -173,9 +183,11 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float =
         off = offsets._data if isinstance(offsets, T.Tensor) else xp.asarray(offsets)
         if off.ndim != 1:
             raise ValueError("offsets has to be a 1D Tensor")
-        if off.shape[0] and int(off[0]) != 0:
-            raise ValueError("offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
-                             f"position 0. However, got {int(off[0])}")
+        if off.shape[0]:
+            if xp is not np:  # no host sync on the device: reported at the next synchronisation
+                _checks.defer(off[0] != 0, lambda off=off: _offsets_error(off))
+            elif int(off[0]) != 0:
+                raise _offsets_error(off)
         nb = off.shape[0] - 1 if include_last_offset else off.shape[0]
         bag = xp.searchsorted(off, xp.arange(idx._data.shape[0]), side="right") - 1
         flat_idx = idx
@@ -207,6 +219,11 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float =
     return out
 
 
+def _offsets_error(off) -> ValueError:
+    return ValueError("offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                      f"position 0. However, got {int(off[0])}")
+
+
 def one_hot(tensor, num_classes: int = -1):
     """int64 one-hot encoding: ``tensor.shape + (num_classes,)``; ``num_classes=-1`` infers ``max + 1``."""
     x = tensor_arg(tensor, "one_hot", "tensor")
@@ -217,10 +234,19 @@ def one_hot(tensor, num_classes: int = -1):
     if num_classes == -1:
         if a.size == 0:
             raise RuntimeError("Can not infer total number of classes from empty tensor.")
-        num_classes = int(a.max()) + 1
-    if a.size:
-        if int(a.min()) < 0:
-            raise RuntimeError("Class values must be non-negative.")
-        if int(a.max()) >= num_classes:
-            raise RuntimeError("Class values must be smaller than num_classes.")
+        num_classes = int(a.max()) + 1  # the output's shape depends on the data: a host sync, as on CUDA
+    if a.size and xp is not np:  # no host sync on the device: reported at the next synchronisation
+        _checks.defer((a.min() < 0) | (a.max() >= num_classes), lambda: _one_hot_error(a, num_classes))
+    elif a.size:
+        err = _one_hot_error(a, num_classes)
+        if err is not None:
+            raise err
     return T._wrap((a[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+def _one_hot_error(a, num_classes: int):
+    if int(a.min()) < 0:
+        return RuntimeError("Class values must be non-negative.")
+    if int(a.max()) >= num_classes:
+        return RuntimeError("Class values must be smaller than num_classes.")
+    return None

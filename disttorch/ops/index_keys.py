@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 from .. import _tensor as T
-from .._device import to_host
+from .._device import array_module_of, to_host
+from ..cuda import _checks
 
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices "
               "(got {})")
@@ -117,13 +118,15 @@ def _norm_key(x, key) -> tuple:
     return tuple(out), adv
 
 
-def _check_bounds_device(shape, key) -> None:
-    # CuPy wraps out-of-range advanced indices instead of raising: check them as NumPy would.
+def _check_bounds_device(shape, key: list) -> None:
+    """CuPy wraps out-of-range advanced indices instead of raising: check them as NumPy would, without a host sync
+    (the check reports at the next synchronisation, disttorch.cuda._checks); the index arrays in ``key`` are
+    replaced by copies clipped into range meanwhile."""
     dim = 0
     n_ell = len(shape) - sum(1 if (k.__class__ is int or isinstance(k, slice)) else
                              (k.ndim if hasattr(k, "dtype") and k.dtype.kind == "b" else
                               1 if hasattr(k, "dtype") else 0) for k in key if k is not Ellipsis)
-    for k in key:
+    for i, k in enumerate(key):
         if k is Ellipsis:
             dim += max(n_ell, 0)
         elif k is None or k.__class__ is bool:
@@ -132,11 +135,15 @@ def _check_bounds_device(shape, key) -> None:
             dim += k.ndim
         else:
             if hasattr(k, "dtype") and k.size and dim < len(shape):
-                lo, hi = int(k.min()), int(k.max())
-                if lo < -shape[dim] or hi >= shape[dim]:
-                    bad = lo if lo < -shape[dim] else hi
-                    raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {shape[dim]}")
+                n = shape[dim]
+                key[i] = _checks.defer_range(array_module_of(k), k, -n, n,
+                                             lambda k=k, d=dim, n=n: _bounds_error(k, d, n))
             dim += 1
+
+
+def _bounds_error(k, dim: int, n: int) -> IndexError:
+    lo, hi = int(k.min()), int(k.max())
+    return IndexError(f"index {lo if lo < -n else hi} is out of bounds for dimension {dim} with size {n}")
 
 
 def _index_error(e: Exception, shape) -> IndexError:

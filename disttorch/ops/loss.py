@@ -16,6 +16,7 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
+from ..cuda import _checks
 from ..autograd.op import Op
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from ._kept import attach_kept
@@ -38,6 +39,15 @@ FUNCTIONAL = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss",
 
 _LOW = (D.float16.np, D.bfloat16.np)
 _F32 = np.dtype(np.float32)
+
+
+def _target_error(tt, bad) -> IndexError:
+    """nll/cross-entropy's error for the first out-of-range class index (``bad``: its mask over ``tt``)."""
+    return IndexError(f"Target {int(tt[bad].ravel()[0])} is out of bounds.")
+
+
+def _bce_range_error() -> RuntimeError:
+    return RuntimeError("all elements of input should be between 0 and 1")
 
 
 # ---- regression losses --------------------------------------------------------------------------------
@@ -166,10 +176,16 @@ class _Classes:
         self.lay = (N, C) if S == 1 else (N, C, S)
         tt = t._data.reshape((N,) if S == 1 else (N, S))
         valid = tt != ignore_index
-        if tt.size and (tt.min() < 0 or tt.max() >= C):  # cheap test first; the masked one only on failure
+        if xp is not np and tt.size:
+            # No host sync on the device: checked at the next synchronisation (disttorch.cuda._checks), as
+            # PyTorch's CUDA device-side assert; out-of-range targets read class 0 meanwhile.
+            bad = valid & ((tt < 0) | (tt >= C))
+            _checks.defer(bad.any(), lambda: _target_error(tt, bad))
+            valid = valid & ~bad
+        elif tt.size and (tt.min() < 0 or tt.max() >= C):  # cheap test first; the masked one only on failure
             bad = valid & ((tt < 0) | (tt >= C))
             if bad.any():
-                raise IndexError(f"Target {int(tt[bad].ravel()[0])} is out of bounds.")
+                raise _target_error(tt, bad)
         self.valid = valid
         self.tsafe = xp.where(valid, tt, 0)
         # Index tuple that picks element [n, t[n, s], s] of an (N, C[, S]) array.
@@ -448,8 +464,11 @@ class BinaryCrossEntropyBackward0(Op):
         xa, ta = x, t
         if xa.dtype in _LOW:
             xa, ta = xa.astype(_F32), ta.astype(_F32)
-        if not bool(((xa >= 0) & (xa <= 1)).all()):
-            raise RuntimeError("all elements of input should be between 0 and 1")
+        in_range = ((xa >= 0) & (xa <= 1)).all()
+        if xp is not np:  # checked at the next synchronisation (disttorch.cuda._checks), as on CUDA
+            _checks.defer(~in_range, _bce_range_error)
+        elif not bool(in_range):
+            raise _bce_range_error()
         with quiet(xp):
             loss = -(ta * xp.maximum(xp.log(xa), -100) + (1 - ta) * xp.maximum(xp.log1p(-xa), -100))
         if w is not None:

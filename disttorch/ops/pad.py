@@ -8,6 +8,8 @@ of the transposed table, again a few gathers.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np  # index bookkeeping on the host; tensor math goes through ``xp``
 
 from .. import _tensor as T
@@ -70,6 +72,32 @@ def simplify_taps(idx, w, n: int):
     return idx, w
 
 
+_TABLES: "OrderedDict[tuple, object]" = OrderedDict()
+_TABLES_MAX = 256
+
+
+def device_table(xp, table, like, dtype=None):
+    """The host index/weight ``table`` as an array of ``xp`` on ``like``'s device, cached by content and device.
+
+    Tap and pooling tables depend only on shapes and options, so on a device each distinct table is uploaded
+    once (later calls of the same op shape make no host-to-device copy); on the CPU it is ``table`` itself.
+    """
+    if xp is np:
+        return table if dtype is None else table.astype(dtype, copy=False)
+    dt = np.dtype(table.dtype if dtype is None else dtype)
+    dev = getattr(getattr(like, "device", None), "id", None)
+    key = (id(xp), dev, dt.str, table.shape, table.tobytes())
+    hit = _TABLES.get(key)
+    if hit is not None:
+        _TABLES.move_to_end(key)
+        return hit
+    arr = xp.asarray(table, dtype=dt)
+    _TABLES[key] = arr
+    if len(_TABLES) > _TABLES_MAX:
+        _TABLES.popitem(last=False)
+    return arr
+
+
 def take_taps(xp, a, axis: int, idx, w):
     """``out[..., i, ...] = sum_t w[i, t] * a[..., idx[i, t], ...]`` along ``axis`` (``w`` None: one unit tap)."""
     if w is None:
@@ -127,7 +155,7 @@ def tap_maps(plans):
                 shape[axis] = len(idx)
                 b = xp.zeros(tuple(shape), dtype=cd)
                 continue
-            b = take_taps(xp, b, axis, xp.asarray(idx), None if w is None else xp.asarray(w, dtype=cd))
+            b = take_taps(xp, b, axis, device_table(xp, idx, b), None if w is None else device_table(xp, w, b, cd))
         return b.astype(a.dtype) if b.dtype != a.dtype else b
 
     def fwd(a):

@@ -4,8 +4,15 @@ Every sampling function takes ``generator=`` (default: ``disttorch.default_gener
 wraps NumPy's PCG64 bit generator, so its state is its own: two Generators seeded alike give the
 same numbers and never disturb each other. The same seed gives the same sequence on every run and
 platform, but the streams differ from PyTorch's (mt19937 / Philox): ``manual_seed(0)`` in disttorch
-and in PyTorch produce different numbers. Samples are drawn on the host and copied to the tensor's
-device. The state (``get_state``) is a uint8 tensor, as in PyTorch, but of disttorch's own layout.
+and in PyTorch produce different numbers. The state (``get_state``) is a uint8 tensor, as in PyTorch, but
+of disttorch's own layout.
+
+CUDA outputs are drawn on the device, with no host round trip, from a CUDA generator: a Philox4x32-10
+(seed, offset) pair as PyTorch's (``ops/random_device.py``; state: 16 bytes, seed then offset).
+``Generator(device='cuda')`` makes one; ``generator=None`` uses the device's default generator
+(``disttorch.cuda.default_generators``), seeded by ``disttorch.manual_seed`` (every device, as PyTorch) and
+``disttorch.cuda.manual_seed``/``manual_seed_all``. A generator of the other device type raises PyTorch's
+error. ``poisson`` on a CUDA tensor still samples on the host.
 As in PyTorch 2.13, each process seeds the default generator from OS entropy (``initial_seed()`` reports
 the seed); a new ``Generator()`` starts from PyTorch's fixed default seed.
 
@@ -14,9 +21,7 @@ that require grad give outputs whose gradient with respect to those inputs is ze
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 
 import numpy as np
 
@@ -26,197 +31,20 @@ from .._device import device as _device_cls
 from .._device import to_host
 from .._internals import bump_version
 from ..autograd.op import Op, inplace_node, set_history, write_out
+from ..cuda import _checks
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from .creation import _finish, _resolve, _size_args
 from .index import _CPP_NAMES
 from .inplace import ZeroGradBackward0, _type_name, needs_graph, refuse_view
+from .random_device import bernoulli_device, multinomial_device
+from .random_generator import (  # noqa: F401 - the generator API is re-exported here (disttorch.random, nn.init)
+    _F32, _F64, _MANTISSA, Generator, _compute_dtype, _HostSampler, _integers, _normal01, _on, _rng, _sampler,
+    _uniform01, cuda_default_generator, default_generator, fork_rng, get_rng_state, initial_seed, manual_seed,
+    seed, seed_cuda_generators, set_rng_state)
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
            "set_rng_state", "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial",
            "poisson", "rand_like", "randn_like", "randint_like"]
-
-_DEFAULT_SEED = 67280421310721  # PyTorch's seed for a new Generator(); the default generator gets a random one
-_U64 = 0xFFFF_FFFF_FFFF_FFFF
-_STATE_BYTES = 56
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-
-
-def _seed_value(seed) -> int:
-    try:
-        s = int(seed)
-    except (TypeError, ValueError):
-        raise TypeError(f"manual_seed: expected an int seed, got {type(seed).__name__}") from None
-    if not -0x8000_0000_0000_0000 <= s <= _U64:
-        raise RuntimeError("Overflow when unpacking long long")
-    return _U64 + s if s < 0 else s  # PyTorch's remapping of negative seeds
-
-
-class Generator:
-    """A random number generator with its own state, as ``torch.Generator``.
-
-    Example:
-        >>> g = disttorch.Generator().manual_seed(42)
-        >>> disttorch.rand(2, generator=g).shape
-        disttorch.Size([2])
-    """
-
-    def __init__(self, device="cpu") -> None:
-        self.device = device if isinstance(device, _device_cls) else _device_cls(device)
-        self._seed = _DEFAULT_SEED
-        self._rng = np.random.Generator(np.random.PCG64(_DEFAULT_SEED))
-
-    def manual_seed(self, seed) -> "Generator":
-        """Reset the state from ``seed`` (an int; negative values are remapped as in PyTorch); returns self."""
-        self._seed = _seed_value(seed)
-        self._rng = np.random.Generator(np.random.PCG64(self._seed))
-        return self
-
-    def seed(self) -> int:
-        """Seed from OS entropy; returns the new (64-bit) seed."""
-        s = int.from_bytes(os.urandom(8), "little")
-        self.manual_seed(s)
-        return s
-
-    def initial_seed(self) -> int:
-        """The seed this generator was last seeded with."""
-        return self._seed
-
-    def get_state(self) -> "T.Tensor":
-        """The full state as a uint8 tensor (restore it with ``set_state``)."""
-        st = self._rng.bit_generator.state
-        buf = (st["state"]["state"].to_bytes(16, "little") + st["state"]["inc"].to_bytes(16, "little")
-               + int(st["has_uint32"]).to_bytes(8, "little") + int(st["uinteger"]).to_bytes(8, "little")
-               + self._seed.to_bytes(8, "little"))
-        return T._wrap(np.frombuffer(buf, dtype=np.uint8).copy())
-
-    def set_state(self, new_state) -> "Generator":
-        """Restore a state returned by ``get_state``; returns self."""
-        if not isinstance(new_state, T.Tensor) or new_state.dtype is not D.uint8:
-            raise TypeError("RNG state must be a torch.ByteTensor")
-        raw = to_host(new_state._data).reshape(-1)
-        if raw.size != _STATE_BYTES:
-            raise RuntimeError(f"set_state: expected an RNG state of {_STATE_BYTES} bytes (from Generator.get_state), "
-                               f"got {raw.size}")
-        b = raw.tobytes()
-        rng = np.random.Generator(np.random.PCG64())
-        rng.bit_generator.state = {
-            "bit_generator": "PCG64",
-            "state": {"state": int.from_bytes(b[0:16], "little"), "inc": int.from_bytes(b[16:32], "little")},
-            "has_uint32": int.from_bytes(b[32:40], "little"), "uinteger": int.from_bytes(b[40:48], "little")}
-        self._rng = rng
-        self._seed = int.from_bytes(b[48:56], "little")
-        return self
-
-    def __repr__(self) -> str:
-        return f"<disttorch.Generator object at {hex(id(self))}>"
-
-    def __reduce__(self):
-        return (_rebuild_generator, (str(self.device), self.get_state()._data.tobytes()))
-
-
-def _rebuild_generator(device: str, state: bytes) -> Generator:
-    return Generator(device).set_state(T._wrap(np.frombuffer(state, dtype=np.uint8).copy()))
-
-
-default_generator = Generator()
-# As in PyTorch 2.13, every process starts the default generator from a fresh random seed (OS entropy), so
-# unseeded processes (DDP ranks, separate runs) draw different numbers; initial_seed() reports it.
-default_generator.seed()
-
-
-def manual_seed(seed) -> Generator:
-    """Seed the default generator (all devices: disttorch samples on the host) and, as PyTorch, every GPU's
-    generator (lazily, see ``disttorch.cuda.manual_seed_all``); returns the default generator."""
-    from .. import cuda
-
-    gen = default_generator.manual_seed(seed)
-    cuda.manual_seed_all(seed)
-    return gen
-
-
-def seed() -> int:
-    """Seed the default generator from OS entropy; returns the seed."""
-    return default_generator.seed()
-
-
-def initial_seed() -> int:
-    """The seed the default generator was last seeded with."""
-    return default_generator.initial_seed()
-
-
-def get_rng_state() -> "T.Tensor":
-    """The default generator's state as a uint8 tensor."""
-    return default_generator.get_state()
-
-
-def set_rng_state(new_state) -> None:
-    """Restore the default generator's state from ``get_rng_state()``."""
-    default_generator.set_state(new_state)
-
-
-@contextlib.contextmanager
-def fork_rng(devices=None, enabled: bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
-             device_type: str = "cuda"):
-    """Context manager: random calls inside it leave the default generator's state as it was before."""
-    if not enabled:
-        yield
-        return
-    state = default_generator.get_state()
-    try:
-        yield
-    finally:
-        default_generator.set_state(state)
-
-
-# ------------------------------------------------------------------------------------------
-# host samplers: (numpy Generator, shape, dtype) -> numpy array of that dtype
-# ------------------------------------------------------------------------------------------
-def _rng(generator):
-    if generator is None:
-        return default_generator._rng
-    if not isinstance(generator, Generator):
-        raise TypeError(f"generator must be a disttorch.Generator, not {type(generator).__name__}")
-    return generator._rng
-
-
-def _on(xp, arr):
-    return arr if xp is np else xp.asarray(arr)
-
-
-_MANTISSA = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
-
-
-def _uniform01(rng, shape, dt: D.dtype):
-    """Uniform samples in [0, 1) of dtype ``dt`` (never 1.0, also in float16/bfloat16)."""
-    if dt is D.float32:
-        return rng.random(shape, dtype=_F32)
-    if dt is D.float64:
-        return rng.random(shape)
-    if dt is D.float16 or dt is D.bfloat16:
-        bits = _MANTISSA[dt.name]
-        return (rng.integers(0, 1 << bits, shape, dtype=np.int32) * (2.0 ** -bits)).astype(dt.np)
-    if dt.is_complex:
-        real = _uniform01(rng, shape, dt.to_real())
-        return real + 1j * _uniform01(rng, shape, dt.to_real())
-    raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{_type_name(dt)}'")
-
-
-def _normal01(rng, shape, dt: D.dtype):
-    if dt is D.float32:
-        return rng.standard_normal(shape, dtype=_F32)
-    if dt is D.float64:
-        return rng.standard_normal(shape)
-    if dt is D.float16 or dt is D.bfloat16:
-        return rng.standard_normal(shape, dtype=_F32).astype(dt.np)
-    if dt.is_complex:  # real and imaginary parts each have variance 1/2, as in PyTorch
-        r = dt.to_real()
-        return ((_normal01(rng, shape, r) + 1j * _normal01(rng, shape, r)) * math.sqrt(0.5)).astype(dt.np)
-    raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{_type_name(dt)}'")
-
-
-def _compute_dtype(dt: D.dtype):
-    """The NumPy dtype to scale samples in: float32 for low-precision floats."""
-    return _F32 if dt is D.float16 or dt is D.bfloat16 else dt.np
 
 
 # ------------------------------------------------------------------------------------------
@@ -227,6 +55,11 @@ def rand(*sizes, generator=None, out=None, dtype=None, layout=None, device=None,
     """Uniform samples in [0, 1): ``rand(2, 3)`` or ``rand((2, 3))``."""
     shape = _size_args(sizes, "rand", size)
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    ds = _sampler(generator, xp, dev.index)
+    if ds is not None:
+        if not (dt.is_floating_point or dt.is_complex):
+            raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{_type_name(dt)}'")
+        return _finish(ds.uniform01(shape, dt), requires_grad, out)
     return _finish(_on(xp, _uniform01(_rng(generator), shape, dt)), requires_grad, out)
 
 
@@ -235,6 +68,11 @@ def randn(*sizes, generator=None, out=None, dtype=None, layout=None, device=None
     """Standard normal samples: ``randn(2, 3)``."""
     shape = _size_args(sizes, "randn", size)
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
+    ds = _sampler(generator, xp, dev.index)
+    if ds is not None:
+        if not (dt.is_floating_point or dt.is_complex):
+            raise RuntimeError(f"\"normal_kernel_cuda\" not implemented for '{_type_name(dt)}'")
+        return _finish(ds.normal01(shape, dt), requires_grad, out)
     return _finish(_on(xp, _normal01(_rng(generator), shape, dt)), requires_grad, out)
 
 
@@ -243,13 +81,6 @@ def _int_bound(v, name: str) -> int:
     if isinstance(v, float) and not v.is_integer():
         raise TypeError(f"randint(): argument '{name}' must be int, not float")
     return int(v)
-
-
-def _integers(rng, low: int, high: int, shape, op: str):
-    """Integers in [low, high) as int64 (``high`` may be 2**63, for int64's full range)."""
-    if low >= high:
-        raise RuntimeError(f"{op} expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    return rng.integers(low, high - 1, shape, dtype=np.int64, endpoint=True)
 
 
 def randint(*args, size=None, low=None, high=None, generator=None, out=None, dtype=None, layout=None,
@@ -277,6 +108,10 @@ def randint(*args, size=None, low=None, high=None, generator=None, out=None, dty
     high = _int_bound(high, "high")
     shape = _size_args((size,), "randint")
     dt, dev, xp = _resolve(dtype, device, out, D.int64)
+    ds = _sampler(generator, xp, dev.index)
+    if ds is not None:
+        arr = ds.integers(low, high, shape, "random_")
+        return _finish(arr if dt is D.int64 else arr.astype(dt.np), requires_grad, out)
     arr = _integers(_rng(generator), low, high, shape, "random_")
     return _finish(_on(xp, arr if dt is D.int64 else arr.astype(dt.np)), requires_grad, out)
 
@@ -290,8 +125,9 @@ def randperm(n: int, *, generator=None, out=None, dtype=None, layout=None, devic
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     dt, dev, xp = _resolve(dtype, device, out, D.int64)
-    arr = _rng(generator).permutation(int(n))
-    return _finish(_on(xp, arr if dt is D.int64 else arr.astype(dt.np)), requires_grad, out)
+    ds = _sampler(generator, xp, dev.index)
+    arr = ds.permutation(int(n)) if ds is not None else _on(xp, _rng(generator).permutation(int(n)))
+    return _finish(arr if dt is D.int64 else arr.astype(dt.np), requires_grad, out)
 
 
 class _ZeroGradBackward(Op):
@@ -336,7 +172,6 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
     """Normal samples: ``normal(mean_tensor, std_tensor)``, ``normal(mean_tensor, 1.0)``,
     ``normal(0.0, std_tensor)`` (shapes broadcast) or ``normal(0.0, 1.0, size)``."""
     mt, st = isinstance(mean, T.Tensor), isinstance(std, T.Tensor)
-    rng = _rng(generator)
     if not mt and not st:
         if size is None:
             raise TypeError("normal() missing required argument 'size' when mean and std are numbers")
@@ -344,7 +179,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _size_args((size,) if isinstance(size, (list, tuple)) else (size,), "normal")
         dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
-        arr = _normal01(rng, shape, dt)
+        ds = _sampler(generator, xp, dev.index)
+        arr = ds.normal01(shape, dt) if ds is not None else _normal01(_rng(generator), shape, dt)
         if std != 1 or mean != 0:
             arr = (arr.astype(_compute_dtype(dt)) * std + mean).astype(dt.np)
         return _finish(_on(xp, arr), requires_grad, out)
@@ -355,14 +191,23 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
     if not (dt.is_floating_point or dt.is_complex):
         dt = D.get_default_dtype()
     shape = broadcast_shapes(*(t._data.shape for t in tensors), op="normal")
+    cd = _compute_dtype(dt)
+    xp = tensors[0]._xp
+    ds = _sampler(generator, xp)
+    if ds is not None:  # on the device: std >= 0 is checked at the next synchronisation
+        if st:
+            _checks.defer((std._data < 0).any(), lambda: RuntimeError("normal expects all elements of std >= 0.0"))
+        arr = ds.normal01(shape, dt).astype(cd) * (std._data.astype(cd) if st else std) + \
+            (mean._data.astype(cd) if mt else mean)
+        return _zero_grad_node(arr.astype(dt.np), NormalBackward0, mean if mt else None, std if st else None,
+                               out=out)
+    rng = _rng(generator)
     std_h = to_host(std._data) if st else std
     if st and bool(np.any(std_h < 0)):
         raise RuntimeError("normal expects all elements of std >= 0.0")
-    cd = _compute_dtype(dt)
     with quiet(np):
         arr = _normal01(rng, shape, dt).astype(cd) * (np.asarray(std_h, cd)) + np.asarray(to_host(mean._data) if mt else
                                                                                            mean, cd)
-    xp = tensors[0]._xp
     return _zero_grad_node(_on(xp, arr.astype(dt.np)), NormalBackward0, mean if mt else None, std if st else None,
                            out=out)
 
@@ -370,11 +215,15 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
 def _check_prob(p, number: bool) -> None:
     """PyTorch's errors for probabilities outside [0, 1]: ``p`` a host array; ``number``: given as a number."""
     if bool(np.any(~((p >= 0) & (p <= 1)))):
-        if number:
-            raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={float(p):g}")
-        # (sic: PyTorch's wording, two spaces included)
-        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error message "
-                           "be improved?  If so, please report an enhancement request to PyTorch.)")
+        raise _prob_error(number, p)
+
+
+def _prob_error(number: bool, p) -> RuntimeError:
+    if number:
+        return RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={float(p):g}")
+    # (sic: PyTorch's wording, two spaces included)
+    return RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error message "
+                        "be improved?  If so, please report an enhancement request to PyTorch.)")
 
 
 def _bernoulli_array(rng, shape, p, np_dtype):
@@ -387,6 +236,15 @@ def _bernoulli_array(rng, shape, p, np_dtype):
 def bernoulli(input, p=None, *, generator=None, out=None):
     """0/1 samples with probabilities ``input`` (or the number ``p``), in ``input``'s shape and dtype."""
     x = tensor_arg(input, "bernoulli")
+    ds = _sampler(generator, x._xp)
+    if ds is not None and p is None:  # on the device: the range check waits for the next synchronisation
+        arr = bernoulli_device(ds, x._data, lambda: _prob_error(False, None))
+        return _zero_grad_node(arr, BernoulliBackward0, x, out=out)
+    if ds is not None:
+        probs = float(p.item() if isinstance(p, T.Tensor) else p)
+        _check_prob(np.asarray(probs), True)
+        arr = (ds.uniform01(x._data.shape, D.float64) < probs).astype(x._data.dtype)
+        return _zero_grad_node(arr, BernoulliBackward0, x, out=out)
     if p is None:
         probs = to_host(x._data)
         if probs.dtype.kind not in "fV":
@@ -418,11 +276,15 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     if k == 0:
         raise RuntimeError("multinomial: number of categories cannot be zero")
+    ds = _sampler(generator, x._xp)
+    if ds is not None:
+        idx = multinomial_device(ds, x._data.reshape(-1, k), n, replacement, _multinomial_error)
+        r = T._wrap(idx.reshape(n) if nd == 1 else idx)
+        return r if out is None else write_out(r, out, "multinomial")
     p = to_host(x._data).astype(_F64).reshape(-1, k)
-    if not bool(np.isfinite(p).all()) or bool((p < 0).any()):
-        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
-    if bool((p.sum(1) <= 0).any()):
-        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    err = _multinomial_error(p)
+    if err is not None:
+        raise err
     rng = _rng(generator)
     rows = p.shape[0]
     if replacement:
@@ -440,6 +302,15 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
         idx = np.argsort(keys, axis=1, kind="stable")[:, :n].astype(np.int64)
     r = T._wrap(_on(x._xp, idx.reshape(n) if nd == 1 else idx))
     return r if out is None else write_out(r, out, "multinomial")
+
+
+def _multinomial_error(p):
+    """multinomial's error for the (rows, k) float64 probabilities ``p`` (any array module), or None."""
+    if not bool(np.isfinite(p).all()) or bool((p < 0).any()):
+        return RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if bool((p.sum(1) <= 0).any()):
+        return RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    return None
 
 
 def poisson(input, generator=None):
@@ -482,10 +353,11 @@ def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=Non
 
 
 # ------------------------------------------------------------------------------------------
-# in-place samplers (Tensor methods)
+# in-place samplers (Tensor methods): written once over a sampler, NumPy's generator (_HostSampler) for a CPU
+# tensor and the device Philox generator (random_device.DeviceSampler) for a CUDA tensor
 # ------------------------------------------------------------------------------------------
-def _fill(self, op: str, make):
-    """Write ``make(shape, dtype)`` (a host array) into ``self`` in place and bump its version.
+def _fill(self, op: str, make, generator):
+    """Write ``make(sampler, shape, dtype)`` into ``self`` in place and bump its version.
 
     Under grad mode a leaf that requires grad raises, as for every in-place op; a non-leaf gets a
     node whose gradient is zero (the new values do not depend on the old ones).
@@ -493,9 +365,10 @@ def _fill(self, op: str, make):
     record = needs_graph(self, op)
     if record:
         refuse_view(self, op)
-    arr = make(self._data.shape, self.dtype)
     xp = self._xp
-    xp.copyto(self._data, _on(xp, arr), casting="unsafe")
+    sampler = _sampler(generator, xp) or _HostSampler(_rng(generator))
+    arr = make(sampler, self._data.shape, self.dtype)
+    xp.copyto(self._data, arr, casting="unsafe")
     bump_version(self)
     if record:  # not Op.apply: the samples are written into self's own memory
         set_history(self, inplace_node(ZeroGradBackward0, self))
@@ -516,11 +389,11 @@ def _need_float(self, op: str) -> None:
     raise RuntimeError(f"\"{kernel.get(op, op)}\" not implemented for '{_type_name(dt)}'")
 
 
-def _clamp_below(arr, hi, lo):
+def _clamp_below(xp, arr, hi, lo):
     """Keep samples of [lo, hi) below ``hi`` after rounding to a narrow dtype."""
     if lo < hi and arr.size:
-        top = np.nextafter(np.asarray(hi, arr.dtype), np.asarray(lo, arr.dtype))
-        np.minimum(arr, top, out=arr)
+        top = np.nextafter(np.asarray(hi, arr.dtype), np.asarray(lo, arr.dtype))[()]  # a host scalar
+        xp.minimum(arr, top, out=arr)
     return arr
 
 
@@ -529,13 +402,12 @@ def uniform_(self, from_=0.0, to=1.0, *, generator=None):
     _need_float(self, "uniform_")
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
-    rng = _rng(generator)
 
-    def make(shape, dt):
+    def make(S, shape, dt):
         cd = _compute_dtype(dt)
-        arr = (_uniform01(rng, shape, dt).astype(cd) * (to - from_) + from_).astype(dt.np)
-        return _clamp_below(arr, to, from_)
-    return _fill(self, "uniform_", make)
+        arr = (S.uniform01(shape, dt).astype(cd) * (to - from_) + from_).astype(dt.np)
+        return _clamp_below(S.xp, arr, to, from_)
+    return _fill(self, "uniform_", make, generator)
 
 
 def normal_(self, mean=0.0, std=1.0, *, generator=None):
@@ -543,19 +415,26 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
     _need_float(self, "normal_")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
-    rng = _rng(generator)
-    return _fill(self, "normal_", lambda shape, dt: (_normal01(rng, shape, dt).astype(_compute_dtype(dt)) * std
-                                                     + mean).astype(dt.np))
+    return _fill(self, "normal_", lambda S, shape, dt: (S.normal01(shape, dt).astype(_compute_dtype(dt)) * std
+                                                        + mean).astype(dt.np), generator)
 
 
 def bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 0/1 samples drawn with probability ``p`` (a number or a tensor broadcastable to self)."""
-    probs = to_host(p._data) if isinstance(p, T.Tensor) else float(p)
-    _check_prob(np.asarray(probs), not isinstance(p, T.Tensor))
     if isinstance(p, T.Tensor):
-        broadcast_shapes(probs.shape, self._data.shape, op="bernoulli_")
-    rng = _rng(generator)
-    return _fill(self, "bernoulli_", lambda shape, dt: _bernoulli_array(rng, shape, probs, np.int8))
+        broadcast_shapes(p._data.shape, self._data.shape, op="bernoulli_")
+    if isinstance(p, T.Tensor) and p._xp is not np:  # checked at the next synchronisation, no host copy
+        probs = p._data
+        _checks.defer((~((probs >= 0) & (probs <= 1))).any(), lambda: _prob_error(False, None))
+    else:
+        probs = to_host(p._data) if isinstance(p, T.Tensor) else float(p)
+        _check_prob(np.asarray(probs), not isinstance(p, T.Tensor))
+
+    def make(S, shape, dt):
+        wide = getattr(probs, "dtype", _F64) not in (_F32, D.float16.np, D.bfloat16.np)
+        u = S.uniform01(shape, D.float64 if wide else D.float32)
+        return (u < probs).astype(np.int8)
+    return _fill(self, "bernoulli_", make, generator)
 
 
 def _random_bounds(dt: D.dtype):
@@ -573,13 +452,12 @@ def random_(self, from_=None, to=None, *, generator=None):
     if to is None and from_ is not None:  # random_(to)
         from_, to = 0, from_
     from_ = 0 if from_ is None else from_
-    rng = _rng(generator)
 
-    def make(shape, dt):
+    def make(S, shape, dt):
         lo = int(from_)
         hi = _random_bounds(dt) + 1 if to is None else int(to)
-        return _integers(rng, lo, hi, shape, "random_")
-    return _fill(self, "random_", make)
+        return S.integers(lo, hi, shape, "random_")
+    return _fill(self, "random_", make, generator)
 
 
 def exponential_(self, lambd=1.0, *, generator=None):
@@ -587,27 +465,36 @@ def exponential_(self, lambd=1.0, *, generator=None):
     _need_float(self, "exponential_")
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
-    rng = _rng(generator)
 
-    def make(shape, dt):
+    def make(S, shape, dt):
         cd = _F64 if dt is D.float64 else _F32
-        return (rng.standard_exponential(shape, dtype=cd) / cd.type(lambd)).astype(dt.np)
-    return _fill(self, "exponential_", make)
+        return (S.exponential(shape, cd) / cd.type(lambd)).astype(dt.np)
+    return _fill(self, "exponential_", make, generator)
 
 
 def geometric_(self, p, *, generator=None):
     """Fill with geometric samples (trials up to the first success, so values are >= 1)."""
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
-    rng = _rng(generator)
-    return _fill(self, "geometric_", lambda shape, dt: rng.geometric(p, shape))
+
+    def make(S, shape, dt):
+        if S.xp is np:
+            return S.rng.geometric(p, shape)
+        u = S.uniform01(shape, D.float64)  # inversion: ceil(log(1 - u) / log(1 - p)), at least one trial
+        return S.xp.maximum(S.xp.ceil(S.xp.log1p(-u) / math.log1p(-p)), 1.0)
+    return _fill(self, "geometric_", make, generator)
 
 
 def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
     """Fill with Cauchy samples."""
     _need_float(self, "cauchy_")
-    rng = _rng(generator)
-    return _fill(self, "cauchy_", lambda shape, dt: (rng.standard_cauchy(shape) * sigma + median).astype(dt.np))
+
+    def make(S, shape, dt):
+        if S.xp is np:
+            return (S.rng.standard_cauchy(shape) * sigma + median).astype(dt.np)
+        u = S.uniform01(shape, D.float64)
+        return (S.xp.tan(math.pi * (u - 0.5)) * sigma + median).astype(dt.np)
+    return _fill(self, "cauchy_", make, generator)
 
 
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
@@ -615,12 +502,11 @@ def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
     _need_float(self, "log_normal_")
     if not std > 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
-    rng = _rng(generator)
 
-    def make(shape, dt):
-        with quiet(np):
-            return np.exp(rng.standard_normal(shape) * std + mean).astype(dt.np)
-    return _fill(self, "log_normal_", make)
+    def make(S, shape, dt):
+        with quiet(S.xp):
+            return S.xp.exp(S.normal01(shape, D.float64) * std + mean).astype(dt.np)
+    return _fill(self, "log_normal_", make, generator)
 
 
 class RandomMethods:

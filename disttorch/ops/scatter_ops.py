@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _tensor as T
-from .._device import to_host
+from .._device import array_module_of, to_host
+from ..cuda import _checks
 from ..amp import _state as _amp
 from ..autograd.op import RESULT, Op, write_out
 from ._helpers import broadcast_error, tensor_arg
@@ -55,11 +56,24 @@ def _index_arg(index, op: str, xp):
     return arr
 
 
-def _bounds(idx, n: int, dim: int, op: str) -> None:
-    if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= n:
-            raise RuntimeError(f"index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with size {n}")
+def _bounds(idx, n: int, dim: int, op: str):
+    """``idx`` checked to lie in [0, n): at once on the CPU; on a device without a host sync (reported at the next
+    synchronisation, disttorch.cuda._checks) and returned clipped into range meanwhile."""
+    if not idx.size:
+        return idx
+    if array_module_of(idx) is not np:
+        return _checks.defer_range(array_module_of(idx), idx, 0, n, lambda: _bounds_error(idx, n, dim))
+    err = _bounds_error(idx, n, dim)
+    if err is not None:
+        raise err
+    return idx
+
+
+def _bounds_error(idx, n: int, dim: int):
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= n:
+        return RuntimeError(f"index {lo if lo < 0 else hi} is out of bounds for dimension {dim} with size {n}")
+    return None
 
 
 def gather(input, dim: int, index, *, sparse_grad: bool = False, out=None):
@@ -77,7 +91,7 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False, out=None):
         if i != d and i1.shape[i] > xs[i]:
             raise RuntimeError(f"Size does not match at dimension {i} expected index {list(i1.shape)} to be no larger "
                                f"than self {list(xs)} apart from dimension {d}")
-    _bounds(i1, xs[d], d, "gather")
+    i1 = _bounds(i1, xs[d], d, "gather")
     r = _index(x1, _along_key(x._xp, i1, d), True, GatherBackward0)
     return _out(r if idx.ndim else r.reshape(()), out, "gather")
 
@@ -104,7 +118,7 @@ def _prep(x, dim, index, src, op: str):
         if (i != d and i1.shape[i] > xs[i]) or (ss is not None and i1.shape[i] > ss[i]):
             raise RuntimeError(f"Expected index {list(i1.shape)} to be no larger than self {list(xs)} apart from "
                                f"dimension {d}" + (f" and to be no larger size than src {list(ss)}" if ss else ""))
-    _bounds(i1, xs[d], d, op)
+    i1 = _bounds(i1, xs[d], d, op)
     part = None
     if s1 is not None:
         part = s1 if ss == i1.shape else _index(s1, tuple(slice(0, n) for n in i1.shape), False, SliceBackward0)
@@ -291,19 +305,33 @@ def _index_vector(index, op: str, xp):
     return arr.reshape(-1)
 
 
-def _bounds_vec(idx, n: int, dim: int, op: str, negative_ok: bool = False) -> None:
-    """PyTorch's out-of-range IndexError for ``op``'s index vector (each op words it its own way)."""
-    if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        low = -n if negative_ok else 0
-        if lo < low or hi >= n:
-            bad = lo if lo < low else hi
-            if op in ("index_select", "index_add"):
-                raise IndexError("index out of range in self")
-            if op == "put":
-                raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
-            prefix = "index_copy_(): " if op == "index_copy" else ""
-            raise IndexError(f"{prefix}index {bad} is out of bounds for dimension {dim} with size {n}")
+def _bounds_vec(idx, n: int, dim: int, op: str, negative_ok: bool = False):
+    """PyTorch's out-of-range IndexError for ``op``'s index vector (each op words it its own way): at once on the
+    CPU; on a device deferred to the next synchronisation (disttorch.cuda._checks), ``idx`` clipped meanwhile.
+    Returns the index to use."""
+    if not idx.size:
+        return idx
+    low = -n if negative_ok else 0
+    if array_module_of(idx) is not np:
+        return _checks.defer_range(array_module_of(idx), idx, low, n,
+                                   lambda: _bounds_vec_error(idx, n, dim, op, low))
+    err = _bounds_vec_error(idx, n, dim, op, low)
+    if err is not None:
+        raise err
+    return idx
+
+
+def _bounds_vec_error(idx, n: int, dim: int, op: str, low: int):
+    lo, hi = int(idx.min()), int(idx.max())
+    if not (lo < low or hi >= n):
+        return None
+    bad = lo if lo < low else hi
+    if op in ("index_select", "index_add"):
+        return IndexError("index out of range in self")
+    if op in ("put", "take"):
+        return IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    prefix = "index_copy_(): " if op == "index_copy" else ""
+    return IndexError(f"{prefix}index {bad} is out of bounds for dimension {dim} with size {n}")
 
 
 def index_select(input, dim: int, index, *, out=None):
@@ -315,7 +343,7 @@ def index_select(input, dim: int, index, *, out=None):
         return _out(r, out, "index_select")
     d = T._wrap_dim(dim, x._data.ndim, "index_select")
     idx = _index_vector(index, "index_select", x._xp)
-    _bounds_vec(idx, x._data.shape[d], d, "index_select")
+    idx = _bounds_vec(idx, x._data.shape[d], d, "index_select")
     return _out(_index(x, (slice(None),) * d + (idx,), True, IndexSelectBackward0), out, "index_select")
 
 
@@ -324,7 +352,7 @@ def _dim_put_args(x, dim, index, source, op: str):
     d = T._wrap_dim(dim, x._data.ndim, op)
     idx = _index_vector(index, op, x._xp)
     n = x._data.shape[d] if x._data.ndim else 1
-    _bounds_vec(idx, n, d, op)
+    idx = _bounds_vec(idx, n, d, op)
     if source is None:
         return (slice(None),) * d + (idx,), None
     s = tensor_arg(source, op, "source")
@@ -418,8 +446,8 @@ def put(input, index, source, accumulate: bool = False, *, _into: bool = False):
     if idx._data.dtype != np.int64:
         raise RuntimeError(f"put_(): Expected a long tensor for index, but got {_type_name(idx.dtype)}")
     n = x._data.size
-    _bounds_vec(idx._data, n, 0, "put", negative_ok=True)
-    flat = idx._data.reshape(-1) % max(n, 1)
+    ia = _bounds_vec(idx._data, n, 0, "put", negative_ok=True)
+    flat = ia.reshape(-1) % max(n, 1)
     key = tuple(x._xp.unravel_index(flat, x._data.shape)) if x._data.ndim else ()
     src = tensor_arg(source, "put", "source")
     if src._data.size != flat.size:
@@ -436,12 +464,8 @@ def take(input, index, *, out=None):
     if idx._data.dtype.kind not in "iu":
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {_type_name(idx.dtype)}")
     n = x._data.size
-    if idx._data.size:
-        lo, hi = int(idx._data.min()), int(idx._data.max())
-        if lo < -n or hi >= n:
-            raise IndexError(f"out of range: tried to access index {lo if lo < -n else hi} on a tensor of {n} "
-                             "elements.")
-    return _out(_index(x.reshape(-1), (idx._data,), True, TakeBackward0), out, "take")
+    ia = _bounds_vec(idx._data, n, 0, "take", negative_ok=True)
+    return _out(_index(x.reshape(-1), (ia,), True, TakeBackward0), out, "take")
 
 
 def take_along_dim(input, indices, dim=None, *, out=None):

@@ -137,7 +137,8 @@ def _wrap(r, inputs=()):
 def _call(fn, fname: str, args, kwargs):
     uargs = _unwrap(args, fname)
     ukw = {k: _unwrap(v, fname) for k, v in kwargs.items()} if kwargs else {}
-    res = fn(*uargs, **ukw)
+    with np.errstate(all="ignore"):  # CuPy never warns about floating-point errors (NaN from log(-1) and such)
+        res = fn(*uargs, **ukw)
     out = kwargs.get("out") if kwargs else None
     return _wrap(res, (out,) if out is not None else args)
 
@@ -262,6 +263,9 @@ class StandinArray:
             value = value._a
         self._a[_index_key(key)] = value
 
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return StandinArray(_writable_diagonal(self._a, offset, axis1, axis2))
+
     def __copy__(self):
         return StandinArray(self._a.copy())
 
@@ -270,6 +274,15 @@ class StandinArray:
 
     def __reduce__(self):
         return (StandinArray, (self._a,))
+
+
+def _writable_diagonal(a: np.ndarray, offset: int = 0, axis1: int = 0, axis2: int = 1) -> np.ndarray:
+    """``numpy.diagonal`` as a writable view: CuPy's diagonal can be assigned to, NumPy's is read-only."""
+    b = np.moveaxis(a, (axis1, axis2), (-2, -1))
+    b = b[..., :, offset:] if offset >= 0 else b[..., -offset:, :]
+    n = max(min(b.shape[-2], b.shape[-1]), 0)
+    return np.lib.stride_tricks.as_strided(b, b.shape[:-2] + (n,), b.strides[:-2] + (b.strides[-2] + b.strides[-1],),
+                                           writeable=a.flags.writeable)
 
 
 def _index_key(key):
@@ -288,10 +301,11 @@ def _binop(name: str, reflected: bool = False, inplace: bool = False):
 
     def op(self, other):
         o = _unwrap(other, f"operator {name}")
-        if inplace:
-            ufunc(self._a, o, out=self._a)
-            return self
-        return _wrap(ufunc(o, self._a) if reflected else ufunc(self._a, o))
+        with np.errstate(all="ignore"):  # as CuPy: no floating-point warnings
+            if inplace:
+                ufunc(self._a, o, out=self._a)
+                return self
+            return _wrap(ufunc(o, self._a) if reflected else ufunc(self._a, o))
 
     return op
 
@@ -425,6 +439,7 @@ def _make_module() -> _Namespace:
 
     mod.asarray, mod.array, mod.ascontiguousarray = asarray, array, ascontiguousarray
     mod.asnumpy, mod.get_array_module = asnumpy, get_array_module
+    mod.diagonal = lambda a, offset=0, axis1=0, axis2=1: StandinArray.diagonal(a, offset, axis1, axis2)
     mod.random = _Random()
 
     runtime = types.SimpleNamespace(
@@ -475,6 +490,7 @@ def enable() -> None:
     sys.modules["cupyx"] = standin_cupyx  # code that does `import cupyx` on the device path gets the stand-in
     cuda._probed, cuda._cupy_module, cuda._reason = True, standin, None
     cuda._QUEUED[:] = []
+    cuda._checks._PENDING.clear()
     _STATE["device"] = 0
     TRANSFERS.reset()
 
@@ -487,6 +503,7 @@ def disable() -> None:
         return
     cuda._probed, cuda._cupy_module, cuda._reason, queued, cupyx = _saved.pop()
     cuda._QUEUED[:] = queued
+    cuda._checks._PENDING.clear()  # checks of stand-in arrays must not reach a later real device
     if cupyx is None:
         sys.modules.pop("cupyx", None)
     else:

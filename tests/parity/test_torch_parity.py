@@ -10,50 +10,7 @@ import disttorch
 
 torch = pytest.importorskip("torch")
 
-RNG = np.random.default_rng(0)
-A = RNG.standard_normal((3, 4))
-B = RNG.standard_normal((3, 4))
-POS = RNG.uniform(0.5, 2.0, (3, 4))
-M = RNG.standard_normal((4, 5))
-V = RNG.standard_normal(4)
-IDX = np.array([[0, 2, 1, 3], [3, 3, 0, 1], [1, 0, 2, 2]])
-
-# name -> (function of the library module and tensors, input arrays)
-CASES = {
-    "add_alpha": (lambda L, a, b: L.add(a, b, alpha=0.5), [A, B]),
-    "sub_rsub": (lambda L, a, b: 2 - a - b * 3, [A, B]),
-    "div": (lambda L, a, b: a / (b.abs() + 1), [A, B]),
-    "pow": (lambda L, a, b: a.abs() ** 1.5 + 2 ** b, [A, B]),
-    "floor_div_rem": (lambda L, a, b: (a.detach() * 5) // 2 + (a * 5) % 3 + b, [A, B]),
-    "exp_log": (lambda L, a: a.exp() + a.abs().log1p() + a.abs().sqrt(), [A]),
-    "trig": (lambda L, a: a.sin() * a.cos() + a.tanh() + a.sigmoid() + a.atan(), [A]),
-    "erf_family": (lambda L, a: L.erf(a) + L.erfc(a) + L.special.erfinv(a.tanh() * 0.9)
-                   if L is torch else L.erf(a) + L.erfc(a) + L.erfinv(a.tanh() * 0.9), [A]),
-    "clamp_where": (lambda L, a, b: a.clamp(-0.5, 0.7) + L.where(a > b, a, b), [A, B]),
-    "max_min_pair": (lambda L, a, b: L.maximum(a, b) - L.minimum(a, b), [A, B]),
-    "lerp_addcmul": (lambda L, a, b: L.lerp(a, b, 0.3) + L.addcmul(a, a, b, value=0.5), [A, B]),
-    "sum_mean": (lambda L, a: a.sum(0) * 2 + a.mean(1).sum() + a.sum((0, 1), keepdim=True), [A]),
-    "var_std": (lambda L, a: a.var(1) + a.std(0).sum() + a.var(correction=0), [A]),
-    "prod_norm": (lambda L, a: a.prod(1) + a.norm() + a.norm(p=1, dim=0).sum(), [A]),
-    "amax_logsumexp": (lambda L, a: a.amax(1) + a.logsumexp(1), [A]),
-    "max_dim": (lambda L, a: a.max(1).values + a.min(0).values.sum(), [A]),
-    "softmax": (lambda L, a: a.softmax(1) + a.log_softmax(0), [A]),
-    "cumsum_cumprod": (lambda L, a: a.cumsum(1) + a.cumprod(0), [A]),
-    "sort_topk": (lambda L, a: a.sort(1).values + a.topk(2, dim=1).values.sum(), [A]),
-    "matmul_family": (lambda L, a, m, v: (a @ m).sum(1) + a @ v, [A, M, V]),
-    "einsum": (lambda L, a, m: L.einsum("ij,jk->ik", a, m), [A, M]),
-    "addmm_bmm": (lambda L, a, m: L.addmm(a @ m, a, m, beta=0.5, alpha=2)
-                  + L.bmm(a.unsqueeze(0), m.unsqueeze(0))[0], [A, M]),
-    "shape_ops": (lambda L, a: a.t().reshape(2, 6).flip(0).roll(1, 1).repeat(2, 1).tril(), [A]),
-    "cat_stack_split": (lambda L, a, b: L.cat([a, b], 1).split(4, 1)[1] + L.stack([a, b]).sum(0), [A, B]),
-    "chunk_unbind": (lambda L, a: a.chunk(2, 1)[0].sum() + sum(r.sum() for r in a.unbind(0)), [A]),
-    "expand_permute": (lambda L, a: a.unsqueeze(2).expand(3, 4, 2).permute(2, 0, 1) * 2, [A]),
-    "getitem": (lambda L, a: a[1:, ::2] * 2 + a[[0, 2, 2]][:, 1:3].sum() + a[a > 0].sum(), [A]),
-    "gather_scatter": (lambda L, a, i: a.gather(1, i) + a.scatter_add(1, i, a * 2), [A, IDX]),
-    "index_select_masked": (lambda L, a: a.index_select(1, L.tensor([3, 0, 0])).sum()
-                            + a.masked_fill(a < 0, 0.5), [A]),
-    "diagonal_diag": (lambda L, m: m.diagonal().sum() + L.diag(m[:, 0]).sum(), [M]),
-}
+from parity_cases import CASES  # noqa: E402 - the op list shared with the stand-in device sweep
 
 
 def _run(lib, fn, arrays):
