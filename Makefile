@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test fuzz test-gpu bench parity lint coverage clean
+.PHONY: demo test fuzz test-gpu bench parity lint coverage docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,8 +60,12 @@ lint: $(VENV)/.test
 	$(PIP) ruff
 	$(BIN)/python -m ruff check disttorch launcher kernels tests benchmarks examples
 
+# The documentation site (mkdocs.yml, docs/): warnings are errors; the test suite builds it too.
+docs: $(VENV)/.test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 coverage: $(VENV)/.test
 	$(BIN)/python docs/coverage.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info site

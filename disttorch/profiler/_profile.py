@@ -42,8 +42,8 @@ def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first
 
     Example:
         >>> s = schedule(wait=1, warmup=1, active=2)
-        >>> [s(i).name for i in range(4)]
-        ['NONE', 'WARMUP', 'RECORD', 'RECORD_AND_SAVE']
+        >>> s(0).name, s(1).name, s(3).name
+        ('NONE', 'WARMUP', 'RECORD_AND_SAVE')
     """
     if wait < 0 or warmup < 0 or active <= 0 or repeat < 0 or skip_first < 0:
         raise AssertionError("Invalid profiler schedule arguments")
@@ -133,7 +133,7 @@ class profile:
         acts = set(activities) if activities is not None else supported_activities()
         for a in acts:
             if not isinstance(a, ProfilerActivity):
-                raise TypeError(f"profile(): activities must be ProfilerActivity values, got {a!r}")
+                raise TypeError(f"profile: activities must be ProfilerActivity values, got {a!r}")
         self.activities = acts
         self.schedule = schedule or _always_record
         self.record_steps = schedule is not None  # "ProfilerStep#N" ranges, as PyTorch adds with a schedule

@@ -32,7 +32,7 @@ class Dot:
     def render(self, filename: str = "graph", format: str = "pdf") -> str:
         exe = shutil.which("dot")
         if exe is None:
-            raise RuntimeError("render(): the Graphviz 'dot' program is not installed (apt install graphviz); "
+            raise RuntimeError("render: the Graphviz 'dot' program is not installed (apt install graphviz); "
                                "save() writes the dot text without it")
         src = self.save(filename + ".gv")
         out = f"{filename}.{format}"
