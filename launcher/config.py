@@ -164,10 +164,13 @@ def _nproc(v: Any, where: str) -> int:
     s = str(v).strip().lower()
     if s in ("auto", "cpu"):
         return os.cpu_count() or 1
-    if s == "gpu":
-        n = sum(1 for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()) if os.path.isdir("/dev") else 0
+    if s == "gpu":  # one worker per visible GPU; CUDA_VISIBLE_DEVICES is passed on unchanged, as by torchrun
+        from .gpus import visible_gpus
+
+        n, how = visible_gpus()
         if n == 0:
-            raise ConfigError(f"{where}: 'gpu' asked for one worker per GPU, but no NVIDIA GPU was found")
+            raise ConfigError(f"{where}: 'gpu' asked for one worker per GPU, but no GPU is visible ({how}); give a "
+                              "number of workers instead, or run on a machine with an NVIDIA GPU")
         return n
     return _int("nproc_per_node", 1)(v, where)
 

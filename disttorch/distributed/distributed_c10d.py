@@ -142,7 +142,7 @@ def get_default_backend_for_device(device) -> str:
 
     kind = device.type if isinstance(device, _device) else _device(device).type
     if kind == "cpu":
-        return _choose_backend(None)
+        return _cpu_part(_choose_backend(None))
     if kind == "cuda":
         return "nccl"
     raise ValueError(f"Default backend not registered for device : {device}")
@@ -151,14 +151,43 @@ def get_default_backend_for_device(device) -> str:
 # ------------------------------------------------------------------------------------------------------------
 # init / destroy
 # ------------------------------------------------------------------------------------------------------------
+def _cuda_nccl_usable() -> bool:
+    """Whether CUDA tensors could use nccl in this process (CuPy with NCCL and a GPU; imports CuPy if installed)."""
+    from .backends import nccl
+
+    return nccl.usable()
+
+
+def _cpu_backend(name: str, given) -> str:
+    b = "zmq" if name == "gloo" else name
+    if b not in ("zmq", "mpi"):
+        raise ValueError(f"Invalid backend: '{given}': CPU tensors need 'gloo' (disttorch's 'zmq') or 'mpi', not "
+                         f"'{name}'")
+    return b
+
+
 def _choose_backend(backend) -> str:
+    """The backend name for ``backend=``: ``"zmq"``, ``"mpi"``, ``"nccl"``, or ``"cpu:<zmq|mpi>,cuda:nccl"`` for a
+    group that sends each tensor to the backend of its device (``backends/_nccl_dispatch.py``)."""
     if backend is None or str(backend).lower() == "undefined":
         by_mpi = any(v in os.environ for v in _MPI_ENV)
-        return "mpi" if by_mpi and is_mpi_available() else "zmq"
+        cpu = "mpi" if by_mpi and is_mpi_available() else "zmq"
+        # as PyTorch: CPU tensors to the CPU backend and, where CUDA and NCCL work, CUDA tensors to nccl
+        return f"cpu:{cpu},cuda:nccl" if _cuda_nccl_usable() else cpu
     b = str(backend).lower()
-    if "," in b or ":" in b:  # "cpu:gloo,cuda:nccl": these are CPU tensors' groups unless only cuda is named
-        pairs = dict(p.split(":", 1) for p in b.split(",") if ":" in p)
-        b = pairs.get("cpu") or next(iter(pairs.values()), b)
+    if "," in b or ":" in b:  # "cpu:gloo,cuda:nccl"
+        pairs = dict(p.strip().split(":", 1) for p in b.split(",") if ":" in p)
+        unknown = set(pairs) - {"cpu", "cuda"}
+        if unknown or not pairs:
+            raise ValueError(f"Invalid backend: '{backend}': expected device:backend pairs for cpu and cuda, e.g. "
+                             "'cpu:gloo,cuda:nccl'")
+        cuda = pairs.get("cuda")
+        if cuda is not None and cuda != "nccl":
+            raise ValueError(f"Invalid backend: '{backend}': CUDA tensors need 'nccl' in disttorch, not '{cuda}'")
+        if "cpu" not in pairs:
+            return "nccl"
+        cpu = _cpu_backend(pairs["cpu"], backend)
+        return f"cpu:{cpu},cuda:nccl" if cuda else cpu
     if b == "gloo":
         return "zmq"
     if b not in BACKENDS:
@@ -166,7 +195,21 @@ def _choose_backend(backend) -> str:
     return b
 
 
+def _cpu_part(name: str) -> str:
+    """The CPU backend of a backend name (``"cpu:mpi,cuda:nccl"`` -> ``"mpi"``; ``"nccl"`` -> ``"nccl"``)."""
+    return name.split(",", 1)[0].split(":", 1)[1] if "," in name else name
+
+
 def _load_backend(name: str):
+    if "," in name:  # cpu:X,cuda:nccl: the nccl part is loaded on the first CUDA collective
+        from .backends._nccl_dispatch import DeviceDispatchGroup
+
+        _load_backend(_cpu_part(name))
+        return DeviceDispatchGroup
+    if name == "nccl":
+        from .backends import nccl
+
+        nccl._load()  # raises now, naming what is missing (CuPy, NCCL, a driver or a GPU)
     try:
         return backend_class(name)
     except ImportError as e:
@@ -178,6 +221,14 @@ def _load_backend(name: str):
             raise RuntimeError("Distributed package doesn't have MPI built in: the mpi backend needs mpi4py (pip "
                                f"install 'disttorch[mpi]'); {e}. Use backend='zmq' (or 'gloo') instead.") from None
         raise
+
+
+def _create_group(name: str, cls, store, rank: int, world_size: int, timeout: float, options: dict):
+    """``cls.create(...)``; a device-dispatching group also gets its CPU backend's class."""
+    options = dict(options)
+    if "," in name:
+        options["cpu_backend"] = _load_backend(_cpu_part(name))
+    return cls.create(store, rank, world_size, timeout, options)
 
 
 def _env_error(var: str) -> ValueError:
@@ -348,8 +399,10 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
     """Initialise the default process group, as ``torch.distributed.init_process_group``.
 
     Args:
-        backend: ``"zmq"`` (alias ``"gloo"``), ``"mpi"`` or ``"nccl"``; None picks mpi when an MPI launcher
-            started this process and mpi4py is installed, else zmq.
+        backend: ``"zmq"`` (alias ``"gloo"``), ``"mpi"``, ``"nccl"``, or ``"cpu:gloo,cuda:nccl"`` (each tensor
+            goes to the backend of its device; the nccl part starts on the first CUDA collective). None picks
+            mpi when an MPI launcher started this process and mpi4py is installed, else zmq, for CPU tensors,
+            plus nccl for CUDA tensors where CuPy with NCCL and a GPU are usable.
         init_method: ``"env://"`` (default: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or ``"tcp://host:port"``.
         timeout: collective timeout (default ``DISTTORCH_COLLECTIVE_TIMEOUT`` seconds, else 300 s).
         world_size, rank: override the environment (required with ``tcp://`` and ``store``).
@@ -373,11 +426,13 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
     name = _choose_backend(backend)
     cls = _load_backend(name)
     own = None
-    if name == "mpi":
+    started_by_mpi = any(v in os.environ for v in _MPI_ENV) and is_mpi_available()
+    # mpiexec decides ranks for mpi, and for nccl when it started this process (NCCL's id then goes over MPI)
+    if _cpu_part(name) == "mpi" or (name == "nccl" and started_by_mpi and store is None and init_method is None):
         mrank, msize = _mpi_world()
         if (rank >= 0 and rank != mrank) or (world_size > 0 and world_size != msize):
-            raise ValueError(f"init_process_group(backend='mpi'): rank={rank}, world_size={world_size} disagree with "
-                             f"MPI's rank {mrank} of {msize}")
+            raise ValueError(f"init_process_group(backend={name!r}): rank={rank}, world_size={world_size} disagree "
+                             f"with MPI's rank {mrank} of {msize}")
         rank, world_size = mrank, msize
         if store is None and init_method is None and not (os.environ.get("MASTER_ADDR")
                                                           and os.environ.get("MASTER_PORT")):
@@ -391,7 +446,8 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
     gname = group_name or "0"
     options = dict(pg_options) if isinstance(pg_options, dict) else {}
     try:
-        pg = cls.create(PrefixStore(f"pg/{_W.generation}/{gname}/", store), rank, world_size, timeout_s, options)
+        pg = _create_group(name, cls, PrefixStore(f"pg/{_W.generation}/{gname}/", store), rank, world_size,
+                           timeout_s, options)
     except BaseException:
         if own is not None and hasattr(own, "close"):
             own.close()
@@ -507,7 +563,7 @@ def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional
             from .store import PrefixStore
 
             store = PrefixStore(f"pg/{_W.generation}/aux-{name}/", _W.store)
-            base = _W.aux[name] = _load_backend(name).create(store, world.rank(), n, world._timeout, {})
+            base = _W.aux[name] = _create_group(name, _load_backend(name), store, world.rank(), n, world._timeout, {})
     _W.count += 1
     gname = str(_W.count)
     sub = base.new_subgroup(members)

@@ -1,4 +1,4 @@
-"""The interface every communication backend implements (mpi, zmq; nccl is planned, issue 13), on raw arrays.
+"""The interface every communication backend implements (mpi, zmq, nccl), on raw arrays.
 
 ``disttorch.distributed`` (the torch.distributed API in ``distributed_c10d.py``) unwraps tensors to
 their arrays, checks arguments and fingerprints, and calls one of these methods; a backend only moves
@@ -204,19 +204,16 @@ class ProcessGroup:
         """Release sockets, threads and communicators."""
 
 
-# name -> (module, class): imported on first use only. The nccl entry names the module the GPU build will add
-# (issue 13): is_nccl_available() looks for it, and backend_class refuses the name until it exists.
+# name -> (module, class): imported on first use only. A "cpu:X,cuda:nccl" group is built from two of these
+# (backends/_nccl_dispatch.py).
 BACKENDS = {
     "mpi": ("disttorch.distributed.backends.mpi", "MPIProcessGroup"),
     "zmq": ("disttorch.distributed.backends.zmq", "ZMQProcessGroup"),
     "nccl": ("disttorch.distributed.backends.nccl", "NCCLProcessGroup"),
 }
 
-_PLANNED = {
-    "nccl": "Distributed package doesn't have NCCL built in: disttorch's nccl backend needs the GPU build, which is "
-            "planned (issue 13) and not part of this version. Collectives run on CPU tensors: move the tensors to "
-            "the CPU and use backend='zmq' (alias 'gloo') or 'mpi'.",
-}
+# planned backends (name -> the error to raise while their module is missing); none today
+_PLANNED: dict = {}
 
 
 def backend_class(name: str):
@@ -224,7 +221,7 @@ def backend_class(name: str):
 
     Raises:
         ValueError: ``name`` is not a backend.
-        RuntimeError: ``name`` is a planned backend whose module is not there yet (nccl).
+        RuntimeError: ``name`` is a planned backend whose module is not there yet.
     """
     import importlib
     import importlib.util

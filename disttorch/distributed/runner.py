@@ -267,7 +267,7 @@ def array_of(t, param: str, g: ProcessGroup, op: str):
     """The array behind tensor argument ``param`` of ``op``, checked against the group's backend's device."""
     check_tensor(t, param)
     a = E.array(t)
-    if a.__class__ is not np.ndarray and g._backend != "nccl":
+    if a.__class__ is not np.ndarray and "nccl" not in g._backend:  # "nccl" or "cpu:zmq,cuda:nccl"
         raise RuntimeError(f"{op}: the {g._backend} backend works on CPU tensors, but `{param}` is on {t.device} "
                            "(use backend='nccl' for CUDA tensors)")
     return a

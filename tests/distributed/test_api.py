@@ -132,7 +132,7 @@ def test_nccl_without_gpu_is_a_clear_error(clean_env):
 def test_backend_choice(clean_env):
     assert c10d._choose_backend(None) == "zmq"
     assert c10d._choose_backend("gloo") == "zmq" and c10d._choose_backend("GLOO") == "zmq"
-    assert c10d._choose_backend("cpu:gloo,cuda:nccl") == "zmq"
+    assert c10d._choose_backend("cpu:gloo,cuda:nccl") == "cpu:zmq,cuda:nccl"
     clean_env.setenv("OMPI_COMM_WORLD_RANK", "0")
     assert c10d._choose_backend(None) == ("mpi" if dist.is_mpi_available() else "zmq")
     assert dist.Backend("GLOO") == "gloo" and dist.Backend.NCCL == "nccl"

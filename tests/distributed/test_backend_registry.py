@@ -1,5 +1,5 @@
-"""The backend registry: a planned backend (nccl, issue 13) fails at use with PyTorch's wording and the plan,
-not with an import error of a module that is not there."""
+"""The backend registry: nccl without CuPy fails at use with PyTorch's wording and what is missing, not with an
+import error."""
 import pytest
 
 import disttorch.distributed as dist
@@ -16,14 +16,14 @@ def no_rendezvous_env(monkeypatch):
         dist.destroy_process_group()
 
 
-def test_nccl_is_planned_not_an_import_error(no_rendezvous_env):
+def test_nccl_without_cupy_is_not_an_import_error(no_rendezvous_env):
     if dist.is_nccl_available():
         pytest.skip("this installation has the nccl backend")
     with pytest.raises(RuntimeError) as info:
         dist.init_process_group("nccl", init_method="tcp://127.0.0.1:1", rank=0, world_size=1)
     msg = str(info.value)
     assert msg.startswith("Distributed package doesn't have NCCL built in")  # PyTorch's wording
-    assert "planned (issue 13)" in msg and "backend='zmq'" in msg
+    assert "needs CuPy" in msg and "backend='zmq'" in msg
     assert not isinstance(info.value, ImportError) and info.value.__cause__ is None
     assert not dist.is_initialized()
 

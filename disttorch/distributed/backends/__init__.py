@@ -1,2 +1,2 @@
-"""Communication backends (``mpi``, ``zmq``; ``nccl`` is planned, issue 13),
+"""Communication backends (``mpi``, ``zmq``, ``nccl``; ``_nccl_dispatch`` joins a CPU one and nccl),
 each a ``ProcessGroup`` subclass imported on first use."""
