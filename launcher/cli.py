@@ -6,7 +6,8 @@ Usage::
     disttorch doctor          # what this machine offers: Python, NumPy, optional backends
     disttorch launch ...      # start a distributed job (torchrun-compatible, plus one-command multi-host)
 
-``disttorch ray ...`` submits Ray jobs (see disttorch/launcher/ray_cli.py); ``disttorch serve`` arrives later.
+``disttorch ray ...`` submits Ray jobs (see disttorch/launcher/ray_cli.py); ``disttorch serve ...`` serves a model
+(see disttorch/serve/cli.py and docs/serving.md).
 
 disttorch launch
 ================
@@ -50,6 +51,9 @@ Options (each also read from ``DISTTORCH_<NAME>`` or torchrun's ``PET_<NAME>``, 
 precedence: flag > environment > cluster YAML > default). torchrun's underscore spellings work too.
 
 --nproc-per-node, -n N   workers per node (``cpu``/``auto``: one per CPU; ``gpu``: one per GPU). Default 1.
+                         ``gpu`` counts the GPUs in CUDA_VISIBLE_DEVICES when set, else nvidia-smi's (then CuPy's);
+                         as torchrun, CUDA_VISIBLE_DEVICES is passed on unchanged and each worker selects its GPU
+                         with LOCAL_RANK (``disttorch.cuda.set_device(int(os.environ["LOCAL_RANK"]))``).
 --nnodes N               number of nodes, torchrun style (``N`` or ``N:N``; elastic ranges are not supported).
 --node-rank R            this node's rank in [0, nnodes).
 --master-addr A          address of rank 0's node (the rendezvous store). Default 127.0.0.1, or the first host.
@@ -59,6 +63,9 @@ precedence: flag > environment > cluster YAML > default). torchrun's underscore 
                          counts restarts; each restart gets a fresh MASTER_PORT unless one was given). In --mode ps
                          a failed server or worker restarts alone; a failed scheduler restarts the group.
 --log-dir D              write each rank's output to D/rank_N.log (and to the console).
+--timeline FILE          record every rank's ops, collectives, data loading and optimizer steps, and write them
+                         as one Chrome/Perfetto trace (one row per rank) to FILE when the job ends, with a
+                         per-step summary of the slowest rank (ranks on other hosts need FILE's directory shared).
 --redirects, -r S        send streams to the log files only: 0 none, 1 stdout, 2 stderr, 3 both, or per local
                          rank ``0:1,1:2``. Without --log-dir the files go to a fresh temporary directory.
 --tee, -t S              write streams to the log files and the console (same values as --redirects).
@@ -116,7 +123,7 @@ import secrets
 import sys
 import uuid
 
-_PLANNED = {"ray": "Ray job submission", "serve": "the model server"}  # ray: routed to ray_cli in main()
+_PLANNED = {"ray": "Ray job submission", "serve": "the model server"}  # routed to ray_cli / disttorch.serve in main()
 
 
 def _version() -> str:
@@ -139,6 +146,7 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     a("--standalone", action="store_true", default=None, help="single node, private rendezvous on a free port")
     a("--max-restarts", "--max_restarts", dest="max_restarts", metavar="K", help="restarts after failures")
     a("--log-dir", "--log_dir", dest="log_dir", metavar="DIR", help="write DIR/rank_N.log per rank")
+    a("--timeline", dest="timeline", metavar="FILE", help="write every rank's events into one trace FILE")
     a("--redirects", "-r", metavar="S", help="streams to log files only (0-3 or LOCAL_RANK:S,...)")
     a("--tee", "-t", metavar="S", help="streams to log files and console (0-3 or LOCAL_RANK:S,...)")
     a("--local-ranks-filter", "--local_ranks_filter", dest="local_ranks_filter", metavar="RANKS",
@@ -168,24 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="disttorch", description="disttorch command-line tools")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("doctor", help="report the Python environment and which optional backends are importable")
+    dp = sub.add_parser("doctor", help="report the environment and check the backends by running small jobs")
+    dp.add_argument("--quick", action="store_true", help="list the environment without running jobs")
     lp = sub.add_parser("launch", help="start a distributed job (torchrun-compatible)", allow_abbrev=False,
                         description="Start and supervise the workers of a distributed job. Manual: "
                                     "python -c 'import disttorch.launcher.cli as c; help(c)'",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_launch_args(lp)
     for name, what in _PLANNED.items():
-        sp = sub.add_parser(name, help=what if name == "ray" else f"{what} (not implemented yet)")
+        sp = sub.add_parser(name, help=what)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
 def doctor() -> dict:
-    """Facts about this environment, without importing any optional backend."""
-    facts = {"python": platform.python_version(), "platform": platform.platform(), "disttorch": _version()}
-    for mod in ("numpy", "ml_dtypes", "zmq", "msgpack", "mpi4py", "cupy", "ray", "torch"):
-        facts[mod] = "available" if importlib.util.find_spec(mod) is not None else "missing"
-    return facts
+    """Facts about this environment, without importing any optional backend (``disttorch doctor`` lists them)."""
+    from disttorch.launcher import doctor as _doctor
+
+    return _doctor.facts(_version())
 
 
 def plan(cfg, *, restart: int, master_port: int, run_id: str, secret: str | None,
@@ -275,6 +283,13 @@ def launch(cfg) -> int:
                   f"{ps.snapshot_dir(cfg, run_id)!r}: {e.strerror or e} (set ps.snapshot_dir in the cluster YAML)",
                   file=sys.stderr)
             return 2
+    timeline_dir = None
+    if cfg.timeline is not None:  # each rank writes <dir>/rank<R>.json at exit; merged below
+        import dataclasses
+
+        timeline_dir = cfg.timeline + ".ranks"
+        os.makedirs(timeline_dir, exist_ok=True)
+        cfg = dataclasses.replace(cfg, env={**cfg.env, "DISTTORCH_TIMELINE_DIR": timeline_dir})
     try:
         return Supervisor(cfg).run(specs_for, pick_port)
     finally:
@@ -282,18 +297,46 @@ def launch(cfg) -> int:
             import shutil
 
             shutil.rmtree(remove, ignore_errors=True)
+        if timeline_dir is not None:
+            _write_timeline(cfg, timeline_dir)
+
+
+def _write_timeline(cfg, directory: str) -> None:
+    """Merge the ranks' traces into cfg.timeline and print the per-step summary (stderr)."""
+    import shutil
+
+    from disttorch.launcher import timeline
+
+    try:
+        doc = timeline.merge(directory, cfg.timeline)
+    except RuntimeError as e:
+        print(f"disttorch launch: {e}", file=sys.stderr)
+        return
+    ranks = sorted({e.get("pid") for e in doc["traceEvents"] if isinstance(e.get("pid"), int)})
+    missing = sorted(set(range(cfg.world_size)) - set(ranks)) if cfg.mode != "ps" else []
+    print(f"disttorch launch: timeline of {len(ranks)} rank(s) written to {cfg.timeline}" +
+          (f" (no trace from ranks {missing}: on other hosts, share {directory})" if missing else ""),
+          file=sys.stderr)
+    print(timeline.summary(doc), file=sys.stderr)
+    if not missing:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # its own parser: disttorch.serve.cli (the serve extra is imported only there)
+        import importlib
+
+        return importlib.import_module("disttorch.serve.cli").main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
         print(f"disttorch {_version()}")
         return 0
     if args.command == "doctor":
-        for k, v in doctor().items():
-            print(f"{k:10s} {v}")
-        return 0
+        from disttorch.launcher import doctor as _doctor
+
+        return _doctor.main(_version(), ["--quick"] if args.quick else [])
     if args.command == "launch":
         from disttorch.launcher.config import ConfigError, resolve
 

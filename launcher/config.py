@@ -60,6 +60,7 @@ class LaunchConfig:
     master_port: int | None = None  # None: a free port, chosen per attempt
     max_restarts: int = 0
     log_dir: str | None = None
+    timeline: str | None = None  # --timeline FILE: every rank records its events; merged into FILE at the end
     redirects: Mapping[int, int] | int = 0  # Std bits per local rank (1 stdout, 2 stderr, 3 both)
     tee: Mapping[int, int] | int = 0
     local_ranks_filter: tuple[int, ...] | None = None
@@ -370,6 +371,7 @@ _FLAGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "master_port": ("--master-port", _int("master_port", 1, 65535)),
     "max_restarts": ("--max-restarts", _int("max_restarts", 0)),
     "log_dir": ("--log-dir", _str),
+    "timeline": ("--timeline", _str),
     "redirects": ("--redirects", parse_std),
     "tee": ("--tee", parse_std),
     "local_ranks_filter": ("--local-ranks-filter", _ranks),
@@ -565,6 +567,8 @@ def _finish(cfg: LaunchConfig, given: Mapping[str, str]) -> LaunchConfig:
                 changes["master_port"] = TORCHRUN_DEFAULT_PORT
     if cfg.log_dir is not None:
         changes["log_dir"] = os.path.abspath(cfg.log_dir)
+    if cfg.timeline is not None:
+        changes["timeline"] = os.path.abspath(cfg.timeline)
     if cfg.mode == "ps":
         changes.update(_finish_ps(cfg, given, changes))
     else:

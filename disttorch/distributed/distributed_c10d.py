@@ -456,6 +456,10 @@ def init_process_group(backend: Optional[str] = None, init_method: Optional[str]
     _W.default, _W.groups, _W.count, _W.aux = g, {gname: g}, 0, {}
     _W.store, _W.own_store, _W.rank = store, own, rank
     runner.configure(_debug_store(store, _W.generation) if world_size > 1 else None, rank, world_size)
+    if os.environ.get("DISTTORCH_TIMELINE_DIR"):  # disttorch launch --timeline: this rank records its events
+        from ..profiler import _timeline
+
+        _timeline.start_from_env(rank)
 
 
 def destroy_process_group(group=None) -> None:

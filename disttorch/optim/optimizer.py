@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from time import perf_counter_ns
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 
@@ -18,6 +19,7 @@ import numpy as np
 from .. import _internals as E
 from .._tensor import Tensor
 from ..autograd.grad_mode import enable_grad
+from ..autograd.op import SPANS as _SPANS
 from ..utils.hooks import RemovableHandle, _add_hook
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
@@ -54,6 +56,15 @@ def _hooked(step):
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
+        if _SPANS[0] is not None and not self._in_step:  # a profiler records: the step is a range of its own
+            t0 = perf_counter_ns()
+            try:
+                return with_hooks(self, *args, **kwargs)
+            finally:
+                _SPANS[0](f"Optimizer.step#{type(self).__name__}.step", "optimizer", t0, perf_counter_ns(), None)
+        return with_hooks(self, *args, **kwargs)
+
+    def with_hooks(self, *args, **kwargs):
         pre, post = self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks
         if not (pre or post or _GLOBAL_PRE_HOOKS or _GLOBAL_POST_HOOKS) or self._in_step:
             return step(self, *args, **kwargs)

@@ -1,10 +1,10 @@
-"""Chrome / Perfetto trace files: one process's events, and the merge of every rank's into one timeline."""
+"""Chrome / Perfetto trace files of one process's events (launcher/timeline.py merges the ranks' files)."""
 from __future__ import annotations
 
 import json
 import os
 
-__all__ = ["trace_events", "write_trace", "merge_traces"]
+__all__ = ["trace_events", "write_trace"]
 
 
 def trace_events(events, pid: int | str, wall_offset_us: float = 0.0, tid_names: dict | None = None) -> list:
@@ -42,31 +42,3 @@ def write_trace(path: str, events, pid: int | None = None, process_name: str | N
     with open(tmp, "w") as f:
         json.dump(doc, f)
     os.replace(tmp, path)
-
-
-def merge_traces(paths: list, out_path: str) -> dict:
-    """Merge per-rank trace files (each written with its rank as ``pid`` and wall-clock times) into one trace
-    with one row per rank, times starting at 0. Returns the merged document."""
-    events, t0 = [], None
-    for p in paths:
-        try:
-            with open(p) as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
-            raise RuntimeError(f"timeline: cannot read the rank trace {p}: {e}") from None
-        evs = doc.get("traceEvents") if isinstance(doc, dict) else None
-        if not isinstance(evs, list):
-            raise RuntimeError(f"timeline: {p} has no traceEvents list")
-        for e in evs:
-            if isinstance(e, dict) and e.get("ph") == "X" and isinstance(e.get("ts"), (int, float)):
-                t0 = e["ts"] if t0 is None else min(t0, e["ts"])
-        events.extend(e for e in evs if isinstance(e, dict))
-    for e in events:
-        if e.get("ph") == "X" and t0 is not None:
-            e["ts"] = round(e["ts"] - t0, 3)
-    doc = {"traceEvents": events, "displayTimeUnit": "ms"}
-    tmp = f"{out_path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out_path)
-    return doc

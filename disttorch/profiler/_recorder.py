@@ -16,8 +16,11 @@ from ..autograd import op as _op
 
 WALL_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
 
-# the recording profile (a _Recording), or None: read without a lock on every span (a list for speed)
+# the recordings that receive events (a tuple: a user's profile and/or the job timeline), or None when none;
+# read without a lock on every span (a list for speed)
 ACTIVE: list = [None]
+_USER: list = [None]  # the user's profile (at most one at a time, as in PyTorch)
+_HANDLE: list = [None]  # the op observer, installed while anything records
 
 
 class Event:
@@ -33,14 +36,23 @@ class Event:
 class _Recording:
     """Options and events of one recording cycle."""
 
-    def __init__(self, record_shapes: bool, profile_memory: bool, with_stack: bool) -> None:
+    def __init__(self, record_shapes: bool, profile_memory: bool, with_stack: bool, background: bool = False,
+                 max_events: int | None = None) -> None:
         self.record_shapes = record_shapes
         self.profile_memory = profile_memory
         self.with_stack = with_stack
+        self.background = background  # the job timeline: records alongside a user's profile
+        self.max_events = max_events
+        self.dropped = 0
         self.events: list = []  # list.append is atomic: threads append without a lock
         self.start_ns = time.perf_counter_ns()
         self.pid = os.getpid()
-        self._handle = None
+
+    def add(self, ev: "Event") -> None:
+        if self.max_events is not None and len(self.events) >= self.max_events:
+            self.dropped += 1
+            return
+        self.events.append(ev)
 
     def stack(self):
         if not self.with_stack:
@@ -73,36 +85,52 @@ def _allocated(inputs, outputs) -> int:
 
 
 def _on_op(name, inputs, attrs, outputs, start_ns, end_ns) -> None:
-    rec = ACTIVE[0]
-    if rec is None:
+    recs = ACTIVE[0]
+    if recs is None:
         return
-    rec.events.append(Event(
-        "aten::" + name, "cpu_op", start_ns, end_ns, threading.get_ident(),
-        [_shape_of(x) for x in inputs] if rec.record_shapes else None,
-        _allocated(inputs, outputs) if rec.profile_memory else 0, rec.stack()))
+    tid = threading.get_ident()
+    for rec in recs:
+        rec.add(Event(
+            "aten::" + name, "cpu_op", start_ns, end_ns, tid,
+            [_shape_of(x) for x in inputs] if rec.record_shapes else None,
+            _allocated(inputs, outputs) if rec.profile_memory else 0, rec.stack()))
+
+
+def _publish(recs: tuple) -> None:
+    if recs:
+        if _HANDLE[0] is None:
+            _HANDLE[0] = _op.add_observer(_on_op)
+        ACTIVE[0] = recs
+        _op.SPANS[0] = _span_sink
+    else:
+        ACTIVE[0] = None
+        _op.SPANS[0] = None
+        if _HANDLE[0] is not None:
+            _HANDLE[0].remove()
+            _HANDLE[0] = None
 
 
 def start(rec: _Recording) -> None:
-    if ACTIVE[0] is not None:
-        raise RuntimeError("Profiler is already enabled on this thread: stop the other profile first")
-    rec._handle = _op.add_observer(_on_op)
-    _op.SPANS[0] = _span_sink
-    ACTIVE[0] = rec
+    """Start delivering events to ``rec`` (one user profile at a time; background recordings add to it)."""
+    if not rec.background:
+        if _USER[0] is not None:
+            raise RuntimeError("Profiler is already enabled on this thread: stop the other profile first")
+        _USER[0] = rec
+    _publish((ACTIVE[0] or ()) + (rec,))
 
 
 def stop(rec: _Recording) -> None:
-    if ACTIVE[0] is rec:
-        ACTIVE[0] = None
-        _op.SPANS[0] = None
-    if rec._handle is not None:
-        rec._handle.remove()
-        rec._handle = None
+    if _USER[0] is rec:
+        _USER[0] = None
+    _publish(tuple(r for r in (ACTIVE[0] or ()) if r is not rec))
 
 
 def _span_sink(name: str, cat: str, start_ns: int, end_ns: int, args) -> None:
-    rec = ACTIVE[0]
-    if rec is not None:
-        rec.events.append(Event(name, cat, start_ns, end_ns, threading.get_ident(), args=args))
+    recs = ACTIVE[0]
+    if recs is not None:
+        ev = Event(name, cat, start_ns, end_ns, threading.get_ident(), args=args)
+        for rec in recs:
+            rec.add(ev)
 
 
 class span:

@@ -2,21 +2,45 @@
 import subprocess
 import sys
 
+import pytest
+
 from disttorch.launcher import cli
 
 
 def test_version_and_doctor(capsys):
     assert cli.main(["--version"]) == 0
     assert "disttorch" in capsys.readouterr().out
+    assert cli.main(["doctor", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "available" in out and "zmq all_reduce     skipped" in out
+
+
+@pytest.mark.timeout(180)
+def test_doctor_runs_the_backends_for_real(capsys):
+    """A 2-rank zmq all-reduce, a 2-rank MPI all-reduce and a parameter-server push/pull, each through
+    `disttorch launch`; each job checks its result and says so."""
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "numpy" in out and "available" in out
+    assert "zmq all_reduce     ok       all_reduce on 2 ranks over zmq" in out
+    assert "mpi all_reduce     ok       all_reduce on 2 ranks over mpi" in out
+    assert "parameter server   ok       parameter-server push/pull" in out
 
 
-def test_planned_commands_say_not_implemented(capsys):
-    for command in ("serve",):
-        assert cli.main([command, "submit", "train.py"]) == 2
-        assert "not implemented yet" in capsys.readouterr().err
+def test_doctor_reports_a_failing_job_and_what_to_install(monkeypatch, capsys):
+    from disttorch.launcher import doctor
+
+    monkeypatch.setattr(doctor, "_launch", lambda args, timeout: (False, "exit status 1: boom"))
+    real_find = doctor.importlib.util.find_spec
+    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda m: None if m == "ray" else real_find(m))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "zmq all_reduce     fail     exit status 1: boom" in out
+    assert "ray                missing  pip install 'disttorch[ray]'" in out
+
+
+def test_serve_goes_to_the_model_server(capsys):
+    assert cli.main(["serve", "missing.pt", "--model", "no_such_module_for_serve:make"]) == 2
+    assert "cannot import module 'no_such_module_for_serve'" in capsys.readouterr().err
 
 
 def test_launch_is_a_real_subcommand(capsys):

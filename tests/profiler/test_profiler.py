@@ -116,3 +116,37 @@ def test_autograd_profiler_names_are_the_same_objects():
     with legacy.profile() as prof:
         torch.ones(2) + 1
     assert np.isclose(sum(e.count for e in prof.key_averages() if e.key == "aten::add"), 1)
+
+
+def test_data_loading_and_optimizer_steps_are_ranges():
+    from disttorch.utils.data import DataLoader, TensorDataset
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters())
+    loader = DataLoader(TensorDataset(torch.randn(6, 3)), batch_size=2)
+    with profile() as prof:
+        for (x,) in loader:
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+    names = [e.name for e in prof.events()]
+    assert names.count("Optimizer.step#Adam.step") == 3
+    data = [e for e in prof.events() if e.cat == "data"]
+    assert len(data) == 4  # three batches and the StopIteration
+    assert all(e.name == "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__" for e in data)
+
+
+def test_a_background_recording_runs_beside_a_user_profile():
+    from disttorch.profiler import _recorder as R
+
+    bg = R._Recording(False, False, False, background=True, max_events=3)
+    R.start(bg)
+    try:
+        with profile() as prof:
+            for _ in range(5):
+                torch.ones(2) + 1
+        assert _by_key(prof)["aten::add"].count == 5
+    finally:
+        R.stop(bg)
+    assert len(bg.events) == 3 and bg.dropped >= 2  # the cap holds; the rest is counted
+    assert O.OBSERVERS == {} and O.SPANS[0] is None

@@ -15,10 +15,12 @@ import socket
 import sys
 import threading
 import zlib
+from time import perf_counter_ns
 from typing import Optional
 
 import numpy as np
 
+from ...autograd.op import SPANS as _SPANS
 from .. import _wire
 from .endpoint import Peer
 from .io_thread import Handle, IOThread
@@ -226,7 +228,13 @@ class KVClient:
         """One request about ``key``, waited for at once (driven from this thread when nothing else is in
         flight)."""
         fields["k"] = key
-        return self.io.call(self.server_of(key), kind, fields, arrays, self.timeout)
+        if _SPANS[0] is None:
+            return self.io.call(self.server_of(key), kind, fields, arrays, self.timeout)
+        t0 = perf_counter_ns()  # a profiler records: each call is a communication range ("ps::push" ...)
+        try:
+            return self.io.call(self.server_of(key), kind, fields, arrays, self.timeout)
+        finally:
+            _SPANS[0](f"ps::{kind}", "comm", t0, perf_counter_ns(), {"key": str(key)})
 
     # ---- the key-value API ----------------------------------------------------------------------------------
     def init(self, key, value, rule: str = "assign", mode: str = "async", staleness: int = 0,

@@ -25,9 +25,11 @@ import os
 import queue
 import warnings
 import weakref
+from time import perf_counter_ns
 from typing import Any, Callable, Generic, Iterable, List, Optional, TypeVar, Union
 
 from ... import _dtype as D
+from ...autograd.op import SPANS as _SPANS
 from ...ops.creation import empty
 from . import _worker
 from ._collate import default_collate, default_convert
@@ -362,7 +364,14 @@ class _BaseDataLoaderIter:
         raise NotImplementedError
 
     def __next__(self):
-        data = self._next_data()
+        if _SPANS[0] is not None:  # a profiler records: the wait for the batch is a "data" range, named as PyTorch's
+            t0 = perf_counter_ns()
+            try:
+                data = self._next_data()
+            finally:
+                _SPANS[0](f"enumerate(DataLoader)#{type(self).__name__}.__next__", "data", t0, perf_counter_ns(), None)
+        else:
+            data = self._next_data()
         self._num_yielded += 1
         if (self._dataset_kind == _DatasetKind.Iterable and self._IterableDataset_len_called is not None
                 and self._num_yielded > self._IterableDataset_len_called):
