@@ -217,8 +217,10 @@ class Op(Node):
                     xp = np if da.__class__ is np.ndarray else array_module_of(da)
                     if b.__class__ is T:
                         db = b._data
-                        if da.__class__ is not db.__class__:
-                            _check_devices(cls, inputs)
+                        if da.__class__ is not db.__class__ and _check_devices(cls, inputs):
+                            da, db = _host_scalar(da), _host_scalar(db)
+                            if isinstance(da, np.generic):  # a was the CPU scalar: b's array module runs the op
+                                xp = array_module_of(db)
                         ra, rb = a._requires_grad, b._requires_grad
                         if (ra or rb) and _GRAD.enabled:
                             if ra:
@@ -314,8 +316,9 @@ class Op(Node):
                 src = da = a._data
                 if b.__class__ is T or isinstance(b, T):
                     db = b._data
-                    if da.__class__ is not db.__class__:
-                        _check_devices(cls, (a, b))
+                    if da.__class__ is not db.__class__ and _check_devices(cls, (a, b)):
+                        da, db = _host_scalar(da), _host_scalar(db)
+                        src = db if isinstance(da, np.generic) else da
                     if (a._requires_grad or b._requires_grad) and _GRAD.enabled:
                         if a._requires_grad:
                             fn = a.grad_fn
@@ -391,8 +394,13 @@ def _unwrap(cls, inputs: tuple, T):
             d = x._data
             if first is None:
                 first = x
-            elif d.__class__ is not first._data.__class__:
-                _check_devices(cls, (first, x))
+            elif d.__class__ is not first._data.__class__ and _check_devices(cls, (first, x)):
+                if d.__class__ is np.ndarray:  # x is the CPU scalar
+                    d = _host_scalar(d)
+                else:  # the first tensor was the CPU scalar: it becomes a number, x leads
+                    i = next(j for j, v in enumerate(args) if v is first._data)
+                    args[i] = _host_scalar(first._data)
+                    first = x
             if x._requires_grad:
                 need = True
             args.append(d)
@@ -401,14 +409,24 @@ def _unwrap(cls, inputs: tuple, T):
     return tuple(args), (None if first is None else first._data), need
 
 
-def _check_devices(cls, tensors) -> None:
+def _check_devices(cls, tensors) -> bool:
     """Raise PyTorch's error when the tensors' arrays live on different devices (a sparse operand has an array
-    class of its own: its ops decide)."""
+    class of its own: its ops decide). True when one is a 0-d CPU tensor that needs no grad beside a device
+    tensor: PyTorch allows that (the CPU value is a scalar argument), and the caller passes it as a number."""
     a, b = tensors
     if getattr(a._data, "sparse_dim", None) is not None or getattr(b._data, "sparse_dim", None) is not None:
-        return
+        return False
     if a.device != b.device:
+        for s in (a, b):
+            if s._data.__class__ is np.ndarray and s._data.ndim == 0 and not (s._requires_grad and _GRAD.enabled):
+                return True
         raise _device_error(cls.op_name, a, b)
+    return False
+
+
+def _host_scalar(arr):
+    """A 0-d NumPy array as a NumPy scalar (which array modules take as a number); other arrays as they are."""
+    return arr[()] if arr.__class__ is np.ndarray and arr.ndim == 0 else arr
 
 
 def _write_outs(outs: tuple, out, name: str):

@@ -196,3 +196,17 @@ def test_more_ops_match_cpu_with_grad(standin_cuda, name, fn):
         res.append((out.detach().cpu().numpy(), a.grad.cpu().numpy()))
     for got, want in zip(res[1], res[0]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_cpu_scalar_tensor_mixes_with_a_device_tensor_as_in_pytorch(standin_cuda):
+    """PyTorch passes a 0-d CPU tensor to a CUDA op as a scalar; any other CPU tensor is refused."""
+    x = disttorch.tensor([1.0, 2.0, 3.0], device="cuda")
+    s = disttorch.tensor(2.0)
+    for r, ref in ((x * s, [2.0, 4.0, 6.0]), (s - x, [1.0, 0.0, -1.0]), (disttorch.where(x > 1, x, s), [2.0, 2.0, 3.0])):
+        assert r.device.type == "cuda"
+        np.testing.assert_allclose(r.cpu().numpy(), ref)
+    assert (x + disttorch.tensor(1, dtype=disttorch.int64)).dtype == disttorch.float32  # the 0-d rule of promotion
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        x + disttorch.ones(3)
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        x * disttorch.tensor(2.0, requires_grad=True)  # its gradient would have to come back to the CPU
