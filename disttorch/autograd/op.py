@@ -47,7 +47,7 @@ from . import anomaly as _anomaly
 from .function import Node, _Saved, _seq, edge
 from .grad_mode import STATE as _GRAD
 
-__all__ = ["Op", "RESULT", "apply_", "write_out", "add_observer", "observing", "notify", "array_backward"]
+__all__ = ["Op", "RESULT", "apply_", "apply_view", "write_out", "add_observer", "observing", "notify", "array_backward"]
 
 RESULT = "result"  # in ``self.save(...)``: the op's (first) output
 
@@ -382,6 +382,28 @@ class Op(Node):
                 return _write_outs(outs, out, cls.op_name)
             return write_out(outs, out, cls.op_name)
         return outs
+
+
+def apply_view(cls, a, arg):
+    """``cls.apply(a, arg)`` for a view op of one tensor and one other argument (indexing keys, dims, shapes):
+    without a graph, an observer or a subclass of Tensor it runs the shared forward and wraps the view here,
+    with no argument packing (the hot path of ``x[i]``, ``x.t()``, ``x.view(...)``); otherwise ``apply``."""
+    if OBSERVERS or a.__class__ is not _Tensor or (a._requires_grad and _GRAD.enabled) or cls._fwd0 is None:
+        return cls.apply(a, arg)
+    da = a._data
+    res = cls._fwd0(np if da.__class__ is np.ndarray else array_module_of(da), da, arg)
+    if res.__class__ is not np.ndarray and isinstance(res, np.generic):
+        res = np.asarray(res)
+    r = _new(_Tensor)  # _wrap(res) as a view of a, written out
+    r._data = res
+    r._requires_grad = False
+    r._grad = None
+    r.grad_fn = None
+    r._output_nr = 0
+    r._aux = None
+    r._vc = a._vc
+    r._base = a if a._base is None else a._base
+    return r
 
 
 def _unwrap(cls, inputs: tuple, T):

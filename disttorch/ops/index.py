@@ -17,7 +17,7 @@ from .._device import to_host
 from .._internals import bump_version
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ..autograd.op import Op, inplace_node, set_history
+from ..autograd.op import Op, apply_view, inplace_node, set_history
 from ._helpers import scalar_array, sum_to, tensor_arg
 from .index_keys import _index_error, _norm_key, _norm_slice
 from .inplace import _type_name, inplace, needs_graph
@@ -99,9 +99,9 @@ def getitem(self, key):
     """``self[key]`` with PyTorch's (NumPy's) indexing rules."""
     c = key.__class__
     if c is int:  # the common keys skip the normalisation and the node-class choice
-        return SelectBackward0.apply(self, (key, Ellipsis))
+        return apply_view(SelectBackward0, self, (key, Ellipsis))
     if c is slice:
-        return SliceBackward0.apply(self, (_norm_slice(key), Ellipsis))
+        return apply_view(SliceBackward0, self, (_norm_slice(key), Ellipsis))
     k, adv = _norm_key(self, key)
     return _index(self, k, adv)
 

@@ -247,3 +247,28 @@ def test_quiet_ufunc_falls_back_when_its_context_is_busy():
     np.testing.assert_array_equal(QUIET_RUN(lambda: (big + big).numpy()), ref)
     with np.errstate(all="raise"):  # the user's NumPy error state does not leak into ops
         np.testing.assert_array_equal((big * big).numpy(), ref)
+
+
+def test_apply_view_fast_path_keeps_view_semantics_and_falls_back():
+    """x[i] without a graph takes apply_view's short path: still a view (shared version counter and base);
+    with grad, an observer, or a Tensor subclass it goes through apply."""
+    x = torch.arange(12.0).reshape(3, 4).clone()
+    r = x[1]
+    assert r._vc is x._vc and r._base is x and r.grad_fn is None
+    r.add_(1)
+    assert x._version == 1 and x[1, 0].item() == 5.0
+    w = torch.randn(3, 4, requires_grad=True)
+    assert w[2].grad_fn.name() == "SelectBackward0"
+    seen = []
+    h = O.add_observer(lambda name, *a: seen.append(name))
+    try:
+        x[0], x[1:]
+    finally:
+        h.remove()
+    assert seen == ["select", "slice"]
+
+    class Sub(torch.Tensor):
+        pass
+    s = torch.ones(2, 2).as_subclass(Sub) if hasattr(torch.Tensor, "as_subclass") else None
+    if s is not None:
+        assert type(s[0]) is Sub
