@@ -276,6 +276,7 @@ class _Pair:
 def secret(monkeypatch):
     monkeypatch.setenv("DISTTORCH_JOB_SECRET", "7e" * 16)
     monkeypatch.delenv("DISTTORCH_ZMQ_MAC_PAYLOAD", raising=False)
+    monkeypatch.setenv("DISTTORCH_ZMQ_SHM", "0")  # the pair's collectives must cross the TCP wire tested here
 
 
 def _allreduce_pair(pair, n: int) -> None:

@@ -163,6 +163,7 @@ def test_fuzz_zmq_transport(monkeypatch):
 
     monkeypatch.setenv("DISTTORCH_JOB_SECRET", SECRET)
     monkeypatch.delenv("DISTTORCH_ZMQ_MAC_PAYLOAD", raising=False)
+    monkeypatch.setenv("DISTTORCH_ZMQ_SHM", "0")  # the pair's collectives must cross the TCP wire fuzzed here
     tw = _load("test_wire")
     pair = tw._Pair()
     raws = [pair.raw_to(pair.t0), pair.raw_to(pair.t1)]

@@ -50,6 +50,7 @@ import numpy as np
 import zmq
 
 from .. import _wire
+from . import _shm_transport as shm
 
 log = logging.getLogger("disttorch.distributed")
 _HDR = struct.Struct("<B16sQQqIQQQQ")
@@ -132,6 +133,15 @@ class Transport:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         store.set(f"zmq/addr/{global_rank}", f"{self.address} {self.incarnation.hex()} {int(self.mac_payload)}")
+        # host identity for the same-host shared-memory path (see _shm_transport); "" = this rank uses TCP only
+        store.set(f"zmq/host/{global_rank}", shm.host_identity() if shm.enabled() else "")
+        if global_rank == 0:
+            store.set("zmq/shm/token", _wire.nonce().hex()[:16])
+        self.hosts: dict = {}      # global rank -> host identity, read when a group needs it
+        self.shm_groups: list = []
+        self._mutex = threading.Lock()  # guards _inflight: operations queued or running on the thread
+        self._inflight = 0
+        self._exec = threading.Lock()   # held by whoever runs an operation (the thread, or a caller inline)
         self.pushes: dict = {}   # global rank -> _Peer
         self.coll: dict = {}     # (gid, seq, src, tag) -> payload frame
         self.p2p: dict = {}      # (gid, tag) -> deque of (src, [payload frames])
@@ -153,8 +163,68 @@ class Transport:
 
     # --- the communication thread --------------------------------------------------------------------------
     def submit(self, work, op: Op, body) -> None:
+        with self._mutex:
+            self._inflight += 1
         self.queue.put((work, op, body))
         self._wake()
+
+    def try_inline(self, fn) -> bool:
+        """Run ``fn()`` on the caller's thread when no operation is queued or running (so submission order is
+        kept); False when it could not. ``fn``'s exceptions propagate."""
+        with self._mutex:
+            if self._inflight or not self._exec.acquire(blocking=False):
+                return False
+        try:
+            fn()
+        finally:
+            self._exec.release()
+        return True
+
+    def shm_group(self, gid: int, global_ranks: list, rank: int):
+        """The shared-memory state for a group whose ranks all share this host (None: the group uses TCP)."""
+        global_ranks = list(global_ranks)
+        if len(global_ranks) < 2 or not shm.enabled():
+            return None
+        missing = [g for g in global_ranks if g not in self.hosts]
+        if missing:
+            keys = [f"zmq/host/{g}" for g in missing] + ["zmq/shm/token"]
+            try:
+                self.store.wait(keys, self.timeout)
+            except RuntimeError:
+                raise RuntimeError(f"zmq backend: rank {self.global_rank} timed out after {self.timeout:g} s waiting "
+                                   f"for the host identities of ranks {missing} in the store") from None
+            values = [v.decode(errors="replace") for v in self.store.multi_get(keys)]
+            self.hosts.update(zip(missing, values))
+            self.hosts["token"] = values[-1]
+        ids = {self.hosts[g] for g in global_ranks}
+        if len(ids) != 1 or "" in ids:
+            return None
+        token = "".join(ch for ch in self.hosts["token"] if ch in "0123456789abcdef")[:16]
+        group = shm.ShmGroup(f"disttorch-{token}-{gid:016x}", rank, global_ranks, shm.slot_bytes(), self.timeout)
+        what = f"zmq backend group {global_ranks}"
+        # every member says whether it could create its segment, and its size; any failure or difference -> the
+        # whole group uses TCP (decided alike on every member from the same answers)
+        why = group.create_own(what)
+        mine = f"ok {group.seg_bytes}"
+        self.store.set(f"zmq/shm/{gid:016x}/{self.global_rank}", why or mine)
+        keys = [f"zmq/shm/{gid:016x}/{g}" for g in global_ranks]
+        try:
+            self.store.wait(keys, self.timeout)
+            answers = [a.decode(errors="replace") for a in self.store.multi_get(keys)]
+        except BaseException:
+            group.unlink_all()
+            raise
+        bad = [(g, a) for g, a in zip(global_ranks, answers) if a != mine]
+        if bad:
+            group.unlink()
+            g, a = bad[0]
+            a = (f"has segments of {a[3:]} bytes, this rank {group.seg_bytes} (set the same DISTTORCH_ZMQ_SHM_BYTES "
+                 f"everywhere)") if a.startswith("ok ") else a[:300]
+            log.warning("%s: rank %d uses TCP instead of shared memory: rank %d %s", what, self.global_rank, g, a)
+            return None
+        group.attach(what, time.monotonic() + self.timeout)
+        self.shm_groups.append(group)
+        return group
 
     def _wake(self) -> None:
         try:
@@ -194,12 +264,16 @@ class Transport:
                 return
             work, op, body = item
             try:
-                result = self._run(op, body)
+                with self._exec:
+                    result = self._run(op, body)
             except BaseException as e:  # noqa: BLE001 - the error belongs to the caller's Work
                 work._finish(e)
             else:
                 if result is not PENDING:
                     work._finish(None, result)
+            finally:
+                with self._mutex:
+                    self._inflight -= 1
 
     def _run(self, op: Op, body):
         if op.gid in self.aborts:
@@ -221,6 +295,8 @@ class Transport:
             self.queue.put(None)
             self._wake()
             self.thread.join(max(5.0, self.timeout))
+        for g in self.shm_groups:
+            g.close()
         for p in self.pushes.values():
             p.sock.close(linger=5000)  # let the last queued messages reach their peers
         self.pull.close(0)

@@ -12,6 +12,13 @@ overlaps with the caller's computation. ``verify`` costs nothing on the wire: th
 header of the collective's own messages and a receiver that sees a different one fails the operation on
 every rank with both calls in the message.
 
+Same host: when every rank of a group has the same host identity (exchanged through the store when the group
+is created; ``_shm_transport.host_identity``), all-reduce, broadcast, all-gather, reduce-scatter and barrier run
+through shared-memory segments set up once per group (``_shm_transport``); the other operations and groups
+that span hosts use TCP. ``DISTTORCH_ZMQ_SHM=0`` forces TCP, ``DISTTORCH_HOST_ID`` overrides the identity. A
+shared-memory call of at most 64 KiB runs on the caller's thread when nothing is queued (no thread hop); if a
+peer is late (about a millisecond), the communication thread finishes it, so ``Work.wait(timeout)`` applies.
+
 Every frame fits the transport's size limit: collectives send sub-chunks of at most ``_SUB`` bytes (or whole
 buffers below 64 KiB), and a point-to-point tensor travels as several messages that the receiver reassembles.
 Authentication, replay protection and limits are the transport's (see ``_zmq_transport`` and ``_wire``).
@@ -20,12 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..process_group import REDUCE_UFUNCS, ProcessGroup, ReduceOp, Work
 from ..store import default_interface, secret_of
+from . import _shm_transport as shm
 from ._zmq_transport import CHUNK, PENDING, SMALL, Op, Transport
 
 __all__ = ["ZMQProcessGroup"]
@@ -52,6 +61,17 @@ def _blocks(n: int, parts: int) -> list:
     return [(c * n // parts, (c + 1) * n // parts) for c in range(parts)]
 
 
+_DT_NAMES: dict = {}
+
+
+def _desc(a: np.ndarray) -> str:
+    """``float32[1000]`` (dtype names cached: str(dtype) costs microseconds)."""
+    name = _DT_NAMES.get(a.dtype)
+    if name is None:
+        name = _DT_NAMES[a.dtype] = str(a.dtype)
+    return f"{name}[{a.size}]"
+
+
 def _flat(a: np.ndarray) -> np.ndarray:
     if not a.flags.c_contiguous:
         raise ValueError("zmq backend: arrays must be C-contiguous")
@@ -63,6 +83,25 @@ def _ufunc(op: ReduceOp):
         return REDUCE_UFUNCS[op]
     except KeyError:
         raise ValueError(f"zmq backend: unsupported reduce op {op}") from None
+
+
+class _Done(Work):
+    """The Work of a call that completed on the caller's thread (no Event or Lock to create)."""
+
+    def __init__(self, description: str) -> None:  # noqa: D107 - deliberately skips Work.__init__
+        self.description, self._exc, self._result, self._callbacks = description, None, None, []
+
+    def then(self, callback) -> None:
+        callback(self)
+
+    def is_completed(self) -> bool:
+        return True
+
+    def is_success(self) -> bool:
+        return True
+
+    def wait(self, timeout=None) -> bool:
+        return True
 
 
 class ZMQProcessGroup(ProcessGroup):
@@ -80,6 +119,7 @@ class ZMQProcessGroup(ProcessGroup):
         self._lock = threading.Lock()
         self._owner = False
         self.timeout = transport.timeout
+        self._shm = None  # the same-host shared-memory state (create / new_subgroup); None: TCP for everything
 
     @classmethod
     def create(cls, store, rank: int, world_size: int, timeout: float, options: dict) -> "ZMQProcessGroup":
@@ -91,6 +131,7 @@ class ZMQProcessGroup(ProcessGroup):
         if world_size > 1:
             try:
                 t.connect((rank + 1) % world_size)  # a rendezvous with the ring neighbour
+                pg._shm = t.shm_group(0, pg.global_ranks, rank)
             except BaseException:
                 t.close()
                 raise
@@ -114,6 +155,46 @@ class ZMQProcessGroup(ProcessGroup):
         self._t.submit(work, op, body)
         return work
 
+    def _submit_shm(self, name: str, detail, nbytes: int, method, *args) -> Work:
+        """Run ``method`` of the group's shared-memory state: on the caller's thread when the call is small and
+        nothing is queued (no thread hop), else in order on the communication thread. ``detail()`` describes the
+        call when the caller gave no fingerprint (``verify``)."""
+        with self._lock:
+            self._seq += 1
+            fp, self._next_fp = self._next_fp, None
+        if fp is None:  # no fingerprint from the caller (verify): describe the call ourselves
+            fp = f"{name}({detail()})".encode()
+        desc = fp.decode(errors="replace")
+        fph = shm.fp_hash(fp)
+        group = self._shm
+        deadline = [time.monotonic() + self.timeout]  # restarted when the thread starts it (queued behind others)
+        gen = method(desc, deadline, fp, fph, *args)
+
+        def body(o):
+            deadline[0] = o.deadline
+            return group.run(gen, inline=False)
+
+        if nbytes <= shm.SMALL:
+            handed = []
+
+            def attempt():
+                if not group.run(gen, inline=True):  # a peer is late: the thread finishes it, in order
+                    handed.append(Work(desc))
+                    self._t.submit(handed[0], Op(self._gid, -2, fp, desc, self.global_ranks, self.rank),
+                                   lambda o: group.run(gen, inline=False))
+
+            try:
+                ran = self._t.try_inline(attempt)
+            except BaseException as e:  # noqa: BLE001 - the error belongs to the caller's Work
+                work = Work(desc)
+                work._finish(e)
+                return work
+            if ran:
+                return handed[0] if handed else _Done(desc)
+        work = Work(desc)
+        self._t.submit(work, Op(self._gid, -2, fp, desc, self.global_ranks, self.rank), body)
+        return work
+
     def _send(self, op: Op, dst: int, tag: int, arr: np.ndarray) -> None:
         self._t.send(op, dst, tag, arr)
 
@@ -132,6 +213,9 @@ class ZMQProcessGroup(ProcessGroup):
     def allreduce(self, arrays: list, op: ReduceOp) -> Work:
         ufunc = _ufunc(op)
         flats = [_flat(a) for a in arrays]
+        if self._shm is not None:
+            return self._submit_shm("all_reduce", lambda: f"{', '.join(_desc(a) for a in flats)}, {op.name}",
+                                    sum(a.nbytes for a in flats), self._shm.allreduce, flats, ufunc)
         detail = ", ".join(f"{a.dtype}[{a.size}]" for a in flats)
         return self._submit("all_reduce", f"{detail}, {op.name}", lambda o: self._allreduce(o, flats, ufunc))
 
@@ -206,6 +290,12 @@ class ZMQProcessGroup(ProcessGroup):
         out, ins = _flat(output), [_flat(a) for a in inputs]
         if len(ins) != self.size:
             raise ValueError(f"reduce_scatter: expected {self.size} inputs, got {len(ins)}")
+        if self._shm is not None:
+            if any(a.size != out.size or a.dtype != out.dtype for a in ins):
+                raise ValueError(f"reduce_scatter: every input must be {out.dtype}[{out.size}] like the output, got "
+                                 f"{[f'{a.dtype}[{a.size}]' for a in ins]}")
+            return self._submit_shm("reduce_scatter", lambda: f"{_desc(out)}, {op.name}", out.nbytes * self.size,
+                                    self._shm.reduce_scatter, out, ins, ufunc)
         return self._submit("reduce_scatter", f"{out.dtype}[{out.size}], {op.name}",
                             lambda o: self._reduce_scatter(o, out, ins, ufunc))
 
@@ -223,6 +313,12 @@ class ZMQProcessGroup(ProcessGroup):
         outs, x = [_flat(a) for a in outputs], _flat(array)
         if len(outs) != self.size:
             raise ValueError(f"all_gather: expected {self.size} outputs, got {len(outs)}")
+        if self._shm is not None:
+            if any(o.nbytes != x.nbytes for o in outs):
+                raise ValueError(f"all_gather: every output must hold {x.nbytes} bytes like the input "
+                                 f"{x.dtype}[{x.size}], got {[o.nbytes for o in outs]}")
+            return self._submit_shm("all_gather", lambda: _desc(x), x.nbytes * self.size,
+                                    self._shm.allgather, outs, x)
         return self._submit("all_gather", f"{x.dtype}[{x.size}]", lambda o: self._allgather(o, outs, x))
 
     def _allgather(self, op: Op, outs: list, x: np.ndarray) -> None:
@@ -241,6 +337,9 @@ class ZMQProcessGroup(ProcessGroup):
     # --- rooted collectives --------------------------------------------------------------------------------
     def broadcast(self, arrays: list, src: int) -> Work:
         flats = [_flat(a) for a in arrays]
+        if self._shm is not None:
+            return self._submit_shm("broadcast", lambda: f"{', '.join(_desc(a) for a in flats)}, src={src}",
+                                    sum(a.nbytes for a in flats), self._shm.broadcast, flats, src)
         detail = ", ".join(f"{a.dtype}[{a.size}]" for a in flats)
         return self._submit("broadcast", f"{detail}, src={src}", lambda o: self._broadcast(o, flats, src))
 
@@ -334,6 +433,8 @@ class ZMQProcessGroup(ProcessGroup):
             self._recv_array(op, src, 0, _A2A, outs[src])
 
     def barrier(self) -> Work:
+        if self._shm is not None:
+            return self._submit_shm("barrier", str, 0, self._shm.barrier)
         return self._submit("barrier", "", self._barrier)
 
     def _barrier(self, op: Op) -> None:
@@ -378,10 +479,21 @@ class ZMQProcessGroup(ProcessGroup):
         gid = int.from_bytes(hashlib.blake2b(f"{self._gid}/{n}/{ranks}".encode(), digest_size=8).digest(), "little")
         if self.rank not in ranks:
             return None
-        return ZMQProcessGroup(self._t, ranks.index(self.rank), len(ranks), [self.global_ranks[r] for r in ranks], gid)
+        sub = ZMQProcessGroup(self._t, ranks.index(self.rank), len(ranks), [self.global_ranks[r] for r in ranks], gid)
+        sub._shm = self._t.shm_group(gid, sub.global_ranks, sub.rank)  # waits for the other members
+        return sub
 
     def shutdown(self) -> None:
-        """Stop the communication thread and close the sockets (the world group owns them)."""
+        """Stop the communication thread and close the sockets (the world group owns them); a subgroup
+        unmaps its shared memory after the operations already queued."""
+        group, self._shm = self._shm, None
+        if group is not None and not self._owner:
+            group.unlink()
+            if self._t.thread.is_alive():
+                self._t.submit(Work("close"), Op(self._gid, -2, b"", "close", self.global_ranks, self.rank),
+                               lambda o: group.close())
+            else:
+                group.close()
         if self._owner:
             self._owner = False
             self._t.close()
