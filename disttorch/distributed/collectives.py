@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Optional
 
+from .._internals import bump_version
 from . import runner as R
 from .groups import ProcessGroup, resolve_group, world
 from .process_group import ReduceOp, Work
@@ -23,6 +24,7 @@ __all__ = ["all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_t
 
 _SUM = ReduceOp.SUM
 _AVG = ReduceOp.AVG
+_OP_NAMES = {id(op): op.name for op in ReduceOp}  # Enum.name is a Python-level property: ~0.2 us per call
 
 
 def all_reduce(tensor, op: ReduceOp = _SUM, group=None, async_op: bool = False) -> Optional[Work]:
@@ -41,13 +43,15 @@ def all_reduce(tensor, op: ReduceOp = _SUM, group=None, async_op: bool = False) 
     buf = contiguous(a)
     pg = g._pg
 
-    def finish():
+    def finish():  # copy_back for one tensor, spelled out: this runs once per all_reduce
         if op is _AVG:
             R.divide(buf, pg.size)
-        copy_back((tensor,), (a,), (buf,))
+        if buf is not a:
+            a[...] = buf
+        bump_version(tensor)
 
-    return R.run(g, "all_reduce", f"{signature(a)}, {op.name}", lambda: pg.allreduce([buf], op), finish, async_op,
-                [tensor])
+    return R.run(g, "all_reduce", f"{signature(a)}, {_OP_NAMES[id(op)]}", lambda: pg.allreduce([buf], op), finish,
+                 async_op, [tensor])
 
 
 def broadcast(tensor, src: Optional[int] = None, group=None, async_op: bool = False,

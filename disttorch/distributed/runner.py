@@ -9,7 +9,7 @@ carries), and the copy-back of results into non-contiguous tensors with their ve
 that looks like a timeout becomes a RuntimeError naming the op, the rank, the ranks that have not arrived
 and where each rank is; mismatch errors from ``verify`` pass unchanged.
 
-Internal API (for ``collectives``, ``_objects``, ``distributed_c10d`` and ``distributed.nn``):
+Internal API (for ``collectives``, ``_objects``, ``distributed_c10d``, ``distributed.nn`` and DDP's reducer):
     ``run(g, name, detail, launch, finish, async_op, out=None)``: one collective, sync or async.
     ``run_p2p(g, what, launch, finish)``: one point-to-point op (no sequence number), always async.
     ``CollectiveWork``: the ``Work`` that async collectives return.
@@ -77,9 +77,18 @@ def dtype_name(dt) -> str:
         return str(dt)
 
 
+_SIGNATURES: dict = {}  # (dtype, shape) -> signature: a training loop repeats a few shapes, each call pays ~0.5 us
+
+
 def signature(a) -> str:
     """What a fingerprint says about an array: ``float32[4, 3]``."""
-    return f"{dtype_name(a.dtype)}{list(a.shape)}"
+    key = (a.dtype, a.shape)
+    sig = _SIGNATURES.get(key)
+    if sig is None:
+        if len(_SIGNATURES) >= 4096:
+            _SIGNATURES.clear()
+        sig = _SIGNATURES[key] = f"{dtype_name(a.dtype)}{list(a.shape)}"
+    return sig
 
 
 def _looks_like_timeout(e: BaseException) -> bool:
@@ -104,7 +113,25 @@ def _timeout_error(g: ProcessGroup, name: str, seq: int, fp: str, waited: float,
     return RuntimeError(msg)
 
 
-def _verify(g: ProcessGroup, fp: str) -> None:
+_scratch = threading.local()  # .pair: the 16-byte verify buffer of this thread
+_DIGESTS: dict = {}  # "name(detail)" -> 62-bit blake2b digest (a training loop repeats a few calls)
+_MASK62 = (1 << 62) - 1
+_SEQ_MIX = 0x9E3779B97F4A7C15  # odd: seq * _SEQ_MIX mod 2**62 differs for every seq below 2**62
+
+
+def _digest(call: str, seq: int) -> int:
+    """A 62-bit digest of the fingerprint ``seq=<seq> <call>``: the cached digest of ``call`` plus ``seq`` times
+    an odd constant, mod 2**62. Two ranks at different calls or sequence numbers get equal digests only by a
+    ~2**-62 chance, as with hashing the whole text, without hashing ~40 bytes per collective."""
+    h = _DIGESTS.get(call)
+    if h is None:
+        if len(_DIGESTS) >= 4096:
+            _DIGESTS.clear()
+        h = _DIGESTS[call] = int.from_bytes(hashlib.blake2b(call.encode(), digest_size=8).digest(), "little")
+    return (h + seq * _SEQ_MIX) & _MASK62
+
+
+def _verify(g: ProcessGroup, fp: str, call: str, seq: int) -> None:
     pg = g._pg
     if type(pg).verify is not BackendGroup.verify:
         pg.verify(fp)
@@ -113,8 +140,12 @@ def _verify(g: ProcessGroup, fp: str) -> None:
     size, timeout = pg.size, g._timeout
     # One 16-byte all-reduce(MAX) of [h, -h]: both entries come back unchanged on every rank exactly when all
     # ranks hashed the same fingerprint. Only a mismatch pays for gathering the calls to name them.
-    h = int.from_bytes(hashlib.blake2b(fp.encode(), digest_size=8).digest(), "little") >> 2
-    pair = np.array([h, -h], dtype=np.int64)
+    h = _digest(call, seq)
+    pair = getattr(_scratch, "pair", None)  # per thread: verify runs synchronously on the calling thread
+    if pair is None:
+        pair = _scratch.pair = np.empty(2, np.int64)
+    pair[0] = h
+    pair[1] = -h
     pg.allreduce([pair], ReduceOp.MAX).wait(timeout)
     if pair[0] == h and pair[1] == -h:
         return
@@ -141,21 +172,26 @@ def _fail(g, name, seq, fp, tok, e, t0):
     return e
 
 
-def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool, out=None):
+def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool, out=None, verify: bool = True):
     """Run one collective of group ``g``: fingerprint ``name(detail)``, verify it, ``launch() -> Work``, and
     run ``finish()`` (AVG division, copy-back, version bumps) once it completes.
+
+    ``verify=False`` is for callers that checked once that every rank makes the same calls (DDP's bucket
+    all-reduces): it skips the check where it costs a blocking round trip (the interface's default verify),
+    and keeps it where the backend's own ``verify`` rides on the collective's messages.
 
     Returns None, or with ``async_op`` a ``CollectiveWork`` whose future gives ``out``.
     """
     g._seq += 1
     seq = g._seq
-    fp = f"seq={seq} {name}({detail})"
+    call = f"{name}({detail})"
+    fp = f"seq={seq} {call}"
     g._last = fp
     tok = WD.enter(g, seq, fp, _ident())
     t0 = _monotonic()
     try:
-        if world.check:
-            _verify(g, fp)
+        if world.check and (verify or type(g._pg).verify is not BackendGroup.verify):
+            _verify(g, fp, call, seq)
         work = launch()
     except Exception as e:
         err = _fail(g, name, seq, fp, tok, e, t0)
@@ -293,10 +329,16 @@ def tensor_list(ts, param: str, g: ProcessGroup, op: str, like=None) -> list:
     return arrays
 
 
+_OPS_OK: set = set()  # (id(op), dtype) pairs already accepted (ReduceOp members live for the whole process)
+
+
 def check_reduce_op(op, a, name: str) -> None:
     """Refuse a reduce op the array's dtype (or disttorch's backends) cannot do."""
     if not isinstance(op, ReduceOp):
         raise TypeError(f"{name}: op must be a dist.ReduceOp, got {op!r}")
+    key = (id(op), a.dtype)
+    if key in _OPS_OK:
+        return
     kind = a.dtype.kind
     if op is ReduceOp.AVG and kind in "iub":
         raise RuntimeError(f"{name}: ReduceOp.AVG is not supported for integer or bool tensors (got "
@@ -307,6 +349,7 @@ def check_reduce_op(op, a, name: str) -> None:
         raise RuntimeError(f"{name}: ReduceOp.{op.name} is not supported for complex tensors ({dtype_name(a.dtype)})")
     if op is ReduceOp.PREMUL_SUM:
         raise RuntimeError(f"{name}: ReduceOp.PREMUL_SUM is not supported by disttorch's backends")
+    _OPS_OK.add(key)
 
 
 def same_dtype(a, b, what: str, op: str) -> None:

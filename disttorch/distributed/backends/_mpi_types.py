@@ -18,7 +18,8 @@ _MPI_OPS = {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.
 _BOOL_OPS = {ReduceOp.SUM: MPI.MAX, ReduceOp.AVG: MPI.MAX, ReduceOp.MAX: MPI.MAX, ReduceOp.BOR: MPI.MAX,
              ReduceOp.PRODUCT: MPI.MIN, ReduceOp.MIN: MPI.MIN, ReduceOp.BAND: MPI.MIN, ReduceOp.BXOR: MPI.BXOR}
 _BITWISE = (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR)
-_ALLREDUCE_DESC = {op: f"all_reduce({op.name})" for op in ReduceOp}
+# by id: hashing an Enum member runs Python code (ReduceOp members live as long as the process)
+_ALLREDUCE_DESC = {id(op): f"all_reduce({op.name})" for op in ReduceOp}
 _TYPES = {np.dtype(np.float32): MPI.FLOAT, np.dtype(np.float64): MPI.DOUBLE,
           np.dtype(np.int8): MPI.INT8_T, np.dtype(np.int16): MPI.INT16_T, np.dtype(np.int32): MPI.INT32_T,
           np.dtype(np.int64): MPI.INT64_T, np.dtype(np.uint8): MPI.UINT8_T, np.dtype(np.uint16): MPI.UINT16_T,
@@ -58,16 +59,15 @@ def _user_op(dtype: np.dtype, op: ReduceOp):
     return mop
 
 
-_REDUCTIONS: dict = {}
+_REDUCTIONS: dict = {}  # (dtype, op) -> (view dtype, MPI datatype, MPI op)
 
 
 def _reduction(dtype: np.dtype, op: ReduceOp, opname: str):
     """(view dtype, MPI datatype, MPI op) for reducing arrays of ``dtype`` with ``op``."""
-    try:
-        return _REDUCTIONS[dtype, op]
-    except KeyError:
-        pass
-    r = _REDUCTIONS[dtype, op] = _find_reduction(dtype, op, opname)
+    key = (dtype, op)
+    r = _REDUCTIONS.get(key)
+    if r is None:
+        r = _REDUCTIONS[key] = _find_reduction(dtype, op, opname)
     return r
 
 

@@ -6,9 +6,12 @@ backward produces their gradients): a small first bucket (1 MiB, so communicatio
 ``bucket_cap_mb`` each. Every parameter gets a post-accumulate-grad hook that copies its ``.grad`` into its
 slot of the bucket's flat buffer; when a bucket is complete, and every earlier bucket has been launched,
 its all-reduce starts asynchronously (buckets launch in the same order on every rank), so communication
-overlaps the rest of backward. The engine has no end-of-backward callback, so the reduction is finished
-by the hook of the last parameter to become ready: it waits for every bucket's work, and the averaged
-gradients are copied back into ``.grad`` (or already are ``.grad``, with ``gradient_as_bucket_view``).
+overlaps the rest of backward. Construction checks once that every rank has the same parameter shapes and
+dtypes, so the bucket all-reduces skip the per-call fingerprint round trip that would otherwise make every
+bucket a rendezvous of all ranks in the middle of backward (see _reducer.py, which holds the buckets).
+The engine has no end-of-backward callback, so the reduction is finished by the hook of the last parameter
+to become ready: it waits for every bucket's work, and the averaged gradients are copied back into
+``.grad`` (or already are ``.grad``, with ``gradient_as_bucket_view``).
 
 A parameter that gets no gradient leaves its bucket incomplete; the next forward then raises PyTorch's
 "Expected to have finished reduction in the prior iteration" error naming the parameters, instead of
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -31,6 +34,8 @@ from ...distributed.algorithms.join import Join, Joinable, JoinHook
 from ...futures import Future
 from ..modules.module import Module
 from . import _ddp_args as _args
+from . import _reducer
+from ._reducer import GradBucket, _Bucket, _compute_bucket_assignment_by_size
 
 __all__ = ["DistributedDataParallel", "GradBucket"]
 
@@ -43,91 +48,6 @@ def _dist():
     from ... import distributed as dist
 
     return dist
-
-
-def _compute_bucket_assignment_by_size(sizes: List[int], keys: List[Any], limits: List[int]) -> List[List[int]]:
-    """Split tensors (given in the order they should fill buckets) into buckets of at least ``limits[k]``
-    bytes, the k-th bucket of each key using ``limits[min(k, len(limits) - 1)]``; tensors of different
-    keys (dtypes) never share a bucket. Returns lists of positions, ordered by their first position."""
-    open_buckets: dict = {}
-    count: dict = {}
-    result = []
-    for i, (nbytes, key) in enumerate(zip(sizes, keys)):
-        b = open_buckets.setdefault(key, [[], 0])
-        b[0].append(i)
-        b[1] += nbytes
-        limit = limits[min(count.get(key, 0), len(limits) - 1)]
-        if b[1] >= limit:
-            result.append(b[0])
-            del open_buckets[key]
-            count[key] = count.get(key, 0) + 1
-    result.extend(b[0] for b in open_buckets.values() if b[0])
-    result.sort(key=lambda idx: idx[0])
-    return result
-
-
-class GradBucket:
-    """One bucket of gradients as a comm hook sees it (``torch.distributed.GradBucket``)."""
-
-    def __init__(self, index: int, buffer: Tensor, gradients: List[Tensor], parameters: List[Tensor],
-                 offsets: List[int], is_last: bool) -> None:
-        self._index, self._buffer, self._gradients = index, buffer, gradients
-        self._parameters, self._offsets, self._is_last = parameters, offsets, is_last
-
-    def index(self) -> int:
-        """The bucket's index (0 is the first bucket to be reduced)."""
-        return self._index
-
-    def buffer(self) -> Tensor:
-        """The flattened 1-d gradients of the bucket's parameters."""
-        return self._buffer
-
-    def gradients(self) -> List[Tensor]:
-        """One view of ``buffer()`` per parameter, shaped like the parameter."""
-        return self._gradients
-
-    def parameters(self) -> List[Tensor]:
-        """The bucket's parameters, in the order of ``gradients()``."""
-        return self._parameters
-
-    def offsets(self) -> List[int]:
-        return list(self._offsets)
-
-    def is_last(self) -> bool:
-        """True for the last bucket of the iteration."""
-        return self._is_last
-
-    def set_buffer(self, buffer: Tensor) -> None:
-        self._buffer = buffer
-
-
-class _Bucket:
-    """Flat gradient storage for a group of parameters of one dtype."""
-
-    __slots__ = ("index", "param_ids", "params", "offsets", "buffer", "tensor", "views", "grad_views", "pending",
-                 "future", "shadow", "prescaled")
-
-    def __init__(self, index: int, param_ids: List[int], params: List[Tensor]) -> None:
-        self.index = index
-        self.param_ids = param_ids
-        self.params = params
-        xp = E.array_module(params[0])
-        self.offsets, total = [], 0
-        for p in params:
-            self.offsets.append(total)
-            total += E.array(p).size
-        self.buffer = xp.zeros(total, dtype=E.array(params[0]).dtype)
-        self.tensor = E.wrap(self.buffer)
-        self.views = [self.buffer[o:o + p.numel()].reshape(p.shape) for o, p in zip(self.offsets, params)]
-        self.grad_views = [E.view_of(self.tensor, v) for v in self.views]
-        self.pending = len(params)
-        self.future: Optional[Future] = None
-        self.shadow: Optional[Tensor] = None
-        self.prescaled = 1  # the divisor the gradients were divided by while copied in (1: not divided)
-
-    def grad_bucket(self, is_last: bool, buffer: Optional[Tensor] = None) -> GradBucket:
-        return GradBucket(self.index, self.tensor if buffer is None else buffer, list(self.grad_views),
-                          list(self.params), self.offsets, is_last)
 
 
 def _tensors_in(obj, out: list) -> list:
@@ -279,6 +199,8 @@ class DistributedDataParallel(Module, Joinable):
             cap = max(limits)
         self.bucket_bytes_cap = cap
         self._build_buckets(limits)
+        if self._world_size > 1:
+            _reducer.verify_same_layout(dist, self._params, process_group, self._rank)
         if init_sync and self._world_size > 1:
             self._sync_module_states(0, with_buffers=init_sync_buffers)
         self._reset_iteration()
@@ -486,7 +408,7 @@ class DistributedDataParallel(Module, Joinable):
         d = self._divisor()
         if d != 1 and prescaled != d:
             buf.div_(d)
-        work = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
+        work = _reducer.bucket_all_reduce(self._dist, buf, self.process_group)
         return Future._of_work(work, buf)
 
     def _finalize(self) -> None:

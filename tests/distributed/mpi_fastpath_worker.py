@@ -1,0 +1,169 @@
+"""One rank of tests/distributed/test_mpi_fastpath.py, run under ``mpiexec -n 2``.
+
+Checks the mpi backend's cheap per-call path: the lazily created completion flag and callback list of its
+Work handles (another thread waiting, callbacks before and after completion, failures), the in-place
+all-reduce on the caller's own array, and, through ``dist.all_reduce``, that the cached fingerprint pieces
+(signatures, digests, accepted reduce ops) still catch mismatched calls. Every check records "ok" or its
+traceback in ``<out>/rank<R>.json``; a failing check does not stop the others.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+import disttorch as torch
+import disttorch.distributed as dist
+from disttorch.distributed.backends import _mpi_work
+from disttorch.distributed.backends.mpi import MPI, MPIProcessGroup
+from disttorch.distributed.process_group import ReduceOp
+
+RESULTS: dict = {}
+DEADLINE_S = 20.0
+
+
+def check(fn):
+    try:
+        fn()
+        RESULTS[fn.__name__] = "ok"
+    except Exception:  # noqa: BLE001 - reported to the test, which fails on it
+        RESULTS[fn.__name__] = traceback.format_exc()
+    return fn
+
+
+def poll(predicate, what: str) -> None:
+    """Wait for ``predicate()`` with a deadline (no sleeping as synchronisation: this polls a condition)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+def ranked(rank: int, n: int = 1000, salt: int = 0) -> np.ndarray:
+    return (np.arange(n, dtype=np.float64) * (rank + 1) + salt).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    world = MPI.COMM_WORLD
+    rank, size = world.Get_rank(), world.Get_size()
+    inline = MPIProcessGroup.create(None, -1, -1, 30.0, {})
+    threaded = MPIProcessGroup.create(None, -1, -1, 30.0, {"inline_sync": False})
+    expected_sum = sum(ranked(r) for r in range(size))
+
+    @check
+    def second_thread_waits_while_first_runs():
+        # rank 0: thread B claims and runs the call (blocked until rank 1 joins), the main thread waits on
+        # the same Work through its lazily created flag; rank 1 joins only once that is the case
+        a = ranked(rank)
+        if rank == 0:
+            w = inline.allreduce([a], ReduceOp.SUM)
+            errors = []
+            b = threading.Thread(target=lambda: errors.append(w.wait()))
+            b.start()
+            poll(lambda: w._state != _mpi_work._QUEUED, "thread B to claim the all_reduce")
+            assert w._state == _mpi_work._RUNNING, w._state
+            waiter = threading.Thread(target=lambda: errors.append(w.wait()))
+            waiter.start()
+            poll(lambda: w._flag is not None, "the second waiter to block on the work's flag")
+            world.Send(np.ones(1, np.int32), dest=1, tag=7)
+            assert w.wait() is True
+            b.join(DEADLINE_S)
+            waiter.join(DEADLINE_S)
+            assert errors == [True, True], errors
+        else:
+            go = np.zeros(1, np.int32)
+            world.Recv(go, source=0, tag=7)
+            assert go[0] == 1
+            inline.allreduce([a], ReduceOp.SUM).wait()
+        assert np.array_equal(a, expected_sum)
+
+    @check
+    def callbacks_before_and_after_completion():
+        for g in (inline, threaded):
+            a = ranked(rank, salt=3)
+            seen, fired = [], threading.Event()
+            w = g.allreduce([a], ReduceOp.SUM)
+            w.then(lambda work: (seen.append(("before", work.is_completed(), work.exception())), fired.set()))
+            assert fired.wait(DEADLINE_S), "then() registered before completion did not fire"
+            w.wait()
+            w.then(lambda work: seen.append(("after", work.is_completed(), work.exception())))
+            assert seen == [("before", True, None), ("after", True, None)], seen
+            assert w.is_success()
+            assert np.array_equal(a, sum(ranked(r, salt=3) for r in range(size)))
+
+    @check
+    def failure_reaches_waiter_and_callbacks_and_frees_group():
+        for g in (inline, threaded):
+            boom = ValueError("boom from the MPI call")
+
+            def fail():
+                raise boom
+            w = g._submit("failing_call", fail)
+            got = []
+            w.then(lambda work: got.append(work.exception()))
+            try:
+                w.wait()
+            except ValueError as e:
+                assert e is boom
+            else:
+                raise AssertionError("wait() did not raise the call's error")
+            poll(lambda: got, "the then() callback of a failed work")
+            assert got == [boom] and not w.is_success() and w.exception() is boom
+            a = ranked(rank)
+            g.allreduce([a], ReduceOp.SUM).wait()  # the group is free again
+            assert np.array_equal(a, expected_sum)
+
+    @check
+    def in_place_on_the_callers_array():
+        for dtype in (np.float32, np.float64, np.int64):
+            a = ranked(rank).astype(dtype)
+            w = inline.allreduce([a], ReduceOp.SUM)
+            handed = w._args[1][0]  # the buffer given to MPI: the caller's array itself, no copy or view
+            assert handed is a, type(handed)
+            w.wait()
+            assert np.array_equal(a, sum(ranked(r).astype(dtype) for r in range(size)))
+
+    threaded.shutdown()
+    inline.shutdown()
+
+    dist.init_process_group("mpi")
+
+    @check
+    def api_mismatch_caught_with_warm_caches():
+        shapes = [(4,), (5,)]
+        for shape in shapes:  # every signature, digest and op check is cached on both ranks first
+            for op in (ReduceOp.SUM, ReduceOp.MAX):
+                t = torch.ones(shape)
+                dist.all_reduce(t, op=op)
+        for differ in ("shape", "op"):
+            shape = shapes[rank % 2] if differ == "shape" else shapes[0]
+            op = (ReduceOp.SUM, ReduceOp.MAX)[rank % 2] if differ == "op" else ReduceOp.SUM
+            try:
+                dist.all_reduce(torch.ones(shape), op=op)
+            except RuntimeError as e:
+                text = str(e)
+                assert "Mismatched" in text, text
+                assert ("float32[4]" in text and "float32[5]" in text) if differ == "shape" else \
+                    ("SUM" in text and "MAX" in text), text
+            else:
+                raise AssertionError(f"mismatched {differ} not detected")
+        t = torch.from_numpy(ranked(rank))
+        version = t._version
+        dist.all_reduce(t)  # the group still works, results and version counter as before
+        assert np.array_equal(t.numpy(), expected_sum) and t._version == version + 1
+
+    dist.destroy_process_group()
+    Path(args.out, f"rank{rank}.json").write_text(json.dumps({"results": RESULTS}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The mpi backend's per-call fast path (tests/distributed/mpi_fastpath_worker.py under ``mpiexec -n 2``).
+
+One job runs every check: lazily created Work flags and callback lists (a second thread waiting while
+the first runs the call, callbacks registered before and after completion, failures), the in-place
+all-reduce on the caller's array, and mismatch detection through ``dist.all_reduce`` with warm caches.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _procs  # noqa: E402
+
+WORKER = str(Path(__file__).with_name("mpi_fastpath_worker.py"))
+CHECKS = ["second_thread_waits_while_first_runs", "callbacks_before_and_after_completion",
+          "failure_reaches_waiter_and_callbacks_and_frees_group", "in_place_on_the_callers_array",
+          "api_mismatch_caught_with_warm_caches"]
+
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(_procs.mpi_skip_reason() is not None,
+                                                  reason=str(_procs.mpi_skip_reason()))]
+
+
+@pytest.mark.timeout(120)
+def test_fast_path_checks(tmp_path):
+    job = _procs.run_job(WORKER, 2, "mpi", tmp_path, env={"DISTTORCH_COLLECTIVE_TIMEOUT": "30"}, timeout=90)
+    assert not job.timed_out, f"the job did not finish in time:\n{job.logs}"
+    res = job.results(2)
+    assert sorted(res) == [0, 1], job.logs
+    failures = [f"rank {r} {name}: {res[r]['results'].get(name, 'not run')}" for r in (0, 1) for name in CHECKS
+                if res[r]["results"].get(name) != "ok"]
+    assert not failures, "\n\n".join(failures)
+    assert job.returncodes == [0], f"exit codes {job.returncodes}\n{job.logs}"
