@@ -23,13 +23,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import sys
 import threading
 import time
+from time import perf_counter_ns
 
 import numpy as np
 
 from .. import _dtype as D
 from .. import _internals as E
+from ..autograd.op import SPANS as _SPANS
 from .._tensor import Tensor
 from . import _watchdog as WD
 from .groups import ProcessGroup, seconds, world
@@ -55,8 +58,18 @@ def configure(debug_store, rank: int, world_size: int) -> None:
     """Start running collectives for a freshly initialised world: read ``DISTTORCH_CHECK_COLLECTIVES`` and,
     with more than one rank, start the watchdog on ``debug_store`` (a store of its own, see ``_watchdog``)."""
     world.check = os.environ.get("DISTTORCH_CHECK_COLLECTIVES", "1") != "0"
+    _DEBUG[0] = rank if os.environ.get("DISTTORCH_DEBUG", "0") not in ("", "0") else None
     if world_size > 1:
         world.watchdog = WD.Watchdog(world, debug_store, rank, world_size, WD.stall_seconds())
+
+
+_DEBUG: list = [None]  # DISTTORCH_DEBUG=1: this process's global rank (each collective is logged), else None
+
+
+def _log(g: ProcessGroup, fp: str) -> None:
+    """DISTTORCH_DEBUG=1: one line per collective and rank on stderr, with the fingerprint every rank compares."""
+    sys.stderr.write(f"[disttorch rank {_DEBUG[0]}] {fp} group={g.group_name} backend={g._backend}\n")
+    sys.stderr.flush()
 
 
 def shutdown() -> None:
@@ -187,6 +200,11 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
     call = f"{name}({detail})"
     fp = f"seq={seq} {call}"
     g._last = fp
+    if _DEBUG[0] is not None:
+        _log(g, fp)
+    spans = _SPANS[0]  # a profiler records: the collective is a "comm" range (async: its launch, then its wait)
+    if spans is not None:
+        t_ns = perf_counter_ns()
     tok = WD.enter(g, seq, fp, _ident())
     t0 = _monotonic()
     try:
@@ -200,6 +218,8 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
         raise err from e
     if async_op:
         WD.ACTIVE[tok] = (g, seq, fp, t0, None)
+        if spans is not None:
+            spans(f"c10d::{name}", "comm", t_ns, perf_counter_ns(), {"fingerprint": fp, "async": True})
         return CollectiveWork(g, name, seq, fp, work, finish, tok, t0, out)
     try:
         work.wait(g._timeout)
@@ -214,6 +234,8 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
     WD.leave(tok)
     if finish is not None:
         finish()
+    if spans is not None:
+        spans(f"c10d::{name}", "comm", t_ns, perf_counter_ns(), {"fingerprint": fp})
     return None
 
 
@@ -264,6 +286,16 @@ class CollectiveWork(Work):
         return self._inner.is_completed() and self._done.is_set()
 
     def wait(self, timeout=None) -> bool:
+        spans = _SPANS[0]
+        if spans is None:
+            return self._wait(timeout)
+        t_ns = perf_counter_ns()  # a profiler records: the time spent waiting is a "comm" range
+        try:
+            return self._wait(timeout)
+        finally:
+            spans(f"c10d::wait({self._name})", "comm", t_ns, perf_counter_ns(), {"fingerprint": self._fp})
+
+    def _wait(self, timeout=None) -> bool:
         t = self._g._timeout if timeout is None else seconds(timeout)
         deadline = _monotonic() + t
         if not self._done.is_set():

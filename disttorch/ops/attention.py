@@ -8,6 +8,7 @@ scores, and a query row whose scores are all masked gives zeros (PyTorch's ``_sa
 from __future__ import annotations
 
 import math
+import time
 import warnings
 
 import numpy as np  # mask bookkeeping for the causal-mask cache
@@ -15,6 +16,7 @@ import numpy as np  # mask bookkeeping for the causal-mask cache
 from .. import _dtype as D
 from .. import _tensor as T
 from ..amp import _state as _amp
+from ..autograd import op as _op
 from ..autograd.op import Op
 from .dropout import dropout
 from .linear import linear
@@ -290,7 +292,11 @@ def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_ty
     arr = mask._data
     res = mask._xp.zeros(arr.shape, dtype=target_type.np)
     res[arr] = _NEG_INF
-    return T._wrap(res)
+    out = T._wrap(res)
+    if _op.OBSERVERS:  # tracers (ONNX) see the conversion, which runs on arrays
+        now = time.perf_counter_ns()
+        _op.notify("_canonical_mask", (mask,), {}, (out,), now, now)
+    return out
 
 
 def _none_or_dtype(input):

@@ -6,11 +6,13 @@ with PyTorch's rules before comparing (``int_tensor < 2.5`` compares as floats).
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np  # the ndarray type, to accept arrays as operator operands
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..autograd import op as _op
 from . import inplace as _I
 from ._helpers import binary, broadcast_error, quiet, shape_of, tensor_arg
 from .elementwise import _operand, _out, _ufunc2
@@ -24,6 +26,12 @@ __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less
 _BF16 = D.bfloat16.np
 
 
+def _report(op: str, inputs: tuple, r) -> None:
+    """Tell the observers (ONNX tracing, profilers) about a comparison: these ops skip ``Op.apply``."""
+    now = time.perf_counter_ns()
+    _op.notify(op, inputs, {}, (r,), now, now)
+
+
 def _cmp(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
     if x.dtype == _BF16:  # ml_dtypes warns on NaN comparisons; PyTorch never does
@@ -31,6 +39,8 @@ def _cmp(input, other, op: str, ufunc_name: str, out):
             r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     else:
         r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
+    if _op.OBSERVERS:
+        _report(op, (input, other), r)
     return r if out is None else _out(r, out)
 
 
@@ -128,6 +138,8 @@ def _truth(xp, arr):
 def _logical(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
     r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, _truth(xp, x), _truth(xp, y)))
+    if _op.OBSERVERS:
+        _report(op, (input, other), r)
     return r if out is None else _out(r, out)
 
 
@@ -150,6 +162,8 @@ def logical_not(input, *, out=None):
     """Elementwise logical NOT; returns bool."""
     x = tensor_arg(input, "logical_not")
     r = T._wrap(x._xp.logical_not(_truth(x._xp, x._data)))
+    if _op.OBSERVERS:
+        _report("logical_not", (x,), r)
     return r if out is None else _out(r, out)
 
 
@@ -160,6 +174,8 @@ def _bitwise(input, other, op: str, ufunc_name: str, out, allow_bool: bool = Tru
     if k not in "iu" and not (k == "b" and allow_bool):
         raise RuntimeError(f'"{op}_cpu" not implemented for \'{_I._type_name(D._FROM_NP[x.dtype])}\'')
     r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
+    if _op.OBSERVERS:
+        _report(op, (input, other), r)
     return r if out is None else _out(r, out)
 
 
@@ -185,6 +201,8 @@ def bitwise_not(input, *, out=None):
     if k not in "biu":
         raise RuntimeError(f'"bitwise_not_cpu" not implemented for \'{_I._type_name(x.dtype)}\'')
     r = T._wrap(x._xp.invert(x._data))
+    if _op.OBSERVERS:
+        _report("bitwise_not", (x,), r)
     return r if out is None else _out(r, out)
 
 

@@ -5,10 +5,12 @@ gradients); joins copy, promoting dtypes across their inputs as PyTorch does.
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..autograd import op as _op
 from ..autograd.function import Node
 from ..autograd.op import Op, write_out
 from ._helpers import tensor_arg
@@ -208,6 +210,9 @@ def _pieces(x, d: int, bounds: list, node_cls=SplitBackward0) -> tuple:
         node.contiguous = all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)) and \
             bounds[0][0] == 0 and bounds[-1][1] == n and all(b >= a for a, b in bounds)
         node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
+    if _op.OBSERVERS:  # tracers (ONNX) and profilers see the split, which skips Op.apply
+        now = time.perf_counter_ns()
+        _op.notify("split", (x,), {"dim": d, "bounds": tuple(bounds)}, outs, now, now)
     return outs
 
 
@@ -329,6 +334,9 @@ def unbind(input, dim: int = 0) -> tuple:
         node = UnbindBackward0(x)
         node.dim = d
         node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
+    if _op.OBSERVERS:
+        now = time.perf_counter_ns()
+        _op.notify("unbind", (x,), {"dim": d}, outs, now, now)
     return outs
 
 

@@ -118,6 +118,10 @@ def init() -> None:
     global _job
     if _job is None:
         _job = _Job()
+        if os.environ.get("DISTTORCH_TIMELINE_DIR"):  # disttorch launch --timeline: this worker records its events
+            from ...profiler import _timeline
+
+            _timeline.start_from_env(_job.rank)
         # a script that ends (or fails) without ps.shutdown() still leaves the job, so servers need not wait
         # for a heartbeat timeout; the launcher sees the script's own exit code
         atexit.register(shutdown)

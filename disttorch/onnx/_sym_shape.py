@@ -1,0 +1,208 @@
+"""ONNX nodes of shape, indexing and joining ops (targets from the traced shapes; dims that change with the
+dynamic axes are written as -1 or broadcast 1)."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from .errors import OnnxExporterError, UnsupportedOperatorError
+from ._graph import is_tensor
+from ._registry import register
+
+_BIG = np.iinfo(np.int64).max
+
+
+@register("view", "reshape", "_unsafe_view", "squeeze", "unsqueeze", "flatten", "unflatten")
+def _reshape(e):
+    e.node("Reshape", [e.x(0), e.reshape_target(e.oshape(0), e.alt_oshape(0))], [e.out()])
+
+
+@register("expand")
+def _expand(e):
+    ishape, target, alt_target = e.shape(0), e.oshape(0), e.alt_oshape(0)
+    lead = len(target) - len(ishape)
+    shape = []
+    for d, (t, a) in enumerate(zip(target, alt_target)):
+        src = ishape[d - lead] if d >= lead else None
+        if src == t:
+            shape.append(1)  # Expand broadcasts: 1 keeps the input's (possibly dynamic) size
+        elif t != a:
+            raise OnnxExporterError(f"ONNX export: expand (in module '{e.ev.where}') to a size that changes with "
+                                    "the dynamic axes is not supported")
+        else:
+            shape.append(t)
+    e.node("Expand", [e.x(0), e.g.ints(shape)], [e.out()])
+
+
+@register("transpose", "t")
+def _transpose(e):
+    rank = len(e.shape(0))
+    perm = list(range(rank))
+    if rank >= 2:
+        d0 = e.arg(1, e.attr("d0", 0))
+        d1 = e.arg(2, e.attr("d1", 1 if rank > 1 else 0))
+        if e.name == "t":
+            d0, d1 = 0, 1
+        d0, d1 = d0 % rank, d1 % rank
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    e.node("Transpose", [e.x(0)], [e.out()], perm=perm)
+
+
+@register("permute")
+def _permute(e):
+    dims = e.arg(1, e.attr("dims"))
+    rank = len(e.shape(0))
+    e.node("Transpose", [e.x(0)], [e.out()], perm=[int(d) % rank for d in dims])
+
+
+@register("_to_copy", "contiguous")
+def _to_copy(e):
+    dt = e.odtype()
+    e.node("Cast", [e.x(0)], [e.out()], to=helper.np_dtype_to_tensor_dtype(dt))
+
+
+@register("cat")
+def _cat(e):
+    tensors = [k for k, a in enumerate(e.ev.inputs) if is_tensor(a)]
+    rank = len(e.oshape(0))
+    dim = int(e.attr("dim", 0)) % rank
+    dt = e.odtype()
+    ins = [e.cast_to(e.x(k), e.dtype(k), dt) for k in tensors if e.shape(k) != (0,)]
+    e.node("Concat", ins, [e.out()], axis=dim)
+
+
+@register("stack")
+def _stack(e):
+    rank = len(e.oshape(0))
+    dim = int(e.attr("dim", 0)) % rank
+    axes = e.g.ints([dim])
+    dt = e.odtype()
+    ins = [e.node("Unsqueeze", [e.cast_to(e.x(k), e.dtype(k), dt), axes]) for k in range(len(e.ev.inputs))]
+    e.node("Concat", ins, [e.out()], axis=dim)
+
+
+@register("slice", "select", "index")
+def _index(e):
+    key = e.arg(1, e.attr("key"))
+    if e.attr("adv", False) or not isinstance(key, tuple) or any(
+            is_tensor(k) or isinstance(k, (list, np.ndarray)) for k in key):
+        raise UnsupportedOperatorError(f"ONNX export: advanced indexing ('{e.name}' with tensor or list indices, in "
+                                       f"module '{e.ev.where}') has no ONNX mapping in disttorch.onnx")
+    if key != e.alt_arg(1, e.alt_attr("key")):
+        raise OnnxExporterError(f"ONNX export: the index {key} of '{e.name}' (in module '{e.ev.where}') changes "
+                                "with the inputs")
+    ishape = e.shape(0)
+    rank = len(ishape)
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    full = []
+    for k in key:
+        if k is Ellipsis:
+            full.extend([slice(None)] * (rank - n_real))
+        else:
+            full.append(k)
+    full.extend([slice(None)] * (rank - sum(1 for k in full if k is not None)))
+    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
+    dim = out_pos = 0
+    for k in full:
+        if k is None:
+            unsqueeze.append(out_pos)
+            out_pos += 1
+            continue
+        if isinstance(k, slice):
+            if k != slice(None):
+                step = 1 if k.step is None else int(k.step)
+                if step < 0:
+                    raise UnsupportedOperatorError(f"ONNX export: negative slice step (in module '{e.ev.where}')")
+                starts.append(0 if k.start is None else int(k.start))
+                ends.append(_BIG if k.stop is None else int(k.stop))
+                axes.append(dim)
+                steps.append(step)
+            out_pos += 1
+        else:
+            i = int(k)
+            starts.append(i)
+            ends.append(_BIG if i == -1 else i + 1)
+            axes.append(dim)
+            steps.append(1)
+            squeeze.append(dim)
+        dim += 1
+    y = e.x(0)
+    if axes:
+        y = e.node("Slice", [y, e.g.ints(starts), e.g.ints(ends), e.g.ints(axes), e.g.ints(steps)])
+    if squeeze:
+        y = e.node("Squeeze", [y, e.g.ints(squeeze)])
+    if unsqueeze:
+        y = e.node("Unsqueeze", [y, e.g.ints(unsqueeze)])
+    e.node("Identity", [y], [e.out()])
+
+
+@register("embedding")
+def _embedding(e):
+    e.node("Gather", [e.x(0), e.x(1)], [e.out()], axis=0)
+
+
+@register("constant_pad_nd")
+def _constant_pad(e):
+    pad = list(e.attr("pad"))
+    rank = len(e.shape(0))
+    begins, ends = [0] * rank, [0] * rank
+    for i in range(len(pad) // 2):  # PyTorch pads the last dim first
+        begins[rank - 1 - i], ends[rank - 1 - i] = int(pad[2 * i]), int(pad[2 * i + 1])
+    dt = e.odtype()
+    e.node("Pad", [e.x(0), e.g.ints(begins + ends), e.scalar(e.attr("value", 0), dt)], [e.out()], mode="constant")
+
+
+@register("tril", "triu")
+def _trilu(e):
+    k = e.arg(1, e.attr("k", 0))
+    e.node("Trilu", [e.x(0), e.g.const(np.asarray(int(k), np.int64))], [e.out()], upper=int(e.name == "triu"))
+
+
+@register("flip")
+def _flip(e):
+    dims = e.attr("dims", None)
+    if dims is None:
+        dims = (e.attr("dim", 0),)
+    rank = len(e.shape(0))
+    dims = [int(d) % rank for d in dims]
+    n = len(dims)
+    e.node("Slice", [e.x(0), e.g.ints([-1] * n), e.g.ints([-_BIG] * n), e.g.ints(dims), e.g.ints([-1] * n)],
+           [e.out()])
+
+
+@register("cumsum")
+def _cumsum(e):
+    rank = len(e.shape(0))
+    axis = e.g.const(np.asarray(int(e.attr("dim", 0)) % rank, np.int64))
+    e.node("CumSum", [e.x(0), axis], [e.out()])
+
+
+
+@register("split")
+def _split(e):
+    d = int(e.attr("dim"))
+    x = e.x(0)
+    for k, (a, b) in enumerate(e.attr("bounds")):
+        if tuple(e.alt_attr("bounds")[k]) != (a, b):
+            raise OnnxExporterError(f"ONNX export: split (in module '{e.ev.where}') along a dim that changes with "
+                                    "the dynamic axes is not supported")
+        e.node("Slice", [x, e.g.ints([a]), e.g.ints([b]), e.g.ints([d])], [e.out(k)])
+
+
+@register("unbind")
+def _unbind(e):
+    d = int(e.attr("dim"))
+    x = e.x(0)
+    axes = e.g.ints([d])
+    for k in range(len(e.ev.outputs)):
+        s = e.node("Slice", [x, e.g.ints([k]), e.g.ints([k + 1]), axes])
+        e.node("Squeeze", [s, axes], [e.out(k)])
+
+
+@register("pixel_shuffle")
+def _pixel_shuffle(e):
+    r = int(e.arg(1, e.attr("r", 1)))
+    if len(e.shape(0)) != 4:
+        raise UnsupportedOperatorError(f"ONNX export: pixel_shuffle of a {len(e.shape(0))}-D input (in module "
+                                       f"'{e.ev.where}'): only 4-D is mapped")
+    e.node("DepthToSpace", [e.x(0)], [e.out()], blocksize=r, mode="CRD")

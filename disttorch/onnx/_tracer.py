@@ -1,0 +1,152 @@
+"""Record one forward pass: every op reported through the entry point's observer hook, plus the pooling layers
+that are exported whole (their inner ops carry their geometry in closures, so the layer is the cleaner unit)."""
+from __future__ import annotations
+
+from ..autograd import op as _op
+
+# Layers exported as one ONNX node from their attributes; the ops inside their forward are absorbed.
+ABSORBED_LAYERS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+                   "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",
+                   "UpsamplingBilinear2d", "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d",
+                   "ReplicationPad2d", "RMSNorm", "PReLU", "Hardshrink", "Softshrink")
+# Instance norms with running statistics in eval mode are batch norms: their ops export as such.
+_INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+
+
+def absorbs(module) -> bool:
+    """Whether ``module`` is exported whole (its inner ops are not traced)."""
+    name = type(module).__name__
+    if name in _INSTANCE_NORMS:
+        return not getattr(module, "track_running_stats", False)
+    return name in ABSORBED_LAYERS
+
+
+class Event:
+    """One traced op: ``name`` (the op's PyTorch name, or ``module:<Layer>``), inputs and attrs as given,
+    output Tensors, the qualified name of the module it ran in (for error messages), and the ids of inputs
+    that were overwritten in place by something the tracer did not see (``stale``)."""
+
+    __slots__ = ("name", "inputs", "attrs", "outputs", "where", "stale", "orig_ids")
+
+    def __init__(self, name, inputs, attrs, outputs, where, stale=frozenset()):
+        self.name, self.inputs, self.attrs, self.outputs, self.where = name, inputs, attrs, outputs, where
+        self.stale = stale
+        self.orig_ids = ()
+
+
+class Tracer:
+    """Install with ``with Tracer(model) as t: model(*args)``; ``t.events`` lists what ran, in order."""
+
+    def __init__(self, model, inputs=()) -> None:
+        self.model = model
+        self.events: list = []
+        # In-place writes bump a tensor's version counter: the version each known tensor had when it was
+        # produced, and what an overwritten tensor now stands for (see _resolve).
+        self._version = {id(t): (t._vc, t._vc[0]) for t in inputs}
+        self._born = {id(t): 0 for t in inputs}
+        self._alias: dict = {}
+        self._stack: list = []  # qualified names of the modules being run
+        self._absorb = 0
+        self._handles: list = []
+
+    def __enter__(self):
+        for qual, m in (self.model.named_modules() if hasattr(self.model, "named_modules") else ()):
+            absorb = absorbs(m)
+            self._handles.append(m.register_forward_pre_hook(self._pre(qual or type(m).__name__, absorb)))
+            self._handles.append(m.register_forward_hook(self._post(absorb)))
+        self._handles.append(_op.add_observer(self._on_op))
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        return False
+
+    def _pre(self, qual: str, absorb: bool):
+        def hook(module, args):
+            self._stack.append(qual)
+            if absorb:
+                self._absorb += 1
+        return hook
+
+    def _post(self, absorb: bool):
+        def hook(module, args, output):
+            where = self._stack.pop() if self._stack else ""
+            if absorb:
+                self._absorb -= 1
+                if self._absorb == 0:
+                    outs = output if isinstance(output, tuple) else (output,)
+                    self.events.append(Event("module:" + type(module).__name__, (args[0],), {"module": module},
+                                             outs, where))
+        return hook
+
+    def _on_op(self, name, inputs, attrs, outputs, start_ns, end_ns) -> None:
+        if self._absorb:
+            return
+        self._settle()
+        stale: set = set()
+        ins = tuple(self._resolve(x, stale) for x in inputs)
+        attrs = {k: self._resolve(v, stale) for k, v in attrs.items()}
+        ev = Event(name, ins, attrs, tuple(outputs), self._stack[-1] if self._stack else "", frozenset(stale))
+        ev.orig_ids = tuple(id(x) for x in inputs if hasattr(x, "_vc"))
+        self._record(ev, inputs[0] if inputs else None)
+
+    def _settle(self) -> None:
+        """A view op's result is tied to its base's version counter after the op reports it: take that counter
+        as the result's (before anything else runs, so that a later write through the base is seen)."""
+        if self.events:
+            for o in self.events[-1].outputs:
+                known = self._version.get(id(o))
+                if known is not None and hasattr(o, "_vc") and o._vc is not known[0]:
+                    self._version[id(o)] = (o._vc, o._vc[0])
+
+    def _record(self, ev, first=None) -> None:
+        n = len(self.events)
+        self.events.append(ev)
+        for o in ev.outputs:
+            if hasattr(o, "_vc"):
+                rec = (o._vc, o._vc[0])
+                if hasattr(first, "_vc") and o._vc is not first._vc and _is_view_of(o, first):
+                    rec = (first._vc, first._vc[0])  # it will share its base's counter once the op returns
+                self._version[id(o)] = rec
+                self._born[id(o)] = n + 1
+                self._alias.pop(id(o), None)
+
+    def _resolve(self, x, stale: set):
+        """``x``, or the traced result an op wrote into it in place (``relu(x, out=x)``, ``F.relu(x,
+        inplace=True)``: the op reports its result, then the result is copied into ``x``). An overwrite no
+        traced op explains (``x += 1`` on a fast path) puts ``id(x)`` in ``stale``: using it raises."""
+        if not hasattr(x, "_vc"):
+            return x
+        i = id(x)
+        known = self._version.get(i)
+        if known is None or x._vc[0] == known[1]:
+            return self._alias.get(i, x)
+        if x._vc is not known[0]:  # made a view after the op reported it: it shares its base's counter now
+            self._version[i] = (x._vc, x._vc[0])
+            return self._alias.get(i, x)
+        for ev in reversed(self.events[self._born.get(i, 0):]):
+            if i in ev.orig_ids and len(ev.outputs) == 1 and _same_values(ev.outputs[0], x):
+                self._alias[i] = ev.outputs[0]
+                self._version[i] = (x._vc, x._vc[0])
+                return ev.outputs[0]
+        stale.add(i)
+        return x
+
+
+def _is_view_of(out, base) -> bool:
+    import numpy as np
+
+    a, b = out._data, base._data
+    return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.base is not None and \
+        bool(np.may_share_memory(a, b))
+
+
+def _same_values(a, b) -> bool:
+    import numpy as np
+
+    from ._graph import to_numpy
+
+    da, db = a._data, b._data
+    return da.shape == db.shape and da.dtype == db.dtype and bool(np.array_equal(to_numpy(a), to_numpy(b)))
