@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from . import _parallel
 from ._tensor import Tensor
 
 _threads = {"intra": None, "inter": 1}
@@ -36,10 +37,19 @@ MALLOC_TUNED = _tune_malloc()
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads NumPy's BLAS uses for intra-op parallelism."""
+    """Set the number of threads used for intra-op parallelism on CPU, as ``torch.set_num_threads``.
+
+    It sizes disttorch's kernel thread pool (element-wise, reduction, convolution, pooling, normalisation and
+    optimizer kernels on large arrays; see ``disttorch/_parallel.py``) and BLAS (through threadpoolctl)
+    together. The default is ``OMP_NUM_THREADS`` when set, else the CPUs this process may run on.
+
+    Args:
+        n: threads per process, the calling thread included (1 runs every kernel single-threaded).
+    """
     if int(n) < 1:
         raise RuntimeError(f"set_num_threads expects a positive integer (got {n})")
     _threads["intra"] = int(n)
+    _parallel.set_threads(int(n))
     try:
         from threadpoolctl import threadpool_limits
 
@@ -49,25 +59,23 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads used for intra-op parallelism (BLAS)."""
-    if _threads["intra"] is not None:
-        return _threads["intra"]
-    try:
-        from threadpoolctl import threadpool_info
-
-        nums = [i.get("num_threads") for i in threadpool_info() if i.get("user_api") == "blas"]
-        if nums:
-            return int(nums[0])
-    except ImportError:  # pragma: no cover
-        pass
-    return os.cpu_count() or 1
+    """Threads used for intra-op parallelism on CPU (the kernel pool and BLAS), as ``torch.get_num_threads``."""
+    return _parallel.threads()
 
 
 def set_num_interop_threads(n: int) -> None:
+    """Set the inter-op thread count, as ``torch.set_num_interop_threads``.
+
+    disttorch runs ops one after another on the calling thread, so this is recorded (and reported by
+    ``get_num_interop_threads``) but starts no threads. As in PyTorch it must be a positive integer.
+    """
+    if int(n) < 1:
+        raise RuntimeError(f"set_num_interop_threads expects a positive integer (got {n})")
     _threads["inter"] = int(n)
 
 
 def get_num_interop_threads() -> int:
+    """The inter-op thread count set by ``set_num_interop_threads`` (default 1)."""
     return _threads["inter"]
 
 

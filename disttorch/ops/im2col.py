@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np  # the thread split below is for NumPy arrays only
 
-_PAR = {"pool": None, "pid": None}
+from .. import _parallel as P
+
+# Multiply-adds below which the products are not split over the pool but left to BLAS's own threads. Measured
+# on the 2-core build machine: the benchmark CNN's convs (7M-58M multiply-adds) ran 1.07-2.2x slower split
+# (one BLAS thread per piece) than as whole products on BLAS's threads; a 64->64 3x3 conv on 32x32x32
+# (2.4G) ran faster split in a run under load.
+_SPLIT_WORK = 256_000_000
 
 
 def out_size(size: int, lo: int, hi: int, k: int, stride: int, dil: int) -> int:
@@ -100,39 +104,17 @@ def col2im(xp, cols, ksize, dest_shape, pads, stride, dil, out=None):
     return dest
 
 
-def _threads() -> int:
-    from .. import _runtime  # lazy: _runtime imports the Tensor class
-
-    n = _runtime._threads["intra"]
-    if n is None:  # BLAS's own default, asked once (threadpool_info is slow)
-        n = _PAR.get("default") or _PAR.setdefault("default", _runtime.get_num_threads())
-    return n
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The one helper thread the conv kernels split work with (made anew in a forked child, which has none)."""
-    pool = _PAR["pool"]
-    if pool is None or _PAR["pid"] != os.getpid():
-        pool = _PAR["pool"] = ThreadPoolExecutor(1, thread_name_prefix="disttorch-conv")
-        _PAR["pid"] = os.getpid()
-    return pool
-
-
 def bmm(xp, a, b):
-    """``a (M, K) @ b (N, K, P)``. With 2+ threads, two halves of the batch run concurrently.
+    """``a (M, K) @ b (N, K, P)``. With 2+ threads, the batch is split over the intra-op pool.
 
     NumPy's batched matmul makes one small GEMM per sample, below OpenBLAS's threading threshold, so it
-    never uses the second core; running half the batch in a helper thread (matmul drops the GIL) does.
+    never uses the second core; running slices of the batch on the pool (matmul drops the GIL) does.
     """
     n = b.shape[0]
-    if xp is not np or n < 2 or a.shape[0] * a.shape[1] * b.shape[2] * n < 4_000_000 or _threads() < 2:
+    if xp is not np or n < 2 or a.shape[0] * a.shape[1] * b.shape[2] * n < max(_SPLIT_WORK, P.MIN_SIZE):
         return xp.matmul(a, b)
     out = np.empty((n, a.shape[0], b.shape[2]), dtype=np.result_type(a, b))
-    pool = _pool()
-    h = n // 2
-    fut = pool.submit(np.matmul, a, b[:h], out=out[:h])
-    np.matmul(a, b[h:], out=out[h:])
-    fut.result()
+    P.run_ranges(n, lambda i, j: np.matmul(a, b[i:j], out=out[i:j]), blas=True)
     return out
 
 
@@ -149,7 +131,12 @@ def conv_cols(xp, x, ksize, pads, stride, dil, groups: int = 1):
     n, c = x.shape[0], x.shape[1]
     v = v.transpose((1,) + tuple(range(2, 2 + nsp)) + (0,) + tuple(range(2 + nsp, 2 + 2 * nsp)))
     cols = xp.empty(v.shape, dtype=x.dtype)
-    cols[...] = v
+    if xp is np and cols.size >= P.MIN_STREAM:  # a strided gather: split over channels (or kernel rows if C is 1)
+        ax = 0 if v.shape[0] > 1 else 1
+        lead = (slice(None),) * ax
+        P.run_ranges(v.shape[ax], lambda a, b: np.copyto(cols[lead + (slice(a, b),)], v[lead + (slice(a, b),)]))
+    else:
+        cols[...] = v
     return cols.reshape(groups, (c // groups) * math.prod(ksize), n, math.prod(osize)), osize
 
 
@@ -161,6 +148,9 @@ _COLS_PER_GEMM = 2048
 # positions (no transposing copy; the per-sample products are large enough); smaller outputs (the 8x8, 4x4 ends
 # of a discriminator) go through products over several samples and a transposing copy.
 _DIRECT_FROM = 128
+# Elements of per-chunk weight-gradient products kept for an in-order sum on the split path (64 MB of float32);
+# beyond it the weight gradient runs on one thread.
+_KEEP_LIMIT = 1 << 24
 
 
 def _chunks(xp, n: int, p: int) -> list:
@@ -171,15 +161,12 @@ def _chunks(xp, n: int, p: int) -> list:
 
 
 def _over_chunks(xp, chunks: list, work: int, body):
-    """``body(chunk_list)`` over all chunks; with 2+ threads and enough work, the first half runs in a helper
-    thread (matmul drops the GIL) while this thread does the second. Returns the list of results."""
-    if xp is not np or len(chunks) < 2 or work < 4_000_000 or _threads() < 2:
+    """``body(chunk_list)`` over all chunks; with 2+ threads and enough work, the chunks are split into one
+    contiguous group per thread of the intra-op pool (matmul drops the GIL). Returns the list of results."""
+    if xp is not np or len(chunks) < 2 or work < max(_SPLIT_WORK, P.MIN_SIZE):
         return [body(chunks)]
-    pool = _pool()
-    h = len(chunks) // 2
-    fut = pool.submit(body, chunks[:h])
-    mine = body(chunks[h:])
-    return [fut.result(), mine]
+    groups = P.split(len(chunks), P.threads() * P.PIECES_PER_THREAD)
+    return P.run_tasks([(lambda a=a, b=b: body(chunks[a:b])) for a, b in groups], blas=True)
 
 
 def conv(xp, x, w, pads, stride, dil, groups: int, bias=None):
@@ -224,23 +211,34 @@ def weight_grad(xp, cols, g, wshape, groups: int):
     chunks = _chunks(xp, n, p)
     nb = max(b - a for a, b in chunks)
 
-    def body(part):
+    def body(part, keep: bool = False):
+        """Products over ``part``: summed in place, or (``keep``) returned one per chunk for the caller to sum."""
         acc = None
+        kept = []
         buf = xp.empty(o * nb * p, dtype=g.dtype)
         for a, b in part:
             m = b - a
             gt = buf[:o * m * p].reshape(o, m, p)
             gt[...] = g3[a:b].transpose(1, 0, 2)
             prod = xp.matmul(gt.reshape(grp, og, m * p), cols[:, :, a:b].reshape(grp, ck, m * p).transpose(0, 2, 1))
-            if acc is None:
+            if keep:
+                kept.append(prod)
+            elif acc is None:
                 acc = prod
             else:
                 acc += prod
-        return acc
+        return kept if keep else acc
 
-    accs = _over_chunks(xp, chunks, o * ck * n * p, body)
-    acc = accs[0]
-    for extra in accs[1:]:
+    # Split over the pool, each chunk's product is kept and the caller adds them in chunk order: the same
+    # sums in the same order as one thread (bitwise equal), for a weight-sized array per chunk.
+    work = o * ck * n * p
+    if (xp is not np or len(chunks) < 2 or work < max(_SPLIT_WORK, P.MIN_SIZE)
+            or len(chunks) * math.prod(wshape) > _KEEP_LIMIT):
+        return body(chunks).reshape(wshape)  # one thread: summed in place
+    parts = _over_chunks(xp, chunks, work, lambda part: body(part, keep=True))
+    prods = [q for part in parts for q in part]
+    acc = prods[0]
+    for extra in prods[1:]:
         acc += extra
     return acc.reshape(wshape)
 

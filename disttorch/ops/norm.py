@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from .. import _dtype as D
+from .. import _parallel as P
 from .. import _tensor as T
 from .._internals import bump_version
 from ..autograd.op import Op
@@ -40,6 +41,49 @@ def _esum(xp, a, b, keep: tuple):
     idx = "abcdefgh"[:a.ndim]
     out = "".join(idx[i] for i in keep)
     return xp.einsum(f"{idx}->{out}", a) if b is None else xp.einsum(f"{idx},{idx}->{out}", a, b)
+
+
+# Row pieces of the pool split start at multiples of this many rows, so BLAS's row-sum kernels group the rows
+# of each piece as they group the whole array's.
+_ROW_ALIGN = 64
+
+
+def _row_stats(a, spec: _Spec, wd, out):
+    """The serial forward statistics of the rows of 2-D NumPy ``a`` (``keep == (0,)``), ``xhat`` into ``out``:
+    ``(mu or None, var, rstd, xhat)``, the same operations as ``_NormBackward.forward``."""
+    n = spec.n
+    inv = 1.0 / n if n else math.nan
+    if spec.center:
+        mu = (_esum(np, a, None, (0,)) * inv).reshape(-1, 1)
+        xc = np.subtract(a, mu, out=out)
+    else:
+        mu, xc = None, a
+    var = (_esum(np, xc, xc, (0,)) * inv).reshape(-1, 1).astype(wd, copy=False)
+    rstd = 1.0 / np.sqrt(var + spec.eps)
+    if xc is a:
+        return mu, var, rstd, np.multiply(a, rstd, out=out)
+    xc *= rstd
+    return mu, var, rstd, xc
+
+
+def _split_row_stats(a, spec: _Spec, wd):
+    """``_row_stats`` over pieces of rows on the intra-op pool, gathered into whole arrays."""
+    rows = a.shape[0]
+    xhat = np.empty(a.shape, dtype=np.result_type(a, wd))
+    parts = P.run_ranges(rows, lambda i, j: _row_stats(a[i:j], spec, wd, xhat[i:j]), align=_ROW_ALIGN, blas=True)
+    cat = np.concatenate
+    mu = cat([q[0] for q in parts]) if spec.center else None
+    return mu, cat([q[1] for q in parts]), cat([q[2] for q in parts]), xhat
+
+
+def _row_grad(gxh, xhat, rstd, spec: _Spec) -> None:
+    """The input gradient's row terms in place on NumPy rows (``_NormBackward.backward_arrays``'s steps)."""
+    inv_n = 1.0 / spec.n if spec.n else math.nan
+    m2 = (_esum(np, gxh, xhat, (0,)) * inv_n).reshape(-1, 1)
+    if spec.center:
+        gxh -= (_esum(np, gxh, None, (0,)) * inv_n).reshape(-1, 1)
+    gxh -= xhat * m2
+    gxh *= rstd
 
 
 def _work(arr, op: str):
@@ -110,23 +154,27 @@ class _NormBackward(Op):
         wd = a.dtype
         keep, kshape = spec.keep, spec.kshape
         with quiet(xp):
-            if fixed is None:
-                n = spec.n
-                if spec.center:
-                    mu = (_esum(xp, a, None, keep) * (1.0 / n if n else math.nan)).reshape(kshape)
-                    xc = a - mu
+            if fixed is None and a.size >= P.MIN_SIZE and xp is np and keep == (0,) and a.ndim == 2:
+                mu, var, rstd, xhat = _split_row_stats(a, spec, wd)  # rows over the intra-op pool
+            else:
+                if fixed is None:
+                    n = spec.n
+                    if spec.center:
+                        mu = (_esum(xp, a, None, keep) * (1.0 / n if n else math.nan)).reshape(kshape)
+                        xc = a - mu
+                    else:
+                        mu, xc = None, a
+                    var = (_esum(xp, xc, xc, keep) * (1.0 / n if n else math.nan)).reshape(kshape).astype(wd,
+                                                                                                          copy=False)
                 else:
-                    mu, xc = None, a
-                var = (_esum(xp, xc, xc, keep) * (1.0 / n if n else math.nan)).reshape(kshape).astype(wd, copy=False)
-            else:
-                mu, var = fixed
-                xc = a - mu
-            rstd = 1.0 / xp.sqrt(var + spec.eps)
-            if xc is a:
-                xhat = a * rstd
-            else:
-                xc *= rstd
-                xhat = xc
+                    mu, var = fixed
+                    xc = a - mu
+                rstd = 1.0 / xp.sqrt(var + spec.eps)
+                if xc is a:
+                    xhat = a * rstd
+                else:
+                    xc *= rstd
+                    xhat = xc
         if stats is not None:
             stats.append((mu, var))
         grad = bool(self.next_functions)  # backward reads xhat: no in-place affine on it then
@@ -161,6 +209,12 @@ class _NormBackward(Op):
             if need_x:
                 gxh = ga * _param(w._data, wd, spec.wview) if w is not None else ga.astype(wd)
                 gxh = gxh.reshape(spec.sshape)
+                if (self.batch_stats and spec.keep == (0,) and gxh.size >= P.MIN_SIZE and xp is np
+                        and gxh.ndim == 2):  # rows are independent: split them over the intra-op pool
+                    P.run_ranges(gxh.shape[0], lambda i, j: _row_grad(gxh[i:j], xhat[i:j], rstd[i:j], spec),
+                                 align=_ROW_ALIGN, blas=True)
+                    gx = gxh.reshape(spec.xshape).astype(x._data.dtype, copy=False)
+                    return gx, gw, gb
                 if self.batch_stats:
                     inv_n = 1.0 / spec.n if spec.n else math.nan
                     keep, kshape = spec.keep, spec.kshape

@@ -10,7 +10,10 @@ functions' shared body.
 """
 from __future__ import annotations
 
+import numpy as np  # the pool split below is for NumPy arrays only
+
 from .. import _dtype as D
+from .. import _parallel as _P
 from .. import _tensor as T
 from ..autograd.op import RESULT, Op
 from . import inplace as _I
@@ -42,6 +45,8 @@ class UnaryOp(Op):
             self.save(*self.saves)
         k = self.kernel
         if k.__class__ is str:
+            if a.size >= _P.MIN_SIZE and xp is np:  # large: split over the intra-op pool (disttorch/_parallel.py)
+                return _I.quiet_call(_P.ufunc, getattr(xp, k), a)
             return _I.quiet_call(getattr(xp, k), a)
         return _I.quiet_call(k, xp, a)
 
@@ -240,6 +245,10 @@ class ReluBackward0(UnaryOp):
     def forward(self, xp, a):  # UnaryOp's, without its generic steps: relu is on every hot path
         if self.next_functions:
             self.save(RESULT)
+        if a.size >= _P.MIN_STREAM and xp is np and a.dtype.kind == "f" and a.flags.c_contiguous:
+            out = np.empty_like(a)
+            _I.quiet_call(_P.map_into, np.maximum, out, a, 0)
+            return out
         return _I.quiet_call(xp.maximum, a, 0)
 
     def backward(self, g):
@@ -252,12 +261,24 @@ class ReluBackward0(UnaryOp):
             # threshold_backward(g, r, 0) = (r <= 0 ? 0 : g) as one bitwise AND with a 0 / all-ones mask:
             # exact (+0.0, no inf * 0 = NaN) and as cheap as a multiply; np.where is branchy and ~6x slower.
             bits = _BITS.get(ga.dtype.itemsize)
+            if (bits is not None and ga.size >= _P.MIN_STREAM and xp is np and ga.flags.c_contiguous
+                    and ra.flags.c_contiguous):
+                out = np.empty_like(ga)
+                _P.map_into(lambda g, r, out: _relu_grad_into(g, r, out, bits), out, ga, ra)
+                return out
             if bits is not None and ga.ndim:
                 mask = xp.less_equal(ra, 0).view("int8")
                 mask -= 1
                 return xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype)
         res = xp.where(ra > 0, ga, xp.zeros((), dtype=ga.dtype))
         return res.astype(ga.dtype, copy=False)
+
+
+def _relu_grad_into(g, r, out, bits: str) -> None:
+    """``ReluBackward0``'s masked AND on NumPy pieces, written into ``out`` (one piece of the pool split)."""
+    mask = np.less_equal(r, 0).view("int8")
+    mask -= 1
+    np.bitwise_and(g.view(bits), mask, out=out.view(bits))
 
 
 def relu(input):

@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np  # dtype constants and index tables
 
+from .. import _parallel as P
 from .._device import array_module_of
 from ._helpers import tensor_arg
 from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _ints, ints_error
@@ -173,15 +174,34 @@ def _max2x2(xp, a, o):
 
     Columns first, then rows: with ties resolved to the left and then to the top, the pick is the first
     maximum in row-major window order, as PyTorch's ``val > maxval`` scan. ``bh`` (full height): the right
-    column won its row; ``bv``: the bottom row won the window.
+    column won its row; ``bv``: the bottom row won the window. Large NumPy inputs are split over their
+    leading (batch x channel) planes on the intra-op pool; each plane is computed as in the serial path.
     """
     a = a[..., :2 * o[0], :2 * o[1]]
+    if xp is np and a.size >= P.MIN_SIZE and a.ndim > 2:
+        lead = a.shape[:-2]
+        a3 = a.reshape((-1,) + a.shape[-2:])
+        m = np.empty((a3.shape[0],) + tuple(o), dtype=a.dtype)
+        bh = np.empty((a3.shape[0], 2 * o[0], o[1]), dtype=bool)
+        bv = np.empty_like(m, dtype=bool)
+        P.run_ranges(a3.shape[0], lambda i, j: _max2x2_into(a3[i:j], m[i:j], bh[i:j], bv[i:j]))
+        return m.reshape(lead + m.shape[1:]), bh.reshape(lead + bh.shape[1:]), bv.reshape(lead + bv.shape[1:])
     a0, a1 = a[..., 0::2], a[..., 1::2]
     bh = xp.greater(a1, a0)
     h = xp.maximum(a0, a1)
     h0, h1 = h[..., 0::2, :], h[..., 1::2, :]
     bv = xp.greater(h1, h0)
     return xp.maximum(h0, h1, out=h0.copy()), bh, bv
+
+
+def _max2x2_into(a, m, bh, bv) -> None:
+    """``_max2x2``'s serial steps on NumPy planes ``a``, written into ``m``, ``bh``, ``bv``."""
+    a0, a1 = a[..., 0::2], a[..., 1::2]
+    np.greater(a1, a0, out=bh)
+    h = np.maximum(a0, a1)
+    h0, h1 = h[..., 0::2, :], h[..., 1::2, :]
+    np.greater(h1, h0, out=bv)
+    np.maximum(h0, h1, out=m)
 
 
 def _kk2x2(bh, bv):
@@ -195,17 +215,28 @@ def _scatter2x2(g, bh, bv, hw):
     """The adjoint of the 2x2 pool: each gradient to its window's chosen element (two pairwise splits)."""
     xp = array_module_of(g)
     lead, (oh, ow) = g.shape[:-2], g.shape[-2:]
+    full = hw == (2 * oh, 2 * ow)
+    if xp is np and g.ndim > 2 and 4 * g.size >= P.MIN_SIZE:  # split over the leading planes
+        g3, bh3, bv3 = (t.reshape((-1,) + t.shape[-2:]) for t in (g, bh, bv))
+        buf = np.empty((g3.shape[0],) + tuple(hw), dtype=g.dtype)
+        P.run_ranges(g3.shape[0], lambda i, j: _scatter2x2_into(g3[i:j], bh3[i:j], bv3[i:j], buf[i:j], not full))
+        return buf.reshape(lead + tuple(hw))
+    buf = xp.empty(lead + hw, dtype=g.dtype) if full else xp.zeros(lead + hw, dtype=g.dtype)
+    _scatter2x2_into(g, bh, bv, buf, False, xp)
+    return buf
+
+
+def _scatter2x2_into(g, bh, bv, buf, zero: bool, xp=np) -> None:
+    """``_scatter2x2`` into ``buf`` (zero-filled first when ``zero``: an odd height or width leaves a margin)."""
+    lead, (oh, ow) = g.shape[:-2], g.shape[-2:]
+    if zero:
+        buf[...] = 0
     rows = xp.empty(lead + (oh, 2, ow), dtype=g.dtype)
     xp.multiply(g, ~bv, out=rows[..., 0, :])
     xp.multiply(g, bv, out=rows[..., 1, :])
     rows = rows.reshape(lead + (2 * oh, ow))
-    if hw == (2 * oh, 2 * ow):
-        buf = xp.empty(lead + hw, dtype=g.dtype)
-    else:
-        buf = xp.zeros(lead + hw, dtype=g.dtype)
     xp.multiply(rows, ~bh, out=buf[..., :2 * oh, 0:2 * ow:2])
     xp.multiply(rows, bh, out=buf[..., :2 * oh, 1:2 * ow:2])
-    return buf
 
 
 def _max_pool2d_fast(xp, a, o, return_indices: bool):

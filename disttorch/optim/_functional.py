@@ -25,12 +25,17 @@ import threading
 import numpy as np
 
 from .. import _dtype as D
+from .. import _parallel as P
 from ..ops._helpers import ERRSTATE, IGNORE
 
-__all__ = ["adam_update", "adamw_update", "sgd_update"]
+__all__ = ["adam_update", "adamw_update", "sgd_update", "run_small"]
 
 # Bytes of one chunk of one operand: five operands plus two scratch buffers stay well inside L2.
 _CHUNK_BYTES = 1 << 17
+# Split over the intra-op pool, each thread takes chunks this many times larger: fewer NumPy calls, so fewer
+# GIL hand-offs between the threads (4 Mi-element Adam, 2 threads: 5.4 ms with 8x chunks, 11.0 ms with 1x,
+# 9.0 ms on one thread, in one run). Element-wise rules give the same bits whatever the chunk size.
+_PAR_CHUNK_FACTOR = 8
 _F32 = np.dtype(np.float32)
 _LOW = (np.dtype(np.float16), D.bfloat16.np)
 
@@ -95,33 +100,49 @@ def _chunked(kernel, arrays, consts) -> None:
     dt = p.dtype
     if dt in _LOW:
         if n:
-            _chunked_low(kernel, [None if a is None else a.reshape(-1) for a in arrays], n, consts)
+            flat = [None if a is None else a.reshape(-1) for a in arrays]
+            if n >= P.MIN_SIZE:  # whole chunks per thread, each with its own scratch: as the serial loop
+                P.run_ranges(n, lambda a, b: _chunked_low(kernel, flat, b, consts, a), align=_CHUNK_BYTES // 4)
+            else:
+                _chunked_low(kernel, flat, n, consts)
         return
     c = max(_CHUNK_BYTES // dt.itemsize, 1)
-    bufs = _SCRATCH.bufs.get(dt)
-    if bufs is None or bufs[0].size < c:
-        bufs = _scratch(dt, 2, c)
-    t, u = bufs[0], bufs[1]
     if n <= c:  # one chunk: the operands keep their shape, the scratch takes it (the common small case)
-        t, u = t[:n], u[:n]
+        bufs = _SCRATCH.bufs.get(dt)
+        if bufs is None or bufs[0].size < c:
+            bufs = _scratch(dt, 2, c)
+        t, u = bufs[0][:n], bufs[1][:n]
         if p.ndim != 1:
             t, u = t.reshape(p.shape), u.reshape(p.shape)
         kernel(np, *arrays, t, u, *consts)
         return
     flat = [None if a is None else a.reshape(-1) for a in arrays]
-    for i in range(0, n, c):
-        m = min(c, n - i)
+    if n >= P.MIN_SIZE:  # chunk-aligned ranges per thread: every element sees the same operations
+        cp = c * _PAR_CHUNK_FACTOR
+        P.run_ranges(n, lambda a, b: _chunk_range(kernel, flat, a, b, cp, consts), align=cp)
+    else:
+        _chunk_range(kernel, flat, 0, n, c, consts)
+
+
+def _chunk_range(kernel, flat, start: int, stop: int, c: int, consts) -> None:
+    """The rule over elements ``[start, stop)`` of the flat arrays, ``c`` at a time through this thread's scratch."""
+    bufs = _SCRATCH.bufs.get(flat[0].dtype)
+    if bufs is None or bufs[0].size < c:
+        bufs = _scratch(flat[0].dtype, 2, c)
+    t, u = bufs[0], bufs[1]
+    for i in range(start, stop, c):
+        m = min(c, stop - i)
         j = i + m
         kernel(np, *[None if a is None else a[i:j] for a in flat], t[:m], u[:m], *consts)
 
 
-def _chunked_low(kernel, flat, n: int, consts) -> None:
-    """float16/bfloat16: each chunk is widened into float32 scratch, updated, and written back."""
+def _chunked_low(kernel, flat, n: int, consts, start: int = 0) -> None:
+    """float16/bfloat16: each chunk of ``[start, n)`` is widened into float32 scratch, updated, and written back."""
     c = max(_CHUNK_BYTES // 4, 1)
     k = len(flat)
     bufs = _scratch(_F32, k + 2, c)
     copyto = np.copyto
-    for i in range(0, n, c):
+    for i in range(start, n, c):
         m = min(c, n - i)
         j = i + m
         work = []
@@ -136,6 +157,33 @@ def _chunked_low(kernel, flat, n: int, consts) -> None:
         for idx in range(k):
             if idx != 1 and flat[idx] is not None:
                 copyto(flat[idx][i:j], work[idx], casting="unsafe")
+
+
+def run_small(update, calls: list) -> None:
+    """Run ``update(*args)`` for each ``(size, args)`` of ``calls`` (parameters below the pool's threshold).
+
+    Together they may be worth splitting: contiguous groups of about equal total size run on the intra-op
+    pool. Each update touches only its own parameter and state, so the result is bitwise that of running
+    them one by one (scratch buffers are per thread).
+    """
+    total = 0
+    for size, _ in calls:
+        total += size
+    if total < P.MIN_SIZE or len(calls) < 2:
+        for _, args in calls:
+            update(*args)
+        return
+    parts = min(len(calls), P.threads() * P.PIECES_PER_THREAD)
+    groups, cur, acc, goal = [], [], 0, total / parts
+    for size, args in calls:
+        cur.append(args)
+        acc += size
+        if acc >= goal * (len(groups) + 1) and len(groups) < parts - 1:
+            groups.append(cur)
+            cur = []
+    if cur:
+        groups.append(cur)
+    P.run_tasks([(lambda g=g: [update(*args) for args in g]) for g in groups])
 
 
 def _whole(xp, kernel, arrays, consts) -> None:

@@ -1,9 +1,12 @@
 """Adam (and, with decoupled weight decay, AdamW's rule), as ``torch.optim.Adam``."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _internals as E
+from .. import _parallel as P
 from ._common import bump_step, check_options, new_scalar, new_state_like, tensorize_scalars
-from ._functional import adam_update
+from ._functional import adam_update, run_small
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -71,6 +74,7 @@ class Adam(Optimizer):
             weight_decay = float(group["weight_decay"])
             amsgrad, maximize = group["amsgrad"], group["maximize"]
             decoupled = group["decoupled_weight_decay"]
+            small = []  # NumPy parameters below the pool's threshold: updated together at the end of the group
             for p in group["params"]:
                 g = p._grad
                 if g is None:
@@ -85,10 +89,14 @@ class Adam(Optimizer):
                     if vmax is None:  # amsgrad switched on after the state was made
                         vmax = st["max_exp_avg_sq"] = new_state_like(p)
                     vmax = E.array(vmax)
-                adam_update(E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]),
-                            E.array(st["exp_avg_sq"]), vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                            maximize, decoupled)
+                args = (E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]), E.array(st["exp_avg_sq"]),
+                        vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled)
+                if args[1].size < P.MIN_SIZE and args[0] is np:
+                    small.append((args[1].size, args))
+                else:
+                    adam_update(*args)
                 E.bump_version(p)
+            run_small(adam_update, small)
         return loss
 
 

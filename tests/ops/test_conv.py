@@ -316,12 +316,18 @@ def test_unfold_fold_gradcheck(kw):
     ((40, 3, 2, 2), (3, 5, 4, 4), dict(stride=2, padding=1), True),    # small inputs to a transposed conv
     ((6, 2, 12, 12), (2, 3, 4, 4), dict(stride=2, padding=1), True),
 ])
-def test_batched_products_match_reference(monkeypatch, threads, xs, ws, kw, transposed):
+def test_batched_products_match_reference(monkeypatch, request, threads, xs, ws, kw, transposed):
     # Batches large enough that the kernels split them into chunks (and, with 2 threads, run the chunks on two
     # threads); forward, input and weight gradients against the loop reference and the adjoint identity.
+    from disttorch import _parallel as P
     from disttorch.ops import im2col as K
 
-    monkeypatch.setattr(K, "_threads", lambda: threads)
+    before = P.threads()
+    P.set_threads(threads)
+    request.addfinalizer(lambda: P.set_threads(before))
+    if threads > 1:  # split every product, however small
+        monkeypatch.setattr(P, "MIN_SIZE", 0)
+        monkeypatch.setattr(K, "_SPLIT_WORK", 0)
     monkeypatch.setattr(K, "_COLS_PER_GEMM", 16)  # many chunks even at these small sizes
     x, w = R(*xs), R(*ws) / 4
     xt, wt = T(x, True), T(w, True)

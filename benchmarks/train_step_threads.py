@@ -1,0 +1,69 @@
+"""Train steps with the intra-op pool on and off, each library alone in its own process, alternated.
+
+For each round and each thread count, three fresh subprocesses time the models of ``train_step.py``
+one after another: disttorch with ``DISTTORCH_PARALLEL=0`` (BLAS threads only: the state before the pool),
+disttorch with the pool, and PyTorch. The table gives the median ms/step over rounds and the ratios to
+PyTorch against the issue's targets. Alternating whole processes keeps a loaded machine fair to all three.
+
+Usage::
+
+    python benchmarks/train_step_threads.py --quick            # 3 rounds x 3 steps, threads 2 and 1
+    python benchmarks/train_step_threads.py --threads 4 --rounds 7
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Issue 14's targets (ratio to PyTorch): default threads, and one thread.
+TARGETS = {"default": {"mlp": 0.9, "cnn": 1.2, "transformer": 1.1}, 1: {"mlp": 0.8, "cnn": 0.85, "transformer": 0.95}}
+
+
+def child(lib: str, names: list, steps: int, threads: int, parallel: bool) -> dict:
+    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import train_step as B; "
+            f"print(json.dumps(B._solo_child({lib!r}, {names!r}, 1, {steps}, {threads})))")
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), DISTTORCH_PARALLEL="1" if parallel else "0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    if out.returncode:
+        raise RuntimeError(f"{lib} child failed (threads {threads}):\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="3 rounds of 3 steps")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--threads", type=int, action="append", help="thread counts (default: all CPUs, then 1)")
+    p.add_argument("--only", choices=["mlp", "cnn", "transformer"], action="append")
+    args = p.parse_args(argv)
+    rounds, steps = (3, 3) if args.quick else (args.rounds, args.steps)
+    names = args.only or ["mlp", "cnn", "transformer"]
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for threads in args.threads or [ncpu, 1]:
+        peers = {"off": ("disttorch", False), "pool": ("disttorch", True), "torch": ("torch", True)}
+        times = {k: {n: [] for n in names} for k in peers}
+        for _ in range(rounds):
+            for key, (lib, par) in peers.items():
+                for name, ms in child(lib, names, steps, threads, par).items():
+                    times[key][name].append(ms)
+        tgt = TARGETS[1] if threads == 1 else TARGETS["default"]
+        print(f"{threads} thread(s); {rounds} alternated rounds x {steps} steps, each library alone in a process; "
+              "median ms/step")
+        print(f"{'model':<12} {'pool off':>9} {'pool on':>9} {'torch':>9} {'off/torch':>10} {'on/torch':>9} "
+              f"{'target':>7}")
+        for name in names:
+            off, on, t = (statistics.median(times[k][name]) for k in ("off", "pool", "torch"))
+            mark = "met" if on / t <= tgt[name] else "NOT met"
+            print(f"{name:<12} {off:>9.2f} {on:>9.2f} {t:>9.2f} {off / t:>10.2f} {on / t:>9.2f} {tgt[name]:>7.2f}  {mark}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
