@@ -5,7 +5,8 @@ Objects travel in disttorch's checkpoint format (``disttorch.serialization``: ms
 tuples, sets, dtypes, tensors...), never pickle: receiving runs no code, and an object of a class is rebuilt
 only when that class is allowlisted with ``disttorch.serialization.add_safe_globals`` (as ``disttorch.load``
 requires). Lengths go first (an int64 tensor), then the bytes as uint8 tensors through the tensor
-collectives, so fingerprints and timeouts apply here too.
+collectives, so fingerprints and timeouts apply here too. On a pure ``backend="nccl"`` group those CPU tensors are
+staged through the current CUDA device (``_staging.host_tensors_on_device``), as PyTorch moves them there.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from .. import _internals as E
 from .. import serialization as S
 from .collectives import all_gather, broadcast, gather, irecv, recv, scatter, send
+from ._staging import host_tensors_on_device
 from .groups import resolve_group
 from .runner import group_peer
 
@@ -50,6 +52,7 @@ def _padded(payload: np.ndarray, size: int) -> np.ndarray:
     return buf
 
 
+@host_tensors_on_device()
 def broadcast_object_list(object_list: list, src: Optional[int] = None, group=None, device=None,
                           group_src: Optional[int] = None) -> None:
     """Replace ``object_list``'s entries on every rank by those of global rank ``src`` (default 0).
@@ -80,6 +83,7 @@ def broadcast_object_list(object_list: list, src: Optional[int] = None, group=No
             object_list[i] = _decode(data[offsets[i]:offsets[i + 1]], op, g._ranks[root])
 
 
+@host_tensors_on_device()
 def all_gather_object(object_list: list, obj: Any, group=None) -> None:
     """``object_list[r]`` receives rank r's ``obj`` on every rank (``object_list`` has one slot per rank)."""
     op = "all_gather_object"
@@ -100,6 +104,7 @@ def all_gather_object(object_list: list, obj: Any, group=None) -> None:
         object_list[r] = _decode(E.array(outs[r])[:lens[r]], op, g._ranks[r])
 
 
+@host_tensors_on_device()
 def gather_object(obj: Any, object_gather_list: Optional[list] = None, dst: Optional[int] = None, group=None,
                   group_dst: Optional[int] = None) -> None:
     """On global rank ``dst`` (default 0), ``object_gather_list[r]`` receives rank r's ``obj``."""
@@ -126,6 +131,7 @@ def gather_object(obj: Any, object_gather_list: Optional[list] = None, dst: Opti
             object_gather_list[r] = _decode(E.array(outs[r])[:lens[r]], op, g._ranks[r])
 
 
+@host_tensors_on_device()
 def scatter_object_list(scatter_object_output_list: list, scatter_object_input_list: Optional[list] = None,
                         src: Optional[int] = None, group=None, group_src: Optional[int] = None) -> None:
     """Rank r's ``scatter_object_output_list[0]`` receives ``scatter_object_input_list[r]`` of global rank ``src``
@@ -154,6 +160,7 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
     scatter_object_output_list[0] = _decode(E.array(data)[:int(E.array(size)[0])], op, g._ranks[root])
 
 
+@host_tensors_on_device()
 def send_object_list(object_list: list, dst: Optional[int] = None, group=None, device=None,
                      group_dst: Optional[int] = None) -> None:
     """Send the objects of ``object_list`` to global rank ``dst`` (which calls ``recv_object_list``)."""
@@ -169,6 +176,7 @@ def send_object_list(object_list: list, dst: Optional[int] = None, group=None, d
         send(_t(np.concatenate(payloads)), group=g, group_dst=peer)
 
 
+@host_tensors_on_device()
 def recv_object_list(object_list: list, src: Optional[int] = None, group=None, device=None,
                      group_src: Optional[int] = None) -> int:
     """Fill ``object_list`` with the objects sent by global rank ``src`` (None: any rank); returns the sender."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 from typing import Optional
 
+from numpy import ndarray as _ndarray
+
 from .._internals import bump_version
 from . import runner as R
 from .groups import ProcessGroup, resolve_group, world
@@ -41,7 +43,8 @@ def all_reduce(tensor, op: ReduceOp = _SUM, group=None, async_op: bool = False) 
     a = array_of(tensor, "tensor", g, "all_reduce")
     R.check_reduce_op(op, a, "all_reduce")
     buf = contiguous(a)
-    pg = g._pg
+    # R.backend_for spelled out for the common case (a CPU tensor on a CPU backend), this being the hottest call
+    pg = g._pg if a.__class__ is _ndarray and "nccl" not in g._backend else R.backend_for(g, a)
 
     def finish():  # copy_back for one tensor, spelled out: this runs once per all_reduce
         if op is _AVG:
@@ -67,7 +70,8 @@ def broadcast(tensor, src: Optional[int] = None, group=None, async_op: bool = Fa
     def finish():
         copy_back((tensor,), (a,), (buf,))
 
-    return R.run(g, "broadcast", f"{signature(a)}, src={g._ranks[root]}", lambda: g._pg.broadcast([buf], root), finish,
+    pg = R.backend_for(g, a)
+    return R.run(g, "broadcast", f"{signature(a)}, src={g._ranks[root]}", lambda: pg.broadcast([buf], root), finish,
                 async_op)
 
 
@@ -80,7 +84,7 @@ def reduce(tensor, dst: Optional[int] = None, op: ReduceOp = _SUM, group=None, a
     a = array_of(tensor, "tensor", g, "reduce")
     R.check_reduce_op(op, a, "reduce")
     root = R.group_peer(g, dst, group_dst, "reduce", "dst")
-    pg = g._pg
+    pg = R.backend_for(g, a)
     buf = contiguous(a)
     if pg.rank != root and buf is a:  # the backend may use it as scratch; PyTorch leaves it unchanged here
         buf = a.copy()
@@ -108,7 +112,8 @@ def all_gather(tensor_list: list, tensor, group=None, async_op: bool = False) ->
     def finish():
         copy_back(tensor_list, outs, bufs)
 
-    return R.run(g, "all_gather", signature(a), lambda: g._pg.allgather(bufs, src), finish, async_op)
+    pg = R.backend_for(g, a)
+    return R.run(g, "all_gather", signature(a), lambda: pg.allgather(bufs, src), finish, async_op)
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bool = False) -> Optional[Work]:
@@ -133,7 +138,8 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bo
     def finish():
         copy_back((output_tensor,), (out,), (obuf,))
 
-    return R.run(g, "all_gather_into_tensor", signature(a), lambda: g._pg.allgather(parts, src), finish, async_op)
+    pg = R.backend_for(g, a)
+    return R.run(g, "all_gather_into_tensor", signature(a), lambda: pg.allgather(parts, src), finish, async_op)
 
 
 def reduce_scatter(output, input_list: list, op: ReduceOp = _SUM, group=None, async_op: bool = False):
@@ -149,7 +155,7 @@ def reduce_scatter(output, input_list: list, op: ReduceOp = _SUM, group=None, as
 
 def _reduce_scatter(g: ProcessGroup, name: str, output, out, ins: list, op: ReduceOp, async_op: bool):
     obuf = contiguous(out)
-    pg = g._pg
+    pg = R.backend_for(g, out)
 
     def finish():
         if op is _AVG:
@@ -186,7 +192,7 @@ def gather(tensor, gather_list: Optional[list] = None, dst: Optional[int] = None
         return None
     a = array_of(tensor, "tensor", g, "gather")
     root = R.group_peer(g, dst, group_dst, "gather", "dst", default=g._ranks[0] if group_dst is None else None)
-    pg = g._pg
+    pg = R.backend_for(g, a)
     if pg.rank == root:
         if not gather_list:
             raise ValueError("Argument ``gather_list`` must be specified on destination rank.")
@@ -213,7 +219,7 @@ def scatter(tensor, scatter_list: Optional[list] = None, src: Optional[int] = No
         return None
     a = array_of(tensor, "tensor", g, "scatter")
     root = R.group_peer(g, src, group_src, "scatter", "src", default=g._ranks[0] if group_src is None else None)
-    pg = g._pg
+    pg = R.backend_for(g, a)
     if pg.rank == root:
         if not scatter_list:
             raise ValueError("Argument ``scatter_list`` must be specified on source rank.")
@@ -253,7 +259,8 @@ def all_to_all(output_tensor_list: list, input_tensor_list: list, group=None, as
     def finish():
         copy_back(output_tensor_list, outs, obufs)
 
-    return R.run(g, "all_to_all", f"{R.dtype_name(dt)} x{len(ins)}", lambda: g._pg.alltoall(obufs, ibufs), finish,
+    pg = g._pg if dt is None else R.backend_for(g, ins[0])
+    return R.run(g, "all_to_all", f"{R.dtype_name(dt)} x{len(ins)}", lambda: pg.alltoall(obufs, ibufs), finish,
                 async_op)
 
 
@@ -295,8 +302,9 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     def finish():
         copy_back((output,), (out,), (obuf,))
 
+    pg = R.backend_for(g, a)
     return R.run(g, "all_to_all_single", f"{R.dtype_name(a.dtype)}[*, {', '.join(map(str, a.shape[1:]))}]",
-                lambda: g._pg.alltoall(outs, ins), finish, async_op)
+                lambda: pg.alltoall(outs, ins), finish, async_op)
 
 
 def barrier(group=None, async_op: bool = False, device_ids=None) -> Optional[Work]:
@@ -344,7 +352,8 @@ def isend(tensor, dst: Optional[int] = None, group=None, tag: int = 0, group_dst
     if g is None:
         return None
     buf = contiguous(a)
-    return R.run_p2p(g, f"isend({signature(a)} to rank {g._ranks[r]}, tag {tag})", lambda: g._pg.send(buf, r, tag), None)
+    pg = R.backend_for(g, a)
+    return R.run_p2p(g, f"isend({signature(a)} to rank {g._ranks[r]}, tag {tag})", lambda: pg.send(buf, r, tag), None)
 
 
 def irecv(tensor, src: Optional[int] = None, group=None, tag: int = 0, group_src: Optional[int] = None):
@@ -362,7 +371,8 @@ def irecv(tensor, src: Optional[int] = None, group=None, tag: int = 0, group_src
         copy_back((tensor,), (a,), (buf,))
 
     peer = "any rank" if r is None else f"rank {g._ranks[r]}"
-    return R.run_p2p(g, f"irecv({signature(a)} from {peer}, tag {tag})", lambda: g._pg.recv(buf, r, tag), finish)
+    pg = R.backend_for(g, a)
+    return R.run_p2p(g, f"irecv({signature(a)} from {peer}, tag {tag})", lambda: pg.recv(buf, r, tag), finish)
 
 
 def send(tensor, dst: Optional[int] = None, group=None, tag: int = 0, group_dst: Optional[int] = None) -> None:

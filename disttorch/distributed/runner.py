@@ -15,7 +15,8 @@ Internal API (for ``collectives``, ``_objects``, ``distributed_c10d``, ``distrib
     ``CollectiveWork``: the ``Work`` that async collectives return.
     ``collective_timeout(timeout)``, ``configure(debug_store, rank, world_size)``, ``shutdown()``:
     the timeout default and the watchdog's start and stop, for ``init_process_group``/``destroy``.
-    Checks and helpers: ``check_tensor``, ``array_of``, ``tensor_list``, ``check_reduce_op``, ``same_dtype``,
+    Checks and helpers: ``check_tensor``, ``array_of``, ``backend_for``, ``tensor_list``, ``check_reduce_op``,
+    ``same_dtype``,
     ``group_peer``, ``contiguous``, ``divide``, ``copy_back``, ``signature``, ``dtype_name``.
 """
 from __future__ import annotations
@@ -332,13 +333,21 @@ def check_tensor(t, param: str) -> None:
 
 
 def array_of(t, param: str, g: ProcessGroup, op: str):
-    """The array behind tensor argument ``param`` of ``op``, checked against the group's backend's device."""
+    """The array behind tensor argument ``param`` of ``op`` (a device array on a CPU backend is staged through
+    host memory by ``backend_for``)."""
     check_tensor(t, param)
-    a = E.array(t)
-    if a.__class__ is not np.ndarray and "nccl" not in g._backend:  # "nccl" or "cpu:zmq,cuda:nccl"
-        raise RuntimeError(f"{op}: the {g._backend} backend works on CPU tensors, but `{param}` is on {t.device} "
-                           "(use backend='nccl' for CUDA tensors)")
-    return a
+    return E.array(t)
+
+
+def backend_for(g: ProcessGroup, a) -> BackendGroup:
+    """The backend group that runs ``g``'s collective on array ``a``: ``g._pg`` for host arrays on a CPU backend
+    (one class check: the common path pays nothing more), else what ``_staging.group_for`` picks (device arrays
+    staged through host memory, host arrays on a pure nccl group staged through the device)."""
+    if a.__class__ is np.ndarray and "nccl" not in g._backend:
+        return g._pg
+    from ._staging import group_for
+
+    return group_for(g, a)
 
 
 def tensor_list(ts, param: str, g: ProcessGroup, op: str, like=None) -> list:
@@ -415,7 +424,7 @@ def group_peer(g: ProcessGroup, rank, group_rank, op: str, what: str, default=No
 def contiguous(a):
     """``a`` itself when C-contiguous, else a C-contiguous copy (the backends need contiguous buffers)."""
     return a if a.flags.c_contiguous else np.ascontiguousarray(a) if a.__class__ is np.ndarray \
-        else a.__class__(a, copy=True, order="C")
+        else a.copy(order="C")
 
 
 def divide(buf, n: int) -> None:

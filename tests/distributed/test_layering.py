@@ -24,6 +24,7 @@ LAYERS = [
     {"process_group", "_wire", "_watchdog"},  # backend interface; wire protocol; stall watchdog
     {"store", "_tcpstore"},  # rendezvous stores; the TCPStore server and client over _wire
     {"groups"},  # group handles and the world
+    {"_staging"},  # device arrays through host memory on CPU backends (and back on pure nccl groups)
     {"runner"},  # sequence numbers, fingerprints, timeouts, watchdog hand-off, checks, copy-back
     {"collectives"},  # tensor collectives
     {"_objects"},  # object collectives over the tensor collectives

@@ -130,7 +130,8 @@ def bucket_all_reduce(dist, tensor: Tensor, group):
     if g is None:
         return None
     a = R.array_of(tensor, "tensor", g, "all_reduce")
-    pg = g._pg
+    # R.backend_for spelled out for CPU buckets on a CPU backend; CUDA buckets there are staged through host memory
+    pg = g._pg if a.__class__ is np.ndarray and "nccl" not in g._backend else R.backend_for(g, a)
     return R.run(g, "all_reduce", f"{R.signature(a)}, SUM", lambda: pg.allreduce([a], ReduceOp.SUM),
                  lambda: E.bump_version(tensor), True, [tensor],
                  verify=os.environ.get("DISTTORCH_DDP_CHECK_BUCKETS", "0") not in ("0", ""))
@@ -146,15 +147,19 @@ def verify_same_layout(dist, params: List[Tensor], group, rank: int) -> None:
     (PyTorch's check at DDP construction): one 32-byte all-reduce; only a mismatch gathers the details."""
     if not _is_real(dist):
         return
+    from ...distributed._staging import host_tensors_on_device
+
     h, n = _layout_digest(params), len(params)
     mine = np.array([h, -h, n, -n], dtype=np.int64)
     t = E.wrap(mine.copy())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    with host_tensors_on_device():  # on a pure nccl group these CPU tensors go through the device
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
     if (E.array(t) == mine).all():
         return
     world = dist.get_world_size(group)
     gathered = [E.wrap(np.zeros(2, np.int64)) for _ in range(world)]
-    dist.all_gather(gathered, E.wrap(np.array([n, h], np.int64)), group=group)
+    with host_tensors_on_device():
+        dist.all_gather(gathered, E.wrap(np.array([n, h], np.int64)), group=group)
     rows = [tuple(int(v) for v in E.array(x)) for x in gathered]
     other = next((r for r, (m, _) in enumerate(rows) if m != n), None)
     if other is not None:
