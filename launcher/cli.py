@@ -117,8 +117,6 @@ makes one and hands it to the remote workers itself.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import platform
 import secrets
 import sys
 import uuid
