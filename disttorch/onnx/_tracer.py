@@ -9,6 +9,15 @@ ABSORBED_LAYERS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Adaptive
                    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",
                    "UpsamplingBilinear2d", "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d",
                    "ReplicationPad2d", "RMSNorm", "PReLU", "Hardshrink", "Softshrink")
+# Functional calls exported as the layer of the same geometry (their inner ops carry it in closures too): the
+# tracer wraps these names of ``disttorch.nn.functional`` while it records and builds the layer from the call's
+# arguments (the layers take the same argument names).
+FUNCTIONAL_LAYERS = {
+    "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d", "avg_pool1d": "AvgPool1d", "avg_pool2d": "AvgPool2d",
+    "adaptive_avg_pool1d": "AdaptiveAvgPool1d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
+    "adaptive_max_pool1d": "AdaptiveMaxPool1d", "adaptive_max_pool2d": "AdaptiveMaxPool2d",
+    "interpolate": "Upsample",
+}
 # Instance norms with running statistics in eval mode are batch norms: their ops export as such.
 _INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 
@@ -55,13 +64,57 @@ class Tracer:
             self._handles.append(m.register_forward_pre_hook(self._pre(qual or type(m).__name__, absorb)))
             self._handles.append(m.register_forward_hook(self._post(absorb)))
         self._handles.append(_op.add_observer(self._on_op))
+        from ..nn import functional as F
+
+        self._patched = [(F, name, getattr(F, name)) for name in FUNCTIONAL_LAYERS]
+        for mod, name, fn in self._patched:
+            setattr(mod, name, self._functional(fn, FUNCTIONAL_LAYERS[name]))
         return self
 
     def __exit__(self, *exc) -> bool:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for mod, name, fn in getattr(self, "_patched", ()):
+            setattr(mod, name, fn)
+        self._patched = []
         return False
+
+    def _functional(self, fn, layer: str):
+        """``fn`` (``F.max_pool2d`` ...) recorded as one ``module:<layer>`` event built from its arguments, as the
+        layer's own hooks record it; arguments the layer has no place for (``antialias=True``) leave the call to
+        the op-level trace, which names what cannot be exported."""
+        import inspect
+
+        from .. import nn
+
+        sig = inspect.signature(fn)
+        cls = getattr(nn, layer)
+        takes = set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+        def wrapped(*args, **kwargs):
+            if self._absorb:
+                return fn(*args, **kwargs)
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                return fn(*args, **kwargs)  # the function raises its own error
+            bound.apply_defaults()
+            given = dict(bound.arguments)
+            x = given.pop("input")
+            if any(v not in (None, False) for k, v in given.items() if k not in takes):
+                return fn(*args, **kwargs)
+            module = cls(**{k: v for k, v in given.items() if k in takes})
+            where = self._stack[-1] if self._stack else ""
+            self._absorb += 1
+            try:
+                out = fn(*args, **kwargs)
+            finally:
+                self._absorb -= 1
+            self.events.append(Event("module:" + layer, (x,), {"module": module},
+                                     out if isinstance(out, tuple) else (out,), where))
+            return out
+        return wrapped
 
     def _pre(self, qual: str, absorb: bool):
         def hook(module, args):

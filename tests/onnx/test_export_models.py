@@ -298,3 +298,30 @@ def test_transformer_key_padding_mask_as_input_dynamic_batch_and_length():
     axes = {0: "batch", 1: "seq"}
     export_and_compare(PaddedEncoder(), (torch.randn(2, 5, 8), pad), (torch.randn(3, 7, 8), other),
                        input_names=["src", "pad"], dynamic_axes={"src": axes, "pad": axes})
+
+
+class _FunctionalCNN(nn.Module):
+    """PyTorch's classic MNIST net style: pooling and resizing called through F inside forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 2 * 2, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.avg_pool2d(F.relu(self.conv2(x)), kernel_size=3, stride=2, padding=1)
+        x = F.adaptive_avg_pool2d(x, (2, 2))
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_functional_pooling_and_interpolate_export_as_their_layers():
+    torch.manual_seed(0)
+    model = _FunctionalCNN().eval()
+    proto = export_and_compare(model, (torch.randn(2, 1, 8, 8),), input_names=["x"],
+                               dynamic_axes={"x": {0: "batch"}})
+    ops = [n.op_type for n in proto.graph.node]
+    assert {"MaxPool", "AveragePool", "Resize"} <= set(ops), ops
+    assert F.max_pool2d.__name__ == "max_pool2d"  # the tracer put the functions back
