@@ -85,6 +85,21 @@ def _max_pool(e):
            ceil_mode=int(bool(m.ceil_mode)))
 
 
+@register("module:LPPool1d", "module:LPPool2d")
+def _lp_pool(e):
+    """PyTorch's power-average pooling, ``(avg_pool(x ** p) * window) ** (1 / p)``, spelled out (ONNX's LpPool
+    takes |x|, PyTorch does not)."""
+    m = e.attr("module")
+    n = len(e.shape(0)) - 2
+    k = _tup(m.kernel_size, n)
+    s = _tup(m.stride if m.stride is not None else m.kernel_size, n)
+    dt, p = e.odtype(), float(m.norm_type)
+    y = e.node("Pow", [e.x(0), e.scalar(p, dt)])
+    y = e.node("AveragePool", [y], kernel_shape=k, strides=s, ceil_mode=int(bool(m.ceil_mode)))
+    y = e.node("Mul", [y, e.scalar(float(np.prod(k)), dt)])
+    e.node("Pow", [y, e.scalar(1.0 / p, dt)], [e.out()])
+
+
 @register("module:AvgPool1d", "module:AvgPool2d")
 def _avg_pool(e):
     m = e.attr("module")

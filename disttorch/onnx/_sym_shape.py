@@ -81,9 +81,44 @@ def _stack(e):
     e.node("Concat", ins, [e.out()], axis=dim)
 
 
-@register("slice", "select", "index")
+def _gather_index(e, key) -> bool:
+    """``x[..., idx, ...]`` with one integer index array and full slices elsewhere: one ``Gather`` (the
+    numpy/PyTorch result then has idx's shape at that position). False when the key is not of that form."""
+    if not isinstance(key, tuple):
+        return False
+    pos = [i for i, k in enumerate(key) if is_tensor(k) or isinstance(k, (list, np.ndarray))]
+    if len(pos) != 1 or sum(1 for k in key if k is Ellipsis) > 1:
+        return False
+    rank = len(e.shape(0))
+    full: list = []
+    for k in key:
+        if k is Ellipsis:
+            full.extend([slice(None)] * (rank - (len(key) - 1)))
+        else:
+            full.append(k)
+    if any(not (isinstance(k, slice) and k == slice(None)) for i, k in enumerate(full) if i != _at(full)):
+        return False
+    idx = np.asarray(getattr(full[_at(full)], "_data", full[_at(full)]))
+    if idx.dtype.kind not in "iu":
+        return False  # a boolean mask: the result's shape depends on the data
+    alt = e.alt_arg(1, e.alt_attr("key"))
+    alt_idx = [k for k in (alt if isinstance(alt, tuple) else ()) if is_tensor(k) or isinstance(k, (list, np.ndarray))]
+    if len(alt_idx) != 1 or not np.array_equal(np.asarray(getattr(alt_idx[0], "_data", alt_idx[0])), idx):
+        raise OnnxExporterError(f"ONNX export: the index array of '{e.name}' (in module '{e.ev.where}') changes "
+                                "with the inputs (a data-dependent index): compute it outside the model")
+    e.node("Gather", [e.x(0), e.g.const(idx.astype(np.int64), hint="index")], [e.out()], axis=_at(full))
+    return True
+
+
+def _at(full: list) -> int:
+    return next(i for i, k in enumerate(full) if not isinstance(k, slice))
+
+
+@register("slice", "select", "index", "index_select")
 def _index(e):
     key = e.arg(1, e.attr("key"))
+    if (e.attr("adv", False) or e.name == "index_select") and _gather_index(e, key):
+        return
     if e.attr("adv", False) or not isinstance(key, tuple) or any(
             is_tensor(k) or isinstance(k, (list, np.ndarray)) for k in key):
         raise UnsupportedOperatorError(f"ONNX export: advanced indexing ('{e.name}' with tensor or list indices, in "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..autograd import op as _op
 
 # Layers exported as one ONNX node from their attributes; the ops inside their forward are absorbed.
-ABSORBED_LAYERS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+ABSORBED_LAYERS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "LPPool1d", "LPPool2d",
+                   "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
                    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d",
                    "UpsamplingBilinear2d", "ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d",
                    "ReplicationPad2d", "RMSNorm", "PReLU", "Hardshrink", "Softshrink")
@@ -16,7 +17,7 @@ FUNCTIONAL_LAYERS = {
     "max_pool1d": "MaxPool1d", "max_pool2d": "MaxPool2d", "avg_pool1d": "AvgPool1d", "avg_pool2d": "AvgPool2d",
     "adaptive_avg_pool1d": "AdaptiveAvgPool1d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
     "adaptive_max_pool1d": "AdaptiveMaxPool1d", "adaptive_max_pool2d": "AdaptiveMaxPool2d",
-    "interpolate": "Upsample",
+    "lp_pool1d": "LPPool1d", "lp_pool2d": "LPPool2d", "interpolate": "Upsample",
 }
 # Instance norms with running statistics in eval mode are batch norms: their ops export as such.
 _INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")

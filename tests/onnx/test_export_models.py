@@ -325,3 +325,32 @@ def test_functional_pooling_and_interpolate_export_as_their_layers():
     ops = [n.op_type for n in proto.graph.node]
     assert {"MaxPool", "AveragePool", "Resize"} <= set(ops), ops
     assert F.max_pool2d.__name__ == "max_pool2d"  # the tracer put the functions back
+
+
+class _IndexAndLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lp = nn.LPPool2d(2, 2)
+        self.register_buffer("perm", torch.tensor([2, 0, 3, 1]))
+
+    def forward(self, x):
+        y = self.lp(x) + F.lp_pool2d(x, 3, 2)  # module and functional forms
+        y = y[:, self.perm]  # channels reordered by an integer index tensor: Gather
+        return y[..., torch.tensor([1, 0])] * 2 + y.index_select(1, torch.tensor([0, 0]))[:, :1].sum()
+
+
+def test_lp_pool_and_integer_index_tensors_export():
+    torch.manual_seed(0)
+    proto = export_and_compare(_IndexAndLP().eval(), (torch.rand(2, 4, 4, 4) + 0.1,),
+                               run_args=(torch.rand(2, 4, 4, 4) + 0.1,))  # positive: an odd p of x < 0 is NaN
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Gather") >= 3 and "AveragePool" in ops, ops
+
+
+def test_data_dependent_index_is_refused():
+    class Pick(nn.Module):
+        def forward(self, x):
+            return x[:, x[0].argsort()]
+
+    with pytest.raises(Exception, match="changes with the inputs|argsort|no ONNX mapping"):
+        torch.onnx.export(Pick(), (torch.randn(3, 4),), io.BytesIO())
