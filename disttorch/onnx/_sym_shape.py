@@ -114,10 +114,43 @@ def _at(full: list) -> int:
     return next(i for i, k in enumerate(full) if not isinstance(k, slice))
 
 
+def _mask_index(e, key) -> bool:
+    """``x[mask]`` (a boolean mask over all dims) or ``x[..., m, ...]`` (a 1-D mask over one dim, full slices
+    elsewhere): ``Compress``. The mask may come from traced ops (``x[x > 0]``): its value name is looked up like
+    any other input. False when the key is not of that form."""
+    if not isinstance(key, tuple):
+        return False
+    pos = [i for i, k in enumerate(key) if isinstance(k, np.ndarray) or is_tensor(k)]
+    if len(pos) != 1:
+        return False
+    mask = key[pos[0]]
+    arr = np.asarray(getattr(mask, "_data", mask))
+    if arr.dtype.kind != "b":
+        return False
+    rank = len(e.shape(0))
+    rest = [k for i, k in enumerate(key) if i != pos[0]]
+    if any(not (k is Ellipsis or (isinstance(k, slice) and k == slice(None))) for k in rest):
+        return False
+    alt = e.alt_arg(1, e.alt_attr("key"))
+    alt_mask = alt[pos[0]] if isinstance(alt, tuple) and len(alt) == len(key) else None
+    m = e.value(mask, alt_mask, "the boolean index mask")
+    before = sum(1 for k in key[:pos[0]] if k is not Ellipsis)
+    if Ellipsis in key[:pos[0]]:
+        before = rank - arr.ndim - sum(1 for k in key[pos[0] + 1:] if k is not Ellipsis)
+    if arr.ndim == rank and before == 0:  # a mask over every dim: a 1-D result in row-major order
+        flat = e.node("Reshape", [e.x(0), e.g.ints([-1])])
+        e.node("Compress", [flat, e.node("Reshape", [m, e.g.ints([-1])])], [e.out()], axis=0)
+        return True
+    if arr.ndim == 1:
+        e.node("Compress", [e.x(0), m], [e.out()], axis=before)
+        return True
+    return False
+
+
 @register("slice", "select", "index", "index_select")
 def _index(e):
     key = e.arg(1, e.attr("key"))
-    if (e.attr("adv", False) or e.name == "index_select") and _gather_index(e, key):
+    if (e.attr("adv", False) or e.name == "index_select") and (_gather_index(e, key) or _mask_index(e, key)):
         return
     if e.attr("adv", False) or not isinstance(key, tuple) or any(
             is_tensor(k) or isinstance(k, (list, np.ndarray)) for k in key):

@@ -354,3 +354,16 @@ def test_data_dependent_index_is_refused():
 
     with pytest.raises(Exception, match="changes with the inputs|argsort|no ONNX mapping"):
         torch.onnx.export(Pick(), (torch.randn(3, 4),), io.BytesIO())
+
+
+class _Masked(nn.Module):
+    def forward(self, x):
+        pos = x[x > 0]  # a mask over every dim computed from the input: a data-dependent length
+        cols = x[:, torch.tensor([True, False, True, True])]  # a constant mask over one dim
+        picked = x[:, x[0] > -10.0]  # a traced mask over one dim (keeps every column, whatever the values)
+        return pos.sum() + cols + picked[:, :3]
+
+
+def test_boolean_mask_indexing_exports_as_compress():
+    proto = export_and_compare(_Masked().eval(), (torch.randn(3, 4),))
+    assert [n.op_type for n in proto.graph.node].count("Compress") == 3
