@@ -158,6 +158,7 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False, in
         if id(t) in g.names:
             continue  # the same tensor given twice (mha(q, q, q)): its first input name carries it
         g.names[id(t)] = name
+        g.by_array[id(t._data)] = name  # ops that take an input's array (an index tensor in a key) find it
         g.live.add(id(t))
     param_ids = set(params)
     events = _live(events, {id(t) for t in flat_in} | param_ids)

@@ -82,13 +82,18 @@ def _stack(e):
 
 
 def _gather_index(e, key) -> bool:
-    """``x[..., idx, ...]`` with one integer index array and full slices elsewhere: one ``Gather`` (the
-    numpy/PyTorch result then has idx's shape at that position). False when the key is not of that form."""
+    """Integer index tensors: one (``x[:, idx]``, ``index_select``: ``Gather`` at its dim, the result has idx's
+    shape there), or several of one shape on the leading dims (``x[rows, cols]``: ``GatherND``); full slices
+    elsewhere. An index computed by traced ops or given as a graph input is a graph value; a constant one an
+    initializer. False when the key is not of these forms."""
     if not isinstance(key, tuple):
         return False
     pos = [i for i, k in enumerate(key) if is_tensor(k) or isinstance(k, (list, np.ndarray))]
-    if len(pos) != 1 or sum(1 for k in key if k is Ellipsis) > 1:
+    if not pos or sum(1 for k in key if k is Ellipsis) > 1:
         return False
+    arrs = [np.asarray(getattr(key[i], "_data", key[i])) for i in pos]
+    if any(a.dtype.kind not in "iu" for a in arrs):
+        return False  # a boolean mask: _mask_index
     rank = len(e.shape(0))
     full: list = []
     for k in key:
@@ -96,22 +101,26 @@ def _gather_index(e, key) -> bool:
             full.extend([slice(None)] * (rank - (len(key) - 1)))
         else:
             full.append(k)
-    if any(not (isinstance(k, slice) and k == slice(None)) for i, k in enumerate(full) if i != _at(full)):
+    at = [i for i, k in enumerate(full) if not isinstance(k, slice)]
+    if any(not (isinstance(k, slice) and k == slice(None)) for i, k in enumerate(full) if i not in at):
         return False
-    idx = np.asarray(getattr(full[_at(full)], "_data", full[_at(full)]))
-    if idx.dtype.kind not in "iu":
-        return False  # a boolean mask: the result's shape depends on the data
     alt = e.alt_arg(1, e.alt_attr("key"))
-    alt_idx = [k for k in (alt if isinstance(alt, tuple) else ()) if is_tensor(k) or isinstance(k, (list, np.ndarray))]
-    if len(alt_idx) != 1 or not np.array_equal(np.asarray(getattr(alt_idx[0], "_data", alt_idx[0])), idx):
-        raise OnnxExporterError(f"ONNX export: the index array of '{e.name}' (in module '{e.ev.where}') changes "
-                                "with the inputs (a data-dependent index): compute it outside the model")
-    e.node("Gather", [e.x(0), e.g.const(idx.astype(np.int64), hint="index")], [e.out()], axis=_at(full))
+    alts = [alt[i] for i in pos] if isinstance(alt, tuple) and len(alt) == len(key) else [None] * len(pos)
+    names = [e.value(key[i], a, "the index tensor") for i, a in zip(pos, alts)]
+    if len(at) == 1:
+        e.node("Gather", [e.x(0), names[0]], [e.out()], axis=at[0])
+        return True
+    if at != list(range(len(at))) or len({a.shape for a in arrs}) != 1:
+        return False  # several index tensors: only on the leading dims, with one shape
+    cols = [e.node("Unsqueeze", [e.node("Cast", [n], to=onnx_int64()), e.g.ints([-1])]) for n in names]
+    e.node("GatherND", [e.x(0), e.node("Concat", cols, axis=-1)], [e.out()])
     return True
 
 
-def _at(full: list) -> int:
-    return next(i for i, k in enumerate(full) if not isinstance(k, slice))
+def onnx_int64() -> int:
+    from onnx import TensorProto
+
+    return TensorProto.INT64
 
 
 def _mask_index(e, key) -> bool:
