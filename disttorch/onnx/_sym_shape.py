@@ -110,10 +110,22 @@ def _gather_index(e, key) -> bool:
     if len(at) == 1:
         e.node("Gather", [e.x(0), names[0]], [e.out()], axis=at[0])
         return True
-    if at != list(range(len(at))) or len({a.shape for a in arrs}) != 1:
-        return False  # several index tensors: only on the leading dims, with one shape
+    if len({a.shape for a in arrs}) != 1:
+        return False  # several index tensors of different shapes (broadcast): no mapping
+    # NumPy's rule: the index dims S replace adjacent indexed dims in place, and go first when the indexed dims
+    # are apart. GatherND indexes leading dims: move the indexed dims first, gather, then move S where it goes.
+    rest = [d for d in range(rank) if d not in at]
+    x = e.x(0)
+    if at != list(range(len(at))):
+        x = e.node("Transpose", [x], perm=at + rest)
     cols = [e.node("Unsqueeze", [e.node("Cast", [n], to=onnx_int64()), e.g.ints([-1])]) for n in names]
-    e.node("GatherND", [e.x(0), e.node("Concat", cols, axis=-1)], [e.out()])
+    y = e.node("GatherND", [x, e.node("Concat", cols, axis=-1)])
+    k = arrs[0].ndim
+    adjacent = at == list(range(at[0], at[0] + len(at)))
+    if adjacent and at[0] > 0:
+        out_perm = [k + i for i in range(at[0])] + list(range(k)) + [k + i for i in range(at[0], len(rest))]
+        y = e.node("Transpose", [y], perm=out_perm)
+    e.node("Identity", [y], [e.out()])
     return True
 
 

@@ -388,3 +388,21 @@ def test_index_tensors_from_inputs_and_two_index_tensors():
     ref = x2.numpy()[:, t2.numpy()] + x2.numpy()[np.arange(4), t2.numpy()][:, None]
     np.testing.assert_allclose(got, ref, rtol=1e-6)
     assert {"Gather", "GatherND"} <= {n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node}
+
+
+class _ManyIndex(nn.Module):
+    """Index tensors away from the leading dims: adjacent ones keep their place, separated ones go first
+    (NumPy's and PyTorch's rule)."""
+
+    def forward(self, x):
+        i, j = torch.tensor([[0, 2], [1, 1]]), torch.tensor([[3, 0], [2, 1]])
+        return x[:, i, j], x[i, :, j] * 2
+
+
+def test_several_index_tensors_anywhere():
+    x = torch.randn(3, 4, 5)
+    ref = x.numpy()
+    i, j = np.array([[0, 2], [1, 1]]), np.array([[3, 0], [2, 1]])
+    a, b = _ManyIndex()(x)
+    assert a.shape == ref[:, i, j].shape == (3, 2, 2) and b.shape == ref[i, :, j].shape == (2, 2, 4)
+    export_and_compare(_ManyIndex().eval(), (x,))
