@@ -9,7 +9,7 @@ import onnx
 from onnx import helper
 
 from .errors import OnnxExporterError
-from ._graph import Emit, Graph, emit_event, initializers, is_tensor, to_numpy, value_info
+from ._graph import SIZED, Emit, Graph, emit_event, initializers, is_tensor, to_numpy, value_info
 from ._registry import EXPORTING as _EXPORTING
 from ._tracer import Event, Tracer
 from . import _sym_attention, _sym_elementwise, _sym_layers, _sym_linear, _sym_norm_pool  # noqa: F401
@@ -105,11 +105,23 @@ def _trace(model, args, kwargs, inputs):
     return tr.events, flat
 
 
-def _live(events: list, live: set) -> list:
+def _sized(events: list, alt_events: list) -> tuple:
+    """The creation events whose sizes follow the dynamic axes (output shapes differ between the traces): they
+    run as graph nodes (a causal mask or positions built from the input's sizes). The k-th creation event of
+    one trace pairs with the k-th of the other."""
+    mine = [e for e in events if e.name in SIZED]
+    theirs = [e for e in alt_events if e.name in SIZED]
+    if [e.name for e in mine] != [e.name for e in theirs]:
+        return set(), set()
+    pairs = [(a, b) for a, b in zip(mine, theirs) if tuple(a.outputs[0].shape) != tuple(b.outputs[0].shape)]
+    return {id(a) for a, _ in pairs}, {id(b) for _, b in pairs}
+
+
+def _live(events: list, live: set, force: set = frozenset()) -> list:
     """The events with an input computed from the graph inputs or the parameters (the others fold away)."""
     out = []
     for ev in events:
-        if any(is_tensor(x) and id(x) in live for x in list(ev.inputs) + list(ev.attrs.values())):
+        if id(ev) in force or any(is_tensor(x) and id(x) in live for x in list(ev.inputs) + list(ev.attrs.values())):
             out.append(ev)
             live.update(id(o) for o in ev.outputs)
     return out
@@ -161,8 +173,10 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False, in
         g.by_array[id(t._data)] = name  # ops that take an input's array (an index tensor in a key) find it
         g.live.add(id(t))
     param_ids = set(params)
-    events = _live(events, {id(t) for t in flat_in} | param_ids)
-    alt_events = _live(alt_events, {id(t) for t in alt_of.values()} | {id(t) for t in flat_in} | param_ids)
+    sized, alt_sized = _sized(events, alt_events)
+    events = _live(events, {id(t) for t in flat_in} | param_ids, sized)
+    alt_events = _live(alt_events, {id(t) for t in alt_of.values()} | {id(t) for t in flat_in} | param_ids,
+                       alt_sized)
     if [e.name for e in events] != [e.name for e in alt_events]:
         first = next((i for i, (a, b) in enumerate(zip(events, alt_events)) if a.name != b.name),
                      min(len(events), len(alt_events)))

@@ -232,6 +232,27 @@ class Emit:
             parts.append(self.g.ints(run))
         return self.node("Concat", parts, axis=0)
 
+    def size_value(self, sizes, alt_sizes) -> str:
+        """A 1-D int64 value of ``sizes`` (a creation op's shape): sizes equal in both traces are constants, one
+        that changes must be a graph input's dynamic dim (or the product of two) with the same sizes."""
+        sources = [("graph", (n, d), a, b) for n, d, a, b in self.g.dyn_dims]
+        parts = []
+        for a, b in zip(sizes, alt_sizes):
+            if a == b:
+                parts.append(self.g.ints([a]))
+                continue
+            src = next(((s,) for s in sources if s[2] == a and s[3] == b), None)
+            if src is None:
+                src = next(((s, t) for k, s in enumerate(sources) for t in sources[k:]
+                            if s[2] * t[2] == a and s[3] * t[3] == b), None)
+            if src is None:
+                raise OnnxExporterError(
+                    f"ONNX export: op '{self.name}' (in module '{self.ev.where}') creates a tensor of size {a} (then "
+                    f"{b}) that follows no dynamic input dim")
+            dims = [self._dim(s) for s in src]
+            parts.append(dims[0] if len(dims) == 1 else self.node("Mul", dims))
+        return parts[0] if len(parts) == 1 else self.node("Concat", parts, axis=0)
+
     def _dim(self, source) -> str:
         """A 1-element int64 value: a dim of input 0 (``("in", j, ...)``) or of a graph input."""
         kind, where = source[0], source[1]
@@ -242,6 +263,9 @@ class Emit:
         return self.node("Gather", [shape, self.g.ints([j])], axis=0)
 
 
+SIZED = ("full", "arange")  # creation ops that run as graph nodes when their sizes follow the dynamic axes
+
+
 def emit_event(g: Graph, ev, alt) -> None:
     """Write one traced op: fold it when no input is live, else call its symbolic function."""
     live = False
@@ -249,6 +273,9 @@ def emit_event(g: Graph, ev, alt) -> None:
         if is_tensor(x) and (id(x) in g.live or id(x) in g.params):
             live = True
             break
+    if not live and ev.name in SIZED and tuple(ev.outputs[0].shape) != tuple(alt.outputs[0].shape):
+        live = True  # a tensor created with sizes that follow the dynamic axes (a causal mask, positions)
+        g.live.add(id(ev.outputs[0]))
     if not live:
         return  # folded: its outputs are constants, checked against the second trace where they are used
     fn = SYMBOLICS.get(ev.name)

@@ -295,3 +295,31 @@ def _pixel_shuffle(e):
         raise UnsupportedOperatorError(f"ONNX export: pixel_shuffle of a {len(e.shape(0))}-D input (in module "
                                        f"'{e.ev.where}'): only 4-D is mapped")
     e.node("DepthToSpace", [e.x(0)], [e.out()], blocksize=r, mode="CRD")
+
+
+@register("full")
+def _full(e):
+    """zeros/ones/full/empty whose size follows the dynamic axes: ConstantOfShape of that size."""
+    dt = np.dtype(e.odtype())
+    fill = np.array([e.attr("fill")], dtype=dt)
+    value = helper.make_tensor("value", helper.np_dtype_to_tensor_dtype(dt), [1], fill.tolist())
+    shape = e.size_value(tuple(e.oshape(0)), tuple(e.alt_oshape(0)))
+    e.node("ConstantOfShape", [shape], [e.out()], value=value)
+
+
+@register("arange")
+def _arange(e):
+    """arange whose length follows the dynamic axes (positions): Range with the end read from the input's shape."""
+    start, end, step = e.attr("start"), e.attr("end"), e.attr("step")
+    alt_end = e.alt_attr("end")
+    if (start, step) != (e.alt_attr("start"), e.alt_attr("step")) or step != 1 or start != 0:
+        raise UnsupportedOperatorError(f"ONNX export: arange (in module '{e.ev.where}') with a start or step that "
+                                       "changes, or a length other than end: only arange(n) follows dynamic axes")
+    dt = np.dtype(e.odtype())
+    n = e.size_value((int(end),), (int(alt_end),))
+    n = e.node("Squeeze", [n, e.g.ints([0])])
+    if dt != np.int64:
+        from onnx import TensorProto
+
+        n = e.node("Cast", [n], to=helper.np_dtype_to_tensor_dtype(dt) if dt.kind != "V" else TensorProto.FLOAT)
+    e.node("Range", [e.g.const(np.array(0, dtype=dt)), n, e.g.const(np.array(1, dtype=dt))], [e.out()])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import time
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from .. import _dtype as D
 from .. import _tensor as T
 from .._device import CPU, array_module
 from .._device import device as _device_cls
+from ..autograd import op as _op
 from ._helpers import quiet
 from .elementwise import _out
 from .inplace import _type_name
@@ -129,4 +131,13 @@ def _fill_array(xp, shape: tuple, fill, dt: D.dtype, op: str):
 def _filled(op: str, size, fill, dtype, device, requires_grad: bool, out=None, size_kw=None):
     shape = _size_args(size, op, size_kw)
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
-    return _finish(_fill_array(xp, shape, fill, dt, op), requires_grad, out)
+    t = _finish(_fill_array(xp, shape, fill, dt, op), requires_grad, out)
+    if _op.OBSERVERS:  # tracing (ONNX: a mask built from the input's sizes); not an Op.apply op
+        report("full", {"size": shape, "fill": 0 if fill is None else fill}, t)
+    return t
+
+
+def report(name: str, attrs: dict, t) -> None:
+    """Tell the observers about a creation op (no tensor inputs; zero duration)."""
+    now = time.perf_counter_ns()
+    _op.notify(name, (), attrs, (t,), now, now)

@@ -116,13 +116,21 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     S = k._data.shape[-2]
     sf = 1.0 / math.sqrt(E) if scale is None else float(scale)
     # Scale whichever of query and the scores is smaller (PyTorch's math backend scales before the matmul too).
-    if E <= S:
+    # While an observer traces (ONNX export), always the query: a traced graph must not depend on the sizes.
+    if E <= S or _op.OBSERVERS:
         s = _qkT(q * sf, k)
     else:
         s = _qkT(q, k) * sf
     dead = None
     if is_causal:
-        s = s.masked_fill(T._wrap(_causal_block(q._xp, L, S)), _NEG_INF)
+        if _op.OBSERVERS:  # traced (ONNX): built from reported ops, so the mask's size can follow dynamic axes
+            from .compare import logical_not
+            from .creation import ones
+            from .rearrange import tril
+
+            s = s.masked_fill(logical_not(tril(ones(L, S, dtype=D.bool, device=q.device))), _NEG_INF)
+        else:
+            s = s.masked_fill(T._wrap(_causal_block(q._xp, L, S)), _NEG_INF)
     elif attn_mask is not None:
         m = attn_mask._data
         xp = attn_mask._xp

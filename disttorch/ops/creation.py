@@ -19,8 +19,10 @@ from .. import _dtype as D
 from .. import _tensor as T
 from .._device import CPU, array_module, to_host  # noqa: F401
 from .._device import device as _device_cls
+from ..autograd import op as _op
 from ._creation_common import (  # noqa: F401
-    _C_TYPE, _checked_int_fill, _fill_array, _filled, _finish, _int_fits, _num, _overflow, _resolve, _size_args)
+    _C_TYPE, _checked_int_fill, _fill_array, _filled, _finish, _int_fits, _num, _overflow, _resolve, _size_args,
+    report)
 from ._helpers import quiet
 from .creation_data import (  # noqa: F401
     _NUMBER, _check_int_range, _infer_dtype, _leaf_dtype, _native, _ragged_error, _tensors_to_lists, _to_array,
@@ -142,7 +144,10 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         arr = xp.arange(n, dtype=np.int64) * step + start
     with quiet(xp):
         arr = arr if arr.dtype == dt.np else arr.astype(dt.np)
-    return _finish(arr, requires_grad, out)
+    t = _finish(arr, requires_grad, out)
+    if _op.OBSERVERS:  # tracing (ONNX: positions built from the input's sizes); not an Op.apply op
+        report("arange", {"start": start, "end": end, "step": step}, t)
+    return t
 
 
 def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,  # noqa: A001

@@ -406,3 +406,31 @@ def test_several_index_tensors_anywhere():
     a, b = _ManyIndex()(x)
     assert a.shape == ref[:, i, j].shape == (3, 2, 2) and b.shape == ref[i, :, j].shape == (2, 2, 4)
     export_and_compare(_ManyIndex().eval(), (x,))
+
+
+class _CausalLM(nn.Module):
+    """A causal mask and positions built from the input's sizes inside forward, as GPT-style code does."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = nn.Embedding(11, 16)
+        self.pos = nn.Embedding(32, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 11)
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        mask = torch.triu(torch.full((t, t), float("-inf")), diagonal=1)
+        h = self.tok(ids) + self.pos(torch.arange(t))
+        return self.head(self.enc(h, mask=mask))
+
+
+def test_mask_and_positions_from_sizes_follow_a_dynamic_sequence_length():
+    torch.manual_seed(0)
+    model = _CausalLM().eval()
+    ids = torch.randint(0, 11, (2, 6))
+    proto = export_and_compare(model, (ids,), run_args=(torch.randint(0, 11, (3, 9)),), input_names=["ids"],
+                               dynamic_axes={"ids": {0: "batch", 1: "seq"}})
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"ConstantOfShape", "Range", "Trilu"} <= ops, ops
