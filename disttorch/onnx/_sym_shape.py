@@ -110,17 +110,28 @@ def _gather_index(e, key) -> bool:
     if len(at) == 1:
         e.node("Gather", [e.x(0), names[0]], [e.out()], axis=at[0])
         return True
-    if len({a.shape for a in arrs}) != 1:
-        return False  # several index tensors of different shapes (broadcast): no mapping
+    try:
+        bshape = np.broadcast_shapes(*[a.shape for a in arrs])
+        alt_bshape = bshape if any(a is None for a in alts) else \
+            np.broadcast_shapes(*[np.shape(getattr(a, "_data", a)) for a in alts])
+    except ValueError:
+        return False
+    if bshape != alt_bshape:
+        return False  # index tensors broadcast to a shape that changes with the dynamic axes: no mapping
     # NumPy's rule: the index dims S replace adjacent indexed dims in place, and go first when the indexed dims
     # are apart. GatherND indexes leading dims: move the indexed dims first, gather, then move S where it goes.
     rest = [d for d in range(rank) if d not in at]
     x = e.x(0)
     if at != list(range(len(at))):
         x = e.node("Transpose", [x], perm=at + rest)
-    cols = [e.node("Unsqueeze", [e.node("Cast", [n], to=onnx_int64()), e.g.ints([-1])]) for n in names]
+    cols = []
+    for n, a in zip(names, arrs):
+        c = e.node("Cast", [n], to=onnx_int64())
+        if a.shape != bshape:  # index tensors broadcast against each other, as in NumPy
+            c = e.node("Expand", [c, e.g.ints(bshape)])
+        cols.append(e.node("Unsqueeze", [c, e.g.ints([-1])]))
     y = e.node("GatherND", [x, e.node("Concat", cols, axis=-1)])
-    k = arrs[0].ndim
+    k = len(bshape)
     adjacent = at == list(range(at[0], at[0] + len(at)))
     if adjacent and at[0] > 0:
         out_perm = [k + i for i in range(at[0])] + list(range(k)) + [k + i for i in range(at[0], len(rest))]

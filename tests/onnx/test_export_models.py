@@ -396,15 +396,17 @@ class _ManyIndex(nn.Module):
 
     def forward(self, x):
         i, j = torch.tensor([[0, 2], [1, 1]]), torch.tensor([[3, 0], [2, 1]])
-        return x[:, i, j], x[i, :, j] * 2
+        rows, cols = torch.tensor([[0], [2]]), torch.tensor([1, 3, 4])  # broadcast to (2, 3)
+        return x[:, i, j], x[i, :, j] * 2, x[rows, :, cols]
 
 
 def test_several_index_tensors_anywhere():
     x = torch.randn(3, 4, 5)
     ref = x.numpy()
     i, j = np.array([[0, 2], [1, 1]]), np.array([[3, 0], [2, 1]])
-    a, b = _ManyIndex()(x)
+    a, b, c = _ManyIndex()(x)
     assert a.shape == ref[:, i, j].shape == (3, 2, 2) and b.shape == ref[i, :, j].shape == (2, 2, 4)
+    np.testing.assert_array_equal(c.numpy(), ref[np.array([[0], [2]]), :, np.array([1, 3, 4])])
     export_and_compare(_ManyIndex().eval(), (x,))
 
 
