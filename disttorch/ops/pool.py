@@ -17,7 +17,7 @@ from .. import _parallel as P
 from .._device import array_module_of
 from ._helpers import tensor_arg
 from ._pool_args import _args2d, _check1d, _check_dtype, _dim_range, _ints, ints_error
-from .pad import LinearNode, compute_dtype, linear_apply
+from .pad import LinearNode, compute_dtype, device_table, linear_apply
 # Adaptive pools and max_unpool live in pool_adaptive.py; ops.pool stays the one pool module that ops/__init__
 # and nn.functional import from.
 from .pool_adaptive import (  # noqa: F401
@@ -123,7 +123,7 @@ def _max_fwd(xp, a, geo, want_arg: bool):
         step = xp.subtract(dt(q), kk)  # kk += upd * (q - kk); wraps harmlessly in uint8
         step *= upd
         kk += step
-    if a.dtype.kind in "fV" and xp.isnan(m.sum()):
+    if a.dtype.kind in "fV" and (xp is not np or xp.isnan(m.sum())):  # on a device: always, no host check
         for q, v in enumerate(views):
             kk = xp.where(xp.isnan(v), dt(q), kk)
     return m, kk
@@ -191,6 +191,9 @@ def _max2x2(xp, a, o):
     h = xp.maximum(a0, a1)
     h0, h1 = h[..., 0::2, :], h[..., 1::2, :]
     bv = xp.greater(h1, h0)
+    if xp is not np and a.dtype.kind in "fV":  # PyTorch's scan takes a NaN (the last one): no host check needed
+        bh |= xp.isnan(a1)
+        bv |= xp.isnan(h1)
     return xp.maximum(h0, h1, out=h0.copy()), bh, bv
 
 
@@ -242,8 +245,8 @@ def _scatter2x2_into(g, bh, bv, buf, zero: bool, xp=np) -> None:
 def _max_pool2d_fast(xp, a, o, return_indices: bool):
     """The 2x2/stride-2 max pool as ``LinearNode``'s ``run`` returns it; None when NaNs need the general path."""
     m, bh, bv = _max2x2(xp, a, o)
-    if xp.isnan(m.sum()):
-        return None  # PyTorch picks the last NaN: the general path handles it
+    if xp is np and xp.isnan(m.sum()):
+        return None  # PyTorch picks the last NaN: the general path handles it (on a device _max2x2 does)
     hw = a.shape[-2:]
     geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
     res = (m, _flat_index(xp, _kk2x2(bh, bv), geo)) if return_indices else m
@@ -387,13 +390,13 @@ def _avg_maps(a, k, s, p, o, ceil_mode, count_include_pad, divisor_override):
     integer = a.dtype.kind in "iu"
     cd = a.dtype if integer else compute_dtype(a)
     if integer:
-        idiv = xp.asarray(np.maximum(div, 1).astype(a.dtype))
-        izero = xp.asarray(valid)
+        idiv = device_table(xp, np.maximum(div, 1).astype(a.dtype), a)
+        izero = device_table(xp, valid, a)
         inv = None
     else:
-        inv = xp.asarray(np.where(div != 0, 1.0 / np.where(div != 0, div, 1.0), 0.0).astype(cd))
-        if bool((inv == inv.reshape(-1)[0]).all()):
-            inv = inv.reshape(-1)[0]
+        # built and checked for uniformity on the host (a device check would sync), uploaded once per table
+        inv_h = np.where(div != 0, 1.0 / np.where(div != 0, div, 1.0), 0.0).astype(cd)
+        inv = inv_h.reshape(-1)[0] if (inv_h == inv_h.reshape(-1)[0]).all() else device_table(xp, inv_h, a)
 
     def fwd(b):
         src = _padded(xp, b.astype(cd, copy=False), p, size, 0)

@@ -210,3 +210,24 @@ def test_a_cpu_scalar_tensor_mixes_with_a_device_tensor_as_in_pytorch(standin_cu
         x + disttorch.ones(3)
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
         x * disttorch.tensor(2.0, requires_grad=True)  # its gradient would have to come back to the CPU
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_max_pool_with_nans_matches_the_cpu_without_a_host_check(standin_cuda, kernel):
+    """On a device the max pool takes NaNs in its scan (PyTorch picks the last one) instead of checking for them on
+    the host: values, indices and gradients equal the CPU's, with no device-to-host copy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    a[0, 0, 0, 0] = a[0, 0, 1, 1] = a[1, 2, 4, 5] = np.nan
+    a[1, 1, 2:4, 2:4] = np.nan
+    outs = {}
+    for dev in ("cpu", "cuda"):
+        x = disttorch.tensor(a, device=dev, requires_grad=True)
+        standin_cuda.reset()
+        y, idx = F.max_pool2d(x, kernel, stride=kernel, return_indices=True)
+        y.nan_to_num(0.0).sum().backward()
+        if dev == "cuda":
+            assert standin_cuda.to_host == 0, standin_cuda.summary()
+        outs[dev] = (y.detach().cpu().numpy(), idx.cpu().numpy(), x.grad.cpu().numpy())
+    for c, g in zip(outs["cpu"], outs["cuda"]):
+        np.testing.assert_array_equal(c, g)

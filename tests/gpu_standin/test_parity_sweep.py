@@ -17,8 +17,6 @@ ALLOWED = {
                    "shape (nonzero: one size copy, in forward and again in the backward's scatter)"),
     "index_select_masked": (1, "L.tensor([3, 0, 0]) uploads Python data"),
     # Host syncs left in files outside this sweep's owner (reported, to be removed there):
-    "conv2d_pool": (3, "pool.py: max_pool2d's 2x2 fast path checks isnan(sum) on the host; avg_pool uploads its "
-                       "divisor table per call and checks it for uniformity on the device"),
     "cumsum_cumprod": (1, "scan.py: cumprod's backward picks its formula by (x == 0).any() on the host"),
     "prod_norm": (1, "reduce.py: prod's backward picks its formula by (x == 0).any() on the host"),
     "erf_family": (15, "_special.py: erf/erfc (Cody) branch on mask.any() per range, 3 per call"),
