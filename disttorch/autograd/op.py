@@ -47,7 +47,8 @@ from . import anomaly as _anomaly
 from .function import Node, _Saved, _seq, edge
 from .grad_mode import STATE as _GRAD
 
-__all__ = ["Op", "RESULT", "apply_", "apply_view", "write_out", "add_observer", "observing", "notify", "array_backward"]
+__all__ = ["Op", "RESULT", "apply_", "apply_view", "write_out", "add_observer", "observing", "notify", "notify_untimed",
+           "array_backward"]
 
 RESULT = "result"  # in ``self.save(...)``: the op's (first) output
 
@@ -126,6 +127,12 @@ def notify(name: str, inputs: tuple, attrs: dict, outputs: tuple, start_ns: int,
             fn(name, inputs, attrs, outputs, start_ns, end_ns)
     finally:
         _busy[0] = False
+
+
+def notify_untimed(name: str, inputs: tuple, attrs: dict, outputs: tuple) -> None:
+    """:func:`notify` for ops that report for tracing and counting only (no timing: start = end = now)."""
+    now = time.perf_counter_ns()
+    notify(name, inputs, attrs, outputs, now, now)
 
 
 def _device_error(name: str, a, b) -> RuntimeError:

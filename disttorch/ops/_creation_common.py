@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import time
 
 import numpy as np
 
@@ -133,11 +132,5 @@ def _filled(op: str, size, fill, dtype, device, requires_grad: bool, out=None, s
     dt, dev, xp = _resolve(dtype, device, out, D.get_default_dtype())
     t = _finish(_fill_array(xp, shape, fill, dt, op), requires_grad, out)
     if _op.OBSERVERS:  # tracing (ONNX: a mask built from the input's sizes); not an Op.apply op
-        report("full", {"size": shape, "fill": 0 if fill is None else fill}, t)
+        _op.notify_untimed("full", (), {"size": shape, "fill": 0 if fill is None else fill}, (t,))
     return t
-
-
-def report(name: str, attrs: dict, t) -> None:
-    """Tell the observers about a creation op (no tensor inputs; zero duration)."""
-    now = time.perf_counter_ns()
-    _op.notify(name, (), attrs, (t,), now, now)

@@ -6,7 +6,6 @@ with PyTorch's rules before comparing (``int_tensor < 2.5`` compares as floats).
 from __future__ import annotations
 
 import numbers
-import time
 
 import numpy as np  # the ndarray type, to accept arrays as operator operands
 
@@ -26,12 +25,6 @@ __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less
 _BF16 = D.bfloat16.np
 
 
-def _report(op: str, inputs: tuple, r) -> None:
-    """Tell the observers (ONNX tracing, profilers) about a comparison: these ops skip ``Op.apply``."""
-    now = time.perf_counter_ns()
-    _op.notify(op, inputs, {}, (r,), now, now)
-
-
 def _cmp(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
     if x.dtype == _BF16:  # ml_dtypes warns on NaN comparisons; PyTorch never does
@@ -40,7 +33,7 @@ def _cmp(input, other, op: str, ufunc_name: str, out):
     else:
         r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     if _op.OBSERVERS:
-        _report(op, (input, other), r)
+        _op.notify_untimed(op, (input, other), {}, (r,))
     return r if out is None else _out(r, out)
 
 
@@ -139,7 +132,7 @@ def _logical(input, other, op: str, ufunc_name: str, out):
     xp, x, y = binary(input, other, op)
     r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, _truth(xp, x), _truth(xp, y)))
     if _op.OBSERVERS:
-        _report(op, (input, other), r)
+        _op.notify_untimed(op, (input, other), {}, (r,))
     return r if out is None else _out(r, out)
 
 
@@ -163,7 +156,7 @@ def logical_not(input, *, out=None):
     x = tensor_arg(input, "logical_not")
     r = T._wrap(x._xp.logical_not(_truth(x._xp, x._data)))
     if _op.OBSERVERS:
-        _report("logical_not", (x,), r)
+        _op.notify_untimed("logical_not", (x,), {}, (r,))
     return r if out is None else _out(r, out)
 
 
@@ -175,7 +168,7 @@ def _bitwise(input, other, op: str, ufunc_name: str, out, allow_bool: bool = Tru
         raise RuntimeError(f'"{op}_cpu" not implemented for \'{_I._type_name(D._FROM_NP[x.dtype])}\'')
     r = T._wrap(_ufunc2(getattr(xp, ufunc_name), op, x, y))
     if _op.OBSERVERS:
-        _report(op, (input, other), r)
+        _op.notify_untimed(op, (input, other), {}, (r,))
     return r if out is None else _out(r, out)
 
 
@@ -202,7 +195,7 @@ def bitwise_not(input, *, out=None):
         raise RuntimeError(f'"bitwise_not_cpu" not implemented for \'{_I._type_name(x.dtype)}\'')
     r = T._wrap(x._xp.invert(x._data))
     if _op.OBSERVERS:
-        _report("bitwise_not", (x,), r)
+        _op.notify_untimed("bitwise_not", (x,), {}, (r,))
     return r if out is None else _out(r, out)
 
 

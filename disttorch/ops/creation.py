@@ -21,8 +21,7 @@ from .._device import CPU, array_module, to_host  # noqa: F401
 from .._device import device as _device_cls
 from ..autograd import op as _op
 from ._creation_common import (  # noqa: F401
-    _C_TYPE, _checked_int_fill, _fill_array, _filled, _finish, _int_fits, _num, _overflow, _resolve, _size_args,
-    report)
+    _C_TYPE, _checked_int_fill, _fill_array, _filled, _finish, _int_fits, _num, _overflow, _resolve, _size_args)
 from ._helpers import quiet
 from .creation_data import (  # noqa: F401
     _NUMBER, _check_int_range, _infer_dtype, _leaf_dtype, _native, _ragged_error, _tensors_to_lists, _to_array,
@@ -146,7 +145,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         arr = arr if arr.dtype == dt.np else arr.astype(dt.np)
     t = _finish(arr, requires_grad, out)
     if _op.OBSERVERS:  # tracing (ONNX: positions built from the input's sizes); not an Op.apply op
-        report("arange", {"start": start, "end": end, "step": step}, t)
+        _op.notify_untimed("arange", (), {"start": start, "end": end, "step": step}, (t,))
     return t
 
 

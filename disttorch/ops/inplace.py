@@ -19,24 +19,9 @@ from .. import _tensor as T
 from ..autograd import op as _op
 from ..autograd.function import Node
 from ..autograd.grad_mode import STATE as _GRAD
-from ._helpers import ERRSTATE, IGNORE, _check_scalar, broadcast_error, quiet, sum_to
+from ._helpers import _check_scalar, broadcast_error, quiet, quiet_call, sum_to  # noqa: F401 - quiet_call: re-exported
 
 __all__ = []
-
-
-def quiet_call(fn, *args):
-    """``fn(*args)`` with NumPy's floating-point warnings off (PyTorch returns IEEE results silently).
-
-    A cheap form of ``quiet(xp)`` for single calls on the hot path (add, mul, in-place updates).
-    """
-    if ERRSTATE is None:
-        with np.errstate(all="ignore"):
-            return fn(*args)
-    tok = ERRSTATE.set(IGNORE)
-    try:
-        return fn(*args)
-    finally:
-        ERRSTATE.reset(tok)
 
 
 def needs_graph(self, op: str, *others) -> bool:

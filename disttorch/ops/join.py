@@ -5,7 +5,6 @@ gradients); joins copy, promoting dtypes across their inputs as PyTorch does.
 """
 from __future__ import annotations
 
-import time
 import warnings
 
 from .. import _dtype as D
@@ -211,8 +210,7 @@ def _pieces(x, d: int, bounds: list, node_cls=SplitBackward0) -> tuple:
             bounds[0][0] == 0 and bounds[-1][1] == n and all(b >= a for a, b in bounds)
         node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
     if _op.OBSERVERS:  # tracers (ONNX) and profilers see the split, which skips Op.apply
-        now = time.perf_counter_ns()
-        _op.notify("split", (x,), {"dim": d, "bounds": tuple(bounds)}, outs, now, now)
+        _op.notify_untimed("split", (x,), {"dim": d, "bounds": tuple(bounds)}, outs)
     return outs
 
 
@@ -335,8 +333,7 @@ def unbind(input, dim: int = 0) -> tuple:
         node.dim = d
         node.set_outputs(*outs)  # not Op.apply: views of x sharing its version counter
     if _op.OBSERVERS:
-        now = time.perf_counter_ns()
-        _op.notify("unbind", (x,), {"dim": d}, outs, now, now)
+        _op.notify_untimed("unbind", (x,), {"dim": d}, outs)
     return outs
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _parallel as P
-from ..ops._helpers import ERRSTATE, IGNORE
+from ..ops._helpers import quiet_slow
 
 __all__ = ["adam_update", "adamw_update", "sgd_update", "run_small"]
 
@@ -77,21 +77,14 @@ def _apply(xp, kernel, arrays: tuple, consts: tuple) -> None:
     ``arrays[1]`` (the gradient) is only read; the others are written. ``None`` entries are passed
     through (state the rule does not use).
     """
-    if ERRSTATE is None:  # pragma: no cover - NumPy layouts without the error-state context variable
-        with np.errstate(all="ignore"):
-            if xp is np and _fusable(arrays):
-                _chunked(kernel, arrays, consts)
-            else:
-                _whole(xp, kernel, arrays, consts)
-        return
-    tok = ERRSTATE.set(IGNORE)  # PyTorch returns inf/nan silently (e.g. eps=0 with a zero gradient)
-    try:
-        if xp is np and _fusable(arrays):
-            _chunked(kernel, arrays, consts)
-        else:
-            _whole(xp, kernel, arrays, consts)
-    finally:
-        ERRSTATE.reset(tok)
+    quiet_slow(_run, xp, kernel, arrays, consts)  # PyTorch returns inf/nan silently (e.g. eps=0, zero grad)
+
+
+def _run(xp, kernel, arrays: tuple, consts: tuple) -> None:
+    if xp is np and _fusable(arrays):
+        _chunked(kernel, arrays, consts)
+    else:
+        _whole(xp, kernel, arrays, consts)
 
 
 def _chunked(kernel, arrays, consts) -> None:
