@@ -242,6 +242,11 @@ class StandinArray:
     def __iter__(self):
         return (StandinArray(np.asarray(v)) if isinstance(v, np.generic) else StandinArray(v) for v in self._a)
 
+    @property
+    def data(self):
+        """``.data.ptr``: the buffer's address, as CuPy's ``MemoryPointer`` gives (the multi-tensor kernel tables)."""
+        return types.SimpleNamespace(ptr=int(self._a.ctypes.data))
+
     def __getattr__(self, name: str):
         if name.startswith("__"):  # __array_interface__ and friends would let NumPy convert silently
             raise AttributeError(name)
@@ -441,6 +446,13 @@ def _make_module() -> _Namespace:
     mod.asnumpy, mod.get_array_module = asnumpy, get_array_module
     mod.diagonal = lambda a, offset=0, axis1=0, axis2=1: StandinArray.diagonal(a, offset, axis1, axis2)
     mod.random = _Random()
+
+    def kernel_launch(plan, device_id=None):  # what ops._fused.launcher runs here in place of CuPy's launch
+        from ._kernel_emulator import launch
+
+        launch(plan, device_id)
+
+    mod._disttorch_kernel_launch = kernel_launch
 
     runtime = types.SimpleNamespace(
         getDeviceCount=lambda: _DEVICE_COUNT,
