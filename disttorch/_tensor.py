@@ -590,41 +590,6 @@ class Tensor(ElementwiseMethods, PointwiseMethods, CompareMethods, ReduceMethods
         """``(device type, index)`` of the memory, as DLPack numbers them (1: CPU, 2: CUDA)."""
         return self._data.__dlpack_device__()
 
-    def pin_memory(self, device=None) -> "Tensor":
-        """A copy in page-locked host memory (``cupyx.empty_pinned``), as ``torch.Tensor.pin_memory``.
-
-        Without CUDA it raises PyTorch's CPU-build error; an already pinned tensor is returned as it is.
-        """
-        from . import cuda
-
-        if self._data.__class__ is not np.ndarray:
-            raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
-        cp = cuda._cupy()
-        if cp is None:
-            raise RuntimeError("Cannot access accelerator device when none is available.")
-        if self.is_pinned():
-            return self
-        import cupyx
-
-        out = self.clone()  # keeps the autograd graph: the pinned buffer only replaces the clone's memory
-        buf = cupyx.empty_pinned(out._data.shape, out._data.dtype)
-        np.copyto(buf, out._data)
-        out._data = buf
-        return out
-
-    def is_pinned(self, device=None) -> bool:
-        """Whether the tensor's memory is page-locked host memory (False whenever CUDA is not initialised)."""
-        from . import cuda
-
-        if not cuda.is_initialized() or self._data.__class__ is not np.ndarray or self._data.size == 0:
-            return False
-        cp = cuda._cupy()
-        try:
-            attrs = cp.cuda.runtime.pointerGetAttributes(self._data.ctypes.data)
-        except Exception:  # noqa: BLE001 - older drivers raise for memory CUDA does not know: not pinned
-            return False
-        return int(attrs.type) == 1  # cudaMemoryTypeHost
-
 
 def _rebuild(cls, arr, requires_grad, state):
     if cls is Tensor:

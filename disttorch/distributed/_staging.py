@@ -34,26 +34,11 @@ __all__ = ["group_for", "host_tensors_on_device", "StagedGroup", "HostPool", "PO
 # host buffers
 # ------------------------------------------------------------------------------------------------------------
 def _host_empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised host array, in pinned (page-locked) memory when CuPy can allocate it: pinned memory
-    is what lets the copies run at full PCIe speed."""
-    try:
-        import cupyx  # only reached with a device array in hand, so CuPy (or the stand-in) is loaded already
+    """An uninitialised host array, pinned when CuPy can allocate it: pinned memory is what lets the copies run at
+    full PCIe speed."""
+    from ..cuda._pinned import empty_pinned
 
-        empty_pinned = getattr(cupyx, "empty_pinned", None)
-        if empty_pinned is not None:
-            return empty_pinned(shape, dtype=dtype)
-    except ImportError:
-        pass
-    from .. import cuda
-
-    cp = cuda._cupy_module
-    alloc = getattr(getattr(cp, "cuda", None), "alloc_pinned_memory", None)
-    dtype = np.dtype(dtype)
-    if alloc is not None:
-        n = int(np.prod(shape, dtype=np.int64))
-        mem = alloc(max(n * dtype.itemsize, 1))
-        return np.frombuffer(mem, dtype, n).reshape(shape)
-    return np.empty(shape, dtype)
+    return empty_pinned(shape, dtype)
 
 
 class HostPool:

@@ -1,19 +1,32 @@
 """dtype and device conversion (``to``, ``type``, ``float()`` ...) and ``clone``/``contiguous``."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _dtype as D
 from .. import _tensor as T
 from .._device import CPU, array_module, device, to_host
 from ..autograd.op import Op
+from ..cuda._pinned import is_pinned_array, pinned_copy
 from ._helpers import tensor_arg
 
 __all__ = ["clone"]
 
 
+class PinMemoryBackward0(Op):
+    op_name = "_pin_memory"
+
+    def forward(self, xp, arr):
+        return pinned_copy(arr)
+
+    def backward(self, g):
+        return g
+
+
 class ToCopyBackward0(Op):
     op_name = "_to_copy"
 
-    def forward(self, xp, arr, dtype=None, dev=None, src_dev=None, copy=False):
+    def forward(self, xp, arr, dtype=None, dev=None, src_dev=None, copy=False, non_blocking=False):
         if self.next_functions:
             self.src_dtype, self.src_device = D._FROM_NP[arr.dtype], src_dev
         same_dev = dev is None
@@ -23,7 +36,7 @@ class ToCopyBackward0(Op):
             else:
                 xp = array_module(dev)
                 with xp.cuda.Device(dev.index or 0):
-                    arr = xp.asarray(arr)
+                    arr = _to_device(xp, arr, non_blocking)
         if dtype is not None:
             arr = arr.astype(dtype.np)
         elif same_dev and copy:
@@ -38,7 +51,19 @@ class ToCopyBackward0(Op):
         return _convert(g, self.src_dtype, self.src_device, copy=False)
 
 
-def _convert(x, dtype: D.dtype | None, dev: device | None, copy: bool = False):
+def _to_device(xp, arr, non_blocking: bool):
+    """``arr`` on the current CUDA device. From pinned host memory with ``non_blocking`` the copy is queued on the
+    current stream and returns at once (PyTorch's semantics: the host buffer must not change until the stream
+    reaches the copy); otherwise it is synchronous."""
+    if non_blocking and arr.__class__ is np.ndarray and is_pinned_array(arr):
+        out = xp.empty(arr.shape, arr.dtype)
+        get_stream = getattr(xp.cuda, "get_current_stream", None)
+        out.set(np.ascontiguousarray(arr), stream=get_stream() if get_stream is not None else None)
+        return out
+    return xp.asarray(arr)
+
+
+def _convert(x, dtype: D.dtype | None, dev: device | None, copy: bool = False, non_blocking: bool = False):
     """``x`` cast to ``dtype`` and moved to ``dev``; returns ``x`` itself when nothing changes."""
     arr = x._data
     same_dtype = dtype is None or arr.dtype == dtype.np
@@ -47,7 +72,7 @@ def _convert(x, dtype: D.dtype | None, dev: device | None, copy: bool = False):
     if same_dtype and same_dev and not copy:
         return x
     return ToCopyBackward0.apply(x, dtype=None if same_dtype else dtype, dev=None if same_dev else dev,
-                                 src_dev=src_dev, copy=copy)
+                                 src_dev=src_dev, copy=copy, non_blocking=non_blocking)
 
 
 def _same_device(a: device, b: device) -> bool:
@@ -74,7 +99,7 @@ def _parse_to(args, kwargs):
     dtype = kwargs.pop("dtype", None)
     dev = kwargs.pop("device", None)
     copy = kwargs.pop("copy", False)
-    kwargs.pop("non_blocking", None)
+    non_blocking = bool(kwargs.pop("non_blocking", False))
     kwargs.pop("memory_format", None)
     if kwargs:
         raise _invalid_to(args, given)
@@ -83,10 +108,10 @@ def _parse_to(args, kwargs):
             dtype, dev = a.dtype, a.device
         elif isinstance(a, D.dtype):
             dtype = a
+        elif isinstance(a, bool):  # positional non_blocking (checked before int: bool is an int)
+            non_blocking = a
         elif isinstance(a, (str, device, int)):
             dev = a
-        elif isinstance(a, bool):
-            pass
         elif isinstance(a, type) or a is None:
             dtype = None if a is None else D.to_dtype(a)
         else:
@@ -95,7 +120,7 @@ def _parse_to(args, kwargs):
         dev = device(dev)
     if dtype is not None:
         dtype = D.to_dtype(dtype)
-    return dtype, dev, copy
+    return dtype, dev, copy, non_blocking
 
 
 class CloneBackward0(Op):
@@ -120,8 +145,8 @@ class ConvertMethods:
 
     def to(self, *args, **kwargs):
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)``; differentiable."""
-        dtype, dev, copy = _parse_to(args, kwargs)
-        return _convert(self, dtype, dev, copy)
+        dtype, dev, copy, non_blocking = _parse_to(args, kwargs)
+        return _convert(self, dtype, dev, copy, non_blocking)
 
     def type(self, dtype=None, non_blocking: bool = False, **kwargs):
         """Without arguments, PyTorch's type name (``'torch.FloatTensor'``, ``'torch.sparse.LongTensor'``: the
@@ -176,7 +201,7 @@ class ConvertMethods:
             dev = idx
         else:
             dev = device("cuda", idx if idx is not None else 0)
-        return _convert(self, None, dev)
+        return _convert(self, None, dev, non_blocking=non_blocking)
 
     def contiguous(self, memory_format=None):
         if self._data.flags.c_contiguous:
@@ -184,8 +209,18 @@ class ConvertMethods:
         return clone(self)
 
     def pin_memory(self, device=None):
-        return self
+        """A copy of this CPU tensor in page-locked host memory (``self`` when it is pinned already).
+
+        Copies from pinned memory to the GPU run at full bus speed, and ``.to('cuda', non_blocking=True)`` from it
+        returns before the copy ends. Needs a CUDA device.
+        """
+        if self.device.type != "cpu":
+            raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
+        if is_pinned_array(self._data):
+            return self
+        return PinMemoryBackward0.apply(self)
 
     def is_pinned(self, device=None) -> bool:
-        return False
+        """Whether this tensor lies in page-locked host memory (always False for a CUDA tensor)."""
+        return self.device.type == "cpu" and is_pinned_array(self._data)
 

@@ -162,6 +162,14 @@ class StandinArray:
         TRANSFERS._record("to_host", "get")
         return np.array(self._a, order=order)
 
+    def set(self, arr, stream=None) -> None:
+        """Copy the host array ``arr`` in (a host-to-device transfer; CuPy's is asynchronous from pinned memory
+        when a stream is given)."""
+        TRANSFERS._record("to_device", "set")
+        if self._a.shape != np.shape(arr):
+            raise ValueError(f"Shape mismatch. Old shape: {self._a.shape}, new shape: {np.shape(arr)}")
+        np.copyto(self._a, arr, casting="unsafe")
+
     def item(self, *args):
         TRANSFERS._record("to_host", "item")
         return self._a.item(*args)
@@ -417,6 +425,14 @@ class _Random:
         return draw
 
 
+class PinnedMemoryPointer(bytearray):
+    """The stand-in of ``cupy.cuda.alloc_pinned_memory(size)``: host bytes, recognised as pinned by its type name
+    (``disttorch.cuda._pinned.is_pinned_array``)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(int(size))
+
+
 def _make_module() -> _Namespace:
     mod = _Namespace("standin_cupy", np)
     mod.ndarray = StandinArray
@@ -461,7 +477,8 @@ def _make_module() -> _Namespace:
         deviceSynchronize=lambda: None,
         getDeviceProperties=lambda i: {"name": b"disttorch stand-in device", "major": 0, "minor": 0,
                                        "totalGlobalMem": 0, "multiProcessorCount": 1})
-    mod.cuda = types.SimpleNamespace(runtime=runtime, Device=_Device)
+    mod.cuda = types.SimpleNamespace(runtime=runtime, Device=_Device, alloc_pinned_memory=PinnedMemoryPointer,
+                                     get_current_stream=lambda: None)
     return mod
 
 

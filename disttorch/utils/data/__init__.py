@@ -1,8 +1,8 @@
 """``disttorch.utils.data``: datasets, samplers, collation and the DataLoader, as ``torch.utils.data``.
 
 ``from disttorch.utils.data import DataLoader, TensorDataset`` works as in PyTorch. Worker processes
-(``num_workers > 0``) are described in ``dataloader.py``; ``pin_memory`` is accepted and changes
-nothing on the CPU backend.
+(``num_workers > 0``) are described in ``dataloader.py``; ``pin_memory=True`` pins batches when a CUDA device
+is available.
 """
 from __future__ import annotations
 

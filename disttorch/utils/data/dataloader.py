@@ -12,7 +12,8 @@ Workers end when an epoch ends (unless ``persistent_workers``), when the iterato
 garbage-collected, at interpreter exit (an atexit hook; they are also daemon processes), and on their
 own when the main process dies (they poll their parent pid).
 
-``pin_memory`` is accepted for compatibility and changes nothing (no pinned host buffers yet).
+With ``pin_memory=True`` and a CUDA device, each batch's tensors are copied into page-locked host memory in the
+main process before they are yielded (``_pin_memory.pin_memory``), so ``.to('cuda', non_blocking=True)`` overlaps.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from ...autograd.op import SPANS as _SPANS
 from ...ops.creation import empty
 from . import _worker
 from ._collate import default_collate, default_convert
+from ._pin_memory import pin_memory as _pin_batch
 from ._worker import ExceptionWrapper, _IterableDatasetStopIteration, _ResumeIteration, get_worker_info
 from .dataset import Dataset, IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
@@ -134,8 +136,8 @@ class DataLoader(Generic[T_co]):
         batch_sampler: yields lists of indices (mutually exclusive with batch_size, shuffle, sampler, drop_last).
         num_workers: worker processes; 0 loads in the main process.
         collate_fn: merges a list of samples into a batch (default :func:`default_collate`).
-        pin_memory: accepted and a no-op: batches stay where they are (without CUDA a UserWarning says so, as
-            in PyTorch without an accelerator).
+        pin_memory: copy each batch's tensors into page-locked host memory when a CUDA device is available
+            (without one a UserWarning says so, as in PyTorch without an accelerator, and batches stay as they are).
         drop_last: drop the last incomplete batch.
         timeout: seconds to wait for a batch from the workers before raising RuntimeError (0: forever).
         worker_init_fn: called with the worker id in each worker after seeding, before loading.
@@ -342,6 +344,7 @@ class _BaseDataLoaderIter:
             if not cuda.is_available():
                 warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device pinned "
                               "memory won't be used.", stacklevel=3)
+                self._pin_memory = False
         self._timeout = loader.timeout
         self._collate_fn = loader.collate_fn
         self._sampler_iter = iter(self._index_sampler)
@@ -372,6 +375,8 @@ class _BaseDataLoaderIter:
                 _SPANS[0](f"enumerate(DataLoader)#{type(self).__name__}.__next__", "data", t0, perf_counter_ns(), None)
         else:
             data = self._next_data()
+        if self._pin_memory:
+            data = _pin_batch(data)
         self._num_yielded += 1
         if (self._dataset_kind == _DatasetKind.Iterable and self._IterableDataset_len_called is not None
                 and self._num_yielded > self._IterableDataset_len_called):
