@@ -8,7 +8,8 @@ function that runs a ``LaunchPlan`` only when every condition of the fast path h
 * every array is C-contiguous and of a dtype the kernels have an entry point for (float32, float16).
 
 Otherwise it gets None and the op runs its generic array code, which stays the reference. On real CuPy the plan
-goes to ``disttorch.kernels.launch.launch``; the stand-in device runs it through a NumPy emulator of the CUDA code
+goes to ``disttorch.kernels.launch.launch``, behind a first-use self-check of each entry point
+(``_kernel_check``); the stand-in device runs it through a NumPy emulator of the CUDA code
 (``disttorch.testing._kernel_emulator``), so CPU-only CI checks each op's plan arguments and its use of the
 kernel's outputs, and can count which kernels ran.
 """
@@ -38,8 +39,9 @@ def launcher(xp, *arrays, dtypes=KERNEL_DTYPES) -> Callable | None:
     if xp is not cuda._cupy_module:
         return None
     from ..kernels import enabled
+    from . import _kernel_check
 
-    if not enabled():
+    if not enabled() or _kernel_check.disabled_reason() is not None:
         return None
     for a in arrays:
         if a is None:
@@ -47,6 +49,20 @@ def launcher(xp, *arrays, dtypes=KERNEL_DTYPES) -> Callable | None:
         if a.dtype not in dtypes or not a.flags.c_contiguous:
             return None
     run = getattr(xp, "_disttorch_kernel_launch", None)  # the stand-in's emulator
+    if run is not None:
+        return run
+    return _device_launch(xp)
+
+
+def _device_launch(xp) -> Callable:
+    """CuPy's plan launcher behind the first-use self-check (``_kernel_check``), made once per array module."""
+    run = _LAUNCH.get(id(xp))
     if run is None:
-        from ..kernels.launch import launch as run
+        from ..kernels.launch import launch
+        from ._kernel_check import checked
+
+        run = _LAUNCH[id(xp)] = checked(launch, xp)
     return run
+
+
+_LAUNCH: dict = {}

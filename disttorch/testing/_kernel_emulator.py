@@ -17,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["launch", "LAUNCHES", "array_at"]
+__all__ = ["launch", "emulate", "LAUNCHES", "array_at"]
 
 LAUNCHES: Counter = Counter()
 
@@ -65,3 +65,13 @@ def launch(plan, device_id: int | None = None) -> None:
     LAUNCHES[plan.name] += 1
     module = importlib.import_module(f".{family}", __package__)
     module.run(plan, tuple(_device_buffer(a) for a in plan.args))
+
+
+def emulate(plan, args) -> None:
+    """Run the emulator of ``plan``'s kernel on ``args`` (NumPy arrays and the plan's scalars, in the plan's
+    order), writing its outputs into them; nothing is counted. The GPU self-check (``ops._kernel_check``) runs it
+    on host copies of a real launch's arguments."""
+    family = _FAMILIES.get(plan.source)
+    if family is None:
+        raise NotImplementedError(f"kernel emulator: no emulator for {plan.source} ({plan.name})")
+    importlib.import_module(f".{family}", __package__).run(plan, tuple(args))
