@@ -13,7 +13,7 @@ from ._graph import SIZED, Emit, Graph, emit_event, initializers, is_tensor, to_
 from ._registry import EXPORTING as _EXPORTING
 from ._tracer import Event, Tracer
 from . import _sym_attention, _sym_elementwise, _sym_layers, _sym_linear, _sym_norm_pool  # noqa: F401
-from . import _sym_reduce, _sym_rnn, _sym_shape  # noqa: F401
+from . import _sym_packed, _sym_reduce, _sym_rnn, _sym_shape  # noqa: F401
 
 SUPPORTED_OPSETS = (17,)
 _IR_VERSION = 8  # the IR of opset 17: runtimes that load opset 17 load it
@@ -37,6 +37,22 @@ def _flatten(obj, out: list) -> None:
     elif isinstance(obj, dict):
         for o in obj.values():
             _flatten(o, out)
+
+
+def _refuse_packed(obj) -> None:
+    """A PackedSequence given as a model input: its batch sizes would be frozen into the graph."""
+    from ..nn.utils.rnn import PackedSequence
+
+    if isinstance(obj, PackedSequence):
+        raise OnnxExporterError("ONNX export: a PackedSequence as a model input has no ONNX form (its batch sizes "
+                                "would be frozen): pass the padded batch and the lengths, and call "
+                                "nn.utils.rnn.pack_padded_sequence inside forward")
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            _refuse_packed(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _refuse_packed(o)
 
 
 def _rebuild(obj, fn):
@@ -90,6 +106,23 @@ def _alt_tensor(t, keys: dict, grow: dict):
     return alt if t.device == alt.device else alt.to(t.device)
 
 
+def _alt_lengths(events: list, alt_of: dict) -> None:
+    """Lengths given to ``pack_padded_sequence`` as graph inputs get other *valid* values for the second trace:
+    one shorter (at least 1), and still decreasing where ``enforce_sorted`` asks for it (rolled values would not
+    be). The longest length, hence the padded output's time dim, changes too, as it does with real inputs."""
+    from .. import _tensor
+
+    for ev in events:
+        lengths = ev.inputs[1] if ev.name == "pack_padded_sequence" else None
+        if not is_tensor(lengths) or id(lengths) not in alt_of:
+            continue
+        alt = alt_of[id(lengths)]
+        a = np.maximum(to_numpy(alt) - 1, 1).astype(to_numpy(alt).dtype)
+        if ev.attrs.get("enforce_sorted", True):
+            a = np.sort(a)[::-1]
+        alt_of[id(lengths)] = _tensor._wrap(np.ascontiguousarray(a))
+
+
 def _trace(model, args, kwargs, inputs):
     from .. import no_grad
 
@@ -135,6 +168,7 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False, in
     if opset not in SUPPORTED_OPSETS:
         raise OnnxExporterError(f"ONNX export: opset_version={opset} is not supported; disttorch writes opset 17")
     pos, kwargs = _split_args(args)
+    _refuse_packed((pos, kwargs))
     flat_in: list = []
     _flatten((pos, kwargs), flat_in)
     in_names = list(input_names or []) + [f"input_{i}" for i in range(len(input_names or []), len(flat_in))]
@@ -145,7 +179,6 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False, in
         for key in k.values():
             grow.setdefault(key, len(grow) + 1)
     alt_of = {id(t): _alt_tensor(t, k, grow) for t, k in zip(flat_in, keys)}
-    alt_pos, alt_kwargs = _rebuild((pos, kwargs), lambda t: alt_of.get(id(t), t))
 
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -153,6 +186,8 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False, in
     _EXPORTING[0] = True
     try:
         events, out = _trace(model, pos, kwargs, flat_in)
+        _alt_lengths(events, alt_of)
+        alt_pos, alt_kwargs = _rebuild((pos, kwargs), lambda t: alt_of.get(id(t), t))
         alt_events, alt_out = _trace(model, alt_pos, alt_kwargs, list(alt_of.values()))
     finally:
         _EXPORTING[0] = False

@@ -35,6 +35,19 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
 
 
+def _array_name(g, a):
+    """The value name of a traced tensor whose array is ``a``, or of which ``a`` is a whole view (the
+    ``reshape(-1)`` that ``index_select`` makes of its index); None when there is none."""
+    name = g.by_array.get(id(a))
+    if name is not None or not isinstance(a, np.ndarray) or a.base is None:
+        return name
+    base = a.base
+    if isinstance(base, np.ndarray) and base.shape == a.shape and base.strides == a.strides and \
+            base.__array_interface__["data"][0] == a.__array_interface__["data"][0]:
+        return g.by_array.get(id(base))
+    return None
+
+
 class Graph:
     """The ONNX nodes and initializers being built, and the name of every traced tensor."""
 
@@ -46,6 +59,7 @@ class Graph:
         self.params = params  # id(tensor) -> state_dict name
         self.dyn_dims: list = []  # (graph input name, dim, size, size in the second trace) of dynamic axes
         self.by_array: dict = {}  # id(array of a traced tensor) -> value name: ops that take a mask's array
+        self.packs: list = []  # packings written by pack_padded_sequence (_sym_packed.py), in trace order
         self._n = 0
 
     def fresh(self, hint: str) -> str:
@@ -107,8 +121,10 @@ class Emit:
                 f"ONNX export: {what} of op '{self.name}' (in module '{self.ev.where}') was overwritten in place by "
                 "an op the tracer does not see (x += y, x.mul_(...), a fast in-place path): use the out-of-place "
                 "form (x = x + y) in forward")
-        if not is_tensor(t) and id(t) in g.by_array:
-            return g.by_array[id(t)]
+        if not is_tensor(t):
+            known = _array_name(g, t)
+            if known is not None:
+                return known
         if is_tensor(t):
             name = g.names.get(id(t))
             if name is not None:

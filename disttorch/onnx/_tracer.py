@@ -19,6 +19,9 @@ FUNCTIONAL_LAYERS = {
     "adaptive_max_pool1d": "AdaptiveMaxPool1d", "adaptive_max_pool2d": "AdaptiveMaxPool2d",
     "lp_pool1d": "LPPool1d", "lp_pool2d": "LPPool2d", "interpolate": "Upsample",
 }
+# ``nn.utils.rnn`` functions recorded as one event each (their index tables are computed on the host from the
+# lengths, which the graph must take as a value): see _sym_packed.py.
+PACKING = ("pack_padded_sequence", "pad_packed_sequence")
 # Instance norms with running statistics in eval mode are batch norms: their ops export as such.
 _INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 
@@ -70,14 +73,88 @@ class Tracer:
         self._patched = [(F, name, getattr(F, name)) for name in FUNCTIONAL_LAYERS]
         for mod, name, fn in self._patched:
             setattr(mod, name, self._functional(fn, FUNCTIONAL_LAYERS[name]))
+        self._patch_packing()
         return self
+
+    def _patch_packing(self) -> None:
+        """Wrap the packing functions in ``nn.utils.rnn`` and wherever the model's modules imported them by name
+        (``from torch.nn.utils.rnn import pack_padded_sequence``): the globals of each module class's file."""
+        import sys
+
+        from ..nn.utils import rnn as R
+
+        originals = {name: getattr(R, name) for name in PACKING}
+        wrapped = {name: self._packing(fn, name) for name, fn in originals.items()}
+        spaces = {id(R.__dict__): R.__dict__}
+        for _, m in (self.model.named_modules() if hasattr(self.model, "named_modules") else ()):
+            mod = sys.modules.get(type(m).__module__)
+            if mod is not None and not mod.__name__.startswith("disttorch."):
+                spaces.setdefault(id(mod.__dict__), mod.__dict__)
+        for space in spaces.values():
+            for key, value in list(space.items()):
+                for name, fn in originals.items():
+                    if value is fn:
+                        self._patched.append((space, key, fn))
+                        space[key] = wrapped[name]
+
+    def _packing(self, fn, name: str):
+        """``pack_padded_sequence(x, lengths, ...)`` recorded as one event with inputs ``(x, lengths)`` and
+        outputs ``(data[, sorted_indices, unsorted_indices])``; ``pad_packed_sequence(seq, ...)`` as one with
+        inputs ``(data[, unsorted_indices])`` and outputs ``(padded, lengths)``. ``bsz`` (the batch sizes) pairs
+        the two with the recurrent layers in between."""
+        import inspect
+
+        import numpy as np
+
+        sig = inspect.signature(fn)
+
+        def wrapped(*args, **kwargs):
+            if self._absorb:
+                return fn(*args, **kwargs)
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                return fn(*args, **kwargs)  # the function raises its own error
+            bound.apply_defaults()
+            given = dict(bound.arguments)
+            self._absorb += 1
+            try:
+                out = fn(*args, **kwargs)
+            finally:
+                self._absorb -= 1
+            self._settle()
+            where = self._stack[-1] if self._stack else ""
+            if name == "pack_padded_sequence":
+                lengths = given["lengths"]
+                if not hasattr(lengths, "_vc"):
+                    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+                outs = tuple(t for t in (out.data, out.sorted_indices, out.unsorted_indices) if t is not None)
+                attrs = {"batch_first": bool(given["batch_first"]), "enforce_sorted": bool(given["enforce_sorted"]),
+                         "bsz": tuple(int(b) for b in np.asarray(out.batch_sizes._data))}
+                ins = (given["input"], lengths)
+            else:
+                seq = given["sequence"]
+                attrs = {"batch_first": bool(given["batch_first"]), "padding_value": given["padding_value"],
+                         "total_length": given["total_length"],
+                         "bsz": tuple(int(b) for b in np.asarray(seq.batch_sizes._data))}
+                ins = (seq.data,) if seq.unsorted_indices is None else (seq.data, seq.unsorted_indices)
+                outs = tuple(out)
+            stale: set = set()
+            ev = Event(name, tuple(self._resolve(t, stale) for t in ins), attrs, outs, where, frozenset(stale))
+            self._record(ev)
+            return out
+        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+        return wrapped
 
     def __exit__(self, *exc) -> bool:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        for mod, name, fn in getattr(self, "_patched", ()):
-            setattr(mod, name, fn)
+        for mod, name, fn in reversed(getattr(self, "_patched", ())):
+            if isinstance(mod, dict):
+                mod[name] = fn
+            else:
+                setattr(mod, name, fn)
         self._patched = []
         return False
 

@@ -128,3 +128,34 @@ def test_dynamic_dims_of_equal_size_must_be_named():
     with pytest.raises(OnnxExporterError, match="cannot tell apart"):
         torch.onnx.export(nn.Linear(3, 3), (torch.randn(3, 3),), io.BytesIO(), input_names=["x"],
                           dynamic_axes={"x": [0, 1]})
+
+
+class PackedInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(2, 3)
+
+    def forward(self, packed):
+        return self.rnn(packed)[1]
+
+
+def test_packed_sequence_as_a_model_input_is_refused():
+    packed = nn.utils.rnn.pack_sequence([torch.randn(4, 2), torch.randn(2, 2)])
+    with pytest.raises(OnnxExporterError, match="a PackedSequence as a model input has no ONNX form"):
+        torch.onnx.export(PackedInput(), (packed,), io.BytesIO())
+
+
+def test_unequal_lengths_packed_outside_the_trace_are_refused():
+    packed = nn.utils.rnn.pack_sequence([torch.randn(4, 2), torch.randn(2, 2)])
+
+    class Closure(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(2, 3)
+
+        def forward(self, x):
+            return self.rnn(nn.utils.rnn.PackedSequence(packed.data * x, packed.batch_sizes))[1]
+
+    with pytest.raises(UnsupportedOperatorError, match=r"packed sequences of unequal lengths \(in module 'rnn'\) "
+                                                       "that were not packed by nn.utils.rnn.pack_padded_sequence"):
+        torch.onnx.export(Closure(), (torch.randn(1, 2),), io.BytesIO())
