@@ -1,8 +1,12 @@
-"""Array kernels of the exact GELU in float32 and float64 (the ops live in ops/activation.py).
+"""Array kernels of GELU in float32 and float64, and the fused-kernel glue of GELU and SiLU (the ops live in
+ops/activation.py).
 
 ``gelu(x) = relu(x) - |x| erfc(|x| / sqrt 2) / 2`` and ``gelu'(x) = Phi(x) + x phi(x)`` with
 ``Phi(x) = 1/2 + sign(x) (1 - erfc(|x| / sqrt 2)) / 2``: written around ``erfc`` of a non-negative argument, the
 forward needs no sign handling and no ``1 + erf`` cancellation, and the backward can reuse the forward's erfc.
+
+On a CUDA device, contiguous float32/float16 inputs run ``kernels/activation.cu`` instead (:func:`fused_forward`,
+:func:`fused_backward`); the array code here stays the reference and the fallback.
 """
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ import math
 
 import numpy as np
 
-from . import _special
+from ..kernels import launch as L
+from . import _fused, _special
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_K = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
 
 # Numerical Recipes' erfcc for z >= 0: relative error below 1.2e-7 (float32's own precision) everywhere,
 # the tail included.
@@ -72,3 +79,54 @@ def _gelu_deriv_erfc(xp, a, e):
     q *= _INV_SQRT_2PI
     d += q
     return d
+
+
+def gelu_k(xp, a, approximate):
+    """GELU of array ``a`` (``approximate`` 'none' or 'tanh')."""
+    if approximate == "tanh":
+        return 0.5 * a * (1.0 + xp.tanh(_GELU_K * (a + _GELU_C * a * a * a)))
+    a1 = a.reshape(-1) if a.ndim == 0 else a
+    return _gelu_exact(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
+
+
+def gelu_deriv(xp, a, approximate):
+    """GELU's derivative on array ``a``."""
+    if approximate == "tanh":
+        t = xp.tanh(_GELU_K * (a + _GELU_C * a * a * a))
+        return 0.5 * (1.0 + t) + (0.5 * _GELU_K) * a * (1.0 - t * t) * (1.0 + 3.0 * _GELU_C * a * a)
+    a1 = a.reshape(-1) if a.ndim == 0 else a
+    return _gelu_deriv_erfc(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
+
+
+def gelu_dfdx(x, approximate):
+    """GELU's derivative with Tensor ops on Tensor ``x`` (differentiable again: ``create_graph``)."""
+    if approximate == "tanh":
+        t = ((x * x * x * _GELU_C + x) * _GELU_K).tanh()
+        return (t + 1.0) * 0.5 + x * (1.0 - t * t) * (x * x * (3.0 * _GELU_C) + 1.0) * (0.5 * _GELU_K)
+    return ((x * _SQRT1_2).erf() + 1.0) * 0.5 + x * (x * x * -0.5).exp() * _INV_SQRT_2PI
+
+
+def fused_applies(xp, a) -> bool:
+    """Whether ``kernels/activation.cu`` takes array ``a`` (see ``ops._fused.launcher``)."""
+    return a.size > 0 and _fused.launcher(xp, a) is not None
+
+
+def fused_forward(xp, kind: str, a, approximate: str = "none"):
+    """``kind`` ('gelu' or 'silu') of ``a`` by ``kernels/activation.cu``, or None when the kernel does not apply."""
+    run = _fused.launcher(xp, a)
+    if run is None or not a.size:
+        return None
+    out = xp.empty_like(a)
+    run(L.activation_plan(kind, a, out, approximate))
+    return out
+
+
+def fused_backward(xp, kind: str, g, x, approximate: str = "none"):
+    """``g * f'(x)`` by ``kernels/activation.cu``, or None when the kernel does not apply (the caller's generic code
+    runs then). A non-contiguous gradient (a broadcast from ``sum``) is copied contiguous first."""
+    run = _fused.launcher(xp, x)
+    if run is None or not x.size or g.shape != x.shape or g.dtype != x.dtype:
+        return None
+    out = xp.empty_like(x)
+    run(L.activation_backward_plan(kind, xp.ascontiguousarray(g), x, out, approximate))
+    return out

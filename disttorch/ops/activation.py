@@ -9,7 +9,6 @@ The smooth, hot activations have a small dedicated node (``_ActNode``): forward 
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np  # dtype constants only
@@ -20,6 +19,7 @@ from .._device import to_host
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
 from ..autograd.op import Op
+from . import _gelu as _G
 from ._gelu import _erfc_abs, _gelu_deriv_erfc, _gelu_exact
 from . import inplace as _I
 from . import random as _R
@@ -40,10 +40,6 @@ FUNCTIONAL = ("relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "r
 
 _F32 = np.dtype(np.float32)
 _LOW = (np.dtype(np.float16), D.bfloat16.np)
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_GELU_K = math.sqrt(2.0 / math.pi)
-_GELU_C = 0.044715
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -77,10 +73,13 @@ class _ActNode(Op):
     again).
     """
 
+    fused = None  # the node's kernels/activation.cu family ('gelu', 'silu'): the fast path on a CUDA device
+
     def forward(self, xp, arr, kernel, params):
         self.params = params
         self.save(0)
-        return _run(xp, kernel, arr, params)
+        y = _G.fused_forward(xp, self.fused, arr, *params) if self.fused else None
+        return _run(xp, kernel, arr, params) if y is None else y
 
     def backward(self, g):
         (x,) = self.saved_tensors
@@ -88,6 +87,9 @@ class _ActNode(Op):
 
     def backward_arrays(self, xp, gd):
         xd = self.saved_tensors[0]._data
+        r = _G.fused_backward(xp, self.fused, gd, xd, *self.params) if self.fused else None
+        if r is not None:
+            return r
         with quiet(xp):
             if xd.dtype in _LOW:
                 r = (gd.astype(_F32) * self.deriv(xp, xd.astype(_F32), *self.params)).astype(xd.dtype)
@@ -362,9 +364,10 @@ class GeluBackward0(_ActNode):
 
     op_name = "gelu"
     erfc = None
+    fused = "gelu"
 
     def forward(self, xp, xd, kernel, params):
-        if params[0] == "tanh":
+        if params[0] == "tanh" or _G.fused_applies(xp, xd):
             return super().forward(xp, xd, kernel, params)
         self.params = params
         self.save(0)
@@ -387,38 +390,20 @@ class GeluBackward0(_ActNode):
             d *= gd
         return d.astype(xd.dtype, copy=False)
 
-    @staticmethod
-    def deriv(xp, a, approximate):
-        if approximate == "tanh":
-            t = xp.tanh(_GELU_K * (a + _GELU_C * a * a * a))
-            return 0.5 * (1.0 + t) + (0.5 * _GELU_K) * a * (1.0 - t * t) * (1.0 + 3.0 * _GELU_C * a * a)
-        a1 = a.reshape(-1) if a.ndim == 0 else a
-        return _gelu_deriv_erfc(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
-
-    @staticmethod
-    def dfdx(x, approximate):
-        if approximate == "tanh":
-            t = ((x * x * x * _GELU_C + x) * _GELU_K).tanh()
-            return (t + 1.0) * 0.5 + x * (1.0 - t * t) * (x * x * (3.0 * _GELU_C) + 1.0) * (0.5 * _GELU_K)
-        return ((x * _SQRT1_2).erf() + 1.0) * 0.5 + x * (x * x * -0.5).exp() * _INV_SQRT_2PI
-
-
-def _gelu_k(xp, a, approximate):
-    if approximate == "tanh":
-        return 0.5 * a * (1.0 + xp.tanh(_GELU_K * (a + _GELU_C * a * a * a)))
-    a1 = a.reshape(-1) if a.ndim == 0 else a
-    return _gelu_exact(xp, a1, _erfc_abs(xp, a1)).reshape(a.shape)
+    deriv = staticmethod(_G.gelu_deriv)
+    dfdx = staticmethod(_G.gelu_dfdx)
 
 
 def gelu(input, approximate: str = "none"):
     """Gaussian error linear unit ``x * Phi(x)``; ``approximate='tanh'`` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    return _act(_float_input(input, "gelu"), _gelu_k, GeluBackward0, (approximate,))
+    return _act(_float_input(input, "gelu"), _G.gelu_k, GeluBackward0, (approximate,))
 
 
 class SiluBackward0(_ActNode):
     op_name = "silu"
+    fused = "silu"
 
     @staticmethod
     def deriv(xp, a):

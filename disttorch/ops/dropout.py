@@ -5,6 +5,10 @@ Masks are Bernoulli(1 - p) draws from disttorch's default generator (``disttorch
 reproducible), made on the host and moved to the input's device. The kept values are scaled by ``1 / (1 - p)``,
 so the expectation is preserved; the scaled mask is saved once and backward is ``g * mask``. As in PyTorch,
 ``training=False``, ``p=0`` or an empty input return ``input`` itself.
+
+On a CUDA device, element-wise dropout of a contiguous float32/float16 input runs ``kernels/dropout.cu``: the kernel
+draws the mask from the (seed, offset) of the device generator's next draw, the same Philox words the generic device
+path would take (so ``DISTTORCH_KERNELS=0`` gives the same mask), and keeps it as uint8 for its backward kernel.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import numpy as np  # dtype constants and host-side mask sampling
 
 from .. import _tensor as T
 from ..autograd.op import Op
+from ..kernels import launch as L
+from . import _fused
 from . import inplace as _I
 from . import random as _R
 from ._helpers import tensor_arg
@@ -50,6 +56,40 @@ class NativeDropoutBackward0(Op):
         return g * m, None, None
 
 
+class FusedDropoutBackward0(Op):
+    """Dropout by ``kernels/dropout.cu``: ``x * mask / (1 - p)`` with the Philox mask of ``(seed, offset)``, kept
+    as uint8 on the node; backward is ``g * mask / (1 - p)`` (by the backward kernel when no graph is recorded)."""
+
+    op_name = "native_dropout"
+
+    def forward(self, xp, a, p=0.5, seed=0, offset=0):
+        out, mask = xp.empty_like(a), xp.empty(a.shape, dtype=np.uint8)
+        _fused.launcher(xp, a)(L.dropout_plan(a, out, mask, p, seed, offset))
+        if self.next_functions:
+            self.mask, self.p = mask, p
+        return out
+
+    def _scaled_mask(self, dtype):
+        return (self.mask * (1.0 / (1.0 - self.p))).astype(dtype)
+
+    def backward(self, g):
+        return g * T._wrap(self._scaled_mask(g._data.dtype))
+
+    def backward_arrays(self, xp, g):
+        if g.shape == self.mask.shape:
+            g = xp.ascontiguousarray(g)
+        run = _fused.launcher(xp, g) if g.shape == self.mask.shape else None
+        if run is None:
+            return g * self._scaled_mask(g.dtype)
+        out = xp.empty_like(g)
+        run(L.dropout_backward_plan(g, self.mask, out, self.p))
+        return out
+
+
+def _fused_dropout(x, p: float, seed: int, offset: int):
+    return FusedDropoutBackward0.apply(x, p=p, seed=seed, offset=offset)
+
+
 def _masked(x, m, b):
     """``x * m (+ b)`` for Tensors ``x``, ``m`` and an array ``b`` (or None)."""
     return NativeDropoutBackward0.apply(x, m, b)
@@ -71,6 +111,11 @@ def _dropout(input, p: float, training: bool, inplace: bool, op: str, alpha: boo
     else:
         q = 1.0 - p
         ds = _R._sampler(None, xp)
+        if ds is not None and not alpha and feature is None and _fused.launcher(xp, a) is not None:
+            seed, offset = ds.gen._philox_next()  # one draw, as ds.uniform01 below would take
+            if inplace:
+                return _I.inplace_light(x, op + "_", _fused_dropout, p, seed, offset)
+            return _fused_dropout(x, p, seed, offset)
         if ds is not None:  # drawn on the device; float32 masks compare as kernels/dropout.cu does
             u = ds.uniform01(shape, _R.D.float64 if a.dtype == _F64 else _R.D.float32)
             keep = u < (q if a.dtype == _F64 else np.float32(q))

@@ -18,6 +18,8 @@ from .. import _parallel as P
 from .. import _tensor as T
 from .._internals import bump_version
 from ..autograd.op import Op
+from ..kernels import launch as L
+from . import _fused
 from ._helpers import quiet, tensor_arg
 from .join import cat
 
@@ -265,7 +267,51 @@ class NativeBatchNormBackward0(_NormBackward):
 
 
 class NativeLayerNormBackward0(_NormBackward):
+    """Layer norm; on a CUDA device with float32/float16 contiguous arrays it runs kernels/layer_norm.cu, which
+    keeps the float32 mean and rstd per row (not ``xhat``) for the backward kernels."""
+
     op_name = "native_layer_norm"
+    fused = False
+
+    def forward(self, xp, xa, wa, ba, spec=None, op="", fixed=None, stats=None):
+        run = _fused.launcher(xp, xa, wa, ba)
+        if (run is None or fixed is not None or stats is not None or not xa.size
+                or any(p is not None and p.dtype != xa.dtype for p in (wa, ba))):
+            return super().forward(xp, xa, wa, ba, spec=spec, op=op, fixed=fixed, stats=stats)
+        rows, d = spec.sshape
+        out = xp.empty_like(xa)
+        mean, rstd = xp.empty(rows, dtype=_F32), xp.empty(rows, dtype=_F32)
+        run(L.layer_norm_plan(xa, wa, ba, out, mean, rstd, d, spec.eps))
+        if self.next_functions:
+            self.spec, self.mu, self.rstd, self.xhat = spec, mean.reshape(rows, 1), rstd.reshape(rows, 1), None
+            self.fused = self.batch_stats = True
+            self.bias_meta = None if ba is None else (ba.shape, ba.dtype)
+            self.save(0, None if wa is None else 1)
+        return out
+
+    def backward_arrays(self, xp, g):
+        if not self.fused:
+            return super().backward_arrays(xp, g)
+        x, w = self.saved_tensors
+        xa, wa, spec = x._data, None if w is None else w._data, self.spec
+        run = _fused.launcher(xp, xa, wa) if g.shape == xa.shape and g.dtype == xa.dtype else None
+        if run is None:  # the generic formulas, on xhat rebuilt from the kernel's statistics
+            with quiet(xp):
+                self.xhat = (_work(xa, "layer_norm").reshape(spec.sshape) - self.mu) * self.rstd
+            return super().backward_arrays(xp, g)
+        g = xp.ascontiguousarray(g)
+        need_x, need_w, need_b = self._nig[:3]
+        d = spec.sshape[1]
+        mean, rstd = self.mu.reshape(-1), self.rstd.reshape(-1)
+        gx = gw = gb = None
+        if need_x:
+            gx = xp.empty_like(xa)
+            run(L.layer_norm_backward_input_plan(g, xa, mean, rstd, wa, gx, d))
+        if need_w or need_b:
+            gw = xp.empty(wa.shape, dtype=wa.dtype) if need_w else None
+            gb = xp.empty(*self.bias_meta) if need_b else None
+            run(L.layer_norm_backward_affine_plan(g, xa, mean, rstd, gw, gb, d))
+        return gx, gw, gb
 
 
 class NativeGroupNormBackward0(_NormBackward):
