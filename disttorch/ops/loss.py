@@ -18,6 +18,7 @@ from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
 from ..cuda import _checks
 from ..autograd.op import Op
+from . import _fused_ce
 from ._helpers import broadcast_shapes, quiet, tensor_arg
 from ._kept import attach_kept
 from .activation import logsigmoid as log_sigmoid
@@ -307,14 +308,23 @@ class CrossEntropyLossBackward0(Op):
 
     The forward keeps ``e = exp(x - max)`` and its sum ``se`` (softmax unnormalised), so normalising costs no
     pass of its own. The input itself is not saved (PyTorch's log_softmax saves its output, so changing the
-    input in place after the loss does not raise); the create_graph path reads it from ``c``.
+    input in place after the loss does not raise); the create_graph path reads it from ``c``. On a CUDA device
+    the (N, C) layout runs the fused kernels instead (ops/_fused_ce.py); the reduction is shared.
     """
 
     op_name = "cross_entropy_loss"
 
-    def forward(self, xp, xa, c=None, reduction="mean", label_smoothing=0.0):
+    def forward(self, xp, xa, c=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         dt = xa.dtype
         xa = xa.reshape(c.lay)
+        fused = _fused_ce.forward(xp, xa, c, ignore_index, label_smoothing, bool(self.next_functions))
+        if fused is not None:  # the CUDA kernel (ops/_fused_ce.py): per-row losses, reduced as below
+            loss_el, state = fused
+            res, denom = _reduce_elem(xp, c, loss_el, reduction, dt)
+            if self.next_functions:
+                self.reduction, self.label_smoothing, self.dtype = reduction, label_smoothing, dt
+                self.kept = (c, None, state, denom)
+            return res
         low = xa.dtype in _LOW
         if low:
             xa = xa.astype(_F32)  # a private copy: the scratch array below
@@ -356,6 +366,9 @@ class CrossEntropyLossBackward0(Op):
         eps, C = self.label_smoothing, c.C
         wd = c.wv.dtype
         s = _grad_scale(xp, g, c, self.reduction, denom, wd)
+        if e is None:  # the forward ran the kernel: se is its _fused_ce.State
+            return _to_input_shape(c, _fused_ce.backward(xp, se, s, self.dtype))
+        s = xp.where(c.valid, s, 0)  # ignored rows get 0, not inf * 0 (a 'mean' over no kept target), as PyTorch
         A = self._masses(c)
         with quiet(xp):
             gx = e * c.bcast(s * A / se)  # a new array: e must survive for retain_graph=True
@@ -379,7 +392,8 @@ class CrossEntropyLossBackward0(Op):
         probs = c.x.softmax(0 if len(c.xshape) == 1 else 1)
         A_t = T._wrap(c.bcast(A).reshape(c.unit_shape()).astype(dt))
         a_t = T._wrap(_to_input_shape(c, a.astype(dt)))
-        return _grad_scale_tensor(g, c, self.reduction, denom) * (probs * A_t - a_t)
+        kept = T._wrap(c.bcast(c.valid).reshape(c.unit_shape()))
+        return where(kept, _grad_scale_tensor(g, c, self.reduction, denom), 0.0) * (probs * A_t - a_t)
 
 
 def _row_sum(xp, e):
@@ -392,7 +406,8 @@ def _row_sum(xp, e):
 
 def _ce_index(x, target, weight, ignore_index: int, reduction: str, label_smoothing: float):
     c = _Classes(x, target, weight, ignore_index, "cross_entropy")
-    r = CrossEntropyLossBackward0.apply(x, c=c, reduction=reduction, label_smoothing=label_smoothing)
+    r = CrossEntropyLossBackward0.apply(x, c=c, reduction=reduction, label_smoothing=label_smoothing,
+                                        ignore_index=ignore_index)
     return attach_kept(r, CrossEntropyLossBackward0) if r._requires_grad else r
 
 

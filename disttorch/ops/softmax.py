@@ -1,4 +1,9 @@
-"""softmax, log_softmax and logsumexp: max-shifted for stability, with fused backward formulas."""
+"""softmax, log_softmax and logsumexp: max-shifted for stability, with fused backward formulas.
+
+On a CUDA device softmax and log_softmax over the last dim (dims after it of size 1 allowed) of a contiguous
+float32/float16 input run the kernels of ``kernels/softmax.cu`` (forward, and backward when no graph is recorded
+for the gradient); any other case, and ``DISTTORCH_KERNELS=0``, runs the generic array code below, the reference.
+"""
 from __future__ import annotations
 
 import warnings
@@ -7,7 +12,10 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import _tensor as T
+from ..autograd.grad_mode import STATE as _GRAD
 from ..autograd.op import RESULT, Op
+from ..kernels import launch as L
+from . import _fused
 from ._helpers import dims_arg, quiet, tensor_arg
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
@@ -43,6 +51,45 @@ def _shifted(xp, arr, axis):
     return work - work.max(axis=axis, keepdims=True)
 
 
+def _rows(arr, d):
+    """``arr`` as the (rows, cols) array the softmax kernels take, or None when ``d`` is not its last dim.
+
+    Dims after ``d`` of size 1 do not count: the reshape of a contiguous array is a view, no transpose.
+    """
+    if arr.ndim == 0 or arr.size == 0 or any(n != 1 for n in arr.shape[d + 1:]):
+        return None
+    return arr.reshape(-1, arr.shape[d])
+
+
+def _fused_forward(xp, arr, d, log: bool):
+    """softmax/log_softmax by the CUDA kernel (one block per row), or None when the kernel does not apply."""
+    run = _fused.launcher(xp, arr)
+    rows = _rows(arr, d) if run is not None else None
+    if rows is None:
+        return None
+    out = xp.empty_like(rows)
+    run(L.softmax_plan(rows, out, log=log))
+    return out.reshape(arr.shape)
+
+
+def _fused_backward(g, y, d, log: bool):
+    """The input gradient by the CUDA kernel, or None: only when no graph is recorded for it (no create_graph)."""
+    if _GRAD.enabled:
+        return None
+    xp, ya, ga = g._xp, y._data, g._data
+    run = _fused.launcher(xp, ya)
+    if run is None or ga.dtype != ya.dtype or ga.shape != ya.shape:
+        return None
+    rows = _rows(ya, d)
+    if rows is None:
+        return None
+    # The incoming gradient is often a broadcast view (sum's backward): one device copy makes it a row array.
+    gr = xp.ascontiguousarray(ga).reshape(rows.shape)
+    out = xp.empty_like(rows)
+    run(L.softmax_backward_plan(gr, rows, out, log=log))
+    return T._wrap(out.reshape(ya.shape))
+
+
 class SoftmaxBackward0(Op):
     op_name = "softmax"
 
@@ -51,6 +98,9 @@ class SoftmaxBackward0(Op):
         self.save(RESULT)
         if arr.size == 0:
             return arr.copy()
+        out = _fused_forward(xp, arr, d, False)
+        if out is not None:
+            return out
         with quiet(xp):
             e = xp.exp(_shifted(xp, arr, axis))
             e /= e.sum(axis=axis, keepdims=True)
@@ -58,6 +108,9 @@ class SoftmaxBackward0(Op):
 
     def backward(self, g):
         (y,) = self.saved_tensors
+        gx = _fused_backward(g, y, self.dim, False)
+        if gx is not None:
+            return gx
         return y * (g - (g * y).sum(self.dim, keepdim=True))
 
 
@@ -80,6 +133,9 @@ class LogSoftmaxBackward0(Op):
         self.save(RESULT)
         if arr.size == 0:
             return arr.copy()
+        out = _fused_forward(xp, arr, d, True)
+        if out is not None:
+            return out
         with quiet(xp):
             z = _shifted(xp, arr, axis)
             z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -87,6 +143,9 @@ class LogSoftmaxBackward0(Op):
 
     def backward(self, g):
         (y,) = self.saved_tensors
+        gx = _fused_backward(g, y, self.dim, True)
+        if gx is not None:
+            return gx
         return g - y.exp() * g.sum(self.dim, keepdim=True)
 
 
