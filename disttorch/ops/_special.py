@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # dtype constants only
+import numpy as np  # dtype constants, and telling NumPy (host) from a device module
 
 _F64 = np.dtype(np.float64)
 
@@ -42,44 +42,68 @@ def _exp_neg_sq(xp, t):
     return xp.exp(-ysq * ysq) * xp.exp(-delta)
 
 
+def _erf_small(xp, t):
+    """Cody's erf on [0, 0.46875]."""
+    z = t * t
+    num, den = _A[4] * z, z
+    for i in range(3):
+        num = (num + _A[i]) * z
+        den = (den + _B[i]) * z
+    return t * (num + _A[3]) / (den + _B[3])
+
+
+def _erfc_mid(xp, t):
+    """Cody's erfc on (0.46875, 4]."""
+    num, den = _C[8] * t, t
+    for i in range(7):
+        num = (num + _C[i]) * t
+        den = (den + _D[i]) * t
+    return _exp_neg_sq(xp, t) * ((num + _C[7]) / (den + _D[7]))
+
+
+def _erfc_tail(xp, t):
+    """Cody's erfc on (4, inf): 0 from _XBIG on (and for inf)."""
+    big = t >= _XBIG
+    t = xp.where(big, 5.0, t)  # a finite stand-in (inf would give NaN); replaced by 0 below
+    z = 1.0 / (t * t)
+    num, den = _P[5] * z, z
+    for i in range(4):
+        num = (num + _P[i]) * z
+        den = (den + _Q[i]) * z
+    v = z * (num + _P[4]) / (den + _Q[4])
+    return xp.where(big, 0.0, _exp_neg_sq(xp, t) * ((_SQRPI - v) / t))
+
+
 def _cody(xp, y):
-    """``(erf(y), erfc(y))`` for a float64 array ``y >= 0``; NaN stays NaN."""
+    """``(erf(y), erfc(y))`` for a float64 array ``y >= 0``; NaN stays NaN.
+
+    On NumPy each range is evaluated on its own elements only (``mask.any()`` skips empty ones: a host
+    test, free there). On a device that test would be a host synchronisation per range, so every range is
+    evaluated on all elements, each on its argument clamped into its domain (no inf/NaN from the unused
+    ranges), and ``where`` selects.
+    """
+    if xp is not np:
+        small, mid = y <= 0.46875, y <= 4.0
+        lo = _erf_small(xp, xp.minimum(y, 0.46875))
+        # NaN takes the tail (every comparison is false) and stays NaN through maximum/minimum.
+        c = xp.where(mid, _erfc_mid(xp, xp.minimum(xp.maximum(y, 0.46875), 4.0)),
+                     _erfc_tail(xp, xp.maximum(y, 4.0)))
+        return xp.where(small, lo, 1.0 - c), xp.where(small, 1.0 - lo, c)
     erf = xp.full(y.shape, math.nan)
     erfc = xp.full(y.shape, math.nan)
     m = y <= 0.46875
     if m.any():
-        t = y[m]
-        z = t * t
-        num, den = _A[4] * z, z
-        for i in range(3):
-            num = (num + _A[i]) * z
-            den = (den + _B[i]) * z
-        v = t * (num + _A[3]) / (den + _B[3])
+        v = _erf_small(xp, y[m])
         erf[m] = v
         erfc[m] = 1.0 - v
     m = (y > 0.46875) & (y <= 4.0)
     if m.any():
-        t = y[m]
-        num, den = _C[8] * t, t
-        for i in range(7):
-            num = (num + _C[i]) * t
-            den = (den + _D[i]) * t
-        v = _exp_neg_sq(xp, t) * ((num + _C[7]) / (den + _D[7]))
+        v = _erfc_mid(xp, y[m])
         erfc[m] = v
         erf[m] = 1.0 - v
     m = y > 4.0
     if m.any():
-        t = y[m]
-        big = t >= _XBIG
-        t = xp.where(big, 5.0, t)  # a finite stand-in (inf would give NaN); replaced by 0 below
-        z = 1.0 / (t * t)
-        num, den = _P[5] * z, z
-        for i in range(4):
-            num = (num + _P[i]) * z
-            den = (den + _Q[i]) * z
-        v = z * (num + _P[4]) / (den + _Q[4])
-        v = _exp_neg_sq(xp, t) * ((_SQRPI - v) / t)
-        v = xp.where(big, 0.0, v)
+        v = _erfc_tail(xp, y[m])
         erfc[m] = v
         erf[m] = 1.0 - v
     return erf, erfc

@@ -12,7 +12,7 @@ CUDA outputs are drawn on the device, with no host round trip, from a CUDA gener
 ``Generator(device='cuda')`` makes one; ``generator=None`` uses the device's default generator
 (``disttorch.cuda.default_generators``), seeded by ``disttorch.manual_seed`` (every device, as PyTorch) and
 ``disttorch.cuda.manual_seed``/``manual_seed_all``. A generator of the other device type raises PyTorch's
-error. ``poisson`` on a CUDA tensor still samples on the host.
+error.
 As in PyTorch 2.13, each process seeds the default generator from OS entropy (``initial_seed()`` reports
 the seed); a new ``Generator()`` starts from PyTorch's fixed default seed.
 
@@ -313,12 +313,22 @@ def _multinomial_error(p):
     return None
 
 
+def _poisson_rate_error() -> RuntimeError:
+    return RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+
+
 def poisson(input, generator=None):
-    """Poisson samples with rates ``input`` (same shape and dtype)."""
+    """Poisson samples with rates ``input`` (same shape and dtype); on a CUDA device drawn there
+    (``ops/random_poisson.py``), a negative rate reported at the next synchronisation."""
     x = tensor_arg(input, "poisson")
+    ds = _sampler(generator, x._xp)
+    if ds is not None:
+        from .random_poisson import poisson_device
+
+        return _zero_grad_node(poisson_device(ds, x._data, _poisson_rate_error), PoissonBackward0, x)
     lam = to_host(x._data).astype(_F64)
     if not bool(np.all(lam >= 0)):
-        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+        raise _poisson_rate_error()
     arr = _rng(generator).poisson(lam).astype(x._data.dtype)
     return _zero_grad_node(_on(x._xp, arr), PoissonBackward0, x)
 

@@ -18,7 +18,7 @@ from ..amp._state import fp32_op as _autocast_fp32
 from .. import return_types as R
 from ..autograd.op import RESULT, Op
 from ._helpers import dims_arg, quiet, tensor_arg
-from .scan import _flip, _shift, cumprod
+from ._prod_grad import prod_grad
 from .sort import (MaxBackward0, MedianBackward1, MinBackward0, ModeBackward0, NanmedianBackward1, _as_1d,
                    _values_indices, argsort_array, order_array)
 
@@ -239,15 +239,8 @@ class ProdBackward0(_Reduction):
         x, r = self.saved_tensors
         if x._data.ndim == 0:
             return g
-        g = _expand_back(g, self.shape, self.dims, self.keepdim)
-        if not (x._data == 0).any():
-            return g * _expand_back(r, self.shape, self.dims, self.keepdim) / x
-        # With zeros, the product of all *other* elements: exclusive products from both sides.
-        flat = self.dims != (self.dim,)
-        xf = x.reshape(-1) if flat else x
-        d = 0 if flat else self.dim
-        excl = cumprod(_shift(xf, d, 1, 1), d) * _flip(cumprod(_flip(_shift(xf, d, -1, 1), d), d), d)
-        return g * (excl.reshape(self.shape) if flat else excl)
+        return prod_grad(x, _expand_back(g, self.shape, self.dims, self.keepdim),
+                         _expand_back(r, self.shape, self.dims, self.keepdim), self.dims, self.dim)
 
 
 @_autocast_fp32  # on PyTorch's CPU autocast float32 list

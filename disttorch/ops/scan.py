@@ -156,21 +156,28 @@ class CumprodBackward0(Op):
         if self.ndim == 0:
             return g
         d = self.dim
-        xa = x._data
-        iszero = xa == 0
-        if not iszero.any():
+        iszero = x._data == 0
+        # On NumPy one host test picks the cheaper formula when there is no zero; on a device that test would be a
+        # synchronisation, and the formula with zeros gives the division formula's values on zero-free slices.
+        if x._xp is np and not iszero.any():
             return _rev_cumsum(g * y, d) / x
-        # Slices with a zero: positions before the first zero use the division formula on a
-        # zero-free copy of x; the first zero gets the product of everything else; later ones get 0.
-        xp = x._xp
-        cz = xp.cumsum(iszero, axis=d)
-        before = cz == 0
-        first = iszero & (cz == 1)
-        x_safe = x * _const(x, before) + _const(x, ~before)
-        part_a = _rev_cumsum(g * y, d) / x_safe * _const(x, before)
-        x_rep = x * _const(x, ~first) + _const(x, first)
-        part_b = (g * _const(x, ~before) * cumprod(x_rep, d)).sum(d, keepdim=True) * _const(x, first)
-        return part_a + part_b
+        return _cumprod_grad_zeros(x, y, g, d, iszero)
+
+
+def _cumprod_grad_zeros(x, y, g, d: int, iszero):
+    """cumprod's gradient where slices may hold zeros: positions before a slice's first zero use the division
+    formula (the whole of a zero-free slice), the first zero gets the sum over later outputs of the product of
+    everything else, later positions get 0. Written with ``where`` (not with 0/1 masks, which turn a discarded inf
+    into NaN), and the divisor is one where it is not used, so no 0/0 reaches double backward either."""
+    from .pointwise_binary import where
+
+    cz = x._xp.cumsum(iszero, axis=d)
+    before = T._wrap(cz == 0)
+    first = T._wrap(iszero & (cz == 1))
+    part_a = where(before, _rev_cumsum(g * y, d) / where(before, x, 1.0), 0.0)
+    # The first zero's gradient: sum over k >= it of g[k] * (product of x[:k + 1] with that zero taken as one).
+    part_b = where(before, 0.0, g * cumprod(where(first, 1.0, x), d)).sum(d, keepdim=True)
+    return where(first, part_b, part_a)
 
 
 def cumprod(input, dim: int, *, dtype=None, out=None):

@@ -16,11 +16,6 @@ ALLOWED = {
     "getitem": (3, "a[[0, 2, 2]] uploads the Python list index (as on CUDA); a[a > 0] has a data-dependent "
                    "shape (nonzero: one size copy, in forward and again in the backward's scatter)"),
     "index_select_masked": (1, "L.tensor([3, 0, 0]) uploads Python data"),
-    # Host syncs left in files outside this sweep's owner (reported, to be removed there):
-    "cumsum_cumprod": (1, "scan.py: cumprod's backward picks its formula by (x == 0).any() on the host"),
-    "prod_norm": (1, "reduce.py: prod's backward picks its formula by (x == 0).any() on the host"),
-    "erf_family": (15, "_special.py: erf/erfc (Cody) branch on mask.any() per range, 3 per call"),
-    "linear_gelu_silu": (3, "_special.py: exact GELU goes through erfc (Cody), 3 mask.any() per call"),
 }
 
 

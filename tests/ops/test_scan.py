@@ -86,6 +86,22 @@ def test_cumprod_grad_with_zeros(row):
     assert_close(x.grad, np.array(expected))
 
 
+def test_cumprod_grad_of_a_zero_free_row_ignores_zeros_elsewhere():
+    """A row's gradient does not depend on whether another row holds a zero: the formula for zeros must not
+    multiply the inf of a zero-free row's unused products into its gradient (0 * inf = NaN)."""
+    row = [np.inf, 1.0, 2.0]
+
+    def grad(rows):
+        x = disttorch.tensor(np.array(rows), requires_grad=True)
+        disttorch.cumprod(x, 1).sum().backward()
+        return x.grad.numpy()
+
+    alone, beside_zero = grad([row]), grad([row, [3.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(beside_zero[0], alone[0])
+    assert np.isinf(alone[0, 1:]).all()  # d/dx1 = x0 + x0 x2 = inf (x0's own entry is inf / inf, as in PyTorch)
+    np.testing.assert_array_equal(beside_zero[1], [1 + 0.0 + 0.0, 3.0 + 3.0 * 2.0, 0.0])
+
+
 def test_cumprod_grad_0d():
     check_grad(lambda x: disttorch.cumprod(x, 0), np.array(0.0))
     check_grad(lambda x: disttorch.cumsum(x, 0), np.array(3.0))
