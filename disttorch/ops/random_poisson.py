@@ -83,15 +83,20 @@ def _ptrs(ds, lam):
     return xp.where(accept.any(axis=0), pick, xp.floor(lam[0]))
 
 
+_LAM_MAX = 9.223372006484771e18
+
+
 def poisson_device(ds, rates, make_error):
     """Poisson samples in ``rates``' dtype and shape with the rates ``rates`` (a device array), drawn from the
     :class:`~.random_device.DeviceSampler` ``ds``; a negative or NaN rate is reported at the next synchronisation
-    (``make_error`` builds the error)."""
+    (``make_error`` builds the error), and so is a rate past the CPU's limit (ValueError, as on the CPU)."""
     from ..cuda import _checks
 
     xp = ds.xp
     lam = rates.astype(np.float64).reshape(-1)
     _checks.defer(~(lam >= 0).all(), make_error)
+    # the CPU's limit (NumPy's): past it the PTRS proposals overflow int64 and the samples would be meaningless
+    _checks.defer((lam >= _LAM_MAX).any(), lambda: ValueError("lam value too large"))
     if lam.size == 0:
         return rates.copy()
     out = []

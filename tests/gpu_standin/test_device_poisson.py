@@ -78,6 +78,16 @@ def test_negative_rate_raises_at_the_next_sync(standin_cuda):
         assert str(dev.value) == str(cpu.value)
 
 
+def test_rate_past_the_cpu_limit_raises_as_on_the_cpu(standin_cuda):
+    for bad in (1e19, float("inf")):
+        with pytest.raises(ValueError) as cpu:
+            disttorch.poisson(disttorch.tensor([1.0, bad], dtype=disttorch.float64))
+        out = disttorch.poisson(disttorch.tensor([1.0, bad], dtype=disttorch.float64, device="cuda"))
+        with pytest.raises(ValueError) as dev:
+            out.cpu()
+        assert str(dev.value) == str(cpu.value)
+
+
 def test_chunks_and_the_host_twin_draw_the_same_words(standin_cuda, monkeypatch):
     """Batched in small chunks, the sampler still gives valid samples; over NumPy, with the same generator state,
     it gives exactly the device's numbers (one code over the array module)."""
