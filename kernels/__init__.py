@@ -4,7 +4,7 @@ Kernels are an optional fast path beside the generic array code (DESIGN rule 1).
 compiled at run time by CuPy (``cupy.RawModule``), once per source and device. ``launch`` holds the launch
 plans (grid, block, entry point per dtype, arguments) and ``philox`` the host twin of the dropout generator.
 Setting the environment variable ``DISTTORCH_KERNELS=0`` turns the fast path off (``enabled()`` is False), so the
-generic array code runs everywhere; see docs/gpu.md. No op calls the kernels yet.
+generic array code runs everywhere; see docs/gpu.md. The ops reach the kernels through ``disttorch.ops._fused``.
 """
 from __future__ import annotations
 

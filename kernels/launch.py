@@ -5,8 +5,9 @@ kernels, their device address are read) and the options it computes a ``LaunchPl
 entry point for the dtype, the grid, the block, the dynamic shared memory and the argument tuple with every
 scalar as the exact C type of the kernel's parameter (CuPy passes NumPy scalars by value at their width).
 Host-side tables (the multi-tensor address and chunk tables) are NumPy arrays in the plan; ``launch`` copies
-them to the device. Nothing here imports CuPy until ``launch`` runs, and no op calls these yet: the kernels have
-not been run on a GPU (see docs/gpu.md).
+them to the device. Nothing here imports CuPy until ``launch`` runs. The ops build plans where
+``disttorch.ops._fused.launcher`` says a kernel applies; on a real GPU the first launch of each entry point is
+checked against its NumPy emulator (``disttorch.ops._kernel_check``; see docs/gpu.md).
 """
 from __future__ import annotations
 
@@ -273,7 +274,7 @@ def adam_plan(params, grads, exp_avgs, exp_avg_sqs, step: float, lr: float, beta
     block_tensor, block_start = _chunk_table(numels, chunk)
     ptrs = np.asarray([_address(a) for g in groups for a in g], dtype=np.uint64)
     args = (ptrs, np.asarray(numels, dtype=np.int64), block_tensor, block_start, np.int32(len(params)), np.int64(chunk),
-            np.float32(beta1), np.float32(beta2), np.float32(eps), np.float32(l2), np.float32(decay),
+            np.float32(1.0 - beta1), np.float32(1.0 - beta2), np.float32(eps), np.float32(l2), np.float32(decay),
             np.float32(-lr / (1 - beta1 ** step)), np.float32((1 - beta2 ** step) ** 0.5), np.int32(bool(maximize)))
     return LaunchPlan("adam.cu", f"adam_multi_tensor_{suffix}", (len(block_tensor), 1, 1), (ELEMENTWISE_BLOCK, 1, 1), 0,
                       args)

@@ -58,11 +58,18 @@ def _conv_arrays(xp, xa, wa, ba, stride, pads, dil, groups: int, transposed: boo
     xa, wa = _work(xa), _work(wa)
     cols = None
     if transposed:
-        y = K.conv_transpose(xp, xa, wa, pads, stride, dil, groups, osize)
+        y = None
+        if xp is not np:  # col2im(w^T x): the input gradient of the conv whose transpose this is
+            dest = (xa.shape[0], wa.shape[1] * groups) + tuple(osize)
+            y = K.conv2d_input_grad_fused(xp, xa, wa, dest, pads, stride, dil, groups)
+        if y is None:
+            y = K.conv_transpose(xp, xa, wa, pads, stride, dil, groups, osize)
         if ba is not None:
             y += _work(ba).reshape((-1,) + (1,) * (y.ndim - 2))
     else:
-        y, cols = K.conv(xp, xa, wa, pads, stride, dil, groups, None if ba is None else _work(ba))
+        bw = None if ba is None else _work(ba)
+        r = K.conv2d_fused(xp, xa, wa, pads, stride, dil, groups, bw) if xp is not np else None
+        y, cols = r if r is not None else K.conv(xp, xa, wa, pads, stride, dil, groups, bw)
     if y.dtype != dt:
         y = y.astype(dt)
     return y, cols
@@ -97,8 +104,13 @@ class ConvolutionBackward0(Op):
         wshape = w.shape
         if not self.transposed:
             if need_x:
-                ap = _adjoint_pads(pads, x.shape[2:], g.shape[2:], wshape[2:], s, d)
-                gx = _conv_arrays(xp, g, w, None, s, ap, d, groups, True, x.shape[2:])[0]
+                gx = K.conv2d_input_grad_fused(xp, _work(g), _work(w), x.shape, pads, s, d, groups) \
+                    if xp is not np else None
+                if gx is not None:
+                    gx = gx.astype(x.dtype, copy=False)
+                else:
+                    ap = _adjoint_pads(pads, x.shape[2:], g.shape[2:], wshape[2:], s, d)
+                    gx = _conv_arrays(xp, g, w, None, s, ap, d, groups, True, x.shape[2:])[0]
             if need_w:
                 if kept:
                     gw = K.weight_grad(xp, kept[0], _work(g), wshape, groups).astype(w.dtype, copy=False)
@@ -369,7 +381,9 @@ class Im2ColBackward0(Op):
         if self.next_functions:
             self.size, self.kernel_size, self.dilation, self.padding, self.stride = a.shape[-2:], ks, dil, pad, st
         arr = a if batched else a[None]
-        cols, _ = K.im2col(xp, arr, ks, tuple((p, p) for p in pad), st, dil)
+        pads = tuple((p, p) for p in pad)
+        r = K.im2col_2d(xp, arr, ks, pads, st, dil) if xp is not np else None
+        cols = r[0] if r is not None else K.im2col(xp, arr, ks, pads, st, dil)[0]
         cols = cols.reshape(arr.shape[0], -1, math.prod(osize))
         return cols if batched else cols[0]
 
@@ -388,8 +402,11 @@ class Col2ImBackward0(Op):
         arr = a if batched else a[None]
         kvol = ks[0] * ks[1]
         n, c = arr.shape[0], arr.shape[1] // kvol
-        cols = arr.reshape((n, c, kvol) + osize).transpose(0, 2, 1, 3, 4)
-        out = K.col2im(xp, cols, ks, (n, c) + size, tuple((p, p) for p in pad), st, dil)
+        pads = tuple((p, p) for p in pad)
+        out = K.col2im_2d(xp, arr, ks, (n, c) + size, pads, st, dil) if xp is not np else None
+        if out is None:
+            cols = arr.reshape((n, c, kvol) + osize).transpose(0, 2, 1, 3, 4)
+            out = K.col2im(xp, cols, ks, (n, c) + size, pads, st, dil)
         return out if batched else out[0]
 
     def backward(self, g):

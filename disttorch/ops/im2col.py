@@ -16,6 +16,12 @@ Layouts (chosen so every matmul is a plain batched BLAS call and no big array is
 - col2im input: ``(N, K, *mid, *out)``, kernel position outermost, so each of the ``K`` shifted adds
   reads one contiguous slab. Stride-1 transposed convs whose output grid equals the input grid (the
   gradient of a ``'same'`` conv) use ``_col2im_same``: one flat contiguous add per kernel position.
+
+On a CUDA device, 2-d convolutions with symmetric padding take the kernels of kernels/im2col.cu instead
+(``im2col_2d``/``col2im_2d``, the ``F.unfold``/``F.fold`` layout ``(N, C*kH*kW, P)``): the forward is one im2col
+launch and one batched matmul, the input gradient (and a transposed conv's forward) one matmul and one col2im
+launch (a gather: deterministic, no atomics). The NumPy path above stays as it is (it is tuned for the CPU) and is
+the reference.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ import math
 import numpy as np  # the thread split below is for NumPy arrays only
 
 from .. import _parallel as P
+from ..kernels import launch as L
+from . import _fused
 
 # Multiply-adds below which the products are not split over the pool but left to BLAS's own threads. Measured
 # on the 2-core build machine: the benchmark CNN's convs (7M-58M multiply-adds) ran 1.07-2.2x slower split
@@ -330,3 +338,69 @@ def _col2im_same(xp, cols, ksize, pads, dil):
         view = buf[m + off:m + off + n * chw].reshape(n, chw)
         view += flat[:, kidx]
     return buf[m:m + n * chw].reshape((n,) + cols.shape[2:])
+
+
+# ---- the CUDA kernels of kernels/im2col.cu (2-d, symmetric padding) ------------------------------------
+def _kernel_pads(pads):
+    """The kernels' (pH, pW), or None when the padding is not symmetric (``'same'`` with an even kernel)."""
+    if len(pads) != 2 or any(lo != hi or lo < 0 for lo, hi in pads):
+        return None
+    return pads[0][0], pads[1][0]
+
+
+def im2col_2d(xp, x, ksize, pads, stride, dil):
+    """``(cols (N, C*kH*kW, OH*OW), (OH, OW))`` of ``x`` (N, C, H, W) by one im2col kernel launch, or None when
+    the kernel does not apply (not CUDA, kernels off, not 2-d, a dtype or layout it does not take)."""
+    kp = _kernel_pads(pads)
+    run = _fused.launcher(xp, x) if kp is not None and x.ndim == 4 and len(ksize) == 2 else None
+    if run is None:
+        return None
+    n, c, h, w = x.shape
+    osize = tuple(out_size(s, p, p, k, st, d) for s, p, k, st, d in zip((h, w), kp, ksize, stride, dil))
+    cols = xp.empty((n, c * ksize[0] * ksize[1], osize[0] * osize[1]), dtype=x.dtype)
+    run(L.im2col_plan(x, cols, tuple(ksize), tuple(dil), kp, tuple(stride)))
+    return cols, osize
+
+
+def col2im_2d(xp, cols, ksize, dest_shape, pads, stride, dil):
+    """``cols`` (N, C*kH*kW, OH*OW) summed into a new (N, C, H, W) array by one col2im kernel launch, or None
+    when the kernel does not apply."""
+    kp = _kernel_pads(pads)
+    run = _fused.launcher(xp, cols) if kp is not None and len(dest_shape) == 4 and len(ksize) == 2 else None
+    if run is None:
+        return None
+    out = xp.empty(tuple(dest_shape), dtype=cols.dtype)
+    run(L.col2im_plan(cols, out, tuple(ksize), tuple(dil), kp, tuple(stride)))
+    return out
+
+
+def conv2d_fused(xp, x, w, pads, stride, dil, groups: int, bias=None):
+    """``conv``'s ``(y, cols)`` through the im2col kernel, or None when it does not apply.
+
+    ``cols`` is returned as a (G, Cg*K, N, P) view of the kernel's (N, C*K, P) columns, the layout
+    ``weight_grad`` takes (it makes the one transposing copy its product needs).
+    """
+    r = im2col_2d(xp, x, w.shape[2:], pads, stride, dil)
+    if r is None:
+        return None
+    cols, osize = r
+    n, ck, p = cols.shape
+    o, cgk = w.shape[0], ck // groups
+    y = xp.matmul(w.reshape(groups, o // groups, cgk), cols.reshape(n, groups, cgk, p)).reshape(n, o, p)
+    if bias is not None:
+        y += bias.reshape(o, 1)
+    return y.reshape((n, o) + osize), cols.reshape(n, groups, cgk, p).transpose(1, 2, 0, 3)
+
+
+def conv2d_input_grad_fused(xp, g, w, xshape, pads, stride, dil, groups: int):
+    """The input gradient of a 2-d ``conv`` (weight ``w``, output gradient ``g``): ``col2im(w^T g)`` through the
+    col2im kernel, or None when it does not apply."""
+    if len(xshape) != 4 or _kernel_pads(pads) is None or _fused.launcher(xp, w) is None:
+        return None
+    n, o = g.shape[0], g.shape[1]
+    if o == 0:
+        return None
+    cgk = w.size // o
+    wt = w.reshape(groups, o // groups, cgk).transpose(0, 2, 1)
+    cols = xp.matmul(wt, g.reshape(n, groups, o // groups, -1)).reshape(n, groups * cgk, -1)
+    return col2im_2d(xp, cols, w.shape[2:], xshape, pads, stride, dil)

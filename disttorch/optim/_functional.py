@@ -28,7 +28,7 @@ from .. import _dtype as D
 from .. import _parallel as P
 from ..ops._helpers import quiet_slow
 
-__all__ = ["adam_update", "adamw_update", "sgd_update", "run_small"]
+__all__ = ["adam_update", "adamw_update", "adam_fused_launcher", "adam_multi_tensor", "sgd_update", "run_small"]
 
 # Bytes of one chunk of one operand: five operands plus two scratch buffers stay well inside L2.
 _CHUNK_BYTES = 1 << 17
@@ -270,6 +270,35 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: floa
     if param.dtype.kind == "c":
         arrays = tuple(_as_real(a) for a in arrays)
     _apply(xp, _adam_kernel, arrays, (beta1, beta2, eps, l2, decay, -step_size, bc2_sqrt, maximize))
+
+
+def adam_fused_launcher(xp, param, grad, exp_avg, exp_avg_sq, amsgrad: bool, capturable: bool = False):
+    """The launch function of the multi-tensor Adam kernel (kernels/adam.cu) for these arrays, or None.
+
+    The kernel applies to CUDA arrays of one float32/float16 dtype and one shape, C-contiguous, with amsgrad and
+    capturable off; anything else keeps ``adam_update`` (the reference).
+    """
+    if amsgrad or capturable or xp is np:
+        return None
+    for a in (grad, exp_avg, exp_avg_sq):  # e.g. state loaded in another dtype: the per-parameter rule casts
+        if a.dtype != param.dtype or a.shape != param.shape:
+            return None
+    from ..ops import _fused
+
+    return _fused.launcher(xp, param, grad, exp_avg, exp_avg_sq)
+
+
+def adam_multi_tensor(run, params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, step: float, lr: float,
+                      beta1: float, beta2: float, eps: float, weight_decay: float, maximize: bool,
+                      decoupled_weight_decay: bool = False) -> None:
+    """One Adam/AdamW step over lists of same-dtype CUDA arrays with one step count: one kernel launch.
+
+    ``run`` is what ``adam_fused_launcher`` returned; the formulas are ``adam_update``'s (amsgrad off).
+    """
+    from ..kernels import launch as L
+
+    run(L.adam_plan(params, grads, exp_avgs, exp_avg_sqs, step=step, lr=lr, betas=(beta1, beta2), eps=eps,
+                    weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
 
 
 def adamw_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: float, lr: float, beta1: float,

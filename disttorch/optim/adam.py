@@ -6,7 +6,7 @@ import numpy as np
 from .. import _internals as E
 from .. import _parallel as P
 from ._common import bump_step, check_options, new_scalar, new_state_like, tensorize_scalars
-from ._functional import adam_update, run_small
+from ._functional import adam_fused_launcher, adam_multi_tensor, adam_update, run_small
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -31,7 +31,9 @@ class Adam(Optimizer):
         amsgrad: use the AMSGrad variant.
         maximize: maximize the objective instead of minimizing it.
         decoupled_weight_decay: apply weight decay to the parameter directly (AdamW).
-        foreach, fused, capturable: accepted for compatibility; the update is always a fused, chunked one.
+        foreach, fused, capturable: accepted for compatibility; the update is always a fused, chunked one. On a
+            CUDA device (float32/float16 parameters, amsgrad and capturable off) each param group's parameters
+            of one dtype are updated by one multi-tensor kernel launch (kernels/adam.cu).
         differentiable: not supported (the update runs on raw arrays, outside autograd).
 
     Example:
@@ -75,6 +77,8 @@ class Adam(Optimizer):
             amsgrad, maximize = group["amsgrad"], group["maximize"]
             decoupled = group["decoupled_weight_decay"]
             small = []  # NumPy parameters below the pool's threshold: updated together at the end of the group
+            fused: dict = {}  # (dtype, step) -> (launch, [params], [grads], [exp_avgs], [exp_avg_sqs]): one launch each
+            capturable = group.get("capturable", False)
             for p in group["params"]:
                 g = p._grad
                 if g is None:
@@ -91,12 +95,19 @@ class Adam(Optimizer):
                     vmax = E.array(vmax)
                 args = (E.array_module(p), E.array(p), E.array(g), E.array(st["exp_avg"]), E.array(st["exp_avg_sq"]),
                         vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled)
-                if args[1].size < P.MIN_SIZE and args[0] is np:
+                run = adam_fused_launcher(*args[:5], amsgrad, capturable)
+                if run is not None:
+                    lists = fused.setdefault((args[1].dtype, step), (run, [], [], [], []))
+                    for lst, a in zip(lists[1:], args[1:5]):
+                        lst.append(a)
+                elif args[1].size < P.MIN_SIZE and args[0] is np:
                     small.append((args[1].size, args))
                 else:
                     adam_update(*args)
                 E.bump_version(p)
             run_small(adam_update, small)
+            for (_, step), (run, *lists) in fused.items():
+                adam_multi_tensor(run, *lists, step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled)
         return loss
 
 

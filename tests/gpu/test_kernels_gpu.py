@@ -4,6 +4,9 @@ code (the ops running on CuPy) on random inputs, per storage dtype (conftest.REL
 bfloat16 entry points are compiled and plan-checked in tests/kernels but not launched here: CuPy arrays have no
 bfloat16 dtype, so nothing can hand them one yet.
 """
+import contextlib
+import os
+
 import numpy as np
 import pytest
 
@@ -29,14 +32,29 @@ def _run(cp, plan):
     cp.cuda.Device().synchronize()
 
 
+@contextlib.contextmanager
+def _generic():
+    """DISTTORCH_KERNELS=0 inside: the ops run their generic array code (the reference), not the kernels."""
+    prev = os.environ.get("DISTTORCH_KERNELS")
+    os.environ["DISTTORCH_KERNELS"] = "0"
+    try:
+        yield
+    finally:
+        if prev is None:
+            del os.environ["DISTTORCH_KERNELS"]
+        else:
+            os.environ["DISTTORCH_KERNELS"] = prev
+
+
 def _ref(fn, *host, grad=None):
     """fn on CUDA tensors made from float32 host arrays (the generic path); with ``grad``, also the inputs' grads."""
-    ts = [disttorch.tensor(h, device="cuda", requires_grad=grad is not None) for h in host]
-    out = fn(*ts)
-    if grad is None:
-        return out.detach().cpu().numpy()
-    (out * disttorch.tensor(grad, device="cuda")).sum().backward()
-    return out.detach().cpu().numpy(), [t.grad.cpu().numpy() for t in ts]
+    with _generic():
+        ts = [disttorch.tensor(h, device="cuda", requires_grad=grad is not None) for h in host]
+        out = fn(*ts)
+        if grad is None:
+            return out.detach().cpu().numpy()
+        (out * disttorch.tensor(grad, device="cuda")).sum().backward()
+        return out.detach().cpu().numpy(), [t.grad.cpu().numpy() for t in ts]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -183,6 +201,35 @@ def test_cross_entropy_bad_target_sets_the_device_flag(cp):
     assert got[0] == pytest.approx(np.log(4)) and np.isnan(got[1]) and got[2] == 0
 
 
+def _op_grads(fn, x, t, g, dtype):
+    """(output, input gradient) of ``fn`` on a CUDA tensor of ``dtype`` built from host ``x``."""
+    xt = disttorch.tensor(x.astype(dtype), device="cuda", requires_grad=True)
+    out = fn(xt, t)
+    (out.float() * disttorch.tensor(g, device="cuda")).sum().backward()
+    return out.detach().float().cpu().numpy(), xt.grad.float().cpu().numpy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, fn", [
+    ("softmax", lambda x, t: F.softmax(x, -1)),
+    ("log_softmax", lambda x, t: F.log_softmax(x, -1)),
+    ("cross_entropy", lambda x, t: F.cross_entropy(x, t, ignore_index=2, label_smoothing=0.1, reduction="none")),
+    ("cross_entropy_mean", lambda x, t: F.cross_entropy(x, t, weight=disttorch.linspace(0.5, 2.0, 3000, device="cuda"),
+                                                        reduction="mean"))])
+def test_softmax_family_ops_with_kernels_match_the_generic_path(cp, rel_close, dtype, name, fn):
+    """The ops as users call them (kernels on, ops/softmax.py and ops/_fused_ce.py) against DISTTORCH_KERNELS=0."""
+    rows, c = 7, 3000
+    x = _data((rows, c), np.float32, 16, 3.0)[0]
+    t = disttorch.tensor(np.random.default_rng(17).integers(0, c, rows), device="cuda")
+    gshape = (rows, c) if "softmax" in name else ((rows,) if name == "cross_entropy" else ())
+    g = np.random.default_rng(18).standard_normal(gshape).astype(np.float32)
+    got, got_gx = _op_grads(fn, x, t, g, dtype)
+    with _generic():
+        want, want_gx = _op_grads(fn, x, t, g, dtype)
+    rel_close(got, want, dtype, f"{name} forward")
+    rel_close(got_gx, want_gx, dtype, f"{name} gradient")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k, d, p, s", [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (2, 0), (2, 3)),
                                         ((5, 5), (1, 1), (2, 2), (2, 2))])
@@ -197,3 +244,87 @@ def test_im2col_col2im_match_unfold_fold(cp, rel_close, dtype, k, d, p, s):
     out = cp.empty_like(x)
     _run(cp, L.col2im_plan(cp.asarray(yh), out, k, dilation=d, padding=p, stride=s))
     rel_close(cp.asnumpy(out), back, dtype, "col2im")
+
+
+def _norm_act_run(fn, arrays, g, dtype):
+    """Output and input gradients of ``fn`` on CUDA tensors of ``dtype``, the CUDA generator seeded first (dropout
+    then draws the same mask on both paths)."""
+    disttorch.cuda.manual_seed(3)
+    ts = [disttorch.tensor(a.astype(dtype), device="cuda", requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    (out.float() * disttorch.tensor(g, device="cuda")).sum().backward()
+    return [t.detach().float().cpu().numpy() for t in (out, *(t.grad for t in ts))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, fn", [
+    ("layer_norm", lambda x, w, b: F.layer_norm(x, (3000,), w, b)),
+    ("gelu", lambda x, w, b: F.gelu(x) * w + b),
+    ("gelu_tanh", lambda x, w, b: F.gelu(x, approximate="tanh") * w + b),
+    ("silu", lambda x, w, b: F.silu(x) * w + b),
+    ("dropout", lambda x, w, b: F.dropout(x, 0.3) * w + b)])
+def test_norm_act_dropout_ops_with_kernels_match_the_generic_path(cp, rel_close, dtype, name, fn):
+    """The ops as users call them (kernels on: ops/norm.py, ops/_gelu.py, ops/dropout.py) against
+    DISTTORCH_KERNELS=0, forward and every gradient; dropout's masks must be identical."""
+    rows, c = 7, 3000
+    arrays = [_data((rows, c), np.float32, 19, 3.0)[0] + 2, _data(c, np.float32, 20)[0], _data(c, np.float32, 21)[0]]
+    g = np.random.default_rng(22).standard_normal((rows, c)).astype(np.float32)
+    got = _norm_act_run(fn, arrays, g, dtype)
+    with _generic():
+        want = _norm_act_run(fn, arrays, g, dtype)
+    if name == "dropout":
+        np.testing.assert_array_equal(got[1] == 0, want[1] == 0)
+    for what, a, b in zip(("forward", "grad input", "grad weight", "grad bias"), got, want):
+        rel_close(a, b, dtype, f"{name} {what}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt", ["Adam", "AdamW"])
+def test_adam_optimizers_with_the_kernel_match_the_generic_path(cp, rel_close, dtype, opt):
+    """Adam/AdamW as users call them (kernels on: one adam_multi_tensor launch per step and dtype) against
+    DISTTORCH_KERNELS=0 (adam_update per parameter), over 3 steps."""
+    def run():
+        rng = np.random.default_rng(23)
+        ps = [disttorch.tensor(rng.standard_normal(s).astype(dtype), device="cuda", requires_grad=True)
+              for s in ((70_000,), (3, 4), (0,))]
+        o = getattr(disttorch.optim, opt)(ps, lr=1e-2, weight_decay=0.1)
+        for _ in range(3):
+            for p in ps:
+                p.grad = disttorch.tensor(rng.standard_normal(tuple(p.shape)).astype(dtype), device="cuda")
+            o.step()
+        return [p.detach().float().cpu().numpy() for p in ps]
+    got = run()
+    with _generic():
+        want = run()
+    for a, b in zip(got, want):
+        rel_close(a, b, dtype, f"{opt} parameter")
+
+
+def _conv_fold_run(fn, arrays, dtype, seed):
+    """Output and input gradients of ``fn`` on CUDA tensors of ``dtype`` (a random output gradient)."""
+    ts = [disttorch.tensor(a.astype(dtype), device="cuda", requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    g = np.random.default_rng(seed).standard_normal(tuple(out.shape)).astype(np.float32)
+    (out.float() * disttorch.tensor(g, device="cuda")).sum().backward()
+    return [t.detach().float().cpu().numpy() for t in (out, *(t.grad for t in ts))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=(1, 0), dilation=(1, 2)),
+                                dict(padding=1, groups=2)])
+def test_conv2d_unfold_fold_with_the_kernels_match_the_generic_path(cp, rel_close, dtype, kw):
+    """conv2d (forward: im2col kernel + matmul; input gradient: matmul + col2im kernel) and unfold/fold as users
+    call them, against DISTTORCH_KERNELS=0."""
+    x = _data((4, 6, 29, 31), np.float32, 24)[0]
+    w = _data((8, 6 // kw.get("groups", 1), 3, 3), np.float32, 25, 0.2)[0]
+    b = _data(8, np.float32, 26)[0]
+    cases = [("conv2d", lambda *t: F.conv2d(*t, **kw), [x, w, b])]
+    if "groups" not in kw:
+        geo = dict(kernel_size=(3, 3), **kw)
+        cases.append(("unfold/fold", lambda t: F.fold(F.unfold(t, **geo) * 2, (29, 31), **geo), [x]))
+    for name, fn, arrays in cases:
+        got = _conv_fold_run(fn, arrays, dtype, 27)
+        with _generic():
+            want = _conv_fold_run(fn, arrays, dtype, 27)
+        for what, a, c in zip(("forward", "grad input", "grad weight", "grad bias"), got, want):
+            rel_close(a, c, dtype, f"{name} {what}")

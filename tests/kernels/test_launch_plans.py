@@ -1,8 +1,9 @@
 """Launch plans without a GPU: grid/block sizing, dtype dispatch, argument packing and errors.
 
-The multi-tensor plans are also run through a NumPy interpreter of what adam.cu and bucket.cu do with their
-tables and scalars, and compared with the generic optimizer code (optim._functional.adam_update): that checks the
-packed scalars and the chunk tables, not the CUDA code itself (that needs a GPU; see docs/gpu.md).
+The multi-tensor plans are also run through the NumPy emulation of what adam.cu and bucket.cu do with their
+tables and scalars (disttorch.testing._emu_multi, which the stand-in device runs too), and compared with the
+generic optimizer code (optim._functional.adam_update): that checks the packed scalars and the chunk tables, not
+the CUDA code itself (that needs a GPU; see docs/gpu.md).
 """
 import math
 
@@ -13,6 +14,7 @@ import pytest
 from disttorch import kernels
 from disttorch.kernels import launch as L
 from disttorch.optim._functional import adam_update
+from disttorch.testing import _emu_multi
 
 
 @pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float16, "f16"), (ml_dtypes.bfloat16, "bf16")])
@@ -118,24 +120,8 @@ def test_empty_plan_launches_nothing_and_needs_no_cupy():
 
 
 def _run_adam(plan):
-    """What adam.cu does with the plan's tables and scalars, in float32 NumPy on the host arrays."""
-    ptrs, numels, block_tensor, block_start, nt, chunk, b1, b2, eps, l2, decay, neg_step, bc2, maximize = plan.args
-    arrays = {a.ctypes.data: a for a in _ADAM_ARRAYS}
-    for t, start in zip(block_tensor, block_start):
-        p, g, m, v = (arrays[int(ptrs[k * nt + t])].reshape(-1) for k in range(4))
-        s = slice(start, min(start + chunk, numels[t]))
-        pv = p[s] * decay
-        gv = -g[s] if maximize else g[s].copy()
-        if l2 != 0:
-            gv += l2 * pv
-        w = np.float32(1) - b1
-        mv = m[s] + w * (gv - m[s]) if w < 0.5 else gv - (gv - m[s]) * (np.float32(1) - w)
-        vv = b2 * v[s] + (np.float32(1) - b2) * gv * gv
-        p[s] = pv + neg_step * mv / (np.sqrt(vv) / bc2 + eps)
-        m[s], v[s] = mv, vv
-
-
-_ADAM_ARRAYS = []
+    """What adam.cu does with the plan's tables and scalars: the stand-in's emulation, on the host arrays."""
+    _emu_multi.run(plan, plan.args)
 
 
 @pytest.mark.parametrize("decoupled, weight_decay, maximize", [(False, 0.0, False), (False, 0.1, True),
@@ -146,7 +132,6 @@ def test_adam_plan_scalars_and_chunks_reproduce_the_generic_update(decoupled, we
     ref = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(4)]
     ref[3] = [np.abs(a) for a in ref[3]]
     got = [[a.copy() for a in group] for group in ref]
-    _ADAM_ARRAYS[:] = [a for group in got for a in group]
     for step in (1, 2, 3):
         plan = L.adam_plan(*got, step=step, lr=0.05, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay,
                            decoupled_weight_decay=decoupled, maximize=maximize, chunk=4)
@@ -167,11 +152,7 @@ def test_bucket_plan_tables_place_each_gradient_once():
     assert plan.name == "bucket_pack_f32_f16"
     ptrs, offsets, numels, block_tensor, block_start, flat, chunk, scale = plan.args
     assert list(offsets) == [0, 5, 5, 12] and list(numels) == [5, 0, 7, 3]
-    by_addr = {g.ctypes.data: g for g in grads}
-    for t, start in zip(block_tensor, block_start):  # what bucket.cu's pack does
-        g = by_addr[int(ptrs[t])]
-        end = min(start + chunk, numels[t])
-        flat[offsets[t] + start:offsets[t] + end] = (g[start:end] * scale).astype(np.float16)
+    _emu_multi.run(plan, plan.args)  # what bucket.cu's pack does
     expected = np.concatenate([g * 0.5 for g in grads]).astype(np.float16)
     np.testing.assert_array_equal(bucket[:15], expected)
     assert np.isnan(bucket[15])  # past the gradients: untouched

@@ -11,6 +11,15 @@ once the ranks hold the same parameters, so the layout is checked once at constr
 skip the per-call round trip (``bucket_all_reduce``); a backend whose check rides on the collective's own
 messages (zmq) still checks each one. ``DISTTORCH_DDP_CHECK_BUCKETS=1`` restores the per-bucket check (to
 find a rank that issues other collectives during backward).
+
+On a CUDA device a bucket is *deferred*: its gradients are copied in when the bucket's last one is ready, all of
+them by one kernel launch (kernels/bucket.cu, with the 1 / world-size scale on the way), and copied back out
+after the all-reduce by one more; a copy per gradient is a launch per gradient on a GPU. With
+``fp16_compress_hook`` registered, a float32 device bucket is packed straight into a float16 *wire* buffer
+(cast and scale in the same launch), the wire is all-reduced, and unpacked into the gradients: the hook's
+semantics without its full-precision temporaries. Where the kernels do not apply (kernels off, a dtype they do
+not take, a non-contiguous gradient) the same copies run as array operations. CPU buckets copy each gradient
+as its hook fires, as before.
 """
 from __future__ import annotations
 
@@ -23,6 +32,8 @@ import numpy as np
 from ... import _internals as E
 from ..._tensor import Tensor
 from ...futures import Future
+from ...kernels import launch as L
+from ...ops import _fused
 
 __all__ = ["GradBucket"]
 
@@ -87,7 +98,7 @@ class _Bucket:
     """Flat gradient storage for a group of parameters of one dtype."""
 
     __slots__ = ("index", "param_ids", "params", "offsets", "buffer", "tensor", "views", "grad_views", "pending",
-                 "future", "shadow", "prescaled")
+                 "future", "shadow", "prescaled", "xp", "deferred", "wire", "wire_divisor")
 
     def __init__(self, index: int, param_ids: List[int], params: List[Tensor]) -> None:
         self.index = index
@@ -106,10 +117,71 @@ class _Bucket:
         self.future: Optional[Future] = None
         self.shadow: Optional[Tensor] = None
         self.prescaled = 1  # the divisor the gradients were divided by while copied in (1: not divided)
+        self.xp = xp
+        self.deferred = xp is not np  # device: packed all at once when complete (see the module docstring)
+        self.wire: Optional[Tensor] = None  # float16 all-reduce buffer under fp16 compression
+        self.wire_divisor = 1
+
+    def set_compression(self, divisor: int) -> None:
+        """``fp16_compress_hook`` was registered: all-reduce this bucket in float16, pre-divided by ``divisor``
+        (device float32 buckets only: CPU buckets keep calling the hook)."""
+        if self.deferred and self.buffer.dtype == np.float32:
+            self.wire = E.wrap(self.xp.empty(self.buffer.size, dtype=np.float16))
+            self.wire_divisor = divisor
+
+    def pack(self, grads: list, divisor: int) -> None:
+        """Copy ``grads`` (one array or None, a zero gradient, per parameter) into the bucket, or into its wire
+        under compression, divided by ``divisor``."""
+        if self.wire is not None:
+            divisor = self.wire_divisor
+        srcs = []
+        for view, g in zip(self.views, grads):
+            if g is None:
+                view[...] = 0
+                srcs.append(view)
+            else:
+                srcs.append(g)
+        dest = self.buffer if self.wire is None else E.array(self.wire)
+        if _fused_copy(self.xp, srcs, self.views, dest, True, 1.0 / divisor):
+            return
+        for view, a in zip(self.views, srcs):
+            if a is view:
+                if divisor != 1 and dest is self.buffer:
+                    view /= divisor
+            elif divisor != 1 and dest is self.buffer:
+                self.xp.divide(a, divisor, out=view)
+            else:
+                view[...] = a
+        if dest is not self.buffer:
+            dest[...] = self.buffer / divisor
+
+    def unpack(self, grads: Optional[list]) -> bool:
+        """After the all-reduce: copy the result into ``grads`` (arrays) by one kernel launch and return True, or
+        (``grads`` None, or the kernel does not apply) bring a compressed result into the bucket and return
+        False, for the caller's copy per parameter."""
+        src = self.buffer if self.wire is None else E.array(self.wire)
+        if grads is not None and _fused_copy(self.xp, grads, self.views, src, False, 1.0):
+            return True
+        if src is not self.buffer and not _fused_copy(self.xp, [self.buffer], [self.buffer], src, False, 1.0):
+            self.buffer[...] = src
+        return False
 
     def grad_bucket(self, is_last: bool, buffer: Optional[Tensor] = None) -> GradBucket:
         return GradBucket(self.index, self.tensor if buffer is None else buffer, list(self.grad_views),
                           list(self.params), self.offsets, is_last)
+
+
+def _fused_copy(xp, arrays: list, views: list, flat, pack: bool, scale: float) -> bool:
+    """One bucket.cu launch copying ``arrays`` (shaped as ``views``, consecutive in ``flat``) into ``flat`` (pack)
+    or out of it, times ``scale``; False, having copied nothing, where the kernel does not apply."""
+    run = _fused.launcher(xp, flat, *arrays)
+    if run is None or (flat.dtype == np.float32 and arrays[0].dtype != np.float32):
+        return False
+    for a, v in zip(arrays, views):
+        if a.dtype != arrays[0].dtype or a.size != v.size:
+            return False
+    run(L.bucket_plan(arrays, flat, pack=pack, scale=scale))
+    return True
 
 
 def _is_real(dist) -> bool:

@@ -366,7 +366,9 @@ class DistributedDataParallel(Module, Joinable):
         # The built-in all-reduce averages by dividing before the sum (as PyTorch); doing it while copying the
         # gradient into the bucket saves a pass over the bucket (~0.3 ms per 2.7 MB on one core).
         d = self._divisor() if self._comm_hook is None and view.dtype.kind == "f" and view.itemsize >= 4 else 1
-        if g is None:  # an unused parameter contributes zeros (or what it accumulated under no_sync)
+        if bucket.deferred:
+            pass  # a device bucket is packed in one go when complete (_pack)
+        elif g is None:  # an unused parameter contributes zeros (or what it accumulated under no_sync)
             view[...] = 0
         elif g is not bucket.grad_views[j]:
             if d != 1:
@@ -380,11 +382,25 @@ class DistributedDataParallel(Module, Joinable):
         bucket.prescaled = d
         bucket.pending -= 1
         if bucket.pending == 0:
+            if bucket.deferred:
+                self._pack(bucket, d)
             while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
                 self._launch(self._buckets[self._next_bucket])
                 self._next_bucket += 1
             if self._next_bucket == len(self._buckets):
                 self._finalize()
+
+    def _pack(self, bucket: _Bucket, d: int) -> None:
+        """Copy a complete device bucket's gradients in (one kernel launch where it applies)."""
+        grads = []
+        for j, i in enumerate(bucket.param_ids):
+            g = self._params[i]._grad
+            grads.append(None if g is None else bucket.views[j] if g is bucket.grad_views[j] else E.array(g))
+        bucket.pack(grads, d)
+        if self.gradient_as_bucket_view:
+            for j, i in enumerate(bucket.param_ids):
+                if self._params[i]._grad is not None:
+                    self._params[i]._grad = bucket.grad_views[j]
 
     def _divisor(self) -> int:
         if self._divide_by_initial_world_size or self._forward_work is None:
@@ -393,7 +409,10 @@ class DistributedDataParallel(Module, Joinable):
 
     def _launch(self, bucket: _Bucket, buffer: Optional[Tensor] = None) -> Future:
         gb = bucket.grad_bucket(bucket.index == len(self._buckets) - 1, buffer)
-        if self._comm_hook is not None:
+        if bucket.wire is not None:  # fp16_compress_hook's all-reduce on the packed float16 wire (a joined rank: zeros)
+            wire = bucket.wire if buffer is None else E.wrap(bucket.xp.zeros_like(E.array(bucket.wire)))
+            fut = Future._of_work(_reducer.bucket_all_reduce(self._dist, wire, self._comm_state), wire)
+        elif self._comm_hook is not None:
             fut = self._comm_hook(self._comm_state, gb)
         else:
             fut = self._builtin_allreduce(gb, bucket.prescaled if buffer is None else 1)
@@ -420,8 +439,10 @@ class DistributedDataParallel(Module, Joinable):
             bucket.future = None
             if isinstance(result, (list, tuple)):
                 result = result[0]
-            if result is not None and result is not bucket.tensor:
+            if bucket.wire is None and result is not None and result is not bucket.tensor:
                 bucket.buffer[...] = E.array(result).reshape(-1)
+            if bucket.deferred and self._unpack(bucket):
+                continue
             for j, i in enumerate(bucket.param_ids):
                 p = self._params[i]
                 if p._grad is None and i in unused:
@@ -429,6 +450,17 @@ class DistributedDataParallel(Module, Joinable):
                 self._copy_back(p, bucket, j)
         if unused:
             self._fill_unused_used_elsewhere(unused)
+
+    def _unpack(self, bucket: _Bucket) -> bool:
+        """Copy a device bucket's result into every ``.grad`` by one kernel launch (True), or only bring a
+        compressed result into the bucket for ``_copy_back`` (False)."""
+        grads = [self._params[i]._grad for i in bucket.param_ids]
+        direct = not self.gradient_as_bucket_view and all(g is not None for g in grads)
+        if not bucket.unpack([E.array(g) for g in grads] if direct else None):
+            return False
+        for g in grads:
+            E.bump_version(g)
+        return True
 
     def _copy_back(self, p: Tensor, bucket: _Bucket, j: int) -> None:
         g = p._grad
@@ -502,6 +534,11 @@ class DistributedDataParallel(Module, Joinable):
             raise RuntimeError("register_comm_hook must be called before the first backward pass.")
         self._comm_hook = hook
         self._comm_state = state
+        from ...distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        if hook is default_hooks.fp16_compress_hook:  # device buckets take it over (see _reducer.py)
+            for b in self._buckets:
+                b.set_compression(default_hooks._group_size(state))
 
     def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
              throw_on_early_termination: bool = False) -> Join:
