@@ -443,8 +443,11 @@ def load_torch_zip(source, where: str, to_device, map_location, opts: Checkpoint
     try:
         z = zipfile.ZipFile(source)
         infos = z.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error, OSError) as e:
-        raise CheckpointError(f"{where}: corrupted or truncated zip archive ({e})") from None
+    # NotImplementedError: a directory record claiming a zip version this zipfile cannot read; UnicodeDecodeError:
+    # a name flagged UTF-8 that is not
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error, OSError,
+            NotImplementedError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{where}: corrupted or truncated zip archive ({type(e).__name__}: {e})") from None
     with z:
         fp = z.fp
         archive_size = fp.seek(0, io.SEEK_END) if fp is not None else 0

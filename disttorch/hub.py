@@ -127,7 +127,14 @@ def load_state_dict_from_url(url: str, model_dir: Optional[str] = None, map_loca
     from . import load as _load
 
     if zipfile.is_zipfile(cached_file):
-        with zipfile.ZipFile(cached_file) as zf:
+        try:
+            zf = zipfile.ZipFile(cached_file)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, UnicodeDecodeError, EOFError, OSError,
+                ValueError) as e:
+            from .serialization import CheckpointError
+
+            raise CheckpointError(f"{cached_file}: corrupted zip archive ({type(e).__name__}: {e})") from None
+        with zf:
             members = zf.infolist()
             if len(members) == 1 and not members[0].is_dir():  # PyTorch's legacy format: one file in a zip
                 cached_file = _safe_extract_member(zf, members[0], model_dir)

@@ -3,11 +3,13 @@ disttorch.testing (assert_close messages checked against PyTorch 2.13's, make_te
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -243,3 +245,18 @@ def test_make_tensor():
         make_tensor(2, dtype=torch.int64, device="cpu", requires_grad=True)
     with pytest.raises(TypeError):
         make_tensor(2)
+
+
+def test_corrupted_cached_zip_is_a_checkpoint_error(hub_dir):
+    from disttorch.serialization import CheckpointError
+
+    ckpt = hub_dir / "checkpoints"
+    ckpt.mkdir(parents=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # PyTorch's legacy layout: one checkpoint file inside a zip
+        zf.writestr("w.bin", b"0" * 64)
+    blob = buf.getvalue()
+    cd = blob.index(b"PK\x01\x02")  # 'version needed to extract' in the central directory: 19.2
+    (ckpt / "w.pth").write_bytes(blob[:cd + 6] + (192).to_bytes(2, "little") + blob[cd + 8:])
+    with pytest.raises(CheckpointError, match=r"w\.pth: corrupted zip archive \(NotImplementedError: zip file version"):
+        torch.hub.load_state_dict_from_url("https://example.com/weights/w.pth")

@@ -187,7 +187,10 @@ def test_malformed_archives_raise_checkpoint_error():
     lying_stored = C.zip_file([C.stored("archive/data.pkl", pkl),
                                ("archive/data/0", C.STORED, STORAGE.tobytes()[:400], 0, 4000)])
     byteorder = C.zip_file([C.stored("archive/data.pkl", pkl), C.stored("archive/byteorder", b"middle")])
-    cases = [(bzip2, "compression method 12"), (two_pkl, "2 data.pkl"),
+    cd = good.index(b"PK\x01\x02")  # central directory: 'version needed to extract' at +6 set to 19.2
+    new_version = good[:cd + 6] + struct.pack("<H", 192) + good[cd + 8:]
+    cases = [(new_version, r"NotImplementedError: zip file version 19.2"), (bzip2, "compression method 12"),
+             (two_pkl, "2 data.pkl"),
              (overlap, r"stored members hold \d+ bytes in a \d+-byte file"),
              (lying_stored, "corrupted zip archive"), (byteorder, "byteorder"), (good[:-30], "zip")]
     for blob, what in cases:
