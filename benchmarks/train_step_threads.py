@@ -1,9 +1,10 @@
 """Train steps with the intra-op pool on and off, each library alone in its own process, alternated.
 
-For each round and each thread count, three fresh subprocesses time the models of ``train_step.py``
-one after another: disttorch with ``DISTTORCH_PARALLEL=0`` (BLAS threads only: the state before the pool),
-disttorch with the pool, and PyTorch. The table gives the median ms/step over rounds and the ratios to
-PyTorch against the issue's targets. Alternating whole processes keeps a loaded machine fair to all three.
+For each round and each thread count, three fresh subprocesses time the models of ``train_step.py`` one after
+another: disttorch with ``DISTTORCH_PARALLEL=0`` (BLAS threads only: the state before the pool), disttorch with
+the pool, and PyTorch, the first of them rotating from round to round. The table gives the median ms/step over
+rounds and the ratios to PyTorch against the issue's targets. Alternating whole processes keeps a loaded machine
+fair to all three; rotating the order removes the bias of always running second or third (20-30% on this VM).
 
 Usage::
 
@@ -49,8 +50,12 @@ def main(argv=None) -> None:
     for threads in args.threads or [ncpu, 1]:
         peers = {"off": ("disttorch", False), "pool": ("disttorch", True), "torch": ("torch", True)}
         times = {k: {n: [] for n in names} for k in peers}
-        for _ in range(rounds):
-            for key, (lib, par) in peers.items():
+        keys = list(peers)
+        for r in range(rounds):
+            # rotate who goes first: on this VM the process that follows another ran 20-30% slower in a fixed
+            # order (pool off, pool on, torch), a bias that alternating whole processes alone does not remove
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                lib, par = peers[key]
                 for name, ms in child(lib, names, steps, threads, par).items():
                     times[key][name].append(ms)
         tgt = TARGETS[1] if threads == 1 else TARGETS["default"]
