@@ -6,7 +6,8 @@
 Three all-reduces (float32, SUM, in place, synchronous) run side by side on one buffer per size:
 
   raw   ``comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)`` on COMM_WORLD;
-  shm   ``ZMQProcessGroup.allreduce([buf], SUM).wait()`` with the same-host shared-memory path (the default);
+  shm   ``ZMQProcessGroup.allreduce([buf], SUM).wait()`` with the same-host shared-memory path (the default),
+        launched inside ``blocking_call`` as ``dist.all_reduce(async_op=False)`` launches it;
   tcp   the same on a second zmq group created with ``DISTTORCH_ZMQ_SHM=0`` (the path before shared memory).
 
 Each size is first checked for the right sum on every path, then timed in rounds that alternate the three
@@ -80,6 +81,15 @@ def _group(comm, shm: bool):
     return pg, store
 
 
+def _blocking(pg, buf) -> None:
+    """One all-reduce as ``dist.all_reduce(async_op=False)`` launches it: inside ``blocking_call``, then waited."""
+    from disttorch.distributed.process_group import ReduceOp, blocking_call
+
+    with blocking_call():
+        work = pg.allreduce([buf], ReduceOp.SUM)
+    work.wait()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="16K,1M,16M,64M", help="comma-separated byte sizes (K/M suffixes)")
@@ -92,7 +102,6 @@ def main(argv=None) -> None:
 
     from mpi4py import MPI
 
-    from disttorch.distributed.process_group import ReduceOp
 
     comm = MPI.COMM_WORLD
     rank, n = comm.Get_rank(), comm.Get_size()
@@ -107,8 +116,7 @@ def main(argv=None) -> None:
     for nbytes in [_size(t) for t in args.sizes.split(",")]:
         buf = np.zeros(nbytes // 4, np.float32)
         paths = {"raw": lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
-                 "shm": lambda: shm_pg.allreduce([buf], ReduceOp.SUM).wait(),
-                 "tcp": lambda: tcp_pg.allreduce([buf], ReduceOp.SUM).wait()}
+                 "shm": lambda: _blocking(shm_pg, buf), "tcp": lambda: _blocking(tcp_pg, buf)}
         expect = n * (n + 1) / 2
         for name, fn in paths.items():  # correctness, and warm-up (page faults, connections)
             buf[:] = rank + 1

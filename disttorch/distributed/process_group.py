@@ -17,7 +17,30 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ReduceOp", "Work", "ProcessGroup", "BACKENDS", "backend_class"]
+__all__ = ["ReduceOp", "Work", "ProcessGroup", "BACKENDS", "backend_class", "blocking_call", "in_blocking_call"]
+
+# Set while the API launches a collective it will wait for at once (async_op=False): a backend may then run the
+# whole operation on the caller's thread instead of handing it to a communication thread (no thread hop).
+_BLOCKING = threading.local()
+
+
+class blocking_call:
+    """Context: the collectives launched inside are waited for at once by the caller (``async_op=False``)."""
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self) -> "blocking_call":
+        self._prev = getattr(_BLOCKING, "on", False)
+        _BLOCKING.on = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _BLOCKING.on = self._prev
+
+
+def in_blocking_call() -> bool:
+    """Whether the caller will wait for the collective being launched at once (see :class:`blocking_call`)."""
+    return getattr(_BLOCKING, "on", False)
 
 
 class ReduceOp(enum.Enum):

@@ -38,7 +38,7 @@ from .._tensor import Tensor
 from . import _watchdog as WD
 from .groups import ProcessGroup, seconds, world
 from .process_group import ProcessGroup as BackendGroup
-from .process_group import ReduceOp, Work
+from .process_group import ReduceOp, Work, blocking_call
 
 _ident = threading.get_ident
 _monotonic = time.monotonic
@@ -211,7 +211,11 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
     try:
         if world.check and (verify or type(g._pg).verify is not BackendGroup.verify):
             _verify(g, fp, call, seq)
-        work = launch()
+        if async_op:
+            work = launch()
+        else:
+            with blocking_call():  # waited for below at once: a backend may run it on this thread
+                work = launch()
     except Exception as e:
         err = _fail(g, name, seq, fp, tok, e, t0)
         if err is e:

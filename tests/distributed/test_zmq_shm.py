@@ -102,6 +102,7 @@ def _scenario_shm(pg, r, n, store):
     _no_tcp(pg)
     _collectives(pg, r, n)
     _small_calls_run_inline(pg, r, n)
+    _large_calls_inline_when_waited_for_or_single_threaded(pg, r, n)
 
 
 def _small_calls_run_inline(pg, r, n):
@@ -120,6 +121,41 @@ def _small_calls_run_inline(pg, r, n):
         _same(x, np.full(4096, n, np.float32), "small all_reduce")
     pg._t.submit = real
     assert len(submitted) < 20, f"{len(submitted)} of 40 small all-reduces went through the thread"
+
+
+def _large_calls_inline_when_waited_for_or_single_threaded(pg, r, n):
+    """A 1 MiB all-reduce runs on the caller's thread when the caller waits for it at once (``blocking_call``,
+    what ``dist.all_reduce(async_op=False)`` sets) or the process runs one thread; an async one in a process with
+    spare threads goes to the communication thread (so it overlaps the caller's work)."""
+    import disttorch
+    from disttorch.distributed.process_group import ReduceOp, blocking_call
+
+    submitted = []
+    real = pg._t.submit
+    pg._t.submit = lambda *a: (submitted.append(1), real(*a))
+    x = np.ones(1 << 18, np.float32)
+    before = disttorch.get_num_threads()
+    try:
+        for threads, blocking in ((2, True), (1, False), (2, False)):
+            disttorch.set_num_threads(threads)
+            submitted.clear()
+            for _ in range(20):
+                x[:] = 1
+                if blocking:
+                    with blocking_call():
+                        w = pg.allreduce([x], ReduceOp.SUM)
+                else:
+                    w = pg.allreduce([x], ReduceOp.SUM)
+                w.wait()
+                _same(x, np.full(x.size, n, np.float32), "1 MiB all_reduce")
+            if threads == 2 and not blocking:
+                assert len(submitted) == 20, f"only {len(submitted)} of 20 async 1 MiB all-reduces used the thread"
+            else:
+                assert len(submitted) < 10, (f"{len(submitted)} of 20 1 MiB all-reduces went through the thread "
+                                             f"(threads {threads}, blocking {blocking})")
+    finally:
+        pg._t.submit = real
+        disttorch.set_num_threads(before)
 
 
 def _scenario_mixed(pg, r, n, store):

@@ -38,6 +38,7 @@ byte, against 5.5 for copy-in, reduce, copy-out). Broadcast, all-gather, reduce-
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -130,6 +131,7 @@ class ShmGroup:
         self.ctrl: list = []   # per rank: memoryview of the control words (int64)
         self.cbytes: list = []  # per rank: memoryview of the control area (bytes)
         self.slots: list = []  # per rank: (slot 0, slot 1) as uint8 arrays
+        self._views: dict = {}  # (slot, bytes, dtype) -> typed views of that slot on every rank
         self.peers = [q for q in range(self.size) if q != rank]
 
     # --- set-up and teardown ----------------------------------------------------------------------------------
@@ -233,6 +235,7 @@ class ShmGroup:
         self.unlink_all()
         self.ready = False
         self.ctrl, self.cbytes, self.slots = [], [], []
+        self._views = {}
         for m in self.maps:
             try:
                 m.close()
@@ -328,6 +331,17 @@ class ShmGroup:
             raise
         return True
 
+    def _small_views(self, p: int, nbytes: int, dtype) -> list:
+        """Every rank's slot ``p`` as ``nbytes`` of ``dtype`` (cached: a loop repeats a few shapes; views of the
+        mappings, dropped with them in ``close``)."""
+        key = (p, nbytes, dtype)
+        v = self._views.get(key)
+        if v is None:
+            if len(self._views) > 256:
+                self._views.clear()
+            v = self._views[key] = [self.slots[q][p][:nbytes].view(dtype) for q in range(self.size)]
+        return v
+
     def _chunks(self, n: int, cap: int) -> list:
         return [(a, min(n, a + cap)) for a in range(0, n, cap)] if n else []
 
@@ -340,10 +354,10 @@ class ShmGroup:
             if x.nbytes <= SMALL:
                 s = yield from self._begin(name, deadline)
                 p = s & 1
-                self.slots[r][p][:x.nbytes].view(x.dtype)[...] = x
+                v = self._small_views(p, x.nbytes, x.dtype)
+                v[r][...] = x
                 self._post(_POSTED, s, fph, fp)
                 yield from self._wait(_POSTED, s, name, deadline, fph, fp=fp)
-                v = [self.slots[q][p][:x.nbytes].view(x.dtype) for q in range(size)]
                 ufunc(v[0], v[1], out=x)
                 for q in range(2, size):
                     ufunc(x, v[q], out=x)
@@ -427,6 +441,7 @@ class ShmGroup:
         yield from self._wait(_POSTED, s, name, deadline, fph, fp=fp)
 
 
+@functools.lru_cache(maxsize=4096)  # a training loop repeats a few fingerprints: hash each once
 def fp_hash(fp: bytes) -> int:
     """A 63-bit hash of a fingerprint (what readers compare; the text is read only on a mismatch)."""
     return int.from_bytes(hashlib.blake2b(fp, digest_size=8).digest(), "little") >> 1 or 1
