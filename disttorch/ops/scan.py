@@ -10,6 +10,7 @@ import numpy as np
 from .. import _dtype as D
 from .. import _tensor as T
 from .. import return_types as R
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.op import RESULT, Op
 from ._helpers import as_float_array, quiet, tensor_arg
 from .sort import CummaxBackward0, CumminBackward0, take_along
@@ -161,7 +162,23 @@ class CumprodBackward0(Op):
         # synchronisation, and the formula with zeros gives the division formula's values on zero-free slices.
         if x._xp is np and not iszero.any():
             return _rev_cumsum(g * y, d) / x
+        if is_grad_enabled():  # create_graph: a formula whose own derivative is cumprod's second derivative
+            return _cumprod_grad_omitted(x, g, d)
         return _cumprod_grad_zeros(x, y, g, d, iszero)
+
+
+def _cumprod_grad_omitted(x, g, d: int):
+    """cumprod's gradient as ``sum_{j >= k} g[j] * prod_{i <= j, i != k} x[i]`` (PyTorch's O(n^2) form under
+    create_graph): no division, so it stays right, and differentiable, at zeros; the O(n) forms above are not
+    (their derivative misses the terms through a slice's first zero)."""
+    from .pointwise_binary import where
+
+    xp, n = x._xp, x.shape[d]
+    xm, gm = x.movedim(d, -1), g.movedim(d, -1)
+    omit = T._wrap(xp.eye(n, dtype=bool))
+    rows = where(omit, 1.0, xm.unsqueeze(-2).expand(*xm.shape[:-1], n, n))  # row k: x with x[k] taken as one
+    later = T._wrap(xp.triu(xp.ones((n, n), dtype=bool)))  # j >= k
+    return where(later, cumprod(rows, -1) * gm.unsqueeze(-2), 0.0).sum(-1).movedim(-1, d)
 
 
 def _cumprod_grad_zeros(x, y, g, d: int, iszero):

@@ -198,3 +198,13 @@ def test_diff_prepend_append_and_bool():
         disttorch.diff(T(1.0))
     with pytest.raises(RuntimeError, match="same dimension"):
         disttorch.diff(T(a), prepend=T([1.0]))
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_cumprod_double_backward_with_zeros(dim):
+    torch = disttorch
+    """Second derivatives through slices holding one, two or no zeros (PyTorch's create_graph formula)."""
+    x = torch.tensor([[2.0, 0.0, 3.0, 4.0], [1.0, 2.0, 0.0, 5.0], [0.0, 0.0, 3.0, -1.5], [1.5, -2.0, 3.0, 0.5]],
+                     dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: t.cumprod(dim), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: t.cumprod(dim), (x,))
