@@ -84,3 +84,14 @@ def check_complex_grad(fn, *arrays, atol: float = 1e-5, rtol: float = 1e-3, grad
     assert disttorch.autograd.gradcheck(realified, inputs, atol=atol, rtol=rtol)
     if gradgrad:
         assert disttorch.autograd.gradgradcheck(realified, inputs, atol=atol, rtol=rtol)
+
+
+def flat_args(obj, out=None) -> list:
+    """The non-None leaves of nested tuples/lists (a model's arguments or outputs, as ONNX sees them), in order."""
+    out = [] if out is None else out
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            flat_args(o, out)
+    elif obj is not None:
+        out.append(obj)
+    return out

@@ -34,6 +34,17 @@ def absorbs(module) -> bool:
     return name in ABSORBED_LAYERS
 
 
+
+def _bound(sig, args, kwargs) -> dict | None:
+    """The call's arguments by name, defaults filled in; None when they do not fit ``sig`` (the function then
+    runs untraced and raises its own error)."""
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
 class Event:
     """One traced op: ``name`` (the op's PyTorch name, or ``module:<Layer>``), inputs and attrs as given,
     output Tensors, the qualified name of the module it ran in (for error messages), and the ids of inputs
@@ -109,14 +120,9 @@ class Tracer:
         sig = inspect.signature(fn)
 
         def wrapped(*args, **kwargs):
-            if self._absorb:
+            given = None if self._absorb else _bound(sig, args, kwargs)
+            if given is None:
                 return fn(*args, **kwargs)
-            try:
-                bound = sig.bind(*args, **kwargs)
-            except TypeError:
-                return fn(*args, **kwargs)  # the function raises its own error
-            bound.apply_defaults()
-            given = dict(bound.arguments)
             self._absorb += 1
             try:
                 out = fn(*args, **kwargs)
@@ -171,14 +177,9 @@ class Tracer:
         takes = set(inspect.signature(cls.__init__).parameters) - {"self"}
 
         def wrapped(*args, **kwargs):
-            if self._absorb:
+            given = None if self._absorb else _bound(sig, args, kwargs)
+            if given is None:
                 return fn(*args, **kwargs)
-            try:
-                bound = sig.bind(*args, **kwargs)
-            except TypeError:
-                return fn(*args, **kwargs)  # the function raises its own error
-            bound.apply_defaults()
-            given = dict(bound.arguments)
             x = given.pop("input")
             if any(v not in (None, False) for k, v in given.items() if k not in takes):
                 return fn(*args, **kwargs)

@@ -10,6 +10,7 @@ import pytest
 import disttorch as torch
 import disttorch.nn as nn
 import disttorch.nn.functional as F
+from helpers import flat_args
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -17,13 +18,6 @@ ort = pytest.importorskip("onnxruntime")
 RTOL = 1e-5
 
 
-def _flat(obj, out):
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            _flat(o, out)
-    elif obj is not None:
-        out.append(obj)
-    return out
 
 
 def export_and_compare(model, args, run_args=None, **kw):
@@ -36,11 +30,11 @@ def export_and_compare(model, args, run_args=None, **kw):
     if run_args is None:
         run_args = tuple(_rebuild_random(a) for a in args)
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), _flat(run_args, []))}
+    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), flat_args(run_args, []))}
     got = sess.run(None, feeds)
     model.eval()
     with torch.no_grad():
-        ref = [t.numpy() for t in _flat(model(*run_args), [])]
+        ref = [t.numpy() for t in flat_args(model(*run_args), [])]
     assert len(got) == len(ref)
     for g, r in zip(got, ref):
         assert g.shape == r.shape

@@ -12,6 +12,7 @@ import pytest
 import disttorch as torch
 import disttorch.nn as nn
 from disttorch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # imported by name, as models do
+from helpers import flat_args
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -19,13 +20,6 @@ ort = pytest.importorskip("onnxruntime")
 ATOL = 1e-5
 
 
-def _flat(obj, out):
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            _flat(o, out)
-    elif obj is not None:
-        out.append(obj)
-    return out
 
 
 def _export(model, args, **kw):
@@ -36,13 +30,13 @@ def _export(model, args, **kw):
 
 
 def _run(sess, args):
-    return sess.run(None, {i.name: t.numpy() for i, t in zip(sess.get_inputs(), _flat(args, []))})
+    return sess.run(None, {i.name: t.numpy() for i, t in zip(sess.get_inputs(), flat_args(args, []))})
 
 
 def _compare(sess, model, args):
     got = _run(sess, args)
     with torch.no_grad():
-        ref = [t.numpy() for t in _flat(model(*args), [])]
+        ref = [t.numpy() for t in flat_args(model(*args), [])]
     assert len(got) == len(ref)
     for g, r in zip(got, ref):
         assert g.shape == r.shape, (g.shape, r.shape)
