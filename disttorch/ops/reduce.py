@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, prod, max/min, var/std, norm, all/any, median, ... as in PyTorch.
+"""Reductions: sum, mean, prod, max/min, norm, all/any, median, ... as in PyTorch (var/std in reduce_var.py).
 
 Each takes ``dim`` as an int, a tuple/list or None (all dims; an empty list means all too) and
 ``keepdim``; a 0-d input accepts dim 0 or -1. Gradients of max/min/amax/amin/median without a dim
@@ -6,7 +6,6 @@ are split evenly among tied elements, as PyTorch does; with a dim they go to the
 """
 from __future__ import annotations
 
-import builtins
 import math
 
 import numpy as np
@@ -16,8 +15,11 @@ from .. import _parallel as P
 from .. import _tensor as T
 from ..amp._state import fp32_op as _autocast_fp32
 from .. import return_types as R
-from ..autograd.op import RESULT, Op
-from ._helpers import dims_arg, quiet, tensor_arg
+from ..autograd.op import RESULT
+from ._helpers import quiet, tensor_arg
+from ._reduce_base import (_F32, _LOW, _Reduction, _const, _expand_back, _keep_shape,
+                           _rdims, _sum_dtype, _torch_name)
+from .reduce_var import std, std_mean, var, var_mean
 from ._prod_grad import prod_grad
 from .sort import (MaxBackward0, MedianBackward1, MinBackward0, ModeBackward0, NanmedianBackward1, _as_1d,
                    _values_indices, argsort_array, order_array)
@@ -25,83 +27,6 @@ from .sort import (MaxBackward0, MedianBackward1, MinBackward0, ModeBackward0, N
 __all__ = ["sum", "mean", "nansum", "nanmean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "aminmax",
            "var", "std", "var_mean", "std_mean", "norm", "all", "any", "count_nonzero", "median", "nanmedian",
            "mode"]
-
-_LOW = (D.float16.np, D.bfloat16.np)
-_F32 = np.dtype(np.float32)
-# PyTorch's names for dtypes in error messages ("Got: Long").
-_TORCH_NAME = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-               "float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-               "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-
-
-def _rdims(dim, ndim: int, op: str) -> tuple:
-    """Reduction dims as NumPy axes: None and [] mean all; a 0-d input reduces over ``()``."""
-    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
-        return tuple(range(ndim))
-    dims = dims_arg(dim, ndim, op)
-    return dims if ndim else ()
-
-
-def _keep_shape(shape: tuple, dims: tuple) -> tuple:
-    return tuple(1 if i in dims else s for i, s in enumerate(shape))
-
-
-def _broadcast_view(xp, arr, shape: tuple):
-    """``xp.broadcast_to(arr, shape)`` for ``arr`` of the same rank (or 0-d): a read-only view with zero strides
-    where ``arr`` has size 1. Built directly for NumPy, since broadcast_to costs a few microseconds, which is
-    most of a small reduction's backward."""
-    if xp is np and arr.flags.c_contiguous and 0 not in shape:
-        if arr.ndim == 0:
-            strides = (0,) * len(shape)
-        elif arr.ndim == len(shape) and builtins.all(a == s or a == 1 for a, s in zip(arr.shape, shape)):
-            strides = tuple(0 if a != s else st for a, s, st in zip(arr.shape, shape, arr.strides))
-        else:
-            return xp.broadcast_to(arr, shape)
-        try:
-            view = np.ndarray(shape, arr.dtype, arr, 0, strides)
-        except (TypeError, ValueError, BufferError):  # a dtype without buffer support (e.g. bfloat16)
-            return xp.broadcast_to(arr, shape)
-        view.flags.writeable = False
-        return view
-    return xp.broadcast_to(arr, shape)
-
-
-def _expand_back(g, shape: tuple, dims: tuple, keepdim: bool):
-    """Broadcast a reduced gradient back to the input's shape (differentiable)."""
-    if not T.needs_grad(g):  # plain backward: no graph to build, so skip the op machinery
-        arr = g._data
-        if not keepdim and dims:
-            arr = arr.reshape(_keep_shape(shape, dims))
-        return T._wrap(_broadcast_view(g._xp, arr, shape))
-    if not keepdim and dims:
-        g = g.reshape(_keep_shape(shape, dims))
-    return g.expand(shape)
-
-
-def _const(like_dtype, arr):
-    """A constant tensor (no grad) with ``like_dtype``'s NumPy dtype."""
-    return T._wrap(arr.astype(like_dtype, copy=False))
-
-
-def _torch_name(x) -> str:
-    return _TORCH_NAME.get(x.dtype.name, x.dtype.name)
-
-
-def _sum_dtype(arr, dtype):
-    if dtype is not None:
-        return D.to_dtype(dtype).np
-    return D.int64.np if arr.dtype.kind in "biu" else arr.dtype
-
-
-class _Reduction(Op):
-    """A reduction over ``dims`` of its input: backward broadcasts the gradient back to the input's shape."""
-
-    tensor_args = 1
-
-    def _keep(self, arr, dims: tuple, keepdim: bool) -> None:
-        if self.next_functions:
-            self.shape, self.dims, self.keepdim = arr.shape, dims, keepdim
-
 
 def _asum(xp, arr, dims: tuple, keepdim: bool, dtype=None):
     """``arr.sum(axis=dims, keepdims=keepdim, dtype=dtype)``; large NumPy sums over the trailing axes of a
@@ -421,99 +346,6 @@ def aminmax(input, *, dim: int | None = None, keepdim: bool = False):
                            "identity.")
     dims = () if dim is None else dim
     return R.aminmax((_amax(x, dims, keepdim, False), _amax(x, dims, keepdim, True)))
-
-
-# ---- var / std ---------------------------------------------------------------------------------
-def _var_args(dim, unbiased, correction):
-    if isinstance(dim, bool):  # var(input, unbiased) overload
-        dim, unbiased = None, dim
-    if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
-    elif unbiased is not None:
-        raise RuntimeError("var/std: cannot pass both 'unbiased' and 'correction'")
-    return dim, correction
-
-
-def _var_forward(xp, arr, dims: tuple, correction, keepdim: bool, op: str):
-    if arr.dtype.kind in "biu":
-        raise RuntimeError(f"std and var only support floating point and complex dtypes (got "
-                           f"{_TORCH_NAME.get(arr.dtype.name, arr.dtype.name)})")
-    work = arr.astype(_F32) if arr.dtype in _LOW else arr
-    n = math.prod(arr.shape[d] for d in dims)
-    with quiet(xp):
-        mu = work.sum(axis=dims, keepdims=True) / n
-        dev = work - mu
-        sq = (dev * dev.conj()).real if dev.dtype.kind == "c" else dev * dev
-        var = sq.sum(axis=dims, keepdims=keepdim) / builtins.max(n - correction, 0)
-    real = np.dtype(D.from_numpy_dtype(arr.dtype).to_real().np)
-    return var.astype(real, copy=False), n - correction
-
-
-class VarBackward0(_Reduction):
-    op_name = "var"
-
-    def forward(self, xp, arr, dims, keepdim, correction):
-        self._keep(arr, dims, keepdim)
-        res, self.dof = _var_forward(xp, arr, dims, correction, keepdim, self.op_name)
-        self.save(0)
-        return res
-
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        scale = 2.0 / self.dof if self.dof else math.inf
-        g = _expand_back(g, self.shape, self.dims, self.keepdim)
-        return g * (x - x.mean(self.dims or None, keepdim=True)) * scale
-
-
-def var(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
-    """Variance over ``dim`` with Bessel's ``correction`` (1 by default; ``unbiased=False`` means 0).
-
-    A correction at least the number of elements gives inf or nan, silently.
-    """
-    x = tensor_arg(input, "var")
-    dim, correction = _var_args(dim, unbiased, correction)
-    dims = _rdims(dim, x._data.ndim, "var")
-    return VarBackward0.apply(x, dims, keepdim, correction)
-
-
-class StdBackward0(_Reduction):
-    op_name = "std"
-
-    def forward(self, xp, arr, dims, keepdim, correction):
-        self._keep(arr, dims, keepdim)
-        res, self.dof = _var_forward(xp, arr, dims, correction, keepdim, self.op_name)
-        self.save(0, RESULT)
-        with quiet(xp):
-            return xp.sqrt(res)
-
-    def backward(self, g):
-        x, r = self.saved_tensors
-        shape, dims, keepdim = self.shape, self.dims, self.keepdim
-        scale = 1.0 / self.dof if self.dof else math.inf
-        r = _expand_back(r, shape, dims, keepdim)
-        zero = r._data == 0
-        g = _expand_back(g, shape, dims, keepdim) * _const(x._data.dtype, ~zero)
-        return g * (x - x.mean(dims or None, keepdim=True)) / (r + _const(x._data.dtype, zero)) * scale
-
-
-def std(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
-    """Standard deviation over ``dim`` (see ``var``); the gradient where it is 0 is 0."""
-    x = tensor_arg(input, "std")
-    dim, correction = _var_args(dim, unbiased, correction)
-    dims = _rdims(dim, x._data.ndim, "std")
-    return StdBackward0.apply(x, dims, keepdim, correction)
-
-
-def var_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
-    """``(var, mean)`` over ``dim`` as a plain tuple."""
-    dim, correction = _var_args(dim, unbiased, correction)
-    return var(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
-
-
-def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
-    """``(std, mean)`` over ``dim`` as a plain tuple."""
-    dim, correction = _var_args(dim, unbiased, correction)
-    return std(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
 
 
 # ---- norms ---------------------------------------------------------------------------------------

@@ -454,7 +454,7 @@ def test_mode():
 def test_broadcast_view_equals_numpy_broadcast_to_and_is_read_only():
     import ml_dtypes
 
-    from disttorch.ops.reduce import _broadcast_view
+    from disttorch.ops._reduce_base import _broadcast_view
 
     cases = [(np.array(2.0, np.float32), (3, 4)), (np.arange(3.0).reshape(3, 1), (3, 5)),
              (np.arange(4.0).reshape(1, 4), (2, 4)), (np.array(1, dtype=ml_dtypes.bfloat16), (2,)),
