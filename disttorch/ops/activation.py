@@ -1,6 +1,6 @@
 """Activation functions with ``torch.nn.functional`` semantics: relu6, leaky_relu, elu/selu/celu, gelu, silu,
-mish, softplus, hardtanh, hardsigmoid, hardswish, logsigmoid, shrinkage functions, glu, prelu, rrelu, softmin and
-the functional ``softmax``/``log_softmax`` (implicit-dim form).
+mish, softplus, hardtanh, hardsigmoid, hardswish, logsigmoid, shrinkage functions, glu, prelu, rrelu; softmin,
+gumbel_softmax and the functional ``softmax``/``log_softmax`` (implicit-dim form) come from softmax_functional.py.
 
 The smooth, hot activations have a small dedicated node (``_ActNode``): forward runs one NumPy-level kernel
 (in float32 for float16/bfloat16), backward multiplies by f'(x) computed on arrays, or with Tensor ops when
@@ -9,7 +9,6 @@ The smooth, hot activations have a small dedicated node (``_ActNode``): forward 
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np  # dtype constants only
 
@@ -26,8 +25,7 @@ from . import random as _R
 from ._helpers import quiet, tensor_arg
 from .pointwise import sigmoid, tanh  # noqa: F401 - F.sigmoid and F.tanh are these functions
 from .pointwise_sign import relu as _relu
-from .softmax import log_softmax as _log_softmax
-from .softmax import softmax as _softmax
+from .softmax_functional import gumbel_softmax, log_softmax, softmax, softmin  # noqa: F401 - F.softmax and friends
 
 __all__ = ["relu_", "selu", "selu_", "celu", "celu_", "prelu", "rrelu", "rrelu_", "hardshrink", "threshold",
            "threshold_"]
@@ -585,52 +583,6 @@ def glu(input, dim: int = -1):
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
     h = n // 2
     return x.narrow(d, 0, h) * x.narrow(d, h, h).sigmoid()
-
-
-# ---- softmax family (functional signatures) ----------------------------------------------------------
-def _get_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
-                  "as an argument.", UserWarning, stacklevel=stacklevel)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
-def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):  # noqa: F811
-    """``exp(x) / sum(exp(x))`` along ``dim`` (``dim=None`` picks one with a deprecation warning, as PyTorch)."""
-    x = tensor_arg(input, "softmax")
-    if dim is None:
-        dim = _get_softmax_dim("softmax", x.ndim, _stacklevel)
-    return _softmax(x, dim, dtype)
-
-
-def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
-    """``log(softmax(x))`` along ``dim``, computed stably."""
-    x = tensor_arg(input, "log_softmax")
-    if dim is None:
-        dim = _get_softmax_dim("log_softmax", x.ndim, _stacklevel)
-    return _log_softmax(x, dim, dtype)
-
-
-def softmin(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
-    """``softmax(-input)`` along ``dim``."""
-    x = tensor_arg(input, "softmin")
-    if dim is None:
-        dim = _get_softmax_dim("softmin", x.ndim, _stacklevel)
-    return _softmax(-x, dim, dtype)
-
-
-def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
-    """Samples from the Gumbel-softmax distribution (straight-through one-hot when ``hard``)."""
-    x = tensor_arg(logits, "gumbel_softmax")
-    if eps != 1e-10:
-        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
-    g = T._wrap(x._xp.empty_like(x._data)).exponential_().log()
-    y = _softmax((x - g) / tau, dim)
-    if not hard:
-        return y
-    d = T._wrap_dim(dim, y.ndim, "gumbel_softmax")
-    index = y.argmax(d, keepdim=True)
-    y_hard = T._wrap(y._xp.zeros_like(y._data)).scatter_(d, index, 1.0)
-    return y_hard - y.detach() + y
 
 
 class ActivationMethods:
