@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from _bench_util import fmt_bytes  # benchmarks/ is sys.path[0]
+
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
@@ -158,19 +160,11 @@ def main(argv=None) -> None:
         nb = z["bytes"]
         bus = nb / z["allreduce_s"]  # 2 (n-1) / n = 1 for two ranks
         pp = nb / (z["pingpong_s"] / 2)
-        line = f"{_fmt(nb):>9} {bus / 1e9:8.3f} GB/s {pp / 1e9:6.3f} GB/s {bus / pp:7.2f}"
+        line = f"{fmt_bytes(nb):>9} {bus / 1e9:8.3f} GB/s {pp / 1e9:6.3f} GB/s {bus / pp:7.2f}"
         if mres:
             mb = nb / mres[i]["mpi_s"]
             line += f" {mb / 1e9:6.3f} GB/s {bus / mb:8.2f}"
         print(line)
-
-
-def _fmt(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:g} {unit}"
-        n /= 1024
-    return f"{n:g} TiB"
 
 
 if __name__ == "__main__":

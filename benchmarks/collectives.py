@@ -28,18 +28,12 @@ import time
 
 import numpy as np
 
+from _bench_util import alternated_medians, fmt_bytes  # benchmarks/ is sys.path[0]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MPI_ENV = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 MPI_TARGET, MPI_FROM = 0.95, 1 << 20
 ZMQ_TARGET, ZMQ_FROM = 0.70, 4 << 20
-
-
-def _fmt(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:g} {unit}"
-        n /= 1024
-    return f"{n:g} TiB"
 
 
 def _plan(nbytes: int, budget_s: float, est_bw: float = 1.5e9) -> tuple:
@@ -97,21 +91,13 @@ def main(argv=None) -> None:
             buf[:] = rank + 1
             fn()
             if not (buf[0] == expect and buf[-1] == expect):
-                raise SystemExit(f"collectives: {name} all_reduce of {_fmt(nbytes)} gave {buf[0]}, {buf[-1]} "
+                raise SystemExit(f"collectives: {name} all_reduce of {fmt_bytes(nbytes)} gave {buf[0]}, {buf[-1]} "
                                  f"instead of {expect}")
         buf[:] = 0  # sums of zeros stay finite however often they repeat
         for fn in paths.values():
             fn()
         rounds, iters = _plan(nbytes, args.budget)
-        times = {k: [] for k in paths}
-        for _ in range(rounds):
-            for name, fn in paths.items():
-                comm.Barrier()
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    fn()
-                times[name].append((time.perf_counter() - t0) / iters)
-        med = {k: float(np.median(v)) for k, v in times.items()}
+        med = alternated_medians(paths, rounds, iters, comm)
         bw = {k: factor * nbytes / v / 1e9 for k, v in med.items()}
         r_mpi, r_zmq = med["raw"] / med["mpi"], med["raw"] / med["zmq"]
         marks = []
@@ -121,7 +107,7 @@ def main(argv=None) -> None:
             marks.append(f"zmq {'ok' if r_zmq >= ZMQ_TARGET else 'MISS'}")
         rows.append((nbytes, r_mpi, r_zmq))
         if rank == 0:
-            print(f"{_fmt(nbytes):>9} {bw['raw']:9.3f} {bw['mpi']:9.3f} {bw['zmq']:9.3f} {r_mpi:8.2f} {r_zmq:8.2f}"
+            print(f"{fmt_bytes(nbytes):>9} {bw['raw']:9.3f} {bw['mpi']:9.3f} {bw['zmq']:9.3f} {r_mpi:8.2f} {r_zmq:8.2f}"
                   f" {med['raw'] * 1e6:10.1f} {med['mpi'] * 1e6:10.1f} {med['zmq'] * 1e6:10.1f}  {', '.join(marks)}",
                   flush=True)
         del t, buf, paths

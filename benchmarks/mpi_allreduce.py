@@ -20,30 +20,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _bench_util import relaunch_mpiexec  # benchmarks/ is sys.path[0]
 
 
 def relaunch(args) -> int:
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
-    if mpiexec is None:
-        sys.exit("mpi_allreduce: no mpiexec found (install the mpi extra: mpi4py and an MPI library)")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    cmd = [mpiexec, "-n", str(args.ranks), "--oversubscribe", sys.executable, __file__, "--max-mb", str(args.max_mb)]
-    if args.quick:
-        cmd.append("--quick")
-    return subprocess.call(cmd, env=env)
+    argv = ["--max-mb", str(args.max_mb)] + (["--quick"] if args.quick else [])
+    return relaunch_mpiexec(__file__, args.ranks, argv,
+                            drop_env=("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def measure(fn, iters: int, reps: int, comm) -> float:

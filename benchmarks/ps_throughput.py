@@ -41,26 +41,14 @@ import time
 
 import numpy as np
 
+from _bench_util import fmt_bytes, parse_size  # benchmarks/ is sys.path[0]
+
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MARK = "PS_THROUGHPUT_RESULT "
 _LEN = struct.Struct("<Q")
 TARGET_SMALL, TARGET_LARGE, LARGE_FROM = 0.5, 0.85, 1 << 20
 BATCH = 32
-
-
-def _fmt(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:g} {unit}"
-        n /= 1024
-    return f"{n:g} TiB"
-
-
-def _size(text: str) -> int:
-    text = text.strip().upper().rstrip("B").rstrip("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-    return int(float(text.rstrip("KMG")) * mult)
 
 
 def _env() -> dict:
@@ -227,7 +215,7 @@ def run_rt(args) -> list:
                     got = fn()
                     got = got.numpy() if hasattr(got, "numpy") else got
                     if not np.array_equal(got, x):
-                        raise SystemExit(f"ps_throughput: {name} round trip of {_fmt(nbytes)} returned other bytes")
+                        raise SystemExit(f"ps_throughput: {name} round trip of {fmt_bytes(nbytes)} returned other bytes")
                 iters = _plan(nbytes, args.budget, args.rounds)
                 times = {k: [] for k in paths}
                 cpu = {k: 0.0 for k in paths}
@@ -269,13 +257,13 @@ def _rt_header() -> None:
 def _print_rt_row(row) -> None:
     setting, nbytes, lib, raw, lib_cpu, raw_cpu = row
     if lib is None:
-        print(f"{setting:>8} {_fmt(nbytes):>9} {'n/a':>10} {1 / raw:10.0f} {'n/a':>9} {nbytes / raw / 1e9:9.3f}"
+        print(f"{setting:>8} {fmt_bytes(nbytes):>9} {'n/a':>10} {1 / raw:10.0f} {'n/a':>9} {nbytes / raw / 1e9:9.3f}"
               f" {'n/a':>8} {'n/a':>13} {raw_cpu * 1e6:7.0f}  (the library always signs)", flush=True)
         return
     ratio = raw / lib
     target = TARGET_LARGE if nbytes >= LARGE_FROM else TARGET_SMALL if nbytes <= 1024 else None
     mark = "" if target is None or setting != "hmac" else f"{'ok' if ratio >= target else 'MISS'} (>= {target}x)"
-    print(f"{setting:>8} {_fmt(nbytes):>9} {1 / lib:10.0f} {1 / raw:10.0f} {nbytes / lib / 1e9:9.3f}"
+    print(f"{setting:>8} {fmt_bytes(nbytes):>9} {1 / lib:10.0f} {1 / raw:10.0f} {nbytes / lib / 1e9:9.3f}"
           f" {nbytes / raw / 1e9:9.3f} {ratio:8.2f} {lib_cpu * 1e6:13.0f} {raw_cpu * 1e6:7.0f}  {mark}", flush=True)
 
 
@@ -413,7 +401,7 @@ def main(argv=None) -> None:
     if args.worker:
         return digits_worker(args)
     q = args.quick
-    args.sizes = [_size(s) for s in (args.sizes or ("1K,1M,16M" if q else "1K,64K,1M,16M,256M")).split(",")]
+    args.sizes = [parse_size(s) for s in (args.sizes or ("1K,1M,16M" if q else "1K,64K,1M,16M,256M")).split(",")]
     args.rounds = args.rounds or (3 if q else 5)
     args.budget = args.budget or (1.0 if q else 4.0)
     args.workers = [int(w) for w in (args.workers or ("1,2" if q else "1,2,4")).split(",")]

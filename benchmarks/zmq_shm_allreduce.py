@@ -19,44 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
-import subprocess
 import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _bench_util import alternated_medians, fmt_bytes, parse_size, relaunch_mpiexec  # benchmarks/ is sys.path[0]
+
 _MPI_ENV = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
-
-
-def _size(text: str) -> int:
-    text = text.strip().upper().rstrip("B").rstrip("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-    return int(float(text.rstrip("KMG")) * mult)
-
-
-def _fmt(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:g} {unit}"
-        n /= 1024
-    return f"{n:g} TiB"
-
-
-def relaunch(args, argv: list) -> int:
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
-    if mpiexec is None:
-        sys.exit("zmq_shm_allreduce: no mpiexec found (install the mpi extra: mpi4py and an MPI library)")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
-    env.pop("DISTTORCH_ZMQ_SHM", None)
-    return subprocess.call([mpiexec, "-n", str(args.ranks), "--oversubscribe", sys.executable, __file__] + argv,
-                           env=env)
 
 
 def _group(comm, shm: bool):
@@ -98,7 +69,8 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=6.0, help="seconds of timed calls per size, all paths")
     args = ap.parse_args(argv)
     if not any(v in os.environ for v in _MPI_ENV):
-        sys.exit(relaunch(args, sys.argv[1:] if argv is None else list(argv)))
+        sys.exit(relaunch_mpiexec(__file__, args.ranks, sys.argv[1:] if argv is None else list(argv),
+                                  drop_env=("DISTTORCH_ZMQ_SHM",)))
 
     from mpi4py import MPI
 
@@ -113,7 +85,7 @@ def main(argv=None) -> None:
               f"and raw/ours ratio (1.00 = MPI's speed); busbw = 2(n-1)/n * bytes / time", flush=True)
         print(f"{'size':>9} {'raw us':>10} {'shm us':>10} {'tcp us':>10} {'raw/shm':>8} {'raw/tcp':>8} "
               f"{'shm GB/s':>9} {'raw GB/s':>9}  target", flush=True)
-    for nbytes in [_size(t) for t in args.sizes.split(",")]:
+    for nbytes in [parse_size(t) for t in args.sizes.split(",")]:
         buf = np.zeros(nbytes // 4, np.float32)
         paths = {"raw": lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
                  "shm": lambda: _blocking(shm_pg, buf), "tcp": lambda: _blocking(tcp_pg, buf)}
@@ -122,21 +94,13 @@ def main(argv=None) -> None:
             buf[:] = rank + 1
             fn()
             if not (buf[0] == expect and buf[-1] == expect):
-                raise SystemExit(f"{name} all_reduce of {_fmt(nbytes)} gave {buf[0]}, {buf[-1]}, not {expect}")
+                raise SystemExit(f"{name} all_reduce of {fmt_bytes(nbytes)} gave {buf[0]}, {buf[-1]}, not {expect}")
         buf[:] = 0
         per_call = 40e-6 + nbytes / 1e9
         total = max(3, int(budget / 3 / per_call))
         rounds = 5 if total >= 25 else 3
         iters = max(1, min(1000, total // rounds))
-        times = {k: [] for k in paths}
-        for _ in range(rounds):
-            for name, fn in paths.items():
-                comm.Barrier()
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    fn()
-                times[name].append((time.perf_counter() - t0) / iters)
-        med = {k: float(np.median(v)) for k, v in times.items()}
+        med = alternated_medians(paths, rounds, iters, comm)
         if rank == 0:
             r_shm, r_tcp = med["raw"] / med["shm"], med["raw"] / med["tcp"]
             if nbytes >= 1 << 20:
@@ -146,7 +110,7 @@ def main(argv=None) -> None:
             else:
                 target = ""
             bw = 2 * (n - 1) / n * nbytes / 1e9
-            print(f"{_fmt(nbytes):>9} {med['raw'] * 1e6:10.1f} {med['shm'] * 1e6:10.1f} {med['tcp'] * 1e6:10.1f} "
+            print(f"{fmt_bytes(nbytes):>9} {med['raw'] * 1e6:10.1f} {med['shm'] * 1e6:10.1f} {med['tcp'] * 1e6:10.1f} "
                   f"{r_shm:8.2f} {r_tcp:8.2f} {bw / med['shm']:9.3f} {bw / med['raw']:9.3f}  {target}", flush=True)
     comm.Barrier()
     shm_pg.shutdown()

@@ -85,3 +85,21 @@ def run_job(args, n: int = 2, timeout: float = 120.0, env=None, cwd=None, collec
     finally:
         for p in procs:
             _kill(p)
+
+
+def scenario_results(worker: str, backend: str, out, n: int = 2, timeout: float = 120.0) -> list:
+    """Run ``worker backend out`` as an ``n``-rank job and return each rank's ``rank<R>.json`` (scenario name ->
+    results), after checking that every rank exited with 0 and no scenario recorded an exception."""
+    import json
+
+    runs = run_job([worker, backend, str(out)], n=n, timeout=timeout, mpi=backend == "mpi")
+    for r, (code, stdout, stderr) in enumerate(runs):
+        assert code == 0, f"rank {r} exited with {code}:\n{stdout}\n{stderr}"
+    per_rank = []
+    for r in range(n):
+        with open(os.path.join(str(out), f"rank{r}.json")) as f:
+            per_rank.append(json.load(f))
+    for r, res in enumerate(per_rank):
+        for name, data in res.items():
+            assert "exception" not in data, f"rank {r}, scenario {name}:\n{data['exception']}"
+    return per_rank

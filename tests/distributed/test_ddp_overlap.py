@@ -7,14 +7,13 @@ processes are killed by pid (ddp_starter.run_job).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ddp_starter import mpiexec, run_job  # noqa: E402
+from ddp_starter import mpiexec, scenario_results  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ddp_overlap_worker.py")
 WORLD = 2
@@ -27,16 +26,7 @@ def results(request, tmp_path_factory):
     if request.param == "mpi" and mpiexec() is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install 'disttorch[mpi]')")
     out = tmp_path_factory.mktemp(f"ddp_overlap_{request.param}")
-    runs = run_job([WORKER, request.param, str(out)], n=WORLD, timeout=120, mpi=request.param == "mpi")
-    for r, (code, stdout, stderr) in enumerate(runs):
-        assert code == 0, f"rank {r} exited with {code}:\n{stdout}\n{stderr}"
-    per_rank = []
-    for r in range(WORLD):
-        with open(out / f"rank{r}.json") as f:
-            per_rank.append(json.load(f))
-    for r, res in enumerate(per_rank):
-        for name, data in res.items():
-            assert "exception" not in data, f"rank {r}, scenario {name}:\n{data['exception']}"
+    per_rank = scenario_results(WORKER, request.param, out, WORLD, timeout=120)
     return request.param, per_rank
 
 
