@@ -92,17 +92,7 @@ def _child_train(lib_name: str, name: str, steps: int) -> dict:
     rng = np.random.default_rng(0)
     build, x, y = T.make_case(name, rng)
     lib.manual_seed(0)
-    model = build(lib).to("cuda")
-    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
-    xt, yt = lib.from_numpy(x).to("cuda"), lib.from_numpy(y).to("cuda")
-    F = lib.nn.functional
-
-    def step():
-        opt.zero_grad()
-        out = model(xt)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yt)
-        loss.backward()
-        opt.step()
+    step = T.make_step(lib, build(lib).to("cuda"), x, y, device="cuda")
 
     for _ in range(3):  # warm-up: kernel compilation, memory pool growth, cuBLAS handles
         step()

@@ -102,10 +102,14 @@ def copy_weights(src, dst) -> None:
             p2.copy_(torch.from_numpy(p1.detach().numpy().copy()))
 
 
-def make_step(lib, model, x, y):
+def make_step(lib, model, x, y, device=None):
+    """One training step (zero_grad, forward, cross-entropy, backward, Adam) of ``model`` on ``x, y``, with the
+    batch moved to ``device`` when given (the model must be there already)."""
     opt = lib.optim.Adam(model.parameters(), lr=1e-3)
     xt = lib.from_numpy(x)
     yt = lib.from_numpy(y)
+    if device is not None:
+        xt, yt = xt.to(device), yt.to(device)
     F = lib.nn.functional
 
     def step():

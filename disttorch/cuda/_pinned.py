@@ -63,9 +63,9 @@ def pinned_copy(arr: np.ndarray) -> np.ndarray:
     Raises:
         RuntimeError: no CUDA device is available (PyTorch's message), as pinning needs the driver.
     """
-    from . import _cupy, is_available
+    from . import is_available
 
-    if not is_available() or _cupy() is None:
+    if not is_available():
         raise RuntimeError("Cannot access accelerator device when none is available.")
     out = empty_pinned(arr.shape, arr.dtype)
     np.copyto(out, arr, casting="no")

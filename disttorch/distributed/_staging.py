@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..cuda._pinned import empty_pinned
 from .process_group import ProcessGroup, ReduceOp, Work
 
 __all__ = ["group_for", "host_tensors_on_device", "StagedGroup", "HostPool", "POOL", "mpi_cuda_aware"]
@@ -33,14 +34,6 @@ __all__ = ["group_for", "host_tensors_on_device", "StagedGroup", "HostPool", "PO
 # ------------------------------------------------------------------------------------------------------------
 # host buffers
 # ------------------------------------------------------------------------------------------------------------
-def _host_empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised host array, pinned when CuPy can allocate it: pinned memory is what lets the copies run at
-    full PCIe speed."""
-    from ..cuda._pinned import empty_pinned
-
-    return empty_pinned(shape, dtype)
-
-
 class HostPool:
     """Free host buffers by (shape, dtype), so that a training loop's staging allocates once per shape.
 
@@ -61,7 +54,7 @@ class HostPool:
             if free:
                 return free.pop()
             self.allocated += 1
-        return _host_empty(shape, dtype)
+        return empty_pinned(shape, dtype)  # pinned: the copies run at full PCIe speed
 
     def give(self, buf: np.ndarray) -> None:
         key = (buf.shape, buf.dtype)

@@ -55,14 +55,13 @@ def launcher(xp, *arrays, dtypes=KERNEL_DTYPES) -> Callable | None:
 
 
 def _device_launch(xp) -> Callable:
-    """CuPy's plan launcher behind the first-use self-check (``_kernel_check``), made once per array module."""
-    run = _LAUNCH.get(id(xp))
-    if run is None:
+    """CuPy's plan launcher behind the first-use self-check (``_kernel_check``), made on first use."""
+    if not _LAUNCH:
         from ..kernels.launch import launch
         from ._kernel_check import checked
 
-        run = _LAUNCH[id(xp)] = checked(launch, xp)
-    return run
+        _LAUNCH.append(checked(launch, xp))
+    return _LAUNCH[0]
 
 
-_LAUNCH: dict = {}
+_LAUNCH: list = []

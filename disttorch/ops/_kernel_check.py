@@ -49,7 +49,7 @@ def _needs_check(plan) -> bool:
     return sum(int(a.nbytes) for a in plan.args if _is_device(a)) <= CHECK_BYTES
 
 
-def _mismatch(name: str, i: int, got: np.ndarray, want: np.ndarray) -> str | None:
+def _mismatch(i: int, got: np.ndarray, want: np.ndarray) -> str | None:
     if got.shape != want.shape:
         return f"argument {i}: shape {got.shape}, emulator {want.shape}"
     if got.dtype.kind in "fc":
@@ -82,7 +82,7 @@ def checked(launch, xp):
         for i, a in enumerate(plan.args):
             if not _is_device(a):
                 continue
-            problem = _mismatch(plan.name, i, xp.asnumpy(a), host[i])
+            problem = _mismatch(i, xp.asnumpy(a), host[i])
             if problem is not None:
                 for j, b in enumerate(plan.args):  # this call's outputs from the emulator: the result stays right
                     if _is_device(b):
