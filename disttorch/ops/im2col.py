@@ -30,6 +30,7 @@ import math
 
 import numpy as np  # the thread split below is for NumPy arrays only
 
+from .. import _compiled as C
 from .. import _parallel as P
 from ..kernels import launch as L
 from . import _fused
@@ -74,6 +75,10 @@ def im2col(xp, x, ksize, pads, stride, dil, groups: int = 1):
     nsp = len(ksize)
     sp = x.shape[-nsp:]
     osize = tuple(out_size(s, lo, hi, k, st, d) for s, (lo, hi), k, st, d in zip(sp, pads, ksize, stride, dil))
+    if xp is np and nsp == 2:
+        cols = _conv_cols_compiled(x, ksize, pads, stride, dil, osize)
+        if cols is not None:
+            return cols.reshape(groups, (x.shape[1] // groups) * math.prod(ksize), x.shape[0], math.prod(osize)), osize
     v = windows(xp, pad(xp, x, pads), ksize, stride, dil, osize)
     n, c = x.shape[0], x.shape[1]
     return v.reshape(n, groups, (c // groups) * math.prod(ksize), math.prod(osize)), osize
@@ -135,6 +140,10 @@ def conv_cols(xp, x, ksize, pads, stride, dil, groups: int = 1):
     nsp = len(ksize)
     sp = x.shape[-nsp:]
     osize = tuple(out_size(s, lo, hi, k, st, d) for s, (lo, hi), k, st, d in zip(sp, pads, ksize, stride, dil))
+    if xp is np and nsp == 2:
+        cols = _conv_cols_compiled(x, ksize, pads, stride, dil, osize)
+        if cols is not None:
+            return cols.reshape(groups, (x.shape[1] // groups) * math.prod(ksize), x.shape[0], math.prod(osize)), osize
     v = windows(xp, pad(xp, x, pads), ksize, stride, dil, osize)  # (N, C, *k, *o)
     n, c = x.shape[0], x.shape[1]
     v = v.transpose((1,) + tuple(range(2, 2 + nsp)) + (0,) + tuple(range(2 + nsp, 2 + 2 * nsp)))
@@ -146,6 +155,26 @@ def conv_cols(xp, x, ksize, pads, stride, dil, groups: int = 1):
     else:
         cols[...] = v
     return cols.reshape(groups, (c // groups) * math.prod(ksize), n, math.prod(osize)), osize
+
+
+def _conv_cols_compiled(x, ksize, pads, stride, dil, osize):
+    """``conv_cols``'s columns (C, kH, kW, N, oH, oW) from the compiled 2-D kernel (no padded copy), or None
+    when it does not apply (small, not float32/float64, a negative leading pad, or no numba)."""
+    n, c, h, w = x.shape
+    size = c * math.prod(ksize) * n * math.prod(osize)
+    if size < C.MIN_ELEMENTS or x.dtype not in C.FLOAT or pads[0][0] < 0 or pads[1][0] < 0 or min(osize) <= 0:
+        return None
+    k = C.get("conv")
+    if k is None:
+        return None
+    xf = np.ascontiguousarray(x).reshape(-1)
+    cols = np.empty((c,) + tuple(ksize) + (n,) + tuple(osize), dtype=x.dtype)
+    cf = cols.reshape(-1)
+    shape = np.array((n, c, h, w) + tuple(ksize) + tuple(osize), dtype=np.int64)
+    hv, wv = h + min(pads[0][1], 0), w + min(pads[1][1], 0)
+    C.run_planes(c, size, lambda c0, c1: k.im2col2d(xf, cf, shape, c0, c1, hv, wv, pads[0][0], pads[1][0], stride[0],
+                                                    stride[1], dil[0], dil[1]))
+    return cols
 
 
 # Samples per matmul: about this many output positions (columns) per product. Measured on the CNN and DCGAN
@@ -319,6 +348,10 @@ def _col2im_same(xp, cols, ksize, pads, dil):
     n, kvol = cols.shape[0], cols.shape[1]
     size = cols.shape[3:]
     nsp = len(size)
+    if xp is np and nsp == 2 and cols.size >= C.MIN_ELEMENTS and cols.dtype in C.FLOAT:
+        out = _col2im_same_compiled(cols, ksize, pads, dil)
+        if out is not None:
+            return out
     chw = math.prod(cols.shape[2:])
     st = [math.prod(size[a + 1:]) for a in range(nsp)]
     shifts = []
@@ -404,3 +437,19 @@ def conv2d_input_grad_fused(xp, g, w, xshape, pads, stride, dil, groups: int):
     wt = w.reshape(groups, o // groups, cgk).transpose(0, 2, 1)
     cols = xp.matmul(wt, g.reshape(n, groups, o // groups, -1)).reshape(n, groups * cgk, -1)
     return col2im_2d(xp, cols, w.shape[2:], xshape, pads, stride, dil)
+
+
+def _col2im_same_compiled(cols, ksize, pads, dil):
+    """``_col2im_same`` for 2-D through the compiled kernel (one pass per kernel position, no zeroing of ``cols``),
+    or None without numba."""
+    k = C.get("conv")
+    if k is None:
+        return None
+    cols = np.ascontiguousarray(cols)
+    n = cols.shape[0]
+    shy = np.array([i * dil[0] - pads[0][0] for i in range(ksize[0]) for _ in range(ksize[1])], dtype=np.int64)
+    shx = np.array([j * dil[1] - pads[1][0] for _ in range(ksize[0]) for j in range(ksize[1])], dtype=np.int64)
+    out = np.zeros((n,) + cols.shape[2:], dtype=cols.dtype)
+    cf, of, shape = cols.reshape(-1), out.reshape(-1), np.array(cols.shape, dtype=np.int64)
+    C.run_planes(n, cols.size, lambda a, b: k.col2im_same2d(cf, of, shape, a, b, shy, shx))
+    return out

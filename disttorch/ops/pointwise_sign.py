@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np  # the pool split below is for NumPy arrays only
 
+from .. import _compiled as _C
 from .. import _dtype as D
 from .. import _parallel as _P
 from .. import _tensor as T
@@ -261,6 +262,11 @@ class ReluBackward0(UnaryOp):
             # threshold_backward(g, r, 0) = (r <= 0 ? 0 : g) as one bitwise AND with a 0 / all-ones mask:
             # exact (+0.0, no inf * 0 = NaN) and as cheap as a multiply; np.where is branchy and ~6x slower.
             bits = _BITS.get(ga.dtype.itemsize)
+            if (ga.size >= _C.MIN_ELEMENTS and xp is np and ga.dtype in _C.FLOAT and ga.flags.c_contiguous
+                    and ra.flags.c_contiguous):
+                out = _relu_grad_compiled(ga, ra)
+                if out is not None:
+                    return out
             if (bits is not None and ga.size >= _P.MIN_STREAM and xp is np and ga.flags.c_contiguous
                     and ra.flags.c_contiguous):
                 out = np.empty_like(ga)
@@ -272,6 +278,17 @@ class ReluBackward0(UnaryOp):
                 return xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype)
         res = xp.where(ra > 0, ga, xp.zeros((), dtype=ga.dtype))
         return res.astype(ga.dtype, copy=False)
+
+
+def _relu_grad_compiled(g, r):
+    """``ReluBackward0``'s gradient through the compiled kernel (split over the pool when large), or None."""
+    k = _C.get("pointwise")
+    if k is None:
+        return None
+    out = np.empty_like(g)
+    gf, rf, of = g.reshape(-1), r.reshape(-1), out.reshape(-1)
+    _C.run_planes(g.size, g.size, lambda a, b: k.relu_grad(gf[a:b], rf[a:b], of[a:b]))
+    return out
 
 
 def _relu_grad_into(g, r, out, bits: str) -> None:

@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np  # dtype constants and index tables
 
+from .. import _compiled as C
 from .. import _parallel as P
 from .._device import array_module_of
 from ._helpers import tensor_arg
@@ -242,8 +243,37 @@ def _scatter2x2_into(g, bh, bv, buf, zero: bool, xp=np) -> None:
     xp.multiply(rows, bh, out=buf[..., :2 * oh, 1:2 * ow:2])
 
 
+def _max_pool2d_compiled(a, o, return_indices: bool):
+    """``_max_pool2d_fast`` through the compiled kernels (disttorch/_compiled/pool.py), or None when they do not
+    apply: one pass forward (NaNs included) and one backward. Planes are split over the intra-op pool."""
+    k = C.get("pool") if a.ndim > 2 and a.flags.c_contiguous else None
+    if k is None:
+        return None
+    lead, hw = a.shape[:-2], a.shape[-2:]
+    a3 = a.reshape((-1,) + hw)
+    m = np.empty((a3.shape[0],) + tuple(o), dtype=a.dtype)
+    kk = np.empty(m.shape, dtype=np.uint8)
+    C.run_planes(a3.shape[0], a.size, lambda i, j: k.max2x2(a3[i:j], m[i:j], kk[i:j]))
+    m, kk = m.reshape(lead + m.shape[1:]), kk.reshape(lead + m.shape[1:])
+    geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
+
+    def scatter(g):
+        g3 = np.ascontiguousarray(g).reshape((-1,) + tuple(o))
+        full = hw == (2 * o[0], 2 * o[1])
+        buf = (np.empty if full else np.zeros)((g3.shape[0],) + tuple(hw), dtype=g.dtype)
+        C.run_planes(g3.shape[0], buf.size, lambda i, j: k.scatter2x2(g3[i:j], kk3[i:j], buf[i:j]))
+        return buf.reshape(lead + tuple(hw))
+    kk3 = kk.reshape((-1,) + tuple(o))
+    res = (m, _flat_index(np, kk, geo)) if return_indices else m
+    return res, (lambda b: _max_gather(b, kk, geo)), scatter
+
+
 def _max_pool2d_fast(xp, a, o, return_indices: bool):
     """The 2x2/stride-2 max pool as ``LinearNode``'s ``run`` returns it; None when NaNs need the general path."""
+    if xp is np and a.size >= C.MIN_ELEMENTS:
+        done = _max_pool2d_compiled(a, o, return_indices)
+        if done is not None:
+            return done
     m, bh, bv = _max2x2(xp, a, o)
     if xp is np and xp.isnan(m.sum()):
         return None  # PyTorch picks the last NaN: the general path handles it (on a device _max2x2 does)

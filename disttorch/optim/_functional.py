@@ -24,6 +24,7 @@ import threading
 
 import numpy as np
 
+from .. import _compiled as C
 from .. import _dtype as D
 from .. import _parallel as P
 from ..ops._helpers import quiet_slow
@@ -269,7 +270,32 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: floa
     arrays = (param, grad, exp_avg, exp_avg_sq, vmax)
     if param.dtype.kind == "c":
         arrays = tuple(_as_real(a) for a in arrays)
-    _apply(xp, _adam_kernel, arrays, (beta1, beta2, eps, l2, decay, -step_size, bc2_sqrt, maximize))
+    consts = (beta1, beta2, eps, l2, decay, -step_size, bc2_sqrt, maximize)
+    if not (xp is np and param.size >= C.MIN_ELEMENTS and _compiled_adam(arrays, consts)):
+        _apply(xp, _adam_kernel, arrays, consts)
+
+
+def _compiled_adam(arrays: tuple, consts: tuple) -> bool:
+    """Adam through the compiled kernel (one pass per element, bitwise the reference's): False, having done
+    nothing, when it does not apply (not float32/float64, not contiguous, or no numba)."""
+    if arrays[0].dtype not in C.FLOAT or not _fusable(arrays):
+        return False
+    k = C.get("adam")
+    if k is None:
+        return False
+    beta1, beta2, eps, l2, decay, neg_step_size, bc2_sqrt, maximize = consts
+    p, g, m, v, vmax = (None if a is None else a.reshape(-1) for a in arrays)
+    c = p.dtype.type
+    w = 1 - beta1
+    if vmax is None and not maximize and l2 is None and w < 0.5:
+        k.adam_plain(p, g, m, v, c(1 if decay is None else decay), c(w), c(beta2), c(1 - beta2),
+                     c(bc2_sqrt), c(eps), c(neg_step_size))
+        return True
+    args = (vmax is not None, bool(maximize), decay is not None, c(decay or 0), l2 is not None, c(l2 or 0),
+            w < 0.5, c(w), c(1 - w), c(beta2), c(1 - beta2), c(bc2_sqrt), c(eps), c(neg_step_size))
+    # vmax: a placeholder of the right type when unused (never touched); numba raises no floating-point warnings
+    k.adam(p, g, m, v, p if vmax is None else vmax, *args)
+    return True
 
 
 def adam_fused_launcher(xp, param, grad, exp_avg, exp_avg_sq, amsgrad: bool, capturable: bool = False):

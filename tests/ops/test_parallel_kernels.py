@@ -3,7 +3,8 @@
 Each case runs once with one pool thread (the reference path) and once with 2 on sizes above the pool's
 thresholds (lowered to 256 Ki elements to keep the arrays small; the defaults are 4 Mi and 16 Mi), counts
 that the pool really ran, and compares the bytes of every output and gradient. BLAS stays at one thread in
-both runs: a multi-threaded BLAS may itself sum in another order (outside the pool's rule).
+both runs: a multi-threaded BLAS may itself sum in another order (outside the pool's rule). The compiled
+kernels (disttorch/_compiled, tested in tests/test_compiled.py) are off here: these are the NumPy paths' splits.
 """
 import numpy as np
 import pytest
@@ -11,7 +12,13 @@ from threadpoolctl import threadpool_limits
 
 import disttorch
 import disttorch.nn.functional as F
+from disttorch import _compiled as C
 from disttorch import _parallel as P
+
+
+@pytest.fixture(autouse=True)
+def _numpy_paths(monkeypatch):
+    monkeypatch.setattr(C, "ENABLED", False)
 
 
 @pytest.fixture
