@@ -20,7 +20,8 @@ import numpy as np
 import disttorch as torch
 import disttorch.distributed as dist
 from disttorch.distributed.backends import _mpi_work
-from disttorch.distributed.backends.mpi import MPI, MPIProcessGroup
+from disttorch.distributed.backends.mpi import MPI, SHM_MIN_BYTES, MPIProcessGroup
+from disttorch.distributed.groups import world
 from disttorch.distributed.process_group import ReduceOp
 
 RESULTS: dict = {}
@@ -43,6 +44,12 @@ def poll(predicate, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.001)
+
+
+def _world_group() -> MPIProcessGroup:
+    pg = world.default._pg
+    assert isinstance(pg, MPIProcessGroup), type(pg)
+    return pg
 
 
 def ranked(rank: int, n: int = 1000, salt: int = 0) -> np.ndarray:
@@ -160,6 +167,45 @@ def main() -> None:
         version = t._version
         dist.all_reduce(t)  # the group still works, results and version counter as before
         assert np.array_equal(t.numpy(), expected_sum) and t._version == version + 1
+
+    @check
+    def large_all_reduce_through_shared_memory():
+        """Both ranks share this host: large all-reduces take the segments, equal to MPI's own results."""
+        pg = _world_group()
+        assert pg._shm is not None, "no shared-memory state on a single-host world"
+        n = SHM_MIN_BYTES // 4 + 3
+        calls = []
+        real = pg._shm.allreduce
+        pg._shm.allreduce = lambda *a: (calls.append(1), (yield from real(*a)))[1]
+        try:
+            for dtype, op in ((np.float32, ReduceOp.SUM), (np.float64, ReduceOp.MAX), (np.int64, ReduceOp.SUM),
+                              (np.float32, ReduceOp.AVG)):
+                mine = (np.arange(n) % 1000 * (rank + 1) + rank).astype(dtype)
+                ref = mine.copy()
+                pg.allreduce([mine], op).wait()
+                shm_state, pg._shm = pg._shm, None  # MPI's own all-reduce of the same data, as the reference
+                try:
+                    pg.allreduce([ref], op).wait()
+                finally:
+                    pg._shm = shm_state
+                assert np.array_equal(mine, ref), (dtype, op)
+            assert len(calls) == 4, calls
+            small = np.ones(16, np.float32)
+            pg.allreduce([small], ReduceOp.SUM).wait()  # below the threshold: MPI
+            assert len(calls) == 4 and np.all(small == 2)
+        finally:
+            pg._shm.allreduce = real
+
+    @check
+    def shared_memory_mismatch_fails_instead_of_hanging():
+        pg = _world_group()
+        n = SHM_MIN_BYTES // 4 + 1000 * rank  # different sizes on the two ranks
+        try:
+            pg.allreduce([np.ones(n, np.float32)], ReduceOp.SUM).wait(timeout=DEADLINE_S)
+        except RuntimeError as e:
+            assert "Mismatched" in str(e) or "broken" in str(e), str(e)
+        else:
+            raise AssertionError("a mismatched large all-reduce was not detected")
 
     dist.destroy_process_group()
     Path(args.out, f"rank{rank}.json").write_text(json.dumps({"results": RESULTS}))

@@ -104,6 +104,7 @@ def check_allreduce(g) -> None:
     def user_op_float16():  # the MPI.Op fallback for libraries without native short-float reductions
         saved, _mpi_types._F16 = _mpi_types._F16, None
         _mpi_types._REDUCTIONS.clear()
+        shm, g._shm = g._shm, None  # through MPI, not the same-host segments (tests/distributed/test_mpi_fastpath.py)
         try:
             for op in (ReduceOp.SUM, ReduceOp.MAX):
                 a = data(r, (BIG,), np.float16)
@@ -113,6 +114,7 @@ def check_allreduce(g) -> None:
         finally:
             _mpi_types._F16 = saved
             _mpi_types._REDUCTIONS.clear()
+            g._shm = shm
     report("allreduce_float16_user_op", user_op_float16)
 
     def errors():

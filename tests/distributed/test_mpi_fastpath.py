@@ -2,7 +2,8 @@
 
 One job runs every check: lazily created Work flags and callback lists (a second thread waiting while
 the first runs the call, callbacks registered before and after completion, failures), the in-place
-all-reduce on the caller's array, and mismatch detection through ``dist.all_reduce`` with warm caches.
+all-reduce on the caller's array, mismatch detection through ``dist.all_reduce`` with warm caches, and the
+same-host shared-memory path of large all-reduces (results equal to MPI's, mismatches fail, no segment left).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import _procs  # noqa: E402
 WORKER = str(Path(__file__).with_name("mpi_fastpath_worker.py"))
 CHECKS = ["second_thread_waits_while_first_runs", "callbacks_before_and_after_completion",
           "failure_reaches_waiter_and_callbacks_and_frees_group", "in_place_on_the_callers_array",
-          "api_mismatch_caught_with_warm_caches"]
+          "api_mismatch_caught_with_warm_caches", "large_all_reduce_through_shared_memory",
+          "shared_memory_mismatch_fails_instead_of_hanging"]
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(_procs.mpi_skip_reason() is not None,
                                                   reason=str(_procs.mpi_skip_reason()))]
@@ -34,3 +36,5 @@ def test_fast_path_checks(tmp_path):
                 if res[r]["results"].get(name) != "ok"]
     assert not failures, "\n\n".join(failures)
     assert job.returncodes == [0], f"exit codes {job.returncodes}\n{job.logs}"
+    left = [p for p in os.listdir("/dev/shm") if p.startswith("disttorch-mpi-")] if os.path.isdir("/dev/shm") else []
+    assert not left, f"shared-memory segments left behind: {left}"
