@@ -219,3 +219,25 @@ def test_switched_off_never_imports_numba():
     n = math.ceil(C.MIN_ELEMENTS / 4) + 1  # a weight above the threshold
     assert _py(_TRAIN.format(n=n)) == "True"
     assert _py(_TRAIN.format(n=n), DISTTORCH_COMPILED="0") == "False"
+
+
+def test_a_kernel_module_that_fails_to_load_leaves_the_numpy_path(monkeypatch):
+    """A numba that cannot compile or cache (say, no writable cache directory) warns once and falls back."""
+    import importlib
+
+    monkeypatch.setattr(C, "_MODULES", {"numba": True})
+    monkeypatch.setattr(C, "_STATE", {"failed": None})
+    real = importlib.import_module
+
+    def failing(name, *a):
+        if name.startswith("disttorch._compiled."):
+            raise RuntimeError("cannot cache function 'adam': no locator available")
+        return real(name, *a)
+    monkeypatch.setattr(importlib, "import_module", failing)
+    with pytest.warns(UserWarning, match="NumPy path"):
+        assert C.get("adam") is None
+    assert C.get("pool") is None and not C.available()
+    p = disttorch.nn.Parameter(disttorch.zeros(C.MIN_ELEMENTS))
+    p.grad = disttorch.ones(C.MIN_ELEMENTS)
+    disttorch.optim.Adam([p], lr=0.5).step()  # the NumPy rule
+    assert np.allclose(p.detach().numpy(), -0.5)

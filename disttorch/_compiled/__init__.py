@@ -63,7 +63,14 @@ def get(name: str):
         return None
     mod = _MODULES.get(name)
     if mod is None and available():
-        mod = _MODULES[name] = importlib.import_module(f"{__name__}.{name}")
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except Exception as exc:  # e.g. numba finds no writable cache directory for cache=True
+            _STATE["failed"] = exc
+            warnings.warn(f"disttorch: the compiled kernels of disttorch._compiled.{name} cannot be loaded "
+                          f"({exc!r}); CPU kernels run on the NumPy path", stacklevel=2)
+            return None
+        _MODULES[name] = mod
     return mod
 
 
