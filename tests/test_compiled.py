@@ -241,3 +241,11 @@ def test_a_kernel_module_that_fails_to_load_leaves_the_numpy_path(monkeypatch):
     p.grad = disttorch.ones(C.MIN_ELEMENTS)
     disttorch.optim.Adam([p], lr=0.5).step()  # the NumPy rule
     assert np.allclose(p.detach().numpy(), -0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_forward_matches_numpy(mode, monkeypatch, dtype):
+    a = _data((7, 211), dtype, np.random.default_rng(8))
+    got, ref = _both(monkeypatch, lambda: (F.relu(disttorch.from_numpy(a.copy())).numpy(),))
+    _same(got, ref)
+    assert got[0].tobytes() == np.maximum(a, dtype(0)).tobytes()  # NumPy's bits, -0.0 -> +0.0 included

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _parallel as P
 
-__all__ = ["ENABLED", "FLOAT", "MIN_ELEMENTS", "SPLIT_MIN", "get", "available", "run_planes"]
+__all__ = ["ENABLED", "FLOAT", "MIN_ELEMENTS", "SPLIT_MIN", "get", "available", "loaded", "run_planes"]
 
 ENABLED = os.environ.get("DISTTORCH_COMPILED", "1") != "0"
 # Elements below which callers keep the NumPy path: there the NumPy calls cost microseconds, and numba's
@@ -72,6 +72,11 @@ def get(name: str):
             return None
         _MODULES[name] = mod
     return mod
+
+
+def loaded(name: str) -> bool:
+    """True when kernel module ``name`` is in use already (a cheap test: imports nothing)."""
+    return ENABLED and name in _MODULES
 
 
 def run_planes(n: int, work: int, body) -> None:

@@ -13,3 +13,12 @@ def relu_grad(g, r, out):
     passes ``g``). One pass, where NumPy makes three (compare, mask, AND)."""
     for i in range(g.size):
         out[i] = 0.0 if r[i] <= 0 else g[i]
+
+
+@nb.njit(**_JIT)
+def relu(a, out):
+    """``np.maximum(a, 0)`` over flat arrays: ``a`` where ``a > 0`` or NaN, else +0.0 (NumPy's SIMD loop also
+    gives +0.0 for -0.0)."""
+    for i in range(a.size):
+        v = a[i]
+        out[i] = v if v > 0 or v != v else 0.0

@@ -246,6 +246,10 @@ class ReluBackward0(UnaryOp):
     def forward(self, xp, a):  # UnaryOp's, without its generic steps: relu is on every hot path
         if self.next_functions:
             self.save(RESULT)
+        if a.size >= _C.MIN_ELEMENTS and xp is np and a.dtype in _C.FLOAT and a.flags.c_contiguous:
+            out = _relu_compiled(a)
+            if out is not None:
+                return out
         if a.size >= _P.MIN_STREAM and xp is np and a.dtype.kind == "f" and a.flags.c_contiguous:
             out = np.empty_like(a)
             _I.quiet_call(_P.map_into, np.maximum, out, a, 0)
@@ -278,6 +282,17 @@ class ReluBackward0(UnaryOp):
                 return xp.bitwise_and(ga.view(bits), mask, dtype=bits).view(ga.dtype)
         res = xp.where(ra > 0, ga, xp.zeros((), dtype=ga.dtype))
         return res.astype(ga.dtype, copy=False)
+
+
+def _relu_compiled(a):
+    """relu through the compiled kernel (split over the pool when large), or None without numba."""
+    k = _C.get("pointwise")
+    if k is None:
+        return None
+    out = np.empty_like(a)
+    af, of = a.reshape(-1), out.reshape(-1)
+    _C.run_planes(a.size, a.size, lambda i, j: k.relu(af[i:j], of[i:j]))
+    return out
 
 
 def _relu_grad_compiled(g, r):

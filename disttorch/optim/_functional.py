@@ -153,17 +153,18 @@ def _chunked_low(kernel, flat, n: int, consts, start: int = 0) -> None:
                 copyto(flat[idx][i:j], work[idx], casting="unsafe")
 
 
-def run_small(update, calls: list) -> None:
+def run_small(update, calls: list, min_total: int = 0) -> None:
     """Run ``update(*args)`` for each ``(size, args)`` of ``calls`` (parameters below the pool's threshold).
 
-    Together they may be worth splitting: contiguous groups of about equal total size run on the intra-op
-    pool. Each update touches only its own parameter and state, so the result is bitwise that of running
-    them one by one (scratch buffers are per thread).
+    Together they may be worth splitting: from ``min_total`` elements (default the pool's ``MIN_SIZE``),
+    contiguous groups of about equal total size run on the intra-op pool. Each update touches only its own
+    parameter and state, so the result is bitwise that of running them one by one (scratch buffers are per
+    thread).
     """
     total = 0
     for size, _ in calls:
         total += size
-    if total < P.MIN_SIZE or len(calls) < 2:
+    if total < (min_total or P.MIN_SIZE) or len(calls) < 2 or P.threads() < 2:
         for _, args in calls:
             update(*args)
         return
@@ -288,13 +289,14 @@ def _compiled_adam(arrays: tuple, consts: tuple) -> bool:
     c = p.dtype.type
     w = 1 - beta1
     if vmax is None and not maximize and l2 is None and w < 0.5:
-        k.adam_plain(p, g, m, v, c(1 if decay is None else decay), c(w), c(beta2), c(1 - beta2),
-                     c(bc2_sqrt), c(eps), c(neg_step_size))
+        args = (c(1 if decay is None else decay), c(w), c(beta2), c(1 - beta2), c(bc2_sqrt), c(eps), c(neg_step_size))
+        C.run_planes(p.size, p.size, lambda i, j: k.adam_plain(p[i:j], g[i:j], m[i:j], v[i:j], *args))
         return True
     args = (vmax is not None, bool(maximize), decay is not None, c(decay or 0), l2 is not None, c(l2 or 0),
             w < 0.5, c(w), c(1 - w), c(beta2), c(1 - beta2), c(bc2_sqrt), c(eps), c(neg_step_size))
-    # vmax: a placeholder of the right type when unused (never touched); numba raises no floating-point warnings
-    k.adam(p, g, m, v, p if vmax is None else vmax, *args)
+    vmax = p if vmax is None else vmax  # a placeholder of the right type when unused (never touched)
+    # (numba raises no floating-point warnings: no error-state context needed)
+    C.run_planes(p.size, p.size, lambda i, j: k.adam(p[i:j], g[i:j], m[i:j], v[i:j], vmax[i:j], *args))
     return True
 
 

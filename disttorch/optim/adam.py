@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _compiled as C
 from .. import _internals as E
 from .. import _parallel as P
 from ._common import bump_step, check_options, new_scalar, new_state_like, tensorize_scalars
@@ -105,7 +106,8 @@ class Adam(Optimizer):
                 else:
                     adam_update(*args)
                 E.bump_version(p)
-            run_small(adam_update, small)
+            # compiled updates (one GIL-free call each) are worth splitting over the pool from fewer elements
+            run_small(adam_update, small, C.SPLIT_MIN if C.loaded("adam") else 0)
             for (_, step), (run, *lists) in fused.items():
                 adam_multi_tensor(run, *lists, step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled)
         return loss
