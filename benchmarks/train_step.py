@@ -167,7 +167,8 @@ def _solo_child(lib_name: str, names: list, rounds: int, steps: int, threads: in
         build, x, y = make_case(name, np.random.default_rng(0))
         lib.manual_seed(0)
         step = make_step(lib, build(lib), x, y)
-        step()
+        for _ in range(3):  # warm-up: first-use work (allocator growth, disttorch's compiled kernels loading)
+            step()
         result[name] = statistics.median(time_steps(step, steps) for _ in range(rounds))
     return result
 
