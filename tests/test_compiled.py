@@ -249,3 +249,37 @@ def test_relu_forward_matches_numpy(mode, monkeypatch, dtype):
     got, ref = _both(monkeypatch, lambda: (F.relu(disttorch.from_numpy(a.copy())).numpy(),))
     _same(got, ref)
     assert got[0].tobytes() == np.maximum(a, dtype(0)).tobytes()  # NumPy's bits, -0.0 -> +0.0 included
+
+
+# ---- SGD -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opts", [{}, {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.1},
+                                  {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, {"maximize": True}])
+def test_sgd_matches_numpy_path(mode, monkeypatch, dtype, opts):
+    rng = np.random.default_rng(9)
+    shapes = [(37, 29), (1000,)]
+    inits = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[_data(s, dtype, rng, specials=False) for s in shapes] for _ in range(3)]
+
+    def run():
+        ps = [disttorch.nn.Parameter(disttorch.from_numpy(a.copy())) for a in inits]
+        opt = disttorch.optim.SGD(ps, lr=0.1, **opts)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = disttorch.from_numpy(g.copy())
+            opt.step()
+        return [p.detach().numpy() for p in ps] + [opt.state[p]["momentum_buffer"].numpy() for p in ps
+                                                   if opt.state[p].get("momentum_buffer") is not None]
+    _same(*_both(monkeypatch, run))
+
+
+def test_sgd_reaches_the_compiled_kernel(monkeypatch):
+    k = C.get("sgd")
+    calls = []
+    monkeypatch.setattr(k, "sgd_momentum", lambda *a: calls.append(a[0].size))
+    p = disttorch.nn.Parameter(disttorch.zeros(C.MIN_ELEMENTS))
+    opt = disttorch.optim.SGD([p], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        p.grad = disttorch.ones(C.MIN_ELEMENTS)
+        opt.step()
+    assert calls == [C.MIN_ELEMENTS]  # the first step makes the buffer on the NumPy path

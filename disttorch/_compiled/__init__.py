@@ -57,7 +57,8 @@ def available() -> bool:
 
 
 def get(name: str):
-    """The compiled-kernel module ``disttorch._compiled.<name>`` (e.g. ``"adam"``), or ``None`` when the
+    """The compiled-kernel module ``disttorch._compiled.<name>`` (``adam``, ``sgd``, ``pool``, ``conv``,
+    ``pointwise``), or ``None`` when the
     kernels are off or numba cannot be loaded."""
     if not ENABLED:
         return None

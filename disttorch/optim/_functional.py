@@ -381,6 +381,26 @@ def sgd_update(xp, param, grad, momentum_buffer, lr: float, momentum: float, dam
     elif momentum_buffer is None:
         momentum_buffer = xp.empty_like(param)
         fresh = True
-    _apply(xp, _sgd_kernel, (param, grad, momentum_buffer),
-           (-lr, momentum, 1 - dampening, weight_decay if weight_decay != 0 else None, nesterov, maximize, fresh))
+    arrays = (param, grad, momentum_buffer)
+    plain = not (fresh or nesterov or maximize or weight_decay != 0 or dampening != 0)
+    if not (plain and xp is np and param.size >= C.MIN_ELEMENTS and _compiled_sgd(arrays, -lr, momentum)):
+        _apply(xp, _sgd_kernel, arrays,
+               (-lr, momentum, 1 - dampening, weight_decay if weight_decay != 0 else None, nesterov, maximize, fresh))
     return momentum_buffer
+
+
+def _compiled_sgd(arrays: tuple, neg_lr: float, momentum: float) -> bool:
+    """Plain SGD (with or without a momentum buffer past its first step) through the compiled kernels; False,
+    having done nothing, when they do not apply."""
+    if arrays[0].dtype not in C.FLOAT or not _fusable(arrays):
+        return False
+    k = C.get("sgd")
+    if k is None:
+        return False
+    p, g, buf = (None if a is None else a.reshape(-1) for a in arrays)
+    c = p.dtype.type
+    if buf is None:
+        C.run_planes(p.size, p.size, lambda i, j: k.sgd_plain(p[i:j], g[i:j], c(neg_lr)))
+    else:
+        C.run_planes(p.size, p.size, lambda i, j: k.sgd_momentum(p[i:j], g[i:j], buf[i:j], c(momentum), c(neg_lr)))
+    return True
