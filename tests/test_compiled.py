@@ -58,6 +58,20 @@ def _data(shape, dtype, rng, specials=True):
 
 
 # ---- Adam ------------------------------------------------------------------------------------------------
+def _optimize(cls, inits, grads, **opts):
+    """Parameters from ``inits`` stepped by ``cls`` once per gradient list: the parameters and every state array."""
+    ps = [disttorch.nn.Parameter(disttorch.from_numpy(a.copy())) for a in inits]
+    opt = cls(ps, **opts)
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = disttorch.from_numpy(g.copy())
+        opt.step()
+    state = [opt.state[p][k].numpy() for p in ps for k in sorted(opt.state[p])
+             if k != "step" and opt.state[p][k] is not None]
+    return [p.detach().numpy() for p in ps] + state
+
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("opts", [
     {}, {"weight_decay": 0.1}, {"amsgrad": True}, {"maximize": True}, {"betas": (0.3, 0.9)},
@@ -69,16 +83,7 @@ def test_adam_matches_numpy_path(mode, monkeypatch, dtype, opts, cls):
     inits = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
 
-    def run():
-        ps = [disttorch.nn.Parameter(disttorch.from_numpy(a.copy())) for a in inits]
-        opt = getattr(disttorch.optim, cls)(ps, lr=0.01, **opts)
-        for gs in grads:
-            for p, g in zip(ps, gs):
-                p.grad = disttorch.from_numpy(g.copy())
-            opt.step()
-        state = [opt.state[p][k].numpy() for p in ps for k in sorted(opt.state[p]) if k != "step"]
-        return [p.detach().numpy() for p in ps] + state
-    _same(*_both(monkeypatch, run))
+    _same(*_both(monkeypatch, lambda: _optimize(getattr(disttorch.optim, cls), inits, grads, lr=0.01, **opts)))
 
 
 def test_adam_reaches_the_compiled_kernel(monkeypatch):
@@ -261,16 +266,7 @@ def test_sgd_matches_numpy_path(mode, monkeypatch, dtype, opts):
     inits = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [[_data(s, dtype, rng, specials=False) for s in shapes] for _ in range(3)]
 
-    def run():
-        ps = [disttorch.nn.Parameter(disttorch.from_numpy(a.copy())) for a in inits]
-        opt = disttorch.optim.SGD(ps, lr=0.1, **opts)
-        for gs in grads:
-            for p, g in zip(ps, gs):
-                p.grad = disttorch.from_numpy(g.copy())
-            opt.step()
-        return [p.detach().numpy() for p in ps] + [opt.state[p]["momentum_buffer"].numpy() for p in ps
-                                                   if opt.state[p].get("momentum_buffer") is not None]
-    _same(*_both(monkeypatch, run))
+    _same(*_both(monkeypatch, lambda: _optimize(disttorch.optim.SGD, inits, grads, lr=0.1, **opts)))
 
 
 def test_sgd_reaches_the_compiled_kernel(monkeypatch):
