@@ -279,3 +279,34 @@ def test_sgd_reaches_the_compiled_kernel(monkeypatch):
         p.grad = disttorch.ones(C.MIN_ELEMENTS)
         opt.step()
     assert calls == [C.MIN_ELEMENTS]  # the first step makes the buffer on the NumPy path
+
+
+# ---- embedding backward (np.add.at) ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_matches_numpy_path(mode, monkeypatch, dtype):
+    rng = np.random.default_rng(10)
+    w0 = rng.standard_normal((50, 24)).astype(dtype)
+    idx = rng.integers(0, 50, (9, 31))  # many repeats: the order of the sums matters
+    g = rng.standard_normal((9, 31, 24)).astype(dtype)
+
+    def run():
+        w = disttorch.from_numpy(w0.copy()).requires_grad_()
+        F.embedding(disttorch.from_numpy(idx), w).backward(disttorch.from_numpy(g))
+        return (w.grad.numpy(),)
+    got, ref = _both(monkeypatch, run)
+    _same(got, ref)
+    independent = np.zeros_like(w0)
+    for i, row in zip(idx.reshape(-1), g.reshape(-1, 24)):
+        independent[i] += row
+    assert np.array_equal(got[0], independent)
+
+
+def test_embedding_backward_rechecks_indices(monkeypatch):
+    """Indices changed in place after the forward are checked again, never written out of bounds."""
+    monkeypatch.setattr(C, "MIN_ELEMENTS", 1)
+    idx = disttorch.tensor([1, 2, 3])
+    w = disttorch.randn(4, 5, requires_grad=True)
+    out = F.embedding(idx, w)
+    idx.numpy()[1] = 1000
+    with pytest.raises(IndexError, match="out of range"):
+        out.sum().backward()

@@ -22,3 +22,18 @@ def relu(a, out):
     for i in range(a.size):
         v = a[i]
         out[i] = v if v > 0 or v != v else 0.0
+
+
+@nb.njit(**_JIT)
+def scatter_add_rows(out, idx, src):
+    """``np.add.at(out, idx, src)`` for 2-D ``out``/``src`` and 1-D ``idx``: row ``src[i]`` added to row
+    ``out[idx[i]]`` for i in order (NumPy's order, so the same sums), with every index checked (False, having
+    stopped, at the first one out of range)."""
+    n = out.shape[0]
+    for i in range(idx.size):
+        r = idx[i]
+        if r < 0 or r >= n:
+            return False
+        for j in range(out.shape[1]):
+            out[r, j] += src[i, j]
+    return True

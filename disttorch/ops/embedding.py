@@ -11,6 +11,7 @@ import math
 
 import numpy as np  # dtype constants only
 
+from .. import _compiled as _C
 from .. import _dtype as D
 from .. import _tensor as T
 from .._internals import bump_version
@@ -43,6 +44,20 @@ def _check_range(xp, flat, n: int, op: str):
     if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= n):
         raise _range_error(flat, n, op)
     return flat
+
+
+def _scatter_rows_compiled(out, flat, work) -> bool:
+    """``np.add.at(out, flat, work)`` through the compiled kernel (NumPy's order of sums, one pass; ``np.add.at``
+    took 1.16 ms against 19 us for the benchmark Transformer's 1024 x 128 rows); False, having done nothing,
+    where it does not apply."""
+    if work.dtype not in _C.FLOAT or flat.dtype.kind not in "iu" or flat.ndim != 1 or work.ndim != 2:
+        return False
+    k = _C.get("pointwise")
+    if k is None:
+        return False
+    if not k.scatter_add_rows(out, flat, np.ascontiguousarray(work)):
+        raise _range_error(flat, out.shape[0], "embedding_backward")  # the indices changed since the forward
+    return True
 
 
 def _range_error(flat, n: int, op: str) -> IndexError:
@@ -107,7 +122,8 @@ class EmbeddingBackward0(Op):
         gd = self._scaled(xp, g.reshape(flat.shape[0], g.shape[-1]), g.dtype)
         work = gd.astype(_F32) if gd.dtype in _LOW else gd
         out = xp.zeros((n, g.shape[-1]), dtype=work.dtype)
-        xp.add.at(out, flat, work)
+        if not (xp is np and work.size >= _C.MIN_ELEMENTS and _scatter_rows_compiled(out, flat, work)):
+            xp.add.at(out, flat, work)
         if pad >= 0:
             out[pad] = 0
         return out if out.dtype == gd.dtype else out.astype(gd.dtype), None
