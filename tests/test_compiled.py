@@ -310,3 +310,15 @@ def test_embedding_backward_rechecks_indices(monkeypatch):
     idx.numpy()[1] = 1000
     with pytest.raises(IndexError, match="out of range"):
         out.sum().backward()
+
+
+def test_pool_adjoint_of_another_dtype_takes_the_numpy_scatter():
+    """A gradient in a dtype the kernels are not compiled for (float16) goes through the NumPy adjoint."""
+    from disttorch.ops import pool as PL
+
+    a = np.random.default_rng(11).standard_normal((2, 3, 6, 4)).astype(np.float32)
+    _, _, scatter = PL._max_pool2d_compiled(a, (3, 2), False)
+    g = np.arange(2 * 3 * 3 * 2, dtype=np.float16).reshape(2, 3, 3, 2)
+    got = scatter(g)
+    assert got.dtype == np.float16
+    assert np.array_equal(got.astype(np.float32), scatter(g.astype(np.float32)))

@@ -258,6 +258,8 @@ def _max_pool2d_compiled(a, o, return_indices: bool):
     geo = ((2, 2), (2, 2), (0, 0), (1, 1), o, hw, hw)
 
     def scatter(g):
+        if g.dtype not in C.FLOAT or array_module_of(g) is not np:
+            return _max_scatter(g, kk, geo)
         g3 = np.ascontiguousarray(g).reshape((-1,) + tuple(o))
         full = hw == (2 * o[0], 2 * o[1])
         buf = (np.empty if full else np.zeros)((g3.shape[0],) + tuple(hw), dtype=g.dtype)
