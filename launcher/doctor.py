@@ -2,7 +2,8 @@
 
 It lists the Python environment and the optional packages, then runs small jobs through ``disttorch launch``
 exactly as users do: a 2-rank zmq ring all-reduce, a 2-rank MPI all-reduce (when mpi4py and mpiexec are here)
-and a parameter-server push/pull; it asks CuPy for CUDA and NCCL and Ray for its version. Each missing piece
+and a parameter-server push/pull; it asks CuPy for CUDA and NCCL and Ray for its version, and runs one of the
+compiled CPU kernels (numba). Each missing piece
 comes with what to install. ``--quick`` skips the jobs. Exit status 0 when every check that could run passed.
 """
 from __future__ import annotations
@@ -20,13 +21,24 @@ _JOB = "disttorch.testing._doctor_job"
 _EXTRA = {"mpi4py": "pip install 'disttorch[mpi]'", "ray": "pip install 'disttorch[ray]'",
           "cupy": "pip install 'disttorch[cuda12x]' (on a machine with an NVIDIA GPU and driver)",
           "onnx": "pip install 'disttorch[onnx]'", "starlette": "pip install 'disttorch[serve]'",
-          "torch": "pip install 'disttorch[bench]' (only for benchmarks and parity checks)"}
+          "torch": "pip install 'disttorch[bench]' (only for benchmarks and parity checks)",
+          "numba": "pip install numba (a dependency of disttorch: reinstall it; without it the CPU kernels run on NumPy)"}
+# Loads (or compiles, the first time on a machine) one compiled kernel and runs it on a few elements.
+_KERNEL_PROBE = ("import warnings, numpy as np, numba\n"
+                 "warnings.simplefilter('error')\n"
+                 "from disttorch import _compiled as C\n"
+                 "k = C.get('pointwise')\n"
+                 "a = np.array([-1.0, 2.0], np.float32); o = np.empty_like(a)\n"
+                 "if k is None: print('off (DISTTORCH_COMPILED=0): CPU kernels run on NumPy')\n"
+                 "else:\n"
+                 "    k.relu(a, o); assert o.tolist() == [0.0, 2.0]\n"
+                 "    print(f'numba {numba.__version__}: kernels load and run')")
 
 
 def facts(version: str) -> dict:
     """Versions and which optional packages are importable (nothing is imported)."""
     out = {"python": platform.python_version(), "platform": platform.platform(), "disttorch": version}
-    for mod in ("numpy", "ml_dtypes", "zmq", "msgpack", "mpi4py", "cupy", "ray", "onnx", "starlette", "torch"):
+    for mod in ("numpy", "ml_dtypes", "zmq", "msgpack", "numba", "mpi4py", "cupy", "ray", "onnx", "starlette", "torch"):
         out[mod] = "available" if importlib.util.find_spec(mod) is not None else "missing"
     return out
 
@@ -81,6 +93,11 @@ def checks(quick: bool = False, timeout: float = 90.0) -> list:
         ok, detail = _launch(["--mode", "ps", "--num-servers", "1", "--nproc-per-node", "1", "-m", _JOB, "ps"],
                              timeout)
         rows.append(("parameter server", "ok" if ok else "fail", detail))
+    if importlib.util.find_spec("numba") is None:
+        rows.append(("compiled kernels", "missing", _EXTRA["numba"]))
+    else:
+        ok, detail = _probe(_KERNEL_PROBE)
+        rows.append(("compiled kernels", "ok" if ok else "fail", detail))
     if have["cupy"]:
         ok, detail = _probe("import disttorch, disttorch.distributed as d\n"
                             "c = disttorch.cuda\n"

@@ -13,6 +13,7 @@ def test_version_and_doctor(capsys):
     assert cli.main(["doctor", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "numpy" in out and "available" in out and "zmq all_reduce     skipped" in out
+    assert "compiled kernels   ok       numba" in out and "kernels load and run" in out
 
 
 @pytest.mark.timeout(180)
