@@ -382,8 +382,9 @@ def sgd_update(xp, param, grad, momentum_buffer, lr: float, momentum: float, dam
         momentum_buffer = xp.empty_like(param)
         fresh = True
     arrays = (param, grad, momentum_buffer)
-    plain = not (fresh or nesterov or maximize or weight_decay != 0 or dampening != 0)
-    if not (plain and xp is np and param.size >= C.MIN_ELEMENTS and _compiled_sgd(arrays, -lr, momentum)):
+    plain = param.size >= C.MIN_ELEMENTS and xp is np and not (fresh or nesterov or maximize or weight_decay != 0
+                                                                 or dampening != 0)
+    if not (plain and _compiled_sgd(arrays, -lr, momentum)):
         _apply(xp, _sgd_kernel, arrays,
                (-lr, momentum, 1 - dampening, weight_decay if weight_decay != 0 else None, nesterov, maximize, fresh))
     return momentum_buffer

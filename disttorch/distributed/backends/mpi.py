@@ -284,8 +284,9 @@ class MPIProcessGroup(ProcessGroup):
     # --- collectives -------------------------------------------------------------------------------------
     def allreduce(self, arrays: list, op: ReduceOp) -> Work:
         comm = self._comm
-        if self._shm is not None and sum(a.nbytes for a in arrays) >= SHM_MIN_BYTES:
-            work = self._allreduce_shm(arrays, op)
+        if self._shm is not None:  # a single array (the hot small call) costs one attribute read and a compare
+            nbytes = arrays[0].nbytes if len(arrays) == 1 else sum(a.nbytes for a in arrays)
+            work = self._allreduce_shm(arrays, op) if nbytes >= SHM_MIN_BYTES else None
             if work is not None:
                 return work
         if len(arrays) == 1:  # the common case, kept short: a small all-reduce costs only a few us in MPI
