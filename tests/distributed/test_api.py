@@ -160,6 +160,13 @@ def test_one_rank_world(clean_env):
     v = t._version
     dist.all_reduce(t, op=dist.ReduceOp.AVG)
     assert t.tolist() == [1.0, 2.0] and t._version == v + 1
+    # one rank: every reduction is the identity, done on the caller's thread (async handles complete at once)
+    w = dist.all_reduce(t, async_op=True)
+    assert w.is_completed() and w.wait() and t.tolist() == [1.0, 2.0] and t._version == v + 2
+    i = torch.tensor([3, -4])
+    for op in (dist.ReduceOp.SUM, dist.ReduceOp.MAX, dist.ReduceOp.MIN, dist.ReduceOp.PRODUCT):
+        dist.all_reduce(i, op=op)
+        assert i.tolist() == [3, -4], op
     objs = [None]
     dist.all_gather_object(objs, {1: (2, 3)})
     assert objs == [{1: (2, 3)}]
