@@ -122,8 +122,7 @@ def run_tasks(tasks: list, blas: bool = False) -> list:
             return pool.run(tasks)
         finally:
             if restore:
-                for ctl, prev in restore:
-                    ctl.set_num_threads(prev)
+                blas_restore(restore)
     finally:
         _LOCK.release()
 
@@ -277,6 +276,44 @@ def _blas_serial() -> list:
             ctl.set_num_threads(1)
             restore.append((ctl, prev))
     return restore
+
+
+# Multiply-adds from which a product may use BLAS's own threads (with several threads). OpenBLAS's workers spin
+# for ~0.1 s of CPU after every multi-threaded call (measured here: 0.105 s of CPU in a 0.2 s sleep after one
+# GEMM; lowering the thread count does not stop them), and a spinning worker takes the core a pool thread or a
+# compiled kernel's piece needs: a 2-thread CNN step (small products between pool regions) ran 10.8-12.6 ms
+# with BLAS threads against 8.7-9.2 ms with BLAS at one thread. Below this size a product gains little from a
+# second core, so it runs on one; above it the product's own time dominates (the MLP's 33-51 M products).
+GEMM_THREADED_MIN = 1 << 22
+# OpenBLAS runs a product on one thread anyway below this many multiply-adds (matrix-vector products: elements).
+_BLAS_THREADS_FROM = 9216
+
+
+def matmul(xp, a, b, out=None):
+    """``xp.matmul(a, b)`` (into ``out`` if given), with BLAS held to one thread for a product of fewer than
+    :data:`GEMM_THREADED_MIN` multiply-adds per matrix when several threads are in use (see there)."""
+    if _STATE["n"] > 1 and xp is np:
+        m = a.shape[-2] if a.ndim > 1 else 1
+        n = b.shape[-1] if b.ndim > 1 else 1
+        macs = m * n * a.shape[-1]
+        if _BLAS_THREADS_FROM <= macs < GEMM_THREADED_MIN:
+            restore = _blas_serial()
+            try:
+                return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+            finally:
+                blas_restore(restore)
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
+
+
+def blas_serial() -> list:
+    """Set every multi-threaded BLAS to one thread; pass the result to :func:`blas_restore` afterwards."""
+    return _blas_serial()
+
+
+def blas_restore(restore: list) -> None:
+    """Undo :func:`blas_serial`."""
+    for ctl, prev in restore:
+        ctl.set_num_threads(prev)
 
 
 def _after_fork_in_child() -> None:

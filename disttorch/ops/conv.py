@@ -23,6 +23,7 @@ from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
 from ..autograd.op import Op
+from . import conv2d_compiled as CC
 from . import im2col as K
 from ._helpers import tensor_arg
 from ._kept import attach_kept
@@ -68,7 +69,11 @@ def _conv_arrays(xp, xa, wa, ba, stride, pads, dil, groups: int, transposed: boo
             y += _work(ba).reshape((-1,) + (1,) * (y.ndim - 2))
     else:
         bw = None if ba is None else _work(ba)
-        r = K.conv2d_fused(xp, xa, wa, pads, stride, dil, groups, bw) if xp is not np else None
+        if xp is np:  # the compiled per-sample kernels keep no columns: the weight gradient redoes them per sample
+            y = CC.forward(xa, wa, bw, pads, stride, dil, groups)
+            r = None if y is None else (y, None)
+        else:
+            r = K.conv2d_fused(xp, xa, wa, pads, stride, dil, groups, bw)
         y, cols = r if r is not None else K.conv(xp, xa, wa, pads, stride, dil, groups, bw)
     if y.dtype != dt:
         y = y.astype(dt)
@@ -76,6 +81,10 @@ def _conv_arrays(xp, xa, wa, ba, stride, pads, dil, groups: int, transposed: boo
 
 
 def _weight_grad_arrays(xp, inp, gout, wshape, stride, pads, dil, groups: int):
+    if xp is np:
+        gw = CC.weight_grad(_work(inp), _work(gout), wshape, pads, stride, dil, groups)
+        if gw is not None:
+            return gw.astype(inp.dtype, copy=False)
     cols, _ = K.conv_cols(xp, _work(inp), wshape[2:], pads, stride, dil, groups)
     return K.weight_grad(xp, cols, _work(gout), wshape, groups).astype(inp.dtype, copy=False)
 
@@ -104,8 +113,10 @@ class ConvolutionBackward0(Op):
         wshape = w.shape
         if not self.transposed:
             if need_x:
-                gx = K.conv2d_input_grad_fused(xp, _work(g), _work(w), x.shape, pads, s, d, groups) \
-                    if xp is not np else None
+                if xp is np:
+                    gx = CC.input_grad(_work(g), _work(w), x.shape, pads, s, d, groups)
+                else:
+                    gx = K.conv2d_input_grad_fused(xp, _work(g), _work(w), x.shape, pads, s, d, groups)
                 if gx is not None:
                     gx = gx.astype(x.dtype, copy=False)
                 else:

@@ -125,7 +125,7 @@ def bmm(xp, a, b):
     """
     n = b.shape[0]
     if xp is not np or n < 2 or a.shape[0] * a.shape[1] * b.shape[2] * n < max(_SPLIT_WORK, P.MIN_SIZE):
-        return xp.matmul(a, b)
+        return P.matmul(xp, a, b)
     out = np.empty((n, a.shape[0], b.shape[2]), dtype=np.result_type(a, b))
     P.run_ranges(n, lambda i, j: np.matmul(a, b[i:j], out=out[i:j]), blas=True)
     return out
@@ -220,11 +220,11 @@ def conv(xp, x, w, pads, stride, dil, groups: int, bias=None):
     def body(chunks):
         for a, b in chunks:
             if p >= _DIRECT_FROM and grp == 1:  # per-sample products straight into the output's layout
-                xp.matmul(wm[0], cols[0, :, a:b].transpose(1, 0, 2), out=out[a:b])
+                P.matmul(xp, wm[0], cols[0, :, a:b].transpose(1, 0, 2), out=out[a:b])
                 if b2 is not None:
                     out[a:b] += b2
                 continue
-            y = xp.matmul(wm, cols[:, :, a:b].reshape(grp, ck, (b - a) * p))  # (G, Og, m*P)
+            y = P.matmul(xp, wm, cols[:, :, a:b].reshape(grp, ck, (b - a) * p))  # (G, Og, m*P)
             yt = y.reshape(o, b - a, p).transpose(1, 0, 2)
             if b2 is None:
                 out[a:b] = yt
@@ -257,7 +257,7 @@ def weight_grad(xp, cols, g, wshape, groups: int):
             m = b - a
             gt = buf[:o * m * p].reshape(o, m, p)
             gt[...] = g3[a:b].transpose(1, 0, 2)
-            prod = xp.matmul(gt.reshape(grp, og, m * p), cols[:, :, a:b].reshape(grp, ck, m * p).transpose(0, 2, 1))
+            prod = P.matmul(xp, gt.reshape(grp, og, m * p), cols[:, :, a:b].reshape(grp, ck, m * p).transpose(0, 2, 1))
             if keep:
                 kept.append(prod)
             elif acc is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _parallel as P
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
@@ -33,7 +34,7 @@ class LinearBackward0(Op):
         if xd.dtype.name in _LOW:
             out = xp.matmul(x2.astype("float32"), w2.T.astype("float32"))
         else:
-            out = xp.matmul(x2, w2.T)
+            out = P.matmul(xp, x2, w2.T)
         if bd is not None:
             out += bd
         if out.dtype != xd.dtype:
@@ -57,7 +58,7 @@ class LinearBackward0(Op):
         gw = matmul(g2.t(), x.reshape(-1, in_f)) if need_w else None
         if need_b:
             # a column sum as a BLAS product with ones (several times faster than NumPy's reduction)
-            gb = T._wrap(g2._xp.ones(g2._data.shape[0], g2._data.dtype) @ g2._data) if fast else g2.sum(0)
+            gb = T._wrap(P.matmul(g2._xp, g2._xp.ones(g2._data.shape[0], g2._data.dtype), g2._data)) if fast else g2.sum(0)
         else:
             gb = None
         if self.w_ndim == 1:  # weight (in,) : output (...,)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import _dtype as D
+from .. import _parallel as P
 from .. import _tensor as T
 from ..amp._state import STATE as _AC
 from ..amp._state import cast_lower as _autocast
@@ -128,7 +129,7 @@ class MmBackward0(Op):
         dt = a.dtype
         if dt is _F32 or dt is _F64:  # the common case, inlined: it is most of a small layer's cost
             try:
-                return xp.matmul(a, b)
+                return P.matmul(xp, a, b)
             except ValueError:
                 raise _shape_error(self.op_name, a.shape, b.shape) from None
         return _product(self.op_name, xp, a, b, _matmul_arrays)
