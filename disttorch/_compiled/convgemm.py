@@ -8,8 +8,8 @@ runs one call per thread: one hand-off per thread and region, where the NumPy pa
 chunk of samples (``ops/im2col.py``, the reference, which the tests compare these kernels with).
 
 - ``forward``: ``out[n] = W @ cols(x[n]) + b``.
-- ``weight_grad``: ``acc_t += cols(x[n]) @ g[n].T`` over the range (the gradient transposed; each thread its
-  own ``acc_t``; the caller adds them in range order).
+- ``weight_grad``: ``acc_t += cols(x[n]) @ g[n].T`` over the range (the gradient transposed), one accumulator
+  per fixed piece of samples, which the caller adds in order: the same sums for any number of threads.
 - ``input_grad``: ``dx[n] = col2im(W.T @ g[n])`` (the adjoint of the columns: in-order sums per element).
 
 ``geom`` holds C, H, W, KH, KW, OH, OW, SH, SW, PH, PW, DH, DW. The loops index flat arrays with unsigned
@@ -109,23 +109,26 @@ def forward(xf, wm, bias, has_bias, out, n0, n1, cols, geom):
 
 
 @nb.njit(**_JIT)
-def weight_grad(xf, g, acc_t, n0, n1, cols, gt, prod, geom):
-    """``acc_t (C*KH*KW, O) += cols(x[n]) @ g[n].T`` for samples ``[n0, n1)``, in sample order: the weight
-    gradient transposed. ``gt`` (OH*OW, O) holds each ``g[n].T``: both products are then plain (untransposed)
-    BLAS calls, twice as fast here as ``g[n] @ cols.T`` with the transposed operand. ``prod`` is like ``acc_t``."""
+def weight_grad(xf, g, accs, n0, n1, piece, cols, gt, prod, geom):
+    """``accs[n // piece] (C*KH*KW, O) += cols(x[n]) @ g[n].T`` for samples ``[n0, n1)``, in sample order: the
+    weight gradient transposed, summed per fixed piece of ``piece`` samples (the caller adds the pieces in order,
+    so the result does not depend on how the samples were split over threads). ``gt`` (OH*OW, O) holds each
+    ``g[n].T``: both products are then plain (untransposed) BLAS calls, twice as fast here as ``g[n] @ cols.T``
+    with the transposed operand. ``prod`` is like one of ``accs``."""
     sample = geom[0] * geom[1] * geom[2]
     cf = cols.reshape(-1)
     o, p = g.shape[1], g.shape[2]
-    ck = acc_t.shape[0]
+    ck = accs.shape[1]
     for n in range(n0, n1):
         _cols(xf, n * sample, cf, geom)
         for k in range(o):
             for t in range(p):
                 gt[t, k] = g[n, k, t]
         np.dot(cols, gt, prod)
+        acc = accs[n // piece]
         for r in range(ck):
             for k in range(o):
-                acc_t[r, k] += prod[r, k]
+                acc[r, k] += prod[r, k]
 
 
 @nb.njit(**_JIT)

@@ -24,6 +24,9 @@ from .. import _parallel as P
 # Columns per output position (C * KH * KW) below which per-sample products are too thin for BLAS: a 1-channel
 # 3x3 convolution's weight gradient (9 columns) ran 1.8x slower than the NumPy path's batched products.
 _MIN_CK = 32
+# Samples per partial sum of the weight gradient: the pieces' sums are added in order, so a split over threads
+# gives the one-thread result bit for bit (a thread's range is whole pieces).
+_PIECE = 8
 
 
 def _geometry(xshape, wshape, pads, stride, dil) -> Optional[np.ndarray]:
@@ -51,11 +54,11 @@ def _kernels(arrays: tuple, xshape, wshape, groups: int):
     return C.get("convgemm")
 
 
-def _ranges(n: int, work: int) -> list:
-    """One range of samples per thread (a piece is one kernel call without the GIL: more pieces would only add
-    GIL hand-offs), or the whole batch below the split size."""
+def _ranges(n: int, work: int, align: int = 1) -> list:
+    """One range of samples per thread (a range is one kernel call without the GIL: more would only add GIL
+    hand-offs), or the whole batch below the split size; range bounds are multiples of ``align``."""
     if work >= C.SPLIT_MIN and n > 1 and P.threads() > 1:
-        return P.split(n, P.threads())
+        return P.split(n, P.threads(), align=align)
     return [(0, n)]
 
 
@@ -116,13 +119,14 @@ def weight_grad(x, g, wshape, pads, stride, dil, groups: int = 1) -> Optional[np
     xf = np.ascontiguousarray(x).reshape(-1)
     g3 = np.ascontiguousarray(g).reshape(n, o, p)
 
-    ranges = _ranges(n, work)
-    accs = np.zeros((len(ranges), ck, o), dtype=x.dtype)
+    pieces = -(-n // _PIECE)
+    accs = np.zeros((pieces, ck, o), dtype=x.dtype)
+    ranges = _ranges(n, work, align=_PIECE)
     bufs = [(np.empty((ck, p), dtype=x.dtype), np.empty((p, o), dtype=x.dtype), np.empty((ck, o), dtype=x.dtype))
             for _ in ranges]
-    _run(ranges, lambda i, a, c: k.weight_grad(xf, g3, accs[i], a, c, *bufs[i], geom))
+    _run(ranges, lambda i, a, c: k.weight_grad(xf, g3, accs, a, c, _PIECE, *bufs[i], geom))
     acc = accs[0]
-    for extra in accs[1:]:  # in range order: the same sums for the same thread count
+    for extra in accs[1:]:  # in piece order: the same sums on any number of threads
         acc += extra
     return np.ascontiguousarray(acc.T).reshape(wshape)
 
