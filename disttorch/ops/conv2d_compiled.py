@@ -27,6 +27,13 @@ _MIN_CK = 32
 # Samples per partial sum of the weight gradient: the pieces' sums are added in order, so a split over threads
 # gives the one-thread result bit for bit (a thread's range is whole pieces).
 _PIECE = 8
+# Elements of one sample's columns (C*KH*KW x OH*OW, a scratch buffer per thread) above which the NumPy path runs:
+# the kernels' premise is a buffer that stays in cache (64 Ki elements for the benchmark CNN); a 256-channel 3x3
+# convolution of a 224x224 image would need 115 M elements per thread.
+_MAX_SAMPLE_COLS = 1 << 22
+# Elements of the weight gradient's partial sums (one weight-sized array per piece) kept at most: beyond it the
+# pieces grow (as the NumPy path's ``_KEEP_LIMIT``).
+_KEEP_LIMIT = 1 << 24
 
 
 def _geometry(xshape, wshape, pads, stride, dil) -> Optional[np.ndarray]:
@@ -90,7 +97,7 @@ def forward(x, w, bias, pads, stride, dil, groups: int = 1) -> Optional[np.ndarr
     n, o = x.shape[0], w.shape[0]
     ck, p = int(geom[0] * geom[3] * geom[4]), int(geom[5] * geom[6])
     work = ck * p * n
-    if work < C.MIN_ELEMENTS or n == 0:
+    if work < C.MIN_ELEMENTS or n == 0 or ck * p > _MAX_SAMPLE_COLS:
         return None
     xf = np.ascontiguousarray(x).reshape(-1)
     wm = np.ascontiguousarray(w).reshape(o, ck)
@@ -114,17 +121,17 @@ def weight_grad(x, g, wshape, pads, stride, dil, groups: int = 1) -> Optional[np
     n, o = x.shape[0], wshape[0]
     ck, p = int(geom[0] * geom[3] * geom[4]), int(geom[5] * geom[6])
     work = ck * p * n
-    if work < C.MIN_ELEMENTS or n == 0:
+    if work < C.MIN_ELEMENTS or n == 0 or ck * p > _MAX_SAMPLE_COLS:
         return None
     xf = np.ascontiguousarray(x).reshape(-1)
     g3 = np.ascontiguousarray(g).reshape(n, o, p)
 
-    pieces = -(-n // _PIECE)
-    accs = np.zeros((pieces, ck, o), dtype=x.dtype)
-    ranges = _ranges(n, work, align=_PIECE)
+    piece = max(_PIECE, -(-n // max(1, _KEEP_LIMIT // (ck * o))))  # from the shapes only, never the threads
+    accs = np.zeros((-(-n // piece), ck, o), dtype=x.dtype)
+    ranges = _ranges(n, work, align=piece)
     bufs = [(np.empty((ck, p), dtype=x.dtype), np.empty((p, o), dtype=x.dtype), np.empty((ck, o), dtype=x.dtype))
             for _ in ranges]
-    _run(ranges, lambda i, a, c: k.weight_grad(xf, g3, accs, a, c, _PIECE, *bufs[i], geom))
+    _run(ranges, lambda i, a, c: k.weight_grad(xf, g3, accs, a, c, piece, *bufs[i], geom))
     acc = accs[0]
     for extra in accs[1:]:  # in piece order: the same sums on any number of threads
         acc += extra
@@ -142,7 +149,7 @@ def input_grad(g, w, xshape, pads, stride, dil, groups: int = 1) -> Optional[np.
     n, o = xshape[0], w.shape[0]
     ck, p = int(geom[0] * geom[3] * geom[4]), int(geom[5] * geom[6])
     work = ck * p * n
-    if work < C.MIN_ELEMENTS or n == 0:
+    if work < C.MIN_ELEMENTS or n == 0 or ck * p > _MAX_SAMPLE_COLS:
         return None
     g3 = np.ascontiguousarray(g).reshape(n, o, p)
     wt = np.ascontiguousarray(w.reshape(o, ck).T)

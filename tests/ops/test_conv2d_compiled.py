@@ -173,6 +173,36 @@ def test_cases_that_keep_the_numpy_path(small_work, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_bounded_scratch_and_partial_sums(small_work, monkeypatch):
+    """Per-sample columns beyond the cache-sized limit keep the NumPy path; with few partial sums allowed the
+    pieces grow (from the shapes alone), and two threads still give the one-thread weight gradient bit for bit."""
+    x, w, b, g = _case(GEOMETRIES[0], np.float32, seed=5)
+    pads = ((1, 1), (1, 1))
+    monkeypatch.setattr(CC, "_MAX_SAMPLE_COLS", 144 * 196 - 1)
+    assert CC.forward(x, w, b, pads, (1, 1), (1, 1)) is None
+    assert CC.weight_grad(x, g, w.shape, pads, (1, 1), (1, 1)) is None
+    assert CC.input_grad(g, w, x.shape, pads, (1, 1), (1, 1)) is None
+    monkeypatch.setattr(CC, "_MAX_SAMPLE_COLS", 1 << 22)
+    monkeypatch.setattr(CC, "_KEEP_LIMIT", 2 * 144 * 32)  # two weight-sized partial sums: pieces of 4 of 8 samples
+    monkeypatch.setattr(CC, "_PIECE", 1)
+    monkeypatch.setattr(C, "SPLIT_MIN", 1)
+    shapes = []
+    real_zeros = np.zeros
+    monkeypatch.setattr(CC.np, "zeros", lambda shape, **kw: shapes.append(shape) or real_zeros(shape, **kw))
+    before = disttorch.get_num_threads()
+    try:
+        disttorch.set_num_threads(1)
+        one = CC.weight_grad(x, g, w.shape, pads, (1, 1), (1, 1))
+        disttorch.set_num_threads(2)
+        two = CC.weight_grad(x, g, w.shape, pads, (1, 1), (1, 1))
+    finally:
+        disttorch.set_num_threads(before)
+    assert shapes == [(2, 144, 32), (2, 144, 32)]
+    assert np.array_equal(one, two)
+    rgw = _reference(x, w, b, g, (1, 1), (1, 1), (1, 1))[1]
+    np.testing.assert_allclose(one, rgw, rtol=1e-4, atol=1e-4)
+
+
 def test_below_the_size_threshold_nothing_is_compiled():
     x = np.ones((1, 4, 6, 6), np.float32)
     w = np.ones((2, 4, 3, 3), np.float32)
