@@ -38,3 +38,32 @@ def test_fast_path_checks(tmp_path):
     assert job.returncodes == [0], f"exit codes {job.returncodes}\n{job.logs}"
     left = [p for p in os.listdir("/dev/shm") if p.startswith("disttorch-mpi-")] if os.path.isdir("/dev/shm") else []
     assert not left, f"shared-memory segments left behind: {left}"
+
+
+@pytest.mark.timeout(120)
+def test_singleton_leaves_no_shared_memory_file(tmp_path):
+    """A process no MPI launcher started (an MPI singleton) initialises Open MPI with the loopback transport
+    only: Open MPI 5's shared-memory transport would leave its 16 MiB backing file in /dev/shm at exit. The
+    setting is for MPI's start-up alone (an mpiexec the program starts keeps every transport)."""
+    import subprocess
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm on this machine")
+    code = ("import os, disttorch, disttorch.distributed as dist\n"
+            "dist.init_process_group('mpi')\n"
+            "from mpi4py import MPI\n"
+            "print('OPENMPI' if 'Open MPI' in MPI.Get_library_version() else 'OTHER')\n"
+            "t = disttorch.tensor([1.0, 2.0]); dist.all_reduce(t)\n"
+            "print(t.tolist(), 'OMPI_MCA_btl' in os.environ)\n"
+            "dist.destroy_process_group()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "MASTER_"))
+           and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    before = set(os.listdir("/dev/shm"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.split("\n")
+    assert lines[1] == "[1.0, 2.0] False", out.stdout
+    new = sorted(set(os.listdir("/dev/shm")) - before)
+    if lines[0] == "OPENMPI":
+        assert not [p for p in new if p.startswith("sm_segment")], f"left in /dev/shm: {new}"

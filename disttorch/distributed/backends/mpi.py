@@ -81,15 +81,26 @@ import numpy as np
 # keeps a waiting all-reduce from stealing the compute core (measured: 8-14 ms of extra CPU per MLP DDP step fell
 # to ~3 ms), and a 4-element all-reduce stays at 1.8 us. Set before MPI starts (importing mpi4py.MPI starts it).
 os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
+# A process that no MPI launcher started is an MPI singleton (a world of one). Open MPI 5 then creates its
+# shared-memory transport's 16 MiB backing file in /dev/shm and leaves it there at exit (plain mpi4py does the
+# same). One process has no peer to reach through it: the loopback transport alone starts no such file. Only for
+# MPI's start-up here, so that an mpiexec this program starts later keeps every transport.
+_SINGLETON_BTL = "OMPI_MCA_btl" not in os.environ and not any(
+    v in os.environ for v in ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"))
+if _SINGLETON_BTL:
+    os.environ["OMPI_MCA_btl"] = "self"
+try:
+    from mpi4py import MPI
+finally:
+    if _SINGLETON_BTL:
+        del os.environ["OMPI_MCA_btl"]
 
-from mpi4py import MPI  # noqa: E402
-
-from ... import _parallel
-from ..process_group import REDUCE_UFUNCS, ProcessGroup, ReduceOp, Work, in_blocking_call
-from . import _shm_transport as shm
-from ._mpi_types import _ALLREDUCE_DESC, _REDUCTIONS, _back_to_back, _bytes, _displs, _pack, _reduction, _unpack
+from ... import _parallel  # noqa: E402
+from ..process_group import REDUCE_UFUNCS, ProcessGroup, ReduceOp, Work, in_blocking_call  # noqa: E402
+from . import _shm_transport as shm  # noqa: E402
+from ._mpi_types import _ALLREDUCE_DESC, _REDUCTIONS, _back_to_back, _bytes, _displs, _pack, _reduction, _unpack  # noqa: E402
 from ._mpi_work import _ABORT_AT_EXIT, _DEFERRED, _RUNNING, _announce_deferred, _env_flag, _MPIWork, _RequestWork, \
-    _seconds, _start_watchdog
+    _seconds, _start_watchdog  # noqa: E402
 
 __all__ = ["MPIProcessGroup"]
 
