@@ -1,9 +1,9 @@
 """Train steps with the intra-op pool and the compiled kernels on and off, each library alone in its own process,
 alternated.
 
-For each round and each thread count, four fresh subprocesses time the models of ``train_step.py`` one after
-another: disttorch with ``DISTTORCH_PARALLEL=0 DISTTORCH_COMPILED=0`` (BLAS threads only: the state before
-both), disttorch with the pool only, disttorch as installed (pool and compiled kernels), and PyTorch, the first
+For each round, each thread count and each model of ``train_step.py``, four fresh subprocesses time it:
+disttorch with ``DISTTORCH_PARALLEL=0 DISTTORCH_COMPILED=0`` (BLAS threads only: the state before both),
+disttorch with the pool only, disttorch as installed (pool and compiled kernels), and PyTorch, the first
 of them rotating from round to round. The table gives the median ms/step over rounds and the ratios to PyTorch
 against the issue's targets. Alternating whole processes keeps a loaded machine
 fair to all three; rotating the order removes the bias of always running second or third (20-30% on this VM).
@@ -58,10 +58,13 @@ def main(argv=None) -> None:
         for r in range(rounds):
             # rotate who goes first: on this VM the process that follows another ran 20-30% slower in a fixed
             # order (pool off, pool on, torch), a bias that alternating whole processes alone does not remove
+            # One process per model: a model timed after another in the same process inherited its state (after
+            # the MLP's multi-threaded products OpenBLAS's workers spin for ~0.1 s on the second core, which the
+            # CNN timed next in that process needs: its 2-thread ratio read 1.17-1.30 so, 0.99 alone).
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                 lib, par, comp = peers[key]
-                for name, ms in child(lib, names, steps, threads, par, comp).items():
-                    times[key][name].append(ms)
+                for name in names:
+                    times[key][name].extend(child(lib, [name], steps, threads, par, comp).values())
         tgt = TARGETS[1] if threads == 1 else TARGETS["default"]
         print(f"{threads} thread(s); {rounds} alternated rounds x {steps} steps, each library alone in a process; "
               "median ms/step")

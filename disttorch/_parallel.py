@@ -113,7 +113,7 @@ def run_tasks(tasks: list, blas: bool = False) -> list:
     Returns only when every task has finished (a task's exception is raised after that, so no array a task
     writes is still being written when the caller sees the error).
     """
-    if len(tasks) < 2 or _STATE["n"] < 2 or not _LOCK.acquire(blocking=False):
+    if len(tasks) < 2 or _STATE["n"] < 2 or not ENABLED or not _LOCK.acquire(blocking=False):
         return [t() for t in tasks]
     try:
         pool = _pool()
@@ -291,8 +291,8 @@ _BLAS_THREADS_FROM = 9216
 
 def matmul(xp, a, b, out=None):
     """``xp.matmul(a, b)`` (into ``out`` if given), with BLAS held to one thread for a product of fewer than
-    :data:`GEMM_THREADED_MIN` multiply-adds per matrix when several threads are in use (see there)."""
-    if _STATE["n"] > 1 and xp is np:
+    :data:`GEMM_THREADED_MIN` multiply-adds per matrix when the pool runs several threads (see there)."""
+    if _STATE["n"] > 1 and ENABLED and xp is np:
         m = a.shape[-2] if a.ndim > 1 else 1
         n = b.shape[-1] if b.ndim > 1 else 1
         macs = m * n * a.shape[-1]

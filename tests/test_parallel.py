@@ -134,6 +134,17 @@ def test_environment_sets_defaults_and_no_pool_at_import():
     assert _py(code, OMP_NUM_THREADS="2", DISTTORCH_PARALLEL="0") == "2 True False"  # kill switch
 
 
+def test_kill_switch_keeps_every_task_on_the_caller(two_threads, monkeypatch):
+    """DISTTORCH_PARALLEL=0: run_tasks (which the compiled kernels also split through) runs every piece on the
+    calling thread, and products keep BLAS's own thread count (nothing is held to one thread)."""
+    monkeypatch.setattr(P, "ENABLED", False)
+    names = P.run_tasks([lambda: threading.current_thread().name] * 4)
+    assert names == [threading.current_thread().name] * 4
+    monkeypatch.setattr(P, "_blas_serial", lambda: pytest.fail("BLAS held to one thread with the pool off"))
+    a = np.ones((64, 100))
+    assert P.matmul(np, a, a.T)[0, 0] == 100
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_pool_is_made_anew_in_a_forked_child(two_threads):
     assert P.run_tasks([lambda: 1, lambda: 2]) == [1, 2]  # the parent's pool is running
