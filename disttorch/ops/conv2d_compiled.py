@@ -32,8 +32,9 @@ _PIECE = 8
 # convolution of a 224x224 image would need 115 M elements per thread.
 _MAX_SAMPLE_COLS = 1 << 22
 # Elements of the weight gradient's partial sums (one weight-sized array per piece) kept at most: beyond it the
-# pieces grow (as the NumPy path's ``_KEEP_LIMIT``).
-_KEEP_LIMIT = 1 << 24
+# pieces grow (16 MiB of float32: a 256->512 4x4 convolution's 8 MiB weight gets two partial sums, and its
+# backward stays under tests/ops/test_conv.py's 64 MiB bound).
+_KEEP_LIMIT = 1 << 22
 
 
 def _geometry(xshape, wshape, pads, stride, dil) -> Optional[np.ndarray]:
