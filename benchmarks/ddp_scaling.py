@@ -83,7 +83,7 @@ def worker(args) -> None:
     for name in args.models.split(","):
         model, x, y = _build(name, torch, nn)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        ddp = DDP(model, bucket_cap_mb=args.bucket_cap_mb)
+        ddp = DDP(model, bucket_cap_mb=args.bucket_cap_mb, gradient_as_bucket_view=args.gradient_as_bucket_view)
         ddp_opt = torch.optim.SGD(ddp.parameters(), lr=1e-3, momentum=0.9)
         waited = [0.0]
         finalize = ddp._finalize
@@ -167,6 +167,8 @@ def run_job(backend: str, n: int, args) -> dict:
                       "--models", args.models, "--steps", str(args.steps), "--rounds", str(args.rounds)]
     if args.bucket_cap_mb is not None:
         cmd += ["--bucket-cap-mb", str(args.bucket_cap_mb)]
+    if args.gradient_as_bucket_view:
+        cmd += ["--gradient-as-bucket-view"]
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=args.timeout)
     for line in p.stdout.splitlines():
         if MARK in line:
@@ -193,6 +195,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=2, help="alternated 1-rank/2-rank job pairs per backend")
     ap.add_argument("--bucket-cap-mb", type=float, default=None,
                     help="DDP bucket_cap_mb (default: DDP's, a 1 MiB first bucket then 25 MiB)")
+    ap.add_argument("--gradient-as-bucket-view", action="store_true",
+                    help="DDP(gradient_as_bucket_view=True): .grad tensors are views of the buckets (no copies)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment variable for the jobs (repeatable)")
     ap.add_argument("--quick", action="store_true", help="fewer steps and one repeat (about a minute)")

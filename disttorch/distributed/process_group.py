@@ -17,11 +17,16 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ReduceOp", "Work", "ProcessGroup", "BACKENDS", "backend_class", "blocking_call", "in_blocking_call"]
+__all__ = ["ReduceOp", "Work", "ProcessGroup", "BACKENDS", "backend_class", "blocking_call", "in_blocking_call",
+           "fingerprint_bytes", "mismatch_error"]
 
 # Set while the API launches a collective it will wait for at once (async_op=False): a backend may then run the
 # whole operation on the caller's thread instead of handing it to a communication thread (no thread hop).
-_BLOCKING = threading.local()
+class _Blocking(threading.local):
+    on = False  # a class default: reading a thread's unset attribute would raise and catch (~0.35 us a call)
+
+
+_BLOCKING = _Blocking()
 
 
 class blocking_call:
@@ -30,7 +35,7 @@ class blocking_call:
     __slots__ = ("_prev",)
 
     def __enter__(self) -> "blocking_call":
-        self._prev = getattr(_BLOCKING, "on", False)
+        self._prev = _BLOCKING.on
         _BLOCKING.on = True
         return self
 
@@ -40,7 +45,26 @@ class blocking_call:
 
 def in_blocking_call() -> bool:
     """Whether the caller will wait for the collective being launched at once (see :class:`blocking_call`)."""
-    return getattr(_BLOCKING, "on", False)
+    return _BLOCKING.on
+
+
+def fingerprint_bytes(fingerprint: str) -> np.ndarray:
+    """A fingerprint as the 512 zero-padded bytes that ranks all-gather to name a mismatch."""
+    raw = np.zeros(512, np.uint8)
+    enc = fingerprint.encode()[:512]
+    raw[:len(enc)] = np.frombuffer(enc, np.uint8)
+    return raw
+
+
+def mismatch_error(texts, rank: int, global_ranks: Sequence[int]) -> RuntimeError:
+    """The error every rank raises when the fingerprints differ: ``texts`` holds each group rank's
+    ``fingerprint_bytes`` (any sequence of byte arrays), ``rank`` is this process's group rank."""
+    calls = [bytes(t).rstrip(b"\0").decode(errors="replace") for t in texts]
+    other = next((r for r, c in enumerate(calls) if c != calls[0]), 0)
+    lines = "\n".join(f"  rank {global_ranks[r]}: {c}" for r, c in enumerate(calls))
+    return RuntimeError(f"Mismatched collective calls (this is rank {global_ranks[rank]}, calling {calls[rank]}): "
+                        f"rank {global_ranks[0]} called {calls[0]} but rank {global_ranks[other]} called "
+                        f"{calls[other]}. All calls:\n{lines}")
 
 
 class ReduceOp(enum.Enum):
@@ -58,6 +82,10 @@ class ReduceOp(enum.Enum):
 
     def __repr__(self) -> str:
         return f"<RedOpType.{self.name}: {list(ReduceOp).index(self)}>"
+
+    # Members are singletons compared by identity: hash them so too (Enum's hash is Python code, and backends
+    # look (dtype, op) up on every collective).
+    __hash__ = object.__hash__
 
 
 # ufunc that combines two partial results for each op (AVG sums, then the API divides by the group size)
@@ -162,18 +190,9 @@ class ProcessGroup:
         self.allgather(outs, digest).wait()
         if all((o == outs[0]).all() for o in outs):
             return
-        raw = np.zeros(512, np.uint8)
-        enc = fingerprint.encode()[:512]
-        raw[:len(enc)] = np.frombuffer(enc, np.uint8)
         texts = [np.empty(512, np.uint8) for _ in range(self.size)]
-        self.allgather(texts, raw).wait()
-        calls = [bytes(t).rstrip(b"\0").decode(errors="replace") for t in texts]
-        mine = calls[self.rank]
-        other = next(r for r, c in enumerate(calls) if c != calls[0])
-        lines = "\n".join(f"  rank {self.global_ranks[r]}: {c}" for r, c in enumerate(calls))
-        raise RuntimeError(f"Mismatched collective calls (this is rank {self.global_ranks[self.rank]}, calling {mine}): "
-                           f"rank {self.global_ranks[0]} called {calls[0]} but rank {self.global_ranks[other]} called "
-                           f"{calls[other]}. All calls:\n{lines}")
+        self.allgather(texts, fingerprint_bytes(fingerprint)).wait()
+        raise mismatch_error(texts, self.rank, self.global_ranks)
 
     # --- collectives: arrays in/out, results in place -------------------------------------------------
     def allreduce(self, arrays: list, op: ReduceOp) -> Work:

@@ -38,7 +38,7 @@ from .._tensor import Tensor
 from . import _watchdog as WD
 from .groups import ProcessGroup, seconds, world
 from .process_group import ProcessGroup as BackendGroup
-from .process_group import ReduceOp, Work, blocking_call
+from .process_group import ReduceOp, Work, blocking_call, fingerprint_bytes, mismatch_error
 
 _ident = threading.get_ident
 _monotonic = time.monotonic
@@ -150,11 +150,15 @@ def _verify(g: ProcessGroup, fp: str, call: str, seq: int) -> None:
     if type(pg).verify is not BackendGroup.verify:
         pg.verify(fp)
         return
-    # The interface's default verify, with this group's timeout on each wait (a skipped collective then raises).
-    size, timeout = pg.size, g._timeout
     # One 16-byte all-reduce(MAX) of [h, -h]: both entries come back unchanged on every rank exactly when all
     # ranks hashed the same fingerprint. Only a mismatch pays for gathering the calls to name them.
     h = _digest(call, seq)
+    ahead = getattr(pg, "verify_digest", None)
+    if ahead is not None:  # the backend runs that all-reduce inside the collective's own work (mpi)
+        ahead(h, fp)
+        return
+    # The interface's default verify, with this group's timeout on each wait (a skipped collective then raises).
+    size, timeout = pg.size, g._timeout
     pair = getattr(_scratch, "pair", None)  # per thread: verify runs synchronously on the calling thread
     if pair is None:
         pair = _scratch.pair = np.empty(2, np.int64)
@@ -163,17 +167,9 @@ def _verify(g: ProcessGroup, fp: str, call: str, seq: int) -> None:
     pg.allreduce([pair], ReduceOp.MAX).wait(timeout)
     if pair[0] == h and pair[1] == -h:
         return
-    raw = np.zeros(512, np.uint8)
-    enc = fp.encode()[:512]
-    raw[:len(enc)] = np.frombuffer(enc, np.uint8)
     texts = [np.empty(512, np.uint8) for _ in range(size)]
-    pg.allgather(texts, raw).wait(timeout)
-    calls = [bytes(t).rstrip(b"\0").decode(errors="replace") for t in texts]
-    other = next(r for r, c in enumerate(calls) if c != calls[0])
-    lines = "\n".join(f"  rank {g._ranks[r]}: {c}" for r, c in enumerate(calls))
-    raise RuntimeError(f"Mismatched collective calls (this is rank {g._ranks[pg.rank]}, calling {calls[pg.rank]}): "
-                       f"rank {g._ranks[0]} called {calls[0]} but rank {g._ranks[other]} called {calls[other]}. "
-                       f"All calls:\n{lines}")
+    pg.allgather(texts, fingerprint_bytes(fp)).wait(timeout)
+    raise mismatch_error(texts, pg.rank, g._ranks)
 
 
 def _fail(g, name, seq, fp, tok, e, t0):
@@ -217,6 +213,9 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
             with blocking_call():  # waited for below at once: a backend may run it on this thread
                 work = launch()
     except Exception as e:
+        ahead = getattr(g._pg, "verify_digest", None)
+        if ahead is not None:  # nothing was launched: the check must not ride on the next collective
+            ahead(None, "")
         err = _fail(g, name, seq, fp, tok, e, t0)
         if err is e:
             raise

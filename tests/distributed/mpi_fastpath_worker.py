@@ -3,7 +3,8 @@
 Checks the mpi backend's cheap per-call path: the lazily created completion flag and callback list of its
 Work handles (another thread waiting, callbacks before and after completion, failures), the in-place
 all-reduce on the caller's own array, and, through ``dist.all_reduce``, that the cached fingerprint pieces
-(signatures, digests, accepted reduce ops) still catch mismatched calls. Every check records "ok" or its
+(signatures, digests, accepted reduce ops) still catch mismatched calls, with the check run inside the
+collective's own work (``verify_digest``). Every check records "ok" or its
 traceback in ``<out>/rank<R>.json``; a failing check does not stop the others.
 """
 from __future__ import annotations
@@ -167,6 +168,65 @@ def main() -> None:
         version = t._version
         dist.all_reduce(t)  # the group still works, results and version counter as before
         assert np.array_equal(t.numpy(), expected_sum) and t._version == version + 1
+
+    @check
+    def api_check_runs_inside_the_collective():
+        """The check is one 16-byte MPI all-reduce inside the collective's own work: a synchronous call is run
+        at once on the caller's thread (never queued) and no second collective goes through the backend."""
+        pg = _world_group()
+        submitted, real_submit = [], pg._submit
+        pg._submit = lambda *a: (submitted.append(a[0]), real_submit(*a))[1]
+        try:
+            t = torch.from_numpy(ranked(rank))
+            dist.all_reduce(t)
+        finally:
+            del pg._submit
+        assert submitted == ["all_reduce(SUM)"], submitted
+        assert np.array_equal(t.numpy(), expected_sum)
+        assert pg._check_next is None and not pg._pending and not pg._busy
+
+    @check
+    def api_mismatched_kinds_fail_before_data_moves():
+        """all_reduce on one rank, broadcast on the other: every rank raises, naming both calls, and the
+        tensors are untouched (the check runs before the collective's data call)."""
+        t = torch.from_numpy(ranked(rank))
+        before = t.numpy().copy()
+        try:
+            if rank == 0:
+                dist.all_reduce(t)
+            else:
+                dist.broadcast(t, src=0)
+        except RuntimeError as e:
+            text = str(e)
+            assert "Mismatched" in text and "all_reduce(float32[1000]" in text and "broadcast(float32[1000]" in text, \
+                text
+        else:
+            raise AssertionError("all_reduce against broadcast not detected")
+        assert np.array_equal(t.numpy(), before)
+        t = torch.from_numpy(ranked(rank))
+        dist.all_reduce(t)  # the group still works
+        assert np.array_equal(t.numpy(), expected_sum)
+
+    @check
+    def failed_launch_drops_the_pending_check():
+        """A collective whose backend call raises before submitting keeps no check for the next collective."""
+        pg = _world_group()
+
+        def refuse(*a, **k):
+            raise TypeError("refused by the test")
+        pg.allreduce = refuse
+        try:
+            dist.all_reduce(torch.ones(3))
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("the patched backend call did not raise")
+        finally:
+            del pg.allreduce
+        assert pg._check_next is None
+        t = torch.from_numpy(ranked(rank))
+        dist.all_reduce(t)
+        assert np.array_equal(t.numpy(), expected_sum)
 
     @check
     def large_all_reduce_through_shared_memory():

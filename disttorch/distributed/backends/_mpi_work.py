@@ -124,17 +124,20 @@ class _MPIWork(Work):
     """
 
     __slots__ = ("_group", "description", "_fn", "_args", "_state", "_exc", "_result", "_flag", "_callbacks",
-                 "_seq", "_t_submit")
+                 "_seq", "_t_submit", "_check")
 
     def __init__(self, group: "MPIProcessGroup", description: str, fn, args: tuple) -> None:
         self._group, self.description, self._fn, self._args, self._state = group, description, fn, args, _QUEUED
         self._exc = self._result = self._flag = self._callbacks = None
         self._seq, self._t_submit = 0, 0.0
+        self._check = None  # (digest, fingerprint) to verify right before the call (MPIProcessGroup.verify_digest)
 
     def _run(self) -> None:
         """Run the MPI call on this thread (the group is marked busy with it), then complete the work."""
         exc = result = None
         try:
+            if self._check is not None:
+                self._group._verify_now(self._check)
             result = self._fn(*self._args)
         except MPI.Exception as e:
             exc = RuntimeError(f"MPI {self.description} failed on rank {self._group._grank}: {e.Get_error_string()}")
@@ -158,6 +161,16 @@ class _MPIWork(Work):
         if callbacks:
             for cb in callbacks:
                 cb(self)
+
+    def _run_inline(self, timeout: float) -> None:
+        """``_run`` on the caller's thread (the work claimed), watched: a call blocked past ``timeout`` makes
+        the watchdog report it and abort the job (a blocked MPI call cannot raise)."""
+        key = id(self)
+        _INLINE[key] = (time.monotonic() + timeout, self._group, self, timeout)
+        try:
+            self._run()
+        finally:
+            del _INLINE[key]
 
     def _finish(self, exc=None, result=None) -> None:  # Work's interface; _run completes collectives
         raise NotImplementedError("_MPIWork completes through _run")
@@ -189,12 +202,7 @@ class _MPIWork(Work):
         elif timeout.__class__ is not float:
             timeout = _seconds(timeout)
         if self._state == _QUEUED and g._inline_ok and g._claim(self):  # the fast path: run it here
-            key = id(self)
-            _INLINE[key] = (time.monotonic() + timeout, g, self, timeout)
-            try:
-                self._run()
-            finally:
-                del _INLINE[key]
+            self._run_inline(timeout)
         elif self._state != _DONE:
             if self._state == _QUEUED:
                 g._announce(self._seq)

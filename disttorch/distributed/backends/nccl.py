@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..process_group import ProcessGroup, ReduceOp, Work
+from ..process_group import ProcessGroup, ReduceOp, Work, fingerprint_bytes, mismatch_error
 from ._nccl_types import TORCH_NAMES, datatype, reduction, uid_from_bytes, uid_to_bytes, UID_BYTES
 
 __all__ = ["NCCLProcessGroup", "usable"]
@@ -351,18 +351,10 @@ class NCCLProcessGroup(ProcessGroup):
         got = cp.asnumpy(pair)
         if got[0] == h and got[1] == -h:
             return
-        raw = np.zeros(512, np.uint8)
-        enc = fingerprint.encode()[:512]
-        raw[:len(enc)] = np.frombuffer(enc, np.uint8)
-        mine = cp.asarray(raw)
+        mine = cp.asarray(fingerprint_bytes(fingerprint))
         texts = [cp.empty(512, np.uint8) for _ in range(self.size)]
         self.allgather(texts, mine).synchronize()
-        calls = [bytes(cp.asnumpy(t)).rstrip(b"\0").decode(errors="replace") for t in texts]
-        other = next(r for r, c in enumerate(calls) if c != calls[0])
-        lines = "\n".join(f"  rank {self.global_ranks[r]}: {c}" for r, c in enumerate(calls))
-        raise RuntimeError(f"Mismatched collective calls (this is rank {self.global_ranks[self.rank]}, calling "
-                           f"{calls[self.rank]}): rank {self.global_ranks[0]} called {calls[0]} but rank "
-                           f"{self.global_ranks[other]} called {calls[other]}. All calls:\n{lines}")
+        raise mismatch_error([cp.asnumpy(t) for t in texts], self.rank, self.global_ranks)
 
     # --- groups and lifetime -----------------------------------------------------------------------------
     def new_subgroup(self, ranks: Sequence[int]) -> Optional["NCCLProcessGroup"]:
