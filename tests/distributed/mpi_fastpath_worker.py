@@ -140,6 +140,29 @@ def main() -> None:
             w.wait()
             assert np.array_equal(a, sum(ranked(r).astype(dtype) for r in range(size)))
 
+    @check
+    def digest_check_on_either_thread():
+        """verify_digest's check rides on the next collective whether the caller or the communication thread
+        runs it: equal digests pass, a differing one fails that collective on every rank before data moves."""
+        for g in (inline, threaded):
+            a = ranked(rank)
+            g.verify_digest(12345, "seq=1 all_reduce(float32[1000], SUM)")
+            g.allreduce([a], ReduceOp.SUM).wait()
+            assert np.array_equal(a, expected_sum)
+            a = ranked(rank)
+            g.verify_digest(777 + rank, f"seq=2 all_reduce(float32[1000], SUM) on {rank}")
+            w = g.allreduce([a], ReduceOp.SUM)
+            try:
+                w.wait()
+            except RuntimeError as e:
+                assert "Mismatched" in str(e) and "on 0" in str(e) and "on 1" in str(e), str(e)
+            else:
+                raise AssertionError("differing digests not detected")
+            assert np.array_equal(a, ranked(rank)), "data moved despite the mismatch"
+            b = ranked(rank)
+            g.allreduce([b], ReduceOp.SUM).wait()  # no check pending: the group goes on
+            assert np.array_equal(b, expected_sum)
+
     threaded.shutdown()
     inline.shutdown()
 

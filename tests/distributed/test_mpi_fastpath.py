@@ -19,9 +19,9 @@ import _procs  # noqa: E402
 WORKER = str(Path(__file__).with_name("mpi_fastpath_worker.py"))
 CHECKS = ["second_thread_waits_while_first_runs", "callbacks_before_and_after_completion",
           "failure_reaches_waiter_and_callbacks_and_frees_group", "in_place_on_the_callers_array",
-          "api_mismatch_caught_with_warm_caches", "api_check_runs_inside_the_collective",
-          "api_mismatched_kinds_fail_before_data_moves", "failed_launch_drops_the_pending_check",
-          "large_all_reduce_through_shared_memory",
+          "digest_check_on_either_thread", "api_mismatch_caught_with_warm_caches",
+          "api_check_runs_inside_the_collective", "api_mismatched_kinds_fail_before_data_moves",
+          "failed_launch_drops_the_pending_check", "large_all_reduce_through_shared_memory",
           "shared_memory_mismatch_fails_instead_of_hanging"]
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(_procs.mpi_skip_reason() is not None,
