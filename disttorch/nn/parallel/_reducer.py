@@ -4,12 +4,12 @@ How a bucket's all-reduce runs, and why (measured in benchmarks/ddp_scaling.py, 
 thread each): the all-reduce is started from the backward hook of the bucket's last gradient and waited for
 only at the end of backward, so the rest of backward runs meanwhile. A plain ``dist.all_reduce`` first checks
 its fingerprint (``DISTTORCH_CHECK_COLLECTIVES``), and where the backend has no free check (the mpi backend)
-that is an extra 16-byte MPI all-reduce in the collective's work, in MPI's busy-polling wait. DDP's buckets are the same calls in the same order on every rank
-once the ranks hold the same parameters, so the layout is checked once at construction
-(``verify_same_layout``, as PyTorch's ``_verify_param_shape_across_processes``) and the bucket all-reduces
-skip the per-call round trip (``bucket_all_reduce``); a backend whose check rides on the collective's own
-messages (zmq) still checks each one. ``DISTTORCH_DDP_CHECK_BUCKETS=1`` restores the per-bucket check (to
-find a rank that issues other collectives during backward).
+that is an extra 16-byte MPI all-reduce in the collective's work, in MPI's busy-polling wait. DDP's buckets
+are the same calls in the same order on every rank once the ranks hold the same parameters, so the layout is
+checked once at construction (``verify_same_layout``, as PyTorch's ``_verify_param_shape_across_processes``)
+and the bucket all-reduces skip the per-call check (``bucket_all_reduce``); a backend whose check rides on
+the collective's own messages (zmq) still checks each one. ``DISTTORCH_DDP_CHECK_BUCKETS=1`` restores the
+per-bucket check (to find a rank that issues other collectives during backward).
 
 On a CUDA device a bucket is *deferred*: its gradients are copied in when the bucket's last one is ready, all of
 them by one kernel launch (kernels/bucket.cu, with the 1 / world-size scale on the way), and copied back out
