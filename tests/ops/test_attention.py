@@ -372,3 +372,39 @@ def test_mha_fused_batch_first_grad_and_gradgrad():
     xb = randn(2, 3, E)
     assert_close(fn(T(xb), T(w_in), T(b_in)), ref_mha(xb.transpose(1, 0, 2), *(xb.transpose(1, 0, 2),) * 2, H, w_in,
                                                        b_in, w_out, b_out)[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture
+def split_attention(monkeypatch):
+    """Two pool threads and no size floor: the fused self-attention splits every batch over the pool."""
+    monkeypatch.setattr(A, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(A.P, "ENABLED", True)
+    before = disttorch.get_num_threads()
+    disttorch.set_num_threads(2)
+    yield
+    disttorch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bf", [0, 1])
+@pytest.mark.parametrize("n", [2, 5])
+def test_self_attention_split_over_the_pool_is_bitwise_whole(split_attention, bf, n):
+    L, E, H = 7, 8, 2
+    qkv = randn(*((n, L, 3 * E) if bf else (L, n, 3 * E))).astype(np.float32)
+    g = randn(L * n, E).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        disttorch.set_num_threads(threads)
+        a = T(qkv, requires_grad=True)
+        out = A._self_attention(a, H, bf)
+        pieces = out.grad_fn.saved_tensors[1][1]
+        assert len(pieces) == min(threads, n), pieces
+        out.backward(T(g))
+        results.append((out.detach().numpy().copy(), a.grad.numpy().copy()))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_self_attention_split_gradcheck(split_attention):
+    assert A._sa_pieces(np, np.empty((3, 4, 12)), 2, 0) == [(0, 2), (2, 4)]  # (L=3, n=4): the batch is axis 1
+    check_grad(lambda a: A._self_attention(a, 2, 0), randn(3, 4, 12), gradgrad=True)
+    check_grad(lambda a: A._self_attention(a, 2, 1), randn(4, 3, 12), gradgrad=True)
