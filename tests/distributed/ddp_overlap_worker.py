@@ -30,6 +30,11 @@ def scenario_calls(rank, world_size, res):
     """One backward through DDP with 3 buckets: count the backend's all-reduces and verify() calls."""
     net, ref = mlp(), mlp()
     ddp = DDP(net, bucket_cap_mb=100 / 2 ** 20)  # 100-byte buckets: 3 for these 6 parameters
+    os.environ["DISTTORCH_DDP_CHECK_BUCKETS"] = "1"  # read when a DDP is built: this one checks every bucket
+    try:
+        checked = DDP(mlp(), bucket_cap_mb=100 / 2 ** 20)
+    finally:
+        del os.environ["DISTTORCH_DDP_CHECK_BUCKETS"]
     g = torch.Generator().manual_seed(7)
     x, y = torch.randn(4 * world_size, 6, generator=g), torch.randint(0, 3, (4 * world_size,), generator=g)
     pg = world.default._pg
@@ -50,6 +55,9 @@ def scenario_calls(rank, world_size, res):
     try:
         F.cross_entropy(ddp(x[4 * rank:4 * rank + 4]), y[4 * rank:4 * rank + 4]).backward()
         res["ddp"] = dict(counts)
+        counts.update(dict.fromkeys(names, 0))
+        F.cross_entropy(checked(x[4 * rank:4 * rank + 4]), y[4 * rank:4 * rank + 4]).backward()
+        res["ddp_checked"] = dict(counts)
         counts.update(dict.fromkeys(names, 0))
         dist.all_reduce(torch.ones(3))  # a plain collective, for contrast: it keeps its per-call check
         res["plain"] = dict(counts)

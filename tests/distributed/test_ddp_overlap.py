@@ -39,9 +39,11 @@ def test_bucket_all_reduces_skip_the_round_trip_check(results):
         if backend == "mpi":  # a 16-byte all-reduce inside every plain collective's own work ...
             assert calls["plain"] == {"allreduce": 1, "verify": 0, "verify_digest": 1}
             assert calls["ddp"] == {"allreduce": n, "verify": 0, "verify_digest": 0}  # ... but not in DDP's buckets
+            # DISTTORCH_DDP_CHECK_BUCKETS=1 when the DDP was built: every bucket checked
+            assert calls["ddp_checked"] == {"allreduce": n, "verify": 0, "verify_digest": n}
         else:  # zmq's verify only tags the next message: kept for every bucket
             assert calls["plain"] == {"allreduce": 1, "verify": 1}
-            assert calls["ddp"] == {"allreduce": n, "verify": n}
+            assert calls["ddp"] == calls["ddp_checked"] == {"allreduce": n, "verify": n}
         assert calls["max_grad_diff"] < 1e-5
 
 

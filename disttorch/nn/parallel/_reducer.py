@@ -8,8 +8,8 @@ that is an extra 16-byte MPI all-reduce in the collective's work, in MPI's busy-
 are the same calls in the same order on every rank once the ranks hold the same parameters, so the layout is
 checked once at construction (``verify_same_layout``, as PyTorch's ``_verify_param_shape_across_processes``)
 and the bucket all-reduces skip the per-call check (``bucket_all_reduce``); a backend whose check rides on
-the collective's own messages (zmq) still checks each one. ``DISTTORCH_DDP_CHECK_BUCKETS=1`` restores the
-per-bucket check (to find a rank that issues other collectives during backward).
+the collective's own messages (zmq) still checks each one. ``DISTTORCH_DDP_CHECK_BUCKETS=1`` when the DDP is
+built restores the per-bucket check (to find a rank that issues other collectives during backward).
 
 On a CUDA device a bucket is *deferred*: its gradients are copied in when the bucket's last one is ready, all of
 them by one kernel launch (kernels/bucket.cu, with the 1 / world-size scale on the way), and copied back out
@@ -188,24 +188,35 @@ def _is_real(dist) -> bool:
     return getattr(dist, "__name__", "") == "disttorch.distributed"
 
 
-def bucket_all_reduce(dist, tensor: Tensor, group):
-    """``dist.all_reduce(tensor, group=group, async_op=True)`` (SUM) without the per-call fingerprint round
-    trip (see the module docstring); the collective timeout, the watchdog and its error reports stay."""
+_API: list = []  # (runner, resolve_group, SUM), imported on first use: distributed is loaded after nn
+
+
+def check_buckets() -> bool:
+    """``DISTTORCH_DDP_CHECK_BUCKETS`` (read when a DDP is built): check every bucket all-reduce's fingerprint."""
+    return os.environ.get("DISTTORCH_DDP_CHECK_BUCKETS", "0") not in ("0", "")
+
+
+def bucket_all_reduce(dist, tensor: Tensor, group, check: bool = False):
+    """``dist.all_reduce(tensor, group=group, async_op=True)`` (SUM) without the per-call fingerprint check
+    unless ``check`` (see the module docstring); the collective timeout, the watchdog and its error reports
+    stay."""
     if not _is_real(dist):
         return dist.all_reduce(tensor, group=group, async_op=True)
-    from ...distributed import runner as R
-    from ...distributed.groups import resolve_group
-    from ...distributed.process_group import ReduceOp
+    if not _API:  # per call these imports cost ~5 us, a tenth of a small bucket's all-reduce
+        from ...distributed import runner
+        from ...distributed.groups import resolve_group
+        from ...distributed.process_group import ReduceOp
 
+        _API.append((runner, resolve_group, ReduceOp.SUM))
+    R, resolve_group, SUM = _API[0]
     g = resolve_group(group, "all_reduce")
     if g is None:
         return None
     a = R.array_of(tensor, "tensor", g, "all_reduce")
     # R.backend_for spelled out for CPU buckets on a CPU backend; CUDA buckets there are staged through host memory
     pg = g._pg if a.__class__ is np.ndarray and "nccl" not in g._backend else R.backend_for(g, a)
-    return R.run(g, "all_reduce", f"{R.signature(a)}, SUM", lambda: pg.allreduce([a], ReduceOp.SUM),
-                 lambda: E.bump_version(tensor), True, [tensor],
-                 verify=os.environ.get("DISTTORCH_DDP_CHECK_BUCKETS", "0") not in ("0", ""))
+    return R.run(g, "all_reduce", f"{R.signature(a)}, SUM", lambda: pg.allreduce([a], SUM),
+                 lambda: E.bump_version(tensor), True, [tensor], verify=check)
 
 
 def _layout_digest(params: List[Tensor]) -> int:

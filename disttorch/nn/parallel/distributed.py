@@ -191,6 +191,7 @@ class DistributedDataParallel(Module, Joinable):
         self._comm_hook: Optional[Callable] = None
         self._comm_state = None
         self._divide_by_initial_world_size = True
+        self._check_buckets = _reducer.check_buckets()
         self._forward_work = None
         cap = 25 * _MB if bucket_cap_mb is None else int(bucket_cap_mb * _MB)
         limits = [_DEFAULT_FIRST_BUCKET_BYTES, cap] if bucket_cap_mb is None else [cap]
@@ -423,7 +424,8 @@ class DistributedDataParallel(Module, Joinable):
         gb = bucket.grad_bucket(bucket.index == len(self._buckets) - 1, buffer)
         if bucket.wire is not None:  # fp16_compress_hook's all-reduce on the packed float16 wire (a joined rank: zeros)
             wire = bucket.wire if buffer is None else E.wrap(bucket.xp.zeros_like(E.array(bucket.wire)))
-            fut = Future._of_work(_reducer.bucket_all_reduce(self._dist, wire, self._comm_state), wire)
+            fut = Future._of_work(_reducer.bucket_all_reduce(self._dist, wire, self._comm_state, self._check_buckets),
+                                  wire)
         elif self._comm_hook is not None:
             fut = self._comm_hook(self._comm_state, gb)
         else:
@@ -439,7 +441,7 @@ class DistributedDataParallel(Module, Joinable):
         d = self._divisor()
         if d != 1 and prescaled != d:
             buf.div_(d)
-        work = _reducer.bucket_all_reduce(self._dist, buf, self.process_group)
+        work = _reducer.bucket_all_reduce(self._dist, buf, self.process_group, self._check_buckets)
         return Future._of_work(work, buf)
 
     def _finalize(self) -> None:
