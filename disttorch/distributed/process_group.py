@@ -8,6 +8,9 @@ before returning (then it returns ``Work.completed()``) or hand it to a communic
 
 Backends register by name in ``BACKENDS`` (module path, class name) and are imported only when a group
 of that backend is created, so ``import disttorch`` never imports mpi4py or zmq.
+
+``BLOCKING`` (a thread-local ``.on`` flag) is what ``blocking_call`` sets and ``in_blocking_call`` reads; the
+collective runner sets it directly on its hot path.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 __all__ = ["ReduceOp", "Work", "ProcessGroup", "BACKENDS", "backend_class", "blocking_call", "in_blocking_call",
-           "fingerprint_bytes", "mismatch_error"]
+           "BLOCKING", "fingerprint_bytes", "mismatch_error"]
 
 # Set while the API launches a collective it will wait for at once (async_op=False): a backend may then run the
 # whole operation on the caller's thread instead of handing it to a communication thread (no thread hop).
@@ -26,7 +29,7 @@ class _Blocking(threading.local):
     on = False  # a class default: reading a thread's unset attribute would raise and catch (~0.35 us a call)
 
 
-_BLOCKING = _Blocking()
+BLOCKING = _Blocking()
 
 
 class blocking_call:
@@ -35,17 +38,17 @@ class blocking_call:
     __slots__ = ("_prev",)
 
     def __enter__(self) -> "blocking_call":
-        self._prev = _BLOCKING.on
-        _BLOCKING.on = True
+        self._prev = BLOCKING.on
+        BLOCKING.on = True
         return self
 
     def __exit__(self, *exc) -> None:
-        _BLOCKING.on = self._prev
+        BLOCKING.on = self._prev
 
 
 def in_blocking_call() -> bool:
     """Whether the caller will wait for the collective being launched at once (see :class:`blocking_call`)."""
-    return _BLOCKING.on
+    return BLOCKING.on
 
 
 def fingerprint_bytes(fingerprint: str) -> np.ndarray:

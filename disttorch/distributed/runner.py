@@ -38,7 +38,7 @@ from .._tensor import Tensor
 from . import _watchdog as WD
 from .groups import ProcessGroup, seconds, world
 from .process_group import ProcessGroup as BackendGroup
-from .process_group import _BLOCKING, ReduceOp, Work, fingerprint_bytes, mismatch_error
+from .process_group import BLOCKING, ReduceOp, Work, fingerprint_bytes, mismatch_error
 
 _ident = threading.get_ident
 _monotonic = time.monotonic
@@ -210,11 +210,11 @@ def run(g: ProcessGroup, name: str, detail: str, launch, finish, async_op: bool,
         if async_op:
             work = launch()
         else:  # waited for below at once: a backend may run it on this thread (blocking_call, spelled out)
-            prev, _BLOCKING.on = _BLOCKING.on, True
+            prev, BLOCKING.on = BLOCKING.on, True
             try:
                 work = launch()
             finally:
-                _BLOCKING.on = prev
+                BLOCKING.on = prev
     except Exception as e:
         ahead = getattr(g._pg, "verify_digest", None)
         if ahead is not None:  # nothing was launched: the check must not ride on the next collective
