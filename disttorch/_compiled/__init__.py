@@ -61,7 +61,7 @@ def available() -> bool:
 
 def get(name: str):
     """The compiled-kernel module ``disttorch._compiled.<name>`` (``adam``, ``sgd``, ``pool``, ``conv``,
-    ``pointwise``), or ``None`` when the kernels are off or numba cannot be loaded."""
+    ``pointwise``, ``norm``), or ``None`` when the kernels are off or numba cannot be loaded."""
     if not ENABLED:
         return None
     mod = _MODULES.get(name)

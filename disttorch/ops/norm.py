@@ -19,7 +19,7 @@ from .. import _tensor as T
 from .._internals import bump_version
 from ..autograd.op import Op
 from ..kernels import launch as L
-from . import _fused
+from . import _fused, norm_compiled
 from ._helpers import quiet, tensor_arg
 from .join import cat
 
@@ -272,8 +272,13 @@ class NativeLayerNormBackward0(_NormBackward):
 
     op_name = "native_layer_norm"
     fused = False
+    compiled = False  # the CPU forward ran the compiled row kernels (ops/norm_compiled.py)
 
     def forward(self, xp, xa, wa, ba, spec=None, op="", fixed=None, stats=None):
+        if xp is np and fixed is None and stats is None:
+            out = norm_compiled.forward(self, xa, wa, ba, spec)
+            if out is not None:
+                return out
         run = _fused.launcher(xp, xa, wa, ba)
         if (run is None or fixed is not None or stats is not None or not xa.size
                 or any(p is not None and p.dtype != xa.dtype for p in (wa, ba))):
@@ -290,6 +295,10 @@ class NativeLayerNormBackward0(_NormBackward):
         return out
 
     def backward_arrays(self, xp, g):
+        if self.compiled:
+            grads = norm_compiled.backward(self, g)
+            if grads is not None:
+                return grads
         if not self.fused:
             return super().backward_arrays(xp, g)
         x, w = self.saved_tensors
