@@ -574,5 +574,7 @@ def new_group(ranks=None, timeout: Optional[timedelta] = None, backend: Optional
     if sub is None:
         return GroupMember.NON_GROUP_MEMBER
     g = ProcessGroup(sub, name, gname, members, seconds(timeout) if timeout is not None else world._timeout)
+    if timeout is not None and hasattr(sub, "timeout"):  # the backend's own deadlines (a call it runs inline)
+        sub.timeout = g._timeout
     _W.groups[gname] = g
     return g

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import traceback
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,24 @@ def main() -> None:
         assert submitted == ["all_reduce(SUM)"], submitted
         assert np.array_equal(t.numpy(), expected_sum)
         assert pg._check_next is None and not pg._pending and not pg._busy
+
+    @check
+    def new_group_timeout_reaches_the_backend():
+        """A synchronous call on an idle group runs inline, watched with the backend's timeout: new_group's."""
+        sub = dist.new_group([0, 1], timeout=timedelta(seconds=17))
+        assert sub._pg.timeout == 17.0, sub._pg.timeout
+        seen = []
+        real = sub._pg._submit
+
+        def spy(*a):
+            work = real(*a)
+            seen.append(work._state)
+            return work
+        sub._pg._submit = spy
+        t = torch.from_numpy(ranked(rank))
+        dist.all_reduce(t, group=sub)
+        del sub._pg._submit
+        assert seen == [_mpi_work._DONE] and np.array_equal(t.numpy(), expected_sum)
 
     @check
     def api_mismatched_kinds_fail_before_data_moves():

@@ -170,5 +170,7 @@ def test_one_rank_world(clean_env):
     objs = [None]
     dist.all_gather_object(objs, {1: (2, 3)})
     assert objs == [{1: (2, 3)}]
+    sub = dist.new_group([0], timeout=timedelta(seconds=7))  # the backend's own deadlines follow the group's
+    assert sub._timeout == 7.0 and sub._pg.timeout == 7.0 and dist.new_group([0])._pg.timeout == 30.0
     dist.destroy_process_group()
     assert not dist.is_initialized()

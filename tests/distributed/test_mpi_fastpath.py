@@ -20,7 +20,8 @@ WORKER = str(Path(__file__).with_name("mpi_fastpath_worker.py"))
 CHECKS = ["second_thread_waits_while_first_runs", "callbacks_before_and_after_completion",
           "failure_reaches_waiter_and_callbacks_and_frees_group", "in_place_on_the_callers_array",
           "digest_check_on_either_thread", "api_mismatch_caught_with_warm_caches",
-          "api_check_runs_inside_the_collective", "api_mismatched_kinds_fail_before_data_moves",
+          "api_check_runs_inside_the_collective", "new_group_timeout_reaches_the_backend",
+          "api_mismatched_kinds_fail_before_data_moves",
           "failed_launch_drops_the_pending_check", "large_all_reduce_through_shared_memory",
           "shared_memory_mismatch_fails_instead_of_hanging"]
 
