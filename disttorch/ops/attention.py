@@ -238,7 +238,7 @@ def _batch(x, bf: int, s: int, e: int):
     return x[s:e] if bf else x[:, s:e]
 
 
-def _sa_pieces(xp, a, num_heads: int, bf: int) -> list:
+def _sa_pieces(xp, a, bf: int) -> list:
     """The batch ranges the attention of ``a`` runs in: one per pool thread when worth it, else the whole."""
     B0, B1, E3 = a.shape
     n, L = (B0, B1) if bf else (B1, B0)
@@ -258,12 +258,9 @@ class SelfAttentionBackward0(Op):
         D = E // num_heads
         sf = 1.0 / math.sqrt(D)
         o = xp.empty((B0, B1, num_heads, D), dtype=a.dtype)
-        pieces = _sa_pieces(xp, a, num_heads, bf)
-        if len(pieces) == 1:
-            saved = [_sa_forward(xp, a, num_heads, sf, o, bf)]
-        else:
-            saved = P.run_tasks([lambda s=s, e=e: _sa_forward(xp, _batch(a, bf, s, e), num_heads, sf,
-                                                              _batch(o, bf, s, e), bf) for s, e in pieces], blas=True)
+        pieces = _sa_pieces(xp, a, bf)  # one piece runs on the caller, as run_tasks runs a single task
+        saved = P.run_tasks([lambda s=s, e=e: _sa_forward(xp, _batch(a, bf, s, e), num_heads, sf, _batch(o, bf, s, e),
+                                                          bf) for s, e in pieces], blas=True)
         if self.next_functions:
             self.sf, self.oshape, self.bf = sf, o.shape, bf
             self.save(0)
@@ -275,12 +272,9 @@ class SelfAttentionBackward0(Op):
         a, bf, sf = qkv._data, self.bf, self.sf
         out = xp.empty(o.shape[:2] + (3,) + o.shape[2:], dtype=a.dtype)
         gd = g.reshape(o.shape)
-        if len(pieces) == 1:
-            _sa_backward(xp, a, gd, o, saved[0], sf, out, bf)
-        else:
-            P.run_tasks([lambda s=s, e=e, k=k: _sa_backward(xp, _batch(a, bf, s, e), _batch(gd, bf, s, e),
-                                                            _batch(o, bf, s, e), k, sf, _batch(out, bf, s, e), bf)
-                         for (s, e), k in zip(pieces, saved)], blas=True)
+        P.run_tasks([lambda s=s, e=e, k=k: _sa_backward(xp, _batch(a, bf, s, e), _batch(gd, bf, s, e),
+                                                        _batch(o, bf, s, e), k, sf, _batch(out, bf, s, e), bf)
+                     for (s, e), k in zip(pieces, saved)], blas=True)
         return out.reshape(a.shape)
 
     def backward(self, g):

@@ -405,6 +405,6 @@ def test_self_attention_split_over_the_pool_is_bitwise_whole(split_attention, bf
 
 
 def test_self_attention_split_gradcheck(split_attention):
-    assert A._sa_pieces(np, np.empty((3, 4, 12)), 2, 0) == [(0, 2), (2, 4)]  # (L=3, n=4): the batch is axis 1
+    assert A._sa_pieces(np, np.empty((3, 4, 12)), 0) == [(0, 2), (2, 4)]  # (L=3, n=4): the batch is axis 1
     check_grad(lambda a: A._self_attention(a, 2, 0), randn(3, 4, 12), gradgrad=True)
     check_grad(lambda a: A._self_attention(a, 2, 1), randn(4, 3, 12), gradgrad=True)
